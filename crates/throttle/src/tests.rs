@@ -1,0 +1,322 @@
+//! Limiter behaviour against a simulated fixed-window server, on tokio's paused clock: the
+//! server model is the same accounting the vendors document, so these tests show budget use and
+//! 429 counts without waiting through real minutes.
+
+use super::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fixed-window server: `limit` units per `window`, windows aligned to its own start.
+struct FakeServer {
+    start: Instant,
+    window: Duration,
+    limit: u32,
+    state: Mutex<(u64, u32)>, // (window index, units spent in it)
+    /// Units another client spends at the start of every window.
+    other: u32,
+    served: AtomicU64,
+    rejected: AtomicU64,
+    per_window: Mutex<Vec<u32>>,
+}
+
+impl FakeServer {
+    fn new(window: Duration, limit: u32, other: u32) -> Arc<Self> {
+        Arc::new(Self {
+            start: Instant::now(),
+            window,
+            limit,
+            state: Mutex::new((0, other)),
+            other,
+            served: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            per_window: Mutex::new(vec![0]),
+        })
+    }
+
+    fn handle(&self, cost: u32) -> Observed {
+        let now = Instant::now();
+        let idx = (now - self.start).as_nanos() / self.window.as_nanos();
+        let idx = idx as u64;
+        let mut st = self.state.lock().unwrap();
+        if st.0 != idx {
+            *st = (idx, self.other);
+            let mut pw = self.per_window.lock().unwrap();
+            while pw.len() <= idx as usize {
+                pw.push(0);
+            }
+        }
+        let end = self.start + self.window * (idx as u32 + 1);
+        let reset_after = end - now;
+        if st.1 + cost > self.limit {
+            self.rejected.fetch_add(1, Ordering::SeqCst);
+            return Observed {
+                status: 429,
+                info: RateInfo {
+                    limit: Some(self.limit),
+                    remaining: Some(self.limit - st.1),
+                    reset_after: Some(reset_after),
+                    retry_after: Some(reset_after),
+                },
+            };
+        }
+        st.1 += cost;
+        self.served.fetch_add(u64::from(cost), Ordering::SeqCst);
+        self.per_window.lock().unwrap()[idx as usize] += cost;
+        Observed {
+            status: 200,
+            info: RateInfo {
+                limit: Some(self.limit),
+                remaining: Some(self.limit - st.1),
+                reset_after: Some(reset_after),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// Runs `workers` tasks sending requests of `cost` for `duration` with `latency` each.
+async fn drive(
+    limiter: Limiter,
+    server: Arc<FakeServer>,
+    workers: usize,
+    cost: u32,
+    latency: Duration,
+    duration: Duration,
+) {
+    let deadline = Instant::now() + duration;
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let limiter = limiter.clone();
+        let server = server.clone();
+        handles.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let permit = limiter.acquire(cost).await;
+                if Instant::now() >= deadline {
+                    break;
+                }
+                // Half the latency on the way there, half back.
+                tokio::time::sleep(latency / 2).await;
+                let obs = server.handle(cost);
+                tokio::time::sleep(latency / 2).await;
+                permit.finish(obs.status, &obs.info);
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+fn config(limit: u32) -> LimiterConfig {
+    LimiterConfig {
+        name: "test",
+        limit,
+        window: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn uses_nearly_the_whole_budget_without_429() {
+    let server = FakeServer::new(Duration::from_secs(60), 750, 0);
+    let limiter = Limiter::new(config(750));
+    drive(
+        limiter.clone(),
+        server.clone(),
+        8,
+        2,
+        Duration::from_millis(200),
+        Duration::from_secs(600),
+    )
+    .await;
+    assert_eq!(server.rejected.load(Ordering::SeqCst), 0, "no 429 expected");
+    let served = server.served.load(Ordering::SeqCst) as f64;
+    let budget = 750.0 * 10.0;
+    assert!(served / budget > 0.97, "budget use {:.3}", served / budget);
+}
+
+#[tokio::test(start_paused = true)]
+async fn follows_headers_when_configured_limit_is_too_high() {
+    let server = FakeServer::new(Duration::from_secs(60), 100, 0);
+    let limiter = Limiter::new(config(1000));
+    drive(
+        limiter.clone(),
+        server.clone(),
+        8,
+        1,
+        Duration::from_millis(150),
+        Duration::from_secs(300),
+    )
+    .await;
+    // The first window may see a few 429s before the headers are in; none after that.
+    let per_window = server.per_window.lock().unwrap().clone();
+    assert!(per_window.iter().all(|u| *u <= 100));
+    assert!(
+        server.rejected.load(Ordering::SeqCst) <= 8,
+        "rejected {}",
+        server.rejected.load(Ordering::SeqCst)
+    );
+    assert_eq!(limiter.stats().limit, 100);
+    // Later windows are used nearly fully.
+    for u in &per_window[1..per_window.len() - 1] {
+        assert!(*u >= 95, "window use {u}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn follows_headers_when_configured_limit_is_too_low() {
+    let server = FakeServer::new(Duration::from_secs(60), 200, 0);
+    let limiter = Limiter::new(config(50));
+    drive(
+        limiter.clone(),
+        server.clone(),
+        8,
+        1,
+        Duration::from_millis(100),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(server.rejected.load(Ordering::SeqCst), 0);
+    assert_eq!(limiter.stats().limit, 200);
+    let per_window = server.per_window.lock().unwrap().clone();
+    for u in &per_window[1..per_window.len() - 1] {
+        assert!(*u >= 190, "window use {u}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shares_the_window_with_another_consumer() {
+    // Another user spends 40 % of every window at its start.
+    let server = FakeServer::new(Duration::from_secs(60), 750, 300);
+    let limiter = Limiter::new(config(750));
+    drive(
+        limiter.clone(),
+        server.clone(),
+        8,
+        2,
+        Duration::from_millis(200),
+        Duration::from_secs(600),
+    )
+    .await;
+    let rejected = server.rejected.load(Ordering::SeqCst);
+    assert!(rejected <= 10, "at most one 429 per window, got {rejected}");
+    let served = server.served.load(Ordering::SeqCst) as f64;
+    let available = 450.0 * 10.0;
+    assert!(
+        served / available > 0.9,
+        "use of what was left {:.3}",
+        served / available
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_pauses_every_task_until_retry_after() {
+    let limiter = Limiter::new(config(100));
+    let p = limiter.acquire(1).await;
+    p.finish(
+        429,
+        &RateInfo {
+            retry_after: Some(Duration::from_secs(7)),
+            ..RateInfo::default()
+        },
+    );
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let l = limiter.clone();
+        handles.push(tokio::spawn(async move {
+            let _p = l.acquire(1).await;
+            Instant::now()
+        }));
+    }
+    let mut times = Vec::new();
+    for h in handles {
+        times.push(h.await.unwrap());
+    }
+    for t in &times {
+        assert!(*t - start >= Duration::from_secs(7));
+    }
+    // Resumed at the paced rate, not all at once.
+    times.sort();
+    assert!(times[3] - times[0] >= Duration::from_millis(1500));
+    assert_eq!(limiter.stats().throttled, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_retries_transient_then_gives_up() {
+    let limiter = Limiter::new(config(1000));
+    let policy = RetryPolicy {
+        max_transient_retries: 3,
+        max_rate_limited_retries: 2,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+    };
+    let attempts = AtomicU64::new(0);
+    let result: Result<(), &str> = call(&limiter, &policy, 1, || {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        async {
+            (
+                Some(Observed {
+                    status: 503,
+                    info: RateInfo::default(),
+                }),
+                Outcome::Retryable("down"),
+            )
+        }
+    })
+    .await;
+    assert_eq!(result, Err("down"));
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    assert_eq!(limiter.stats().transient_retries, 3);
+
+    // A fatal outcome is never retried.
+    let attempts = AtomicU64::new(0);
+    let result: Result<(), &str> = call(&limiter, &policy, 2, || {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        async { (None, Outcome::Fatal("lost response")) }
+    })
+    .await;
+    assert_eq!(result, Err("lost response"));
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+
+    // Rate limited then done.
+    let attempts = AtomicU64::new(0);
+    let result: Result<u8, &str> = call(&limiter, &policy, 1, || {
+        let n = attempts.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                (
+                    Some(Observed {
+                        status: 429,
+                        info: RateInfo {
+                            retry_after: Some(Duration::from_secs(2)),
+                            ..RateInfo::default()
+                        },
+                    }),
+                    Outcome::RateLimited("slow down"),
+                )
+            } else {
+                (
+                    Some(Observed {
+                        status: 200,
+                        info: RateInfo::default(),
+                    }),
+                    Outcome::Done(7),
+                )
+            }
+        }
+    })
+    .await;
+    assert_eq!(result, Ok(7));
+}
+
+#[test]
+fn parses_header_values() {
+    assert_eq!(RateInfo::parse_seconds("26"), Some(Duration::from_secs(26)));
+    assert_eq!(
+        RateInfo::parse_seconds("0.250"),
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(RateInfo::parse_seconds("soon"), None);
+    assert_eq!(RateInfo::parse_seconds("-1"), None);
+    assert_eq!(RateInfo::parse_count("178"), Some(178));
+    assert_eq!(RateInfo::parse_count("x"), None);
+}
