@@ -1,0 +1,461 @@
+//! Strict request types: what we send to Deskie, field for field as the migration recipe names it.
+//!
+//! These types are `Serialize` only and every optional field is skipped when absent, so the JSON
+//! sent is exactly the recipe's set of fields for the case at hand (tests snapshot each form).
+//! Sending a field the recipe does not list for a channel can change Deskie's behaviour (an
+//! `initiator_id` makes the case agent-initiated; a missing `do_not_send_email` emails the
+//! customer), so nothing is sent "just in case". Timestamps are sent in Deskie's own RFC 2822
+//! form, in UTC (see [`crate::format_timestamp`]).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::time::{serialize_opt_ts, serialize_ts};
+
+/// A case status as Deskie names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Open: waits for an agent.
+    Open,
+    /// Waiting: waits for the customer.
+    Waiting,
+    /// Closed.
+    Closed,
+}
+
+impl CaseStatus {
+    /// Deskie's name for the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::Waiting => "waiting",
+            CaseStatus::Closed => "closed",
+        }
+    }
+
+    /// Reads Deskie's name (case-insensitive), e.g. from a case read back for verification.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Some(CaseStatus::Open),
+            "waiting" => Some(CaseStatus::Waiting),
+            "closed" => Some(CaseStatus::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// A case priority as Deskie names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CasePriority {
+    /// Low.
+    Low,
+    /// Normal (Deskie's default).
+    Normal,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl CasePriority {
+    /// Deskie's name for the priority.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CasePriority::Low => "low",
+            CasePriority::Normal => "normal",
+            CasePriority::High => "high",
+            CasePriority::Critical => "critical",
+        }
+    }
+
+    /// Reads Deskie's name (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" => Some(CasePriority::Low),
+            "normal" => Some(CasePriority::Normal),
+            "high" => Some(CasePriority::High),
+            "critical" => Some(CasePriority::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// The body of a message in the form its channel takes: Email and asynchronous custom channels
+/// use `content_html`, Calls and synchronous custom channels plain `content`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Sent as `content_html`.
+    Html(String),
+    /// Sent as `content`.
+    Text(String),
+}
+
+impl Content {
+    fn split(self) -> (Option<String>, Option<String>) {
+        match self {
+            Content::Html(h) => (Some(h), None),
+            Content::Text(t) => (None, Some(t)),
+        }
+    }
+}
+
+/// Creates a case (`POST cases.json`), which also creates its user: the recipe's section 1.1
+/// (Email: `user_email`), 2.1 (Calls: `user_phone`) or 3.1 (custom channel: `user_custom_id`).
+/// For an agent-initiated case set `initiator_id`, and for Email also `case_email_id = -1`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewCase {
+    /// The customer's email: Email channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_email: Option<String>,
+    /// The customer's phone: Calls channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_phone: Option<String>,
+    /// The customer's id in a custom channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_custom_id: Option<String>,
+    /// Which custom channel the `user_custom_id` belongs to, when the account has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_custom_channel: Option<String>,
+    /// The customer's display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_full_name: Option<String>,
+    /// Never empty: the engine derives one when the source has none.
+    pub subject: String,
+    /// The first message as HTML (Email, asynchronous custom channels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_html: Option<String>,
+    /// The first message as plain text (Calls, synchronous custom channels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The original time of the first message, so the history keeps its dates.
+    #[serde(serialize_with = "serialize_ts")]
+    pub created_at: Timestamp,
+    /// The staff id of the agent who opened the conversation (agent-initiated cases only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiator_id: Option<i64>,
+    /// `-1` for an agent-initiated Email case, as the recipe requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_email_id: Option<i64>,
+    /// The responsible agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_id: Option<i64>,
+    /// The responsible group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<i64>,
+    /// Status at creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<CaseStatus>,
+    /// Priority at creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<CasePriority>,
+    /// Custom fields by Deskie id (`cf_25`), including the source-id field used to find the case
+    /// again after a lost response.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_fields: BTreeMap<String, String>,
+    /// Label ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<i64>,
+    /// Links Deskie downloads the first message's attachments from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachment_urls: Vec<String>,
+    /// Keeps Deskie from emailing anyone about the imported case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub do_not_send_email: Option<bool>,
+}
+
+impl NewCase {
+    /// A case with only a subject and a date; set the channel's fields and the body next.
+    pub fn new(subject: impl Into<String>, created_at: Timestamp) -> Self {
+        Self {
+            user_email: None,
+            user_phone: None,
+            user_custom_id: None,
+            user_custom_channel: None,
+            user_full_name: None,
+            subject: subject.into(),
+            content_html: None,
+            content: None,
+            created_at,
+            initiator_id: None,
+            case_email_id: None,
+            staff_id: None,
+            group_id: None,
+            status: None,
+            priority: None,
+            custom_fields: BTreeMap::new(),
+            labels: Vec::new(),
+            attachment_urls: Vec::new(),
+            do_not_send_email: None,
+        }
+    }
+
+    /// Recipe 1.1: an Email case. `initiator` is the staff id when an agent opened the
+    /// conversation; then `case_email_id = -1` is set as the recipe requires.
+    pub fn email(
+        user_email: impl Into<String>,
+        subject: impl Into<String>,
+        content_html: impl Into<String>,
+        created_at: Timestamp,
+        initiator: Option<i64>,
+    ) -> Self {
+        let mut case = Self::new(subject, created_at);
+        case.user_email = Some(user_email.into());
+        case.content_html = Some(content_html.into());
+        if let Some(staff) = initiator {
+            case.initiator_id = Some(staff);
+            case.case_email_id = Some(-1);
+        }
+        case
+    }
+
+    /// Recipe 2.1: a Calls case, with a plain-text body.
+    pub fn call(
+        user_phone: impl Into<String>,
+        subject: impl Into<String>,
+        content: impl Into<String>,
+        created_at: Timestamp,
+        initiator: Option<i64>,
+    ) -> Self {
+        let mut case = Self::new(subject, created_at);
+        case.user_phone = Some(user_phone.into());
+        case.content = Some(content.into());
+        case.initiator_id = initiator;
+        case
+    }
+
+    /// Recipe 3.1: a custom-channel case; `body` is HTML for asynchronous channels, text for
+    /// synchronous ones.
+    pub fn custom(
+        user_custom_id: impl Into<String>,
+        subject: impl Into<String>,
+        body: Content,
+        created_at: Timestamp,
+        initiator: Option<i64>,
+    ) -> Self {
+        let mut case = Self::new(subject, created_at);
+        case.user_custom_id = Some(user_custom_id.into());
+        (case.content_html, case.content) = body.split();
+        case.initiator_id = initiator;
+        case
+    }
+}
+
+/// Adds a response to a case (`POST cases/{id}/messages.json`): recipe 1.2 / 2.2 / 3.2.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewMessage {
+    /// The body as HTML (Email, asynchronous custom channels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_html: Option<String>,
+    /// The body as plain text (Calls, synchronous custom channels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The original time of the message.
+    #[serde(serialize_with = "serialize_ts")]
+    pub created_at: Timestamp,
+    /// The case's user (from the create response): a customer message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    /// The agent's staff id: an agent message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_id: Option<i64>,
+    /// `true` on every agent message: an import must never email a customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub do_not_send_email: Option<bool>,
+    /// Links Deskie downloads the message's attachments from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachment_urls: Vec<String>,
+}
+
+impl NewMessage {
+    /// A customer's message: body, `created_at`, `user_id` (recipe x.2 a).
+    pub fn from_customer(user_id: i64, body: Content, created_at: Timestamp) -> Self {
+        let (content_html, content) = body.split();
+        Self {
+            content_html,
+            content,
+            created_at,
+            user_id: Some(user_id),
+            staff_id: None,
+            do_not_send_email: None,
+            attachment_urls: Vec::new(),
+        }
+    }
+
+    /// An agent's message: body, `created_at`, `staff_id` and always `do_not_send_email = true`
+    /// (recipe 1.2 b; sent on every channel, since an import must never email a customer).
+    pub fn from_agent(staff_id: i64, body: Content, created_at: Timestamp) -> Self {
+        let (content_html, content) = body.split();
+        Self {
+            content_html,
+            content,
+            created_at,
+            user_id: None,
+            staff_id: Some(staff_id),
+            do_not_send_email: Some(true),
+            attachment_urls: Vec::new(),
+        }
+    }
+}
+
+/// Adds an internal note (`POST cases/{id}/note.json`).
+///
+/// The pages show three payload forms: `{"note":{"note_staff_id",…}}` (the JSON sample),
+/// `{"message":{"content","note_staff_id"}}` (its curl line) and `{"note":{"staff_id",…,
+/// "attachment_urls"}}` (the attachments section, its curl line and its multipart form
+/// `note[staff_id]`). We send the last: it is the only form documented consistently three times
+/// and the only one that carries `attachment_urls`, which notes with attachments need.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewNote {
+    /// The agent the note is from.
+    pub staff_id: i64,
+    /// The note's text.
+    pub content: String,
+    /// The original time of the note, when known.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_opt_ts"
+    )]
+    pub created_at: Option<Timestamp>,
+    /// Links Deskie downloads the note's attachments from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachment_urls: Vec<String>,
+}
+
+/// Changes a case (`PUT cases/{id}.json`), e.g. to set the final status/priority once all
+/// messages are in. Only the fields set are sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CaseUpdate {
+    /// New status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<CaseStatus>,
+    /// New priority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<CasePriority>,
+    /// New responsible agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff_id: Option<i64>,
+    /// New responsible group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<i64>,
+    /// New subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Custom fields to set.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_fields: BTreeMap<String, String>,
+    /// Label ids to add (existing labels stay).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_labels: Vec<i64>,
+}
+
+impl CaseUpdate {
+    /// True when nothing would change: the engine then skips the request (it costs 2).
+    pub fn is_empty(&self) -> bool {
+        self == &CaseUpdate::default()
+    }
+}
+
+/// Sort orders of the case list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CaseSort {
+    /// Oldest created first.
+    CreatedAtAsc,
+    /// Newest created first.
+    CreatedAtDesc,
+    /// Least recently changed first.
+    UpdatedAtAsc,
+    /// Most recently changed first (Deskie's default).
+    UpdatedAtDesc,
+}
+
+impl CaseSort {
+    /// Deskie's parameter value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseSort::CreatedAtAsc => "created_at_asc",
+            CaseSort::CreatedAtDesc => "created_at_desc",
+            CaseSort::UpdatedAtAsc => "updated_at_asc",
+            CaseSort::UpdatedAtDesc => "updated_at_desc",
+        }
+    }
+}
+
+/// Filters and paging of `GET cases.json`, used to find cases again during reconciliation and
+/// verification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseQuery {
+    /// Page number, from 1 (Deskie allows at most 500).
+    pub page: Option<u32>,
+    /// Cases per page (Deskie allows at most 100; larger values are clamped).
+    pub limit: Option<u32>,
+    /// Custom-field filters, `custom_fields[cf_25]=value`. Deskie matches substrings: wrap the
+    /// value in `^…^` for an exact match.
+    pub custom_fields: BTreeMap<String, String>,
+    /// Cases created at or after this instant (sent as Unix seconds).
+    pub from_time: Option<Timestamp>,
+    /// Cases created at or before this instant (sent as Unix seconds).
+    pub to_time: Option<Timestamp>,
+    /// Sort order.
+    pub sort: Option<CaseSort>,
+    /// Only this user's cases.
+    pub user_id: Option<i64>,
+    /// Only cases in this status.
+    pub status: Option<CaseStatus>,
+}
+
+impl CaseQuery {
+    /// The query-string pairs, in a stable order.
+    ///
+    /// The pages' parameter tables were not preserved, so the form of `from_time` / `to_time` is
+    /// an assumption: Unix seconds, the form Deskie's sibling products accept.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        if let Some(page) = self.page {
+            pairs.push(("page".to_string(), page.max(1).to_string()));
+        }
+        if let Some(limit) = self.limit {
+            pairs.push(("limit".to_string(), limit.clamp(1, 100).to_string()));
+        }
+        for (field, value) in &self.custom_fields {
+            pairs.push((format!("custom_fields[{field}]"), value.clone()));
+        }
+        if let Some(t) = self.from_time {
+            pairs.push(("from_time".to_string(), t.as_second().to_string()));
+        }
+        if let Some(t) = self.to_time {
+            pairs.push(("to_time".to_string(), t.as_second().to_string()));
+        }
+        if let Some(sort) = self.sort {
+            pairs.push(("sort".to_string(), sort.as_str().to_string()));
+        }
+        if let Some(user_id) = self.user_id {
+            pairs.push(("user_id".to_string(), user_id.to_string()));
+        }
+        if let Some(status) = self.status {
+            pairs.push(("status".to_string(), status.as_str().to_string()));
+        }
+        pairs
+    }
+}
+
+/// The `{"case":{…}}` wrapper the pages show around a case payload.
+#[derive(Serialize)]
+pub(crate) struct CaseBody<'a, T: Serialize> {
+    pub(crate) case: &'a T,
+}
+
+/// The `{"message":{…}}` wrapper around a response payload.
+#[derive(Serialize)]
+pub(crate) struct MessageBody<'a> {
+    pub(crate) message: &'a NewMessage,
+}
+
+/// The `{"note":{…}}` wrapper around a note payload.
+#[derive(Serialize)]
+pub(crate) struct NoteBody<'a> {
+    pub(crate) note: &'a NewNote,
+}
