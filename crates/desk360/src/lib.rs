@@ -1,1 +1,641 @@
-//! placeholder
+//! The Desk360 (source) API client: login, products, ticket list pages followed by their
+//! `Link: rel=next` header, ticket details with messages, agents, types and reasons.
+//!
+//! Every request goes through [`throttle::call`] with the caller's [`Limiter`] (one per Desk360
+//! limit scope, shared by every task), costs 1 unit (Desk360 counts invalid requests too), and
+//! feeds the response's `X-RateLimit-*` / `Retry-After` headers back to the limiter. Reads are
+//! retried on 5xx, timeouts and connection errors; a write (none is used by the importer except
+//! the login, see [`Desk360Client::connect`]) is retried only when it never left this machine.
+//!
+//! Responses are parsed leniently ([`models`]); failures come back as [`Desk360Error`], whose
+//! [`Desk360Error::class`] tells the engine what to do. Credentials never appear in a log line,
+//! an error or a `Debug` output.
+
+pub mod config;
+pub mod error;
+mod headers;
+pub mod models;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::header::{ACCEPT, HeaderMap};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use throttle::{Limiter, Observed, Outcome, RetryPolicy};
+use tracing::{debug, warn};
+use url::Url;
+
+pub use config::{Auth, Desk360Config};
+pub use error::{Desk360Error, ErrorClass};
+pub use models::{
+    AgentInfo, AttachmentDto, Attachments, InvalidEntry, MessageDto, ProductInfo, ReasonInfo,
+    TicketDetail, TicketPage, TicketSummary, TypeInfo,
+};
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = Desk360Error> = std::result::Result<T, E>;
+
+/// Longest chain of list pages followed for reference lists (agents, types, reasons, products);
+/// a server whose `next` links never end must not keep a run busy forever.
+const MAX_REFERENCE_PAGES: usize = 1_000;
+
+/// Whether a request may be repeated after it reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Safety {
+    /// Repeating it changes nothing on the server: retry after 5xx, timeouts, resets.
+    Idempotent,
+    /// It may change something: retry only when it provably never left (connect error);
+    /// anything after sending is [`Desk360Error::Ambiguous`]. The importer only reads Desk360
+    /// (the login is idempotent), so no endpoint uses this yet; the rule is kept and tested so
+    /// that a write added later cannot be retried blindly.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "no Desk360 write endpoint is used yet")
+    )]
+    Write,
+}
+
+/// One response, read completely.
+#[derive(Debug)]
+struct Reply {
+    headers: HeaderMap,
+    body: String,
+}
+
+/// The HTTP side shared by the login and the client: connection pool, limiter, retry bounds.
+#[derive(Clone)]
+struct Transport {
+    http: reqwest::Client,
+    limiter: Limiter,
+    retry: RetryPolicy,
+}
+
+/// A connected Desk360 client. Cheap to clone; clones share the connection pool and limiter.
+#[derive(Clone)]
+pub struct Desk360Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Transport,
+    base: Url,
+    base_str: String,
+    token: SecretString,
+}
+
+impl fmt::Debug for Desk360Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Desk360Client")
+            .field("base_url", &self.inner.base_str)
+            .field("limiter", &self.inner.transport.limiter.name())
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The error with its sources, so "error sending request" says why.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+impl Transport {
+    fn new(config: &Desk360Config, limiter: Limiter) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout())
+            // Never follow a redirect: it could carry the bearer token to another host. A 3xx
+            // is reported as a rejection instead.
+            .redirect(reqwest::redirect::Policy::none())
+            // Every attempt must pass the limiter and be counted; reqwest's own retries of
+            // protocol-level refusals would bypass it.
+            .retry(reqwest::retry::never())
+            .user_agent(concat!("deskie-import/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Desk360Error::Config {
+                reason: format!("cannot build the HTTP client: {}", chain(&e)),
+            })?;
+        Ok(Self {
+            http,
+            limiter,
+            retry: config.retry,
+        })
+    }
+
+    /// Sends one logical request (retrying within the policy) and returns the 2xx reply.
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        token: Option<&SecretString>,
+        body: Option<&Value>,
+        safety: Safety,
+        what: &str,
+    ) -> Result<Reply> {
+        let method = &method;
+        throttle::call(&self.limiter, &self.retry, 1, move || {
+            self.attempt(method, url, token, body, safety, what)
+        })
+        .await
+    }
+
+    /// One attempt, classified for [`throttle::call`].
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        token: Option<&SecretString>,
+        body: Option<&Value>,
+        safety: Safety,
+        what: &str,
+    ) -> (Option<Observed>, Outcome<Reply, Desk360Error>) {
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(token) = token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return (None, transport_failure(&e, safety, what)),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let info = headers::rate_info(&headers);
+        let observed = Some(Observed {
+            status: status.as_u16(),
+            info,
+        });
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(e) => {
+                let detail = format!("reading the HTTP {status} body failed: {}", chain(&e));
+                let outcome = match safety {
+                    Safety::Idempotent if status.is_success() || status.is_server_error() => {
+                        Outcome::Retryable(Desk360Error::Transient {
+                            what: what.to_owned(),
+                            status: Some(status.as_u16()),
+                            detail,
+                        })
+                    }
+                    Safety::Write if status.is_success() || status.is_server_error() => {
+                        Outcome::Fatal(Desk360Error::Ambiguous {
+                            what: what.to_owned(),
+                            detail,
+                        })
+                    }
+                    // A refusal whose body got lost is still a refusal.
+                    _ => Outcome::Fatal(classify_status(status, "", what, safety, &info)),
+                };
+                return (observed, outcome);
+            }
+        };
+        debug!(%method, path = url.path(), status = status.as_u16(), what, "desk360 response");
+        if status.is_success() {
+            return (observed, Outcome::Done(Reply { headers, body }));
+        }
+        let error = classify_status(status, &body, what, safety, &info);
+        let outcome = if status == StatusCode::TOO_MANY_REQUESTS {
+            Outcome::RateLimited(error)
+        } else if status.is_server_error() && safety == Safety::Idempotent {
+            warn!(%method, path = url.path(), status = status.as_u16(), what, "desk360 server error; retrying if allowed");
+            Outcome::Retryable(error)
+        } else {
+            Outcome::Fatal(error)
+        };
+        (observed, outcome)
+    }
+}
+
+/// A request that got no response at all.
+fn transport_failure(
+    e: &reqwest::Error,
+    safety: Safety,
+    what: &str,
+) -> Outcome<Reply, Desk360Error> {
+    let detail = if e.is_timeout() {
+        format!("timed out: {}", chain(e))
+    } else {
+        chain(e)
+    };
+    if e.is_builder() {
+        return Outcome::Fatal(Desk360Error::Config {
+            reason: format!("{what}: cannot build the request: {detail}"),
+        });
+    }
+    if e.is_connect() || safety == Safety::Idempotent {
+        // A connect error means nothing was sent: even a write is safe to repeat.
+        warn!(what, error = %detail, "desk360 request failed before an answer; retrying if allowed");
+        return Outcome::Retryable(Desk360Error::Transient {
+            what: what.to_owned(),
+            status: None,
+            detail,
+        });
+    }
+    Outcome::Fatal(Desk360Error::Ambiguous {
+        what: what.to_owned(),
+        detail,
+    })
+}
+
+/// The typed error for a non-2xx answer.
+fn classify_status(
+    status: StatusCode,
+    body: &str,
+    what: &str,
+    safety: Safety,
+    info: &throttle::RateInfo,
+) -> Desk360Error {
+    let what = what.to_owned();
+    let code = status.as_u16();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Desk360Error::RateLimited {
+            what,
+            retry_after: info.retry_after.or(info.reset_after),
+        };
+    }
+    let (api_code, message) = error::parse_error_body(body, code);
+    if status.is_server_error() {
+        let detail = match &api_code {
+            Some(c) => format!("{c}: {message}"),
+            None => message,
+        };
+        return match safety {
+            Safety::Idempotent => Desk360Error::Transient {
+                what,
+                status: Some(code),
+                detail,
+            },
+            Safety::Write => Desk360Error::Ambiguous {
+                what,
+                detail: format!("HTTP {code}: {detail}"),
+            },
+        };
+    }
+    match status {
+        StatusCode::UNAUTHORIZED => Desk360Error::Unauthorized {
+            code: api_code,
+            message,
+        },
+        StatusCode::NOT_FOUND => Desk360Error::NotFound {
+            what,
+            code: api_code,
+            message,
+        },
+        _ => Desk360Error::Rejected {
+            what,
+            status: code,
+            code: api_code,
+            message,
+        },
+    }
+}
+
+impl Desk360Client {
+    /// Checks the configuration and, for [`Auth::Login`], trades the email and password for a
+    /// token (one request). With a token it sends nothing: use [`Desk360Client::me`] to check it.
+    ///
+    /// The login page shows both `GET /v1/login` with a body and a `POST` curl sample; this
+    /// sends `POST` with a JSON body, because a GET body is often dropped by proxies and a query
+    /// string would put the password into access logs. The login is retried like a read: the page
+    /// says it returns the existing token (creating one only the first time), so repeating it has
+    /// no further effect, and only *wrong* attempts count towards the 5-a-minute lockout.
+    pub async fn connect(config: Desk360Config, limiter: Limiter) -> Result<Self> {
+        let base_str = config::normalize_base_url(&config.base_url)?;
+        let base = Url::parse(&base_str).map_err(|e| Desk360Error::Config {
+            reason: format!("source base_url: {e}"),
+        })?;
+        let transport = Transport::new(&config, limiter)?;
+        let token = match &config.auth {
+            Auth::Token(token) => {
+                if token.expose_secret().trim().is_empty() {
+                    return Err(Desk360Error::Config {
+                        reason: "the Desk360 token is empty (set source.token or DESK360_TOKEN)"
+                            .to_owned(),
+                    });
+                }
+                SecretString::from(token.expose_secret().trim().to_owned())
+            }
+            Auth::Login { email, password } => {
+                login(&transport, &base_str, email, password).await?
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport,
+                base,
+                base_str,
+                token,
+            }),
+        })
+    }
+
+    /// The limiter this client spends.
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.transport.limiter
+    }
+
+    /// The base URL, normalized (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_str
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url> {
+        let s = format!("{}/{}", self.inner.base_str, path.trim_start_matches('/'));
+        Url::parse(&s).map_err(|e| Desk360Error::UnexpectedUrl {
+            what: path.to_owned(),
+            url: s,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Parses a URL the server gave and refuses it unless it is on the configured host (same
+    /// scheme, host and port): the bearer token must not be sent anywhere else.
+    fn checked_url(&self, url: &str, what: &str) -> Result<Url> {
+        let parsed = Url::parse(url).map_err(|e| Desk360Error::UnexpectedUrl {
+            what: what.to_owned(),
+            url: url.to_owned(),
+            reason: format!("not an absolute URL: {e}"),
+        })?;
+        if parsed.origin() != self.inner.base.origin() {
+            return Err(Desk360Error::UnexpectedUrl {
+                what: what.to_owned(),
+                url: url.to_owned(),
+                reason: format!(
+                    "not on the configured Desk360 host {}",
+                    self.inner.base.origin().ascii_serialization()
+                ),
+            });
+        }
+        Ok(parsed)
+    }
+
+    async fn get(&self, url: &Url, what: &str) -> Result<Reply> {
+        self.inner
+            .transport
+            .send(
+                Method::GET,
+                url,
+                Some(&self.inner.token),
+                None,
+                Safety::Idempotent,
+                what,
+            )
+            .await
+    }
+
+    async fn get_json(&self, url: &Url, what: &str) -> Result<(Value, Reply)> {
+        let reply = self.get(url, what).await?;
+        let value = serde_json::from_str(&reply.body).map_err(|e| Desk360Error::Malformed {
+            what: what.to_owned(),
+            detail: format!("not valid JSON: {e}"),
+            excerpt: error::excerpt(&reply.body, 200),
+        })?;
+        Ok((value, reply))
+    }
+
+    /// The `rel=next` link of a reply, resolved if relative and checked to be on our host.
+    fn next_of(&self, current: &Url, reply: &Reply, what: &str) -> Result<Option<String>> {
+        let Some(next) = headers::next_link(&reply.headers) else {
+            return Ok(None);
+        };
+        // An absolute link is kept exactly as given; a relative one is resolved against the
+        // page it came from (RFC 8288).
+        let next =
+            match Url::parse(&next) {
+                Ok(_) => next,
+                Err(_) => current.join(&next).map(String::from).map_err(|e| {
+                    Desk360Error::UnexpectedUrl {
+                        what: what.to_owned(),
+                        url: next.clone(),
+                        reason: format!("unreadable next link: {e}"),
+                    }
+                })?,
+            };
+        let parsed = self.checked_url(&next, what)?;
+        if parsed == *current {
+            return Err(Desk360Error::UnexpectedUrl {
+                what: what.to_owned(),
+                url: next,
+                reason: "the next link points at the page itself".to_owned(),
+            });
+        }
+        Ok(Some(next))
+    }
+
+    /// Every item of a (possibly paginated) reference list.
+    async fn get_all<T>(
+        &self,
+        path: &str,
+        what: &str,
+        read: impl Fn(&Value) -> Result<T, String>,
+    ) -> Result<Vec<T>> {
+        let mut url = self.endpoint(path)?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for _ in 0..MAX_REFERENCE_PAGES {
+            seen.insert(url.to_string());
+            let (value, reply) = self.get_json(&url, what).await?;
+            let items = models::list_items(value).map_err(|detail| Desk360Error::Malformed {
+                what: what.to_owned(),
+                detail,
+                excerpt: error::excerpt(&reply.body, 200),
+            })?;
+            let (items, invalid) = models::read_list(items, &read);
+            for entry in &invalid {
+                warn!(what, detail = %entry.detail, excerpt = %entry.excerpt, "skipping an unreadable desk360 list entry");
+            }
+            out.extend(items);
+            match self.next_of(&url, &reply, what)? {
+                Some(next) if !seen.contains(&next) => url = self.checked_url(&next, what)?,
+                Some(next) => {
+                    warn!(what, url = %next, "desk360 list links back to a page already read; stopping");
+                    return Ok(out);
+                }
+                None => return Ok(out),
+            }
+        }
+        warn!(
+            what,
+            pages = MAX_REFERENCE_PAGES,
+            "desk360 list longer than the page bound; stopping"
+        );
+        Ok(out)
+    }
+
+    /// The agent the credentials belong to: the cheapest credential check (one GET).
+    ///
+    /// The page titles it `GET /v1/me` while its curl sample uses `/v1/agents/me`; `/v1/me` is
+    /// tried first and `/v1/agents/me` only if that is a 404.
+    pub async fn me(&self) -> Result<AgentInfo> {
+        let what = "current agent";
+        let value = match self.get_json(&self.endpoint("v1/me")?, what).await {
+            Ok((value, _)) => value,
+            Err(Desk360Error::NotFound { .. }) => {
+                self.get_json(&self.endpoint("v1/agents/me")?, what)
+                    .await?
+                    .0
+            }
+            Err(e) => return Err(e),
+        };
+        let value = match value {
+            Value::Object(mut o) if !o.contains_key("id") && o.contains_key("data") => {
+                o.remove("data").unwrap_or(Value::Null)
+            }
+            other => other,
+        };
+        AgentInfo::from_value(&value).map_err(|detail| Desk360Error::Malformed {
+            what: what.to_owned(),
+            detail,
+            excerpt: error::excerpt(&value.to_string(), 200),
+        })
+    }
+
+    /// Every product of the account (`GET /v1/products`).
+    pub async fn products(&self) -> Result<Vec<ProductInfo>> {
+        self.get_all("v1/products", "products", ProductInfo::from_value)
+            .await
+    }
+
+    /// Every agent (`GET /v1/agents`).
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>> {
+        self.get_all("v1/agents", "agents", AgentInfo::from_value)
+            .await
+    }
+
+    /// Every ticket type (`GET /v1/types`).
+    pub async fn types(&self) -> Result<Vec<TypeInfo>> {
+        self.get_all("v1/types", "types", TypeInfo::from_value)
+            .await
+    }
+
+    /// Every ticket reason (`GET /v1/reasons`).
+    pub async fn reasons(&self) -> Result<Vec<ReasonInfo>> {
+        self.get_all("v1/reasons", "reasons", ReasonInfo::from_value)
+            .await
+    }
+
+    /// The first list page of a product, oldest update first: `order=asc` makes a ticket updated
+    /// during the run move to the end of the list instead of shifting every later page.
+    pub fn first_page_url(&self, product_id: i64) -> String {
+        format!(
+            "{}/v1/products/{product_id}/tickets?order=asc",
+            self.inner.base_str
+        )
+    }
+
+    /// One list page. `url` is [`Desk360Client::first_page_url`] or a previous page's `next`;
+    /// a URL on another host is refused. Page numbers are never computed here: the server's
+    /// `Link: rel=next` is the only way forward.
+    pub async fn ticket_page(&self, url: &str) -> Result<TicketPage> {
+        let what = format!("ticket page {url}");
+        let parsed = self.checked_url(url, &what)?;
+        let (value, reply) = self.get_json(&parsed, &what).await?;
+        let items = models::list_items(value).map_err(|detail| Desk360Error::Malformed {
+            what: what.clone(),
+            detail,
+            excerpt: error::excerpt(&reply.body, 200),
+        })?;
+        let (tickets, invalid) = models::read_list(items, TicketSummary::from_value);
+        for entry in &invalid {
+            warn!(page = %url, detail = %entry.detail, excerpt = %entry.excerpt, "unreadable ticket list entry");
+        }
+        let next = self.next_of(&parsed, &reply, &what)?;
+        Ok(TicketPage {
+            tickets,
+            invalid,
+            next,
+        })
+    }
+
+    /// A ticket with its messages and the raw body. A body that is not JSON or not a ticket is
+    /// [`Desk360Error::Malformed`] naming `ticket {product}/{ticket}` (not retried).
+    pub async fn ticket(&self, product_id: i64, ticket_id: i64) -> Result<TicketDetail> {
+        let what = format!("ticket {product_id}/{ticket_id}");
+        let url = self.endpoint(&format!("v1/products/{product_id}/tickets/{ticket_id}"))?;
+        let reply = self.get(&url, &what).await?;
+        let detail = TicketDetail::from_json(&reply.body, &what)?;
+        if detail.id != ticket_id {
+            return Err(Desk360Error::Malformed {
+                what,
+                detail: format!("the body is ticket {} instead", detail.id),
+                excerpt: error::excerpt(&reply.body, 200),
+            });
+        }
+        Ok(detail)
+    }
+}
+
+/// `POST /v1/login` with the email and password; returns the token. The body of a successful
+/// login holds the token, so it is never quoted in an error.
+async fn login(
+    transport: &Transport,
+    base: &str,
+    email: &str,
+    password: &SecretString,
+) -> Result<SecretString> {
+    let what = "login";
+    let url = Url::parse(&format!("{base}/v1/login")).map_err(|e| Desk360Error::Config {
+        reason: format!("source base_url: {e}"),
+    })?;
+    let body = serde_json::json!({ "email": email, "password": password.expose_secret() });
+    let reply = match transport
+        .send(
+            Method::POST,
+            &url,
+            None,
+            Some(&body),
+            Safety::Idempotent,
+            what,
+        )
+        .await
+    {
+        Ok(reply) => reply,
+        // Any refusal of a login (400 invalid_credentials, 403 password_access_disabled…) is a
+        // credentials problem the user must fix.
+        Err(Desk360Error::Rejected { code, message, .. })
+        | Err(Desk360Error::NotFound { code, message, .. }) => {
+            return Err(Desk360Error::Unauthorized { code, message });
+        }
+        Err(e) => return Err(e),
+    };
+    let withheld = || "(withheld: a login response may hold a token)".to_owned();
+    let value: Value = serde_json::from_str(&reply.body).map_err(|e| Desk360Error::Malformed {
+        what: what.to_owned(),
+        detail: format!("not valid JSON at line {} column {}", e.line(), e.column()),
+        excerpt: withheld(),
+    })?;
+    let token = value
+        .get("access_token")
+        .or_else(|| value.get("data").and_then(|d| d.get("access_token")))
+        .or_else(|| value.get("token"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Desk360Error::Malformed {
+            what: what.to_owned(),
+            detail: "no access_token in the login response".to_owned(),
+            excerpt: withheld(),
+        })?;
+    debug!("desk360 login succeeded");
+    Ok(SecretString::from(token.to_owned()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! The Desk360 client's errors, each saying how the engine should handle it ([`ErrorClass`]).
+//!
+//! Messages keep the API's own error `code` and `message` (so a report tells the user what
+//! Desk360 said) and never contain a credential: tokens travel only in a request header, and the
+//! login response, which holds one, is never quoted.
+
+use std::time::Duration;
+
+/// What the engine should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The rate limit held through every allowed retry: slow down and try the item later.
+    RateLimited,
+    /// A 5xx, timeout or connection failure that outlived the retries: try the item later.
+    Transient,
+    /// Desk360 answered, and the answer will not change on retry (404, 400, unreadable body):
+    /// record the item as failed with the reason and go on.
+    Permanent,
+    /// A write was sent but its outcome is unknown: read before writing again.
+    Ambiguous,
+    /// The run cannot go on (bad configuration, refused credentials, a link to a foreign host).
+    Fatal,
+}
+
+/// Everything that can go wrong talking to Desk360.
+#[derive(Debug, thiserror::Error)]
+pub enum Desk360Error {
+    /// The configuration cannot work (bad URL, plain HTTP to a remote host, empty token).
+    #[error("Desk360 configuration error: {reason}")]
+    Config {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// Desk360 refused the credentials (401, or a failed login).
+    #[error("Desk360 refused the credentials{}: {message}", code_suffix(.code))]
+    Unauthorized {
+        /// Desk360's error code, e.g. `authentication_exception`, `invalid_credentials`.
+        code: Option<String>,
+        /// Desk360's message.
+        message: String,
+    },
+
+    /// Still rate limited after the policy's retries.
+    #[error("{what}: rate limited by Desk360 (HTTP 429) after every allowed retry")]
+    RateLimited {
+        /// The request, e.g. `ticket 1/42`.
+        what: String,
+        /// The last `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+
+    /// A failure worth retrying later: 5xx, timeout, connection error (retries exhausted).
+    #[error("{what}: transient failure{}: {detail}", status_suffix(.status))]
+    Transient {
+        /// The request.
+        what: String,
+        /// HTTP status when a response arrived.
+        status: Option<u16>,
+        /// What happened.
+        detail: String,
+    },
+
+    /// A write was sent and no usable answer came back: it may or may not have been applied.
+    #[error("{what}: request sent but no usable answer; it may have been applied: {detail}")]
+    Ambiguous {
+        /// The request.
+        what: String,
+        /// What happened.
+        detail: String,
+    },
+
+    /// 404: the object does not exist (any more) or is not this account's.
+    #[error("{what}: not found (HTTP 404{}): {message}", code_inline(.code))]
+    NotFound {
+        /// The request.
+        what: String,
+        /// Desk360's error code, e.g. `model_not_found_exception`.
+        code: Option<String>,
+        /// Desk360's message.
+        message: String,
+    },
+
+    /// Any other refusal (400, 403, 405, 406, 415, 422, a redirect…): retrying will not help.
+    #[error("{what}: rejected by Desk360 (HTTP {status}{}): {message}", code_inline(.code))]
+    Rejected {
+        /// The request.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Desk360's error code, e.g. `failed_validation`.
+        code: Option<String>,
+        /// Desk360's message.
+        message: String,
+    },
+
+    /// A 2xx body that is not JSON or not the expected shape. Not retried: the same body would
+    /// come back.
+    #[error("{what}: malformed response: {detail} (body starts: {excerpt:?})")]
+    Malformed {
+        /// The object, e.g. `ticket 1/42`.
+        what: String,
+        /// The parser's complaint.
+        detail: String,
+        /// The first ~200 characters of the body (withheld for bodies that carry credentials).
+        excerpt: String,
+    },
+
+    /// A URL to fetch that is not on the configured Desk360 host (or that cannot be parsed).
+    /// Following it would send the token elsewhere.
+    #[error("{what}: refusing URL {url:?}: {reason}")]
+    UnexpectedUrl {
+        /// The request that produced or was given the URL.
+        what: String,
+        /// The URL.
+        url: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+fn code_suffix(code: &Option<String>) -> String {
+    code.as_deref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default()
+}
+
+fn code_inline(code: &Option<String>) -> String {
+    code.as_deref()
+        .map(|c| format!(", {c}"))
+        .unwrap_or_default()
+}
+
+fn status_suffix(status: &Option<u16>) -> String {
+    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+}
+
+impl Desk360Error {
+    /// How the engine should handle this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Desk360Error::RateLimited { .. } => ErrorClass::RateLimited,
+            Desk360Error::Transient { .. } => ErrorClass::Transient,
+            Desk360Error::NotFound { .. }
+            | Desk360Error::Rejected { .. }
+            | Desk360Error::Malformed { .. } => ErrorClass::Permanent,
+            Desk360Error::Ambiguous { .. } => ErrorClass::Ambiguous,
+            Desk360Error::Config { .. }
+            | Desk360Error::Unauthorized { .. }
+            | Desk360Error::UnexpectedUrl { .. } => ErrorClass::Fatal,
+        }
+    }
+
+    /// The API's own error code, when it sent one.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            Desk360Error::Unauthorized { code, .. }
+            | Desk360Error::NotFound { code, .. }
+            | Desk360Error::Rejected { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the answer, when one arrived.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Desk360Error::Unauthorized { .. } => Some(401),
+            Desk360Error::RateLimited { .. } => Some(429),
+            Desk360Error::Transient { status, .. } => *status,
+            Desk360Error::NotFound { .. } => Some(404),
+            Desk360Error::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The first `max` characters of `body`, cut on a character boundary.
+pub(crate) fn excerpt(body: &str, max: usize) -> String {
+    match body.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &body[..i]),
+        None => body.to_owned(),
+    }
+}
+
+/// Reads Desk360's error body `{"error":{"code","message","doc_url"}}` leniently: also a bare
+/// `{"message":…}`, `{"error":"…"}`, or plain text. Returns (code, message).
+pub(crate) fn parse_error_body(body: &str, status: u16) -> (Option<String>, String) {
+    use serde_json::Value;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        let err = v.get("error");
+        let code = err
+            .and_then(|e| e.get("code"))
+            .or_else(|| v.get("code"))
+            .and_then(text);
+        let message = err
+            .and_then(|e| e.get("message"))
+            .or_else(|| v.get("message"))
+            .and_then(text)
+            .or_else(|| err.filter(|e| e.is_string()).and_then(text))
+            .or_else(|| v.get("errors").map(|e| e.to_string()));
+        if code.is_some() || message.is_some() {
+            return (
+                code,
+                message.unwrap_or_else(|| format!("HTTP {status} without a message")),
+            );
+        }
+    }
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        (None, format!("HTTP {status} with an empty body"))
+    } else {
+        (None, excerpt(trimmed, 200))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_error_body_is_read() {
+        let body = r#"{"error":{"code":"failed_validation","message":"The status field is required.","doc_url":"https://docs.desk360.com/api"}}"#;
+        let (code, message) = parse_error_body(body, 400);
+        assert_eq!(code.as_deref(), Some("failed_validation"));
+        assert_eq!(message, "The status field is required.");
+    }
+
+    #[test]
+    fn other_error_shapes_are_read() {
+        assert_eq!(
+            parse_error_body(r#"{"message":"nope"}"#, 400),
+            (None, "nope".to_owned())
+        );
+        assert_eq!(
+            parse_error_body(r#"{"error":"bad thing"}"#, 400),
+            (None, "bad thing".to_owned())
+        );
+        assert_eq!(
+            parse_error_body("<html>Bad Gateway</html>", 502),
+            (None, "<html>Bad Gateway</html>".to_owned())
+        );
+        assert_eq!(parse_error_body("", 500).1, "HTTP 500 with an empty body");
+    }
+
+    #[test]
+    fn excerpt_cuts_on_char_boundary() {
+        let s = "é".repeat(300);
+        let e = excerpt(&s, 200);
+        assert_eq!(e.chars().count(), 201);
+        assert_eq!(excerpt("short", 200), "short");
+    }
+
+    #[test]
+    fn display_keeps_api_code_and_message() {
+        let e = Desk360Error::Rejected {
+            what: "ticket 1/2".into(),
+            status: 400,
+            code: Some("failed_validation".into()),
+            message: "The status field is required.".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "ticket 1/2: rejected by Desk360 (HTTP 400, failed_validation): The status field is required."
+        );
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        assert_eq!(e.api_code(), Some("failed_validation"));
+    }
+}
