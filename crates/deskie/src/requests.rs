@@ -459,3 +459,285 @@ pub(crate) struct MessageBody<'a> {
 pub(crate) struct NoteBody<'a> {
     pub(crate) note: &'a NewNote,
 }
+
+#[cfg(test)]
+mod tests {
+    //! Snapshots of every payload form the recipe names: the JSON sent must have exactly the
+    //! recipe's fields for its case, no more.
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn ts() -> Timestamp {
+        "2024-03-05T09:04:05Z".parse().unwrap()
+    }
+
+    const TS: &str = "Tue, 05 Mar 2024 09:04:05 +0000";
+
+    fn case_json(case: &NewCase) -> Value {
+        serde_json::to_value(CaseBody { case }).unwrap()
+    }
+
+    #[test]
+    fn email_customer_initiated() {
+        let case = NewCase::email("ann@example.com", "Refund", "<p>Hi</p>", ts(), None);
+        assert_eq!(
+            case_json(&case),
+            json!({"case": {
+                "user_email": "ann@example.com",
+                "subject": "Refund",
+                "content_html": "<p>Hi</p>",
+                "created_at": TS,
+            }})
+        );
+    }
+
+    #[test]
+    fn email_customer_initiated_with_optionals() {
+        let mut case = NewCase::email("ann@example.com", "Refund", "<p>Hi</p>", ts(), None);
+        case.user_full_name = Some("Ann".into());
+        case.staff_id = Some(101);
+        case.group_id = Some(7);
+        case.status = Some(CaseStatus::Closed);
+        case.priority = Some(CasePriority::Critical);
+        case.custom_fields
+            .insert("cf_900".into(), "desk360:1:42".into());
+        case.labels = vec![3, 4];
+        case.attachment_urls = vec!["https://files.example/a.pdf".into()];
+        assert_eq!(
+            case_json(&case),
+            json!({"case": {
+                "user_email": "ann@example.com",
+                "user_full_name": "Ann",
+                "subject": "Refund",
+                "content_html": "<p>Hi</p>",
+                "created_at": TS,
+                "staff_id": 101,
+                "group_id": 7,
+                "status": "closed",
+                "priority": "critical",
+                "custom_fields": {"cf_900": "desk360:1:42"},
+                "labels": [3, 4],
+                "attachment_urls": ["https://files.example/a.pdf"],
+            }})
+        );
+    }
+
+    #[test]
+    fn email_agent_initiated() {
+        let case = NewCase::email(
+            "ann@example.com",
+            "Your order",
+            "<p>Hello</p>",
+            ts(),
+            Some(101),
+        );
+        assert_eq!(
+            case_json(&case),
+            json!({"case": {
+                "user_email": "ann@example.com",
+                "initiator_id": 101,
+                "subject": "Your order",
+                "content_html": "<p>Hello</p>",
+                "created_at": TS,
+                "case_email_id": -1,
+            }})
+        );
+    }
+
+    #[test]
+    fn calls_customer_and_agent_initiated() {
+        let case = NewCase::call("+15550100", "Call", "Called about X", ts(), None);
+        assert_eq!(
+            case_json(&case),
+            json!({"case": {
+                "user_phone": "+15550100",
+                "subject": "Call",
+                "content": "Called about X",
+                "created_at": TS,
+            }})
+        );
+        let case = NewCase::call("+15550100", "Call", "We called", ts(), Some(101));
+        assert_eq!(
+            case_json(&case),
+            json!({"case": {
+                "user_phone": "+15550100",
+                "initiator_id": 101,
+                "subject": "Call",
+                "content": "We called",
+                "created_at": TS,
+            }})
+        );
+    }
+
+    #[test]
+    fn custom_channel() {
+        let case = NewCase::custom(
+            "u-77",
+            "Chat",
+            Content::Html("<b>hi</b>".into()),
+            ts(),
+            None,
+        );
+        assert_eq!(
+            case_json(&case),
+            json!({"case": {
+                "user_custom_id": "u-77",
+                "subject": "Chat",
+                "content_html": "<b>hi</b>",
+                "created_at": TS,
+            }})
+        );
+        let case = NewCase::custom("u-77", "Chat", Content::Text("hi".into()), ts(), Some(5));
+        assert_eq!(
+            case_json(&case),
+            json!({"case": {
+                "user_custom_id": "u-77",
+                "initiator_id": 5,
+                "subject": "Chat",
+                "content": "hi",
+                "created_at": TS,
+            }})
+        );
+    }
+
+    #[test]
+    fn customer_message() {
+        let m = NewMessage::from_customer(123, Content::Html("<p>thanks</p>".into()), ts());
+        assert_eq!(
+            serde_json::to_value(MessageBody { message: &m }).unwrap(),
+            json!({"message": {"content_html": "<p>thanks</p>", "created_at": TS, "user_id": 123}})
+        );
+    }
+
+    #[test]
+    fn agent_message_never_emails() {
+        let mut m = NewMessage::from_agent(101, Content::Html("<p>done</p>".into()), ts());
+        assert_eq!(
+            serde_json::to_value(MessageBody { message: &m }).unwrap(),
+            json!({"message": {
+                "content_html": "<p>done</p>",
+                "created_at": TS,
+                "staff_id": 101,
+                "do_not_send_email": true,
+            }})
+        );
+        m.attachment_urls = vec!["https://files.example/b.png".into()];
+        let v = serde_json::to_value(MessageBody { message: &m }).unwrap();
+        assert_eq!(
+            v["message"]["attachment_urls"],
+            json!(["https://files.example/b.png"])
+        );
+        // Calls: plain content, still never emailing.
+        let m = NewMessage::from_agent(101, Content::Text("called back".into()), ts());
+        assert_eq!(
+            serde_json::to_value(MessageBody { message: &m }).unwrap(),
+            json!({"message": {
+                "content": "called back",
+                "created_at": TS,
+                "staff_id": 101,
+                "do_not_send_email": true,
+            }})
+        );
+    }
+
+    #[test]
+    fn note() {
+        let n = NewNote {
+            staff_id: 101,
+            content: "internal".into(),
+            created_at: None,
+            attachment_urls: Vec::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(NoteBody { note: &n }).unwrap(),
+            json!({"note": {"staff_id": 101, "content": "internal"}})
+        );
+        let n = NewNote {
+            created_at: Some(ts()),
+            attachment_urls: vec!["https://files.example/c.txt".into()],
+            ..n
+        };
+        assert_eq!(
+            serde_json::to_value(NoteBody { note: &n }).unwrap(),
+            json!({"note": {
+                "staff_id": 101,
+                "content": "internal",
+                "created_at": TS,
+                "attachment_urls": ["https://files.example/c.txt"],
+            }})
+        );
+    }
+
+    #[test]
+    fn case_update_sends_only_what_is_set() {
+        let u = CaseUpdate::default();
+        assert!(u.is_empty());
+        assert_eq!(
+            serde_json::to_value(CaseBody { case: &u }).unwrap(),
+            json!({"case": {}})
+        );
+        let u = CaseUpdate {
+            status: Some(CaseStatus::Waiting),
+            priority: Some(CasePriority::Low),
+            add_labels: vec![9],
+            ..CaseUpdate::default()
+        };
+        assert!(!u.is_empty());
+        assert_eq!(
+            serde_json::to_value(CaseBody { case: &u }).unwrap(),
+            json!({"case": {"status": "waiting", "priority": "low", "add_labels": [9]}})
+        );
+    }
+
+    #[test]
+    fn query_pairs() {
+        let mut q = CaseQuery {
+            page: Some(0),
+            limit: Some(500),
+            from_time: Some(ts()),
+            sort: Some(CaseSort::CreatedAtAsc),
+            user_id: Some(123),
+            status: Some(CaseStatus::Open),
+            ..CaseQuery::default()
+        };
+        q.custom_fields
+            .insert("cf_900".into(), "^desk360:1:42^".into());
+        let pairs = q.to_pairs();
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("page"), Some("1"));
+        assert_eq!(get("limit"), Some("100"));
+        assert_eq!(get("custom_fields[cf_900]"), Some("^desk360:1:42^"));
+        assert_eq!(
+            get("from_time"),
+            Some(ts().as_second().to_string().as_str())
+        );
+        assert_eq!(get("sort"), Some("created_at_asc"));
+        assert_eq!(get("user_id"), Some("123"));
+        assert_eq!(get("status"), Some("open"));
+        assert_eq!(get("to_time"), None);
+    }
+
+    #[test]
+    fn status_and_priority_names_round_trip() {
+        for s in [CaseStatus::Open, CaseStatus::Waiting, CaseStatus::Closed] {
+            assert_eq!(CaseStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        for p in [
+            CasePriority::Low,
+            CasePriority::Normal,
+            CasePriority::High,
+            CasePriority::Critical,
+        ] {
+            assert_eq!(CasePriority::parse(p.as_str()), Some(p));
+            assert_eq!(serde_json::to_value(p).unwrap(), json!(p.as_str()));
+        }
+        assert_eq!(CaseStatus::parse("Closed "), Some(CaseStatus::Closed));
+        assert_eq!(CaseStatus::parse("archived"), None);
+    }
+}
