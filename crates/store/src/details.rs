@@ -1,0 +1,133 @@
+//! Ticket details: saving a batch of fetched tickets with their messages and attachments.
+
+use model::Ticket;
+
+use crate::error::Result;
+use crate::rows::{author_columns, kind_column};
+use crate::{Store, StoreError, now};
+
+impl Store {
+    /// Saves fetched details in ONE transaction: each ticket's normalized columns and raw JSON,
+    /// its messages and attachments (replacing what was stored), its counts; the ticket becomes
+    /// `extracted` and its extract failure is cleared.
+    ///
+    /// A ticket a loader holds (`loading`) keeps that state and is flagged to be loaded again
+    /// once the current load finishes (`mark_loaded` then returns it to `extracted`).
+    /// Messages are stored in the order given, which must be write order (`Ticket::sort_messages`).
+    /// Fails with [`StoreError::NotFound`] (saving nothing) if a ticket was never listed.
+    pub async fn save_details<R: AsRef<str>>(&self, items: &[(Ticket, R)]) -> Result<()> {
+        let now = now();
+        let mut tx = self.begin_write().await?;
+        for (ticket, raw) in items {
+            let key = ticket.key;
+            let notes = ticket.notes().count();
+            let replies = ticket.messages.len() - notes;
+            let attachments: usize = ticket.messages.iter().map(|m| m.attachments.len()).sum();
+            let bytes: u64 = ticket
+                .messages
+                .iter()
+                .flat_map(|m| &m.attachments)
+                .filter_map(|a| a.size)
+                .fold(0u64, u64::saturating_add);
+            let done = sqlx::query(
+                "UPDATE tickets SET
+                    state = CASE WHEN state = 'loading' THEN 'loading' ELSE 'extracted' END,
+                    reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
+                    fetched_updated_at = listed_updated_at,
+                    failure_stage = NULL, failure_class = NULL, skip_reason = NULL,
+                    raw = ?, subject = ?, customer_name = ?, customer_email = ?,
+                    customer_phone = ?, channel = ?, platform = ?, status = ?, priority = ?,
+                    agent_id = ?, type_id = ?, reason_id = ?, created_at = ?,
+                    detail_updated_at = ?, message_count = ?, note_count = ?,
+                    attachment_count = ?, attachment_bytes = ?, extracted_at = ?
+                 WHERE product_id = ? AND ticket_id = ?",
+            )
+            .bind(raw.as_ref())
+            .bind(&ticket.subject)
+            .bind(&ticket.customer_name)
+            .bind(&ticket.customer_email)
+            .bind(&ticket.customer_phone)
+            .bind(&ticket.channel)
+            .bind(&ticket.platform)
+            .bind(ticket.status)
+            .bind(ticket.priority)
+            .bind(ticket.agent_id)
+            .bind(ticket.type_id)
+            .bind(ticket.reason_id)
+            .bind(ticket.created_at.to_string())
+            .bind(&ticket.updated_at)
+            .bind(to_i64(replies))
+            .bind(to_i64(notes))
+            .bind(to_i64(attachments))
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+            .bind(&now)
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "ticket {key} was never listed; record its page first"
+                )));
+            }
+
+            // attachments go with their messages (ON DELETE CASCADE)
+            sqlx::query("DELETE FROM messages WHERE product_id = ? AND ticket_id = ?")
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .execute(&mut *tx)
+                .await?;
+            for (position, message) in ticket.messages.iter().enumerate() {
+                let position = to_i64(position);
+                let (author_kind, author_agent_id) = author_columns(&message.author);
+                sqlx::query(
+                    "INSERT INTO messages (product_id, ticket_id, position, message_id,
+                        author_kind, author_agent_id, kind, body, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .bind(position)
+                .bind(message.id)
+                .bind(author_kind)
+                .bind(author_agent_id)
+                .bind(kind_column(message.kind))
+                .bind(&message.body)
+                .bind(message.created_at.to_string())
+                .execute(&mut *tx)
+                .await?;
+                for (idx, a) in message.attachments.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO attachments (product_id, ticket_id, position, idx, url, name,
+                            kind, size)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(key.product_id)
+                    .bind(key.ticket_id)
+                    .bind(position)
+                    .bind(to_i64(idx))
+                    .bind(&a.url)
+                    .bind(&a.name)
+                    .bind(a.kind.as_str())
+                    .bind(a.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            sqlx::query(
+                "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'extract'",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Counts and indexes fit in i64 on every platform this runs on; saturate rather than panic.
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,153 @@
+//! The SQLite checkpoint store: the hand-off between extraction (Desk360) and loading (Deskie)
+//! and the checkpoint of both.
+//!
+//! Only the engine calls it. Every method is one short transaction, so the file is consistent
+//! after a `kill -9` at any instant: a page of listed tickets, a batch of details, a write intent
+//! and its id map are each all there or not at all. All writes go through one single-connection
+//! pool (SQLite allows one writer; queueing in the pool is cheaper than `SQLITE_BUSY` retries);
+//! reads use a separate small pool, which WAL lets run alongside the writer.
+//!
+//! Layout of the code: [`Store::open`] here; one module per concern (`runs`, `reference`,
+//! `listing`, `details`, `loading`, `failures`, `reports`, `stats`), each adding methods to
+//! [`Store`]. The schema, with a comment on every table, is in `migrations/` at the workspace root.
+
+mod details;
+mod error;
+mod failures;
+mod listing;
+mod loading;
+mod reference;
+pub use reference::ReferenceTable;
+mod reports;
+mod rows;
+mod runs;
+mod stats;
+mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+pub use error::{Result, StoreError};
+pub use types::*;
+
+/// How long a statement waits for a lock held by another connection or process before failing
+/// with [`StoreError::Busy`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a caller waits for the single write connection (other writers are short
+/// transactions, so this only expires when something is badly stuck).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections for concurrent reads (reports, `load_ticket` of many cases in flight).
+const READ_CONNECTIONS: u32 = 4;
+
+/// The checkpoint store. Cheap to clone: clones share the same pools.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The only pool that writes: one connection, so writers queue instead of fighting for the lock.
+    write: SqlitePool,
+    /// Reads only; WAL lets them proceed while the writer commits.
+    read: SqlitePool,
+    /// The file, for messages and reports.
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating it owner-readable only if missing) and migrates the store at `path`.
+    ///
+    /// Sets WAL, `synchronous = NORMAL` (durable at every checkpoint, consistent at every commit),
+    /// a 5 s busy timeout and foreign keys on every connection.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        create_private(&path)?;
+
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("../../migrations").run(&write).await?;
+
+        let read = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.read_only(true))
+            .await?;
+
+        tracing::debug!(path = %path.display(), "store opened");
+        Ok(Store {
+            write,
+            read,
+            path: Arc::new(path),
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes both pools, checkpointing the WAL; dropping the store without it is also safe.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its report (`["ok"]` when healthy).
+    pub async fn integrity_check(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
+    /// The journal mode in force (`wal` when opened by [`Store::open`]).
+    pub async fn journal_mode(&self) -> Result<String> {
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&self.write)
+            .await?;
+        Ok(mode)
+    }
+
+    /// Starts a write transaction that takes the write lock at once, so read-then-write logic
+    /// inside it cannot be invalidated by another writer (e.g. another process on the same file).
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Creates the store file readable and writable by its owner only, before SQLite opens it
+/// (SQLite gives its -wal and -shm files the database file's permissions).
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?;
+    Ok(())
+}
+
+/// The current UTC time as the store writes it: `YYYY-MM-DDTHH:MM:SS`.
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}

@@ -1,0 +1,196 @@
+//! The ticket listing: list cursors, batches and the `pending` tickets the extractor must fetch.
+//!
+//! `record_page` is the only place a ticket enters the store, and where a delta run notices that
+//! a ticket changed at the source (its listed `updated_at` differs from the stored one).
+
+use model::TicketKey;
+use sqlx::Row;
+
+use crate::error::Result;
+use crate::rows::key_from_row;
+use crate::{BatchId, ListCursor, ListedTicket, PageOutcome, Store, now};
+
+impl Store {
+    /// Where the listing of `product_id` stands; `None` when it never started (fetch page 1).
+    pub async fn list_cursor(&self, product_id: i64) -> Result<Option<ListCursor>> {
+        let row = sqlx::query(
+            "SELECT product_id, next_url, next_page, complete FROM list_cursors WHERE product_id = ?",
+        )
+        .bind(product_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(ListCursor {
+                product_id: r.try_get("product_id")?,
+                next_url: r.try_get("next_url")?,
+                next_page: r.try_get("next_page")?,
+                complete: r.try_get("complete")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Forgets where the listing of `product_id` stood, so the next run lists it again from the
+    /// first page: what a delta run does. Stored tickets, maps and intents are untouched.
+    pub async fn reset_list_cursor(&self, product_id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM list_cursors WHERE product_id = ?")
+            .bind(product_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records one list page in one transaction: upserts its batch, inserts new tickets as
+    /// `pending`, sends tickets whose `updated_at` changed back to `pending` (keeping their case,
+    /// message map and intents so loading continues the same case, and clearing the final-state
+    /// mark since status may have changed), and advances the cursor to `next_url` (or marks the
+    /// listing complete when `None`).
+    ///
+    /// `to_fetch` lists the page's tickets whose detail must be fetched now: new, changed, or
+    /// still pending. A ticket with the same `updated_at` keeps its state and batch. A changed
+    /// ticket a loader currently holds stays `loading` (so no second loader takes it) but is in
+    /// `to_fetch`; its new detail is loaded again after the current load (see `save_details`).
+    pub async fn record_page(
+        &self,
+        product_id: i64,
+        page: i64,
+        listed: &[ListedTicket],
+        next_url: Option<&str>,
+    ) -> Result<PageOutcome> {
+        let now = now();
+        let count = i64::try_from(listed.len()).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write().await?;
+        let batch_id: i64 = sqlx::query_scalar(
+            "INSERT INTO batches (product_id, page, ticket_count, listed_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (product_id, page)
+             DO UPDATE SET ticket_count = excluded.ticket_count, listed_at = excluded.listed_at
+             RETURNING id",
+        )
+        .bind(product_id)
+        .bind(page)
+        .bind(count)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let mut to_fetch: Vec<TicketKey> = Vec::new();
+        for item in listed {
+            let key = TicketKey::new(product_id, item.ticket_id);
+            let existing = sqlx::query(
+                "SELECT state, listed_updated_at, fetched_updated_at FROM tickets
+                 WHERE product_id = ? AND ticket_id = ?",
+            )
+            .bind(product_id)
+            .bind(item.ticket_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let fetch = match existing {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
+                                              listed_updated_at, listed_at)
+                         VALUES (?, ?, ?, 'pending', ?, ?)",
+                    )
+                    .bind(product_id)
+                    .bind(item.ticket_id)
+                    .bind(batch_id)
+                    .bind(&item.updated_at)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                    true
+                }
+                Some(row) => {
+                    let state: String = row.try_get("state")?;
+                    let listed_at: String = row.try_get("listed_updated_at")?;
+                    let fetched: Option<String> = row.try_get("fetched_updated_at")?;
+                    if listed_at == item.updated_at {
+                        state == "pending"
+                            || (state == "loading"
+                                && fetched.as_deref() != Some(item.updated_at.as_str()))
+                    } else if state == "loading" {
+                        sqlx::query(
+                            "UPDATE tickets SET listed_updated_at = ?, batch_id = ?, listed_at = ?
+                             WHERE product_id = ? AND ticket_id = ?",
+                        )
+                        .bind(&item.updated_at)
+                        .bind(batch_id)
+                        .bind(&now)
+                        .bind(product_id)
+                        .bind(item.ticket_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        true
+                    } else {
+                        sqlx::query(
+                            "UPDATE tickets SET state = 'pending', listed_updated_at = ?,
+                                    batch_id = ?, listed_at = ?, reload = 0, failure_stage = NULL,
+                                    failure_class = NULL, skip_reason = NULL
+                             WHERE product_id = ? AND ticket_id = ?",
+                        )
+                        .bind(&item.updated_at)
+                        .bind(batch_id)
+                        .bind(&now)
+                        .bind(product_id)
+                        .bind(item.ticket_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(
+                            "DELETE FROM final_state WHERE product_id = ? AND ticket_id = ?",
+                        )
+                        .bind(product_id)
+                        .bind(item.ticket_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        true
+                    }
+                }
+            };
+            if fetch && !to_fetch.contains(&key) {
+                to_fetch.push(key);
+            }
+        }
+
+        sqlx::query(
+            "INSERT INTO list_cursors (product_id, next_url, next_page, complete, updated_at)
+             VALUES (?1, ?2, ?3, ?2 IS NULL, ?4)
+             ON CONFLICT (product_id) DO UPDATE
+             SET next_url = excluded.next_url, next_page = excluded.next_page,
+                 complete = excluded.complete, updated_at = excluded.updated_at",
+        )
+        .bind(product_id)
+        .bind(next_url)
+        .bind(page.saturating_add(1))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM failures
+             WHERE ticket_id IS NULL AND product_id = ? AND page = ? AND stage = 'extract'",
+        )
+        .bind(product_id)
+        .bind(page)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PageOutcome {
+            batch_id: BatchId(batch_id),
+            to_fetch,
+        })
+    }
+
+    /// Up to `limit` tickets listed but not fetched, in listing order: what a resumed extraction
+    /// fetches before listing further.
+    pub async fn pending_tickets(&self, limit: u32) -> Result<Vec<TicketKey>> {
+        let rows = sqlx::query(
+            "SELECT product_id, ticket_id FROM tickets WHERE state = 'pending'
+             ORDER BY batch_id, product_id, ticket_id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+}

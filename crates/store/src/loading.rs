@@ -1,0 +1,445 @@
+//! The loader's side: claiming tickets, the write-intent journal and the Deskie id maps.
+//!
+//! Exactly-once rests on two rules kept here: an intent is opened (committed) before each write
+//! and completed together with its id map in one transaction after it; and there is never more
+//! than one open intent per (ticket, step) (a partial unique index enforces it).
+
+use std::collections::HashMap;
+
+use model::TicketKey;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::error::Result;
+use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
+use crate::{
+    CaseRef, Intent, IntentId, IntentResult, IntentStep, LoadState, Store, StoreError, now,
+};
+
+impl Store {
+    /// Atomically moves up to `limit` `extracted` tickets to `loading` and returns them, in
+    /// listing order. Two callers never get the same ticket.
+    ///
+    /// Failed-transient tickets are not taken here (that would spin on an outage within one
+    /// run): call [`Store::requeue_transient`] at the start of a run to give them another go.
+    pub async fn claim_for_load(&self, limit: u32) -> Result<Vec<TicketKey>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "UPDATE tickets SET state = 'loading'
+             WHERE rowid IN (SELECT rowid FROM tickets WHERE state = 'extracted'
+                             ORDER BY batch_id LIMIT ?)
+             RETURNING product_id, ticket_id, batch_id",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>("batch_id")?, key_from_row(r)?)))
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_unstable();
+        Ok(claimed.into_iter().map(|(_, k)| k).collect())
+    }
+
+    /// At startup, hands back every ticket a crashed run held: `loading` becomes `extracted`
+    /// (or `pending` when a newer listing arrived that was never fetched). Returns how many.
+    pub async fn release_loading(&self) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE tickets SET reload = 0,
+                state = CASE WHEN fetched_updated_at IS listed_updated_at
+                             THEN 'extracted' ELSE 'pending' END
+             WHERE state = 'loading'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// At the start of a run, gives transient failures another go without a flag: failed in
+    /// load → `extracted`, failed in extract → `pending`. Returns how many.
+    pub async fn requeue_transient(&self) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE tickets SET
+                state = CASE WHEN failure_stage = 'load' AND fetched_updated_at IS listed_updated_at
+                             THEN 'extracted' ELSE 'pending' END,
+                failure_stage = NULL, failure_class = NULL
+             WHERE state = 'failed' AND failure_class = 'transient'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Everything needed to continue loading one ticket: its detail (messages in write order),
+    /// its case, the messages already written, whether the final step is done, and its open
+    /// intents (writes of unknown outcome, to reconcile first).
+    pub async fn load_ticket(&self, key: TicketKey) -> Result<LoadState> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            ticket_columns!(),
+            " FROM tickets WHERE product_id = ? AND ticket_id = ?"
+        ))
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("ticket {key}")))?;
+        let mut tickets = vec![ticket_from_row(&row)?];
+        attach_messages(&self.read, &mut tickets, key, key).await?;
+        let ticket = tickets
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {key}")))?;
+
+        let case = sqlx::query(
+            "SELECT case_id, case_number, user_id FROM case_map
+             WHERE product_id = ? AND ticket_id = ?",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_optional(&self.read)
+        .await?
+        .map(|r| {
+            Ok::<_, StoreError>(CaseRef {
+                case_id: r.try_get("case_id")?,
+                case_number: r.try_get("case_number")?,
+                user_id: r.try_get("user_id")?,
+            })
+        })
+        .transpose()?;
+
+        let sent: HashMap<i64, i64> = sqlx::query_as(
+            "SELECT source_message_id, deskie_message_id FROM message_map
+             WHERE product_id = ? AND ticket_id = ?",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .collect();
+
+        let final_done: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM final_state WHERE product_id = ? AND ticket_id = ?)",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_one(&self.read)
+        .await?;
+
+        let open_intents = sqlx::query(
+            "SELECT id, product_id, ticket_id, step, payload_hash, created_at FROM intents
+             WHERE product_id = ? AND ticket_id = ? AND state = 'open' ORDER BY id",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(intent_from_row)
+        .collect::<Result<Vec<_>>>()?;
+
+        Ok(LoadState {
+            ticket,
+            case,
+            sent,
+            final_done,
+            open_intents,
+        })
+    }
+
+    /// Journals a write before it is sent. If an open intent already exists for this ticket and
+    /// step, returns it instead of opening a second one (reconcile it before writing).
+    pub async fn open_intent(
+        &self,
+        key: TicketKey,
+        step: IntentStep,
+        payload_hash: &str,
+    ) -> Result<IntentId> {
+        let step_text = step.to_string();
+        let mut tx = self.begin_write().await?;
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM intents
+             WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .bind(&step_text)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = existing {
+            tx.commit().await?;
+            return Ok(IntentId(id));
+        }
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tickets WHERE product_id = ? AND ticket_id = ?)",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            return Err(StoreError::NotFound(format!("ticket {key}")));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
+             VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .bind(&step_text)
+        .bind(payload_hash)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IntentId(id))
+    }
+
+    /// Records the result of a journaled write and its id map in ONE transaction: the case
+    /// (`create`), the message id (`message:`/`note:`) or the final mark (`update`).
+    ///
+    /// Completing an intent that is already done with the same result is a no-op (a retried
+    /// call); an abandoned intent, a result that does not fit the step, or a map that already
+    /// points elsewhere (a second case for one ticket) is refused with `InvalidState`.
+    pub async fn complete_intent(&self, id: IntentId, result: IntentResult) -> Result<()> {
+        let now = now();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT id, product_id, ticket_id, step, payload_hash, created_at, state, result_id
+             FROM intents WHERE id = ?",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("intent {id}")))?;
+        let intent = intent_from_row(&row)?;
+        let state: String = row.try_get("state")?;
+        let key = intent.key;
+
+        let result_id = match (&intent.step, &result) {
+            (IntentStep::Create, IntentResult::Case(case)) => Some(case.case_id),
+            (
+                IntentStep::Message(s) | IntentStep::Note(s),
+                IntentResult::Message {
+                    source_id,
+                    deskie_id,
+                },
+            ) if s == source_id => Some(*deskie_id),
+            (IntentStep::Update, IntentResult::Final) => None,
+            (step, result) => {
+                return Err(StoreError::InvalidState(format!(
+                    "intent {id} ({key} {step}) cannot complete with {result:?}"
+                )));
+            }
+        };
+        match state.as_str() {
+            "open" => {}
+            "done" if row.try_get::<Option<i64>, _>("result_id")? == result_id => {
+                tx.commit().await?;
+                return Ok(());
+            }
+            other => {
+                return Err(StoreError::InvalidState(format!(
+                    "intent {id} ({key} {}) is {other}, not open",
+                    intent.step
+                )));
+            }
+        }
+
+        match &result {
+            IntentResult::Case(case) => {
+                let current: Option<i64> = sqlx::query_scalar(
+                    "SELECT case_id FROM case_map WHERE product_id = ? AND ticket_id = ?",
+                )
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match current {
+                    Some(existing) if existing != case.case_id => {
+                        return Err(StoreError::InvalidState(format!(
+                            "ticket {key} is already case {existing}, refusing case {}",
+                            case.case_id
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO case_map (product_id, ticket_id, case_id, case_number,
+                                                   user_id, mapped_at)
+                             VALUES (?, ?, ?, ?, ?, ?)",
+                        )
+                        .bind(key.product_id)
+                        .bind(key.ticket_id)
+                        .bind(case.case_id)
+                        .bind(&case.case_number)
+                        .bind(case.user_id)
+                        .bind(&now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            IntentResult::Message {
+                source_id,
+                deskie_id,
+            } => {
+                let current: Option<i64> = sqlx::query_scalar(
+                    "SELECT deskie_message_id FROM message_map
+                     WHERE product_id = ? AND ticket_id = ? AND source_message_id = ?",
+                )
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .bind(source_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match current {
+                    Some(existing) if existing != *deskie_id => {
+                        return Err(StoreError::InvalidState(format!(
+                            "message {source_id} of {key} is already Deskie message {existing}, \
+                             refusing {deskie_id}"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO message_map (product_id, ticket_id, source_message_id,
+                                                      deskie_message_id, mapped_at)
+                             VALUES (?, ?, ?, ?, ?)",
+                        )
+                        .bind(key.product_id)
+                        .bind(key.ticket_id)
+                        .bind(source_id)
+                        .bind(deskie_id)
+                        .bind(&now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            IntentResult::Final => {
+                sqlx::query(
+                    "INSERT INTO final_state (product_id, ticket_id, done_at) VALUES (?, ?, ?)
+                     ON CONFLICT (product_id, ticket_id) DO UPDATE SET done_at = excluded.done_at",
+                )
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "UPDATE intents SET state = 'done', result_id = ?, finished_at = ? WHERE id = ?",
+        )
+        .bind(result_id)
+        .bind(&now)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes an intent whose write is known not to have happened (refused by Deskie, or not
+    /// found when reconciling), so the step can be journaled afresh. No-op if already closed.
+    pub async fn abandon_intent(&self, id: IntentId) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE intents SET state = 'abandoned', finished_at = ? WHERE id = ? AND state = 'open'",
+        )
+        .bind(now())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM intents WHERE id = ?)")
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !exists {
+                return Err(StoreError::NotFound(format!("intent {id}")));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every open intent in the store, oldest first: the writes to reconcile after a crash.
+    pub async fn open_intents(&self) -> Result<Vec<Intent>> {
+        sqlx::query(
+            "SELECT id, product_id, ticket_id, step, payload_hash, created_at FROM intents
+             WHERE state = 'open' ORDER BY id",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(intent_from_row)
+        .collect()
+    }
+
+    /// Marks a ticket completely written to Deskie (clearing a load failure). If a newer detail
+    /// arrived during the load, the ticket goes back to `extracted` to load the rest instead.
+    pub async fn mark_loaded(&self, key: TicketKey) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE tickets SET
+                state = CASE WHEN reload = 1 THEN 'extracted' ELSE 'loaded' END,
+                reload = 0, loaded_at = ?, failure_stage = NULL, failure_class = NULL
+             WHERE product_id = ? AND ticket_id = ?",
+        )
+        .bind(now())
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("ticket {key}")));
+        }
+        sqlx::query(
+            "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a ticket deliberately not migrated (e.g. its channel maps to `skip`), with why.
+    pub async fn mark_skipped(&self, key: TicketKey, reason: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE tickets SET state = 'skipped', skip_reason = ?, reload = 0,
+                failure_stage = NULL, failure_class = NULL
+             WHERE product_id = ? AND ticket_id = ?",
+        )
+        .bind(reason)
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("ticket {key}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn intent_from_row(row: &SqliteRow) -> Result<Intent> {
+    Ok(Intent {
+        id: IntentId(row.try_get("id")?),
+        key: key_from_row(row)?,
+        step: row.try_get::<String, _>("step")?.parse()?,
+        payload_hash: row.try_get("payload_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}

@@ -1,0 +1,141 @@
+//! Read-only views for `status`, reports, dry runs and verification: counts, key lists, batches,
+//! and paged iteration over stored tickets with flat memory whatever the store's size.
+
+use model::{Ticket, TicketKey};
+use sqlx::Row;
+
+use crate::error::Result;
+use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
+use crate::{BatchId, BatchState, BatchSummary, Counts, ProductCounts, Store, TicketState};
+
+impl Store {
+    /// Totals per ticket state, per derived batch state, messages, notes, attachments and bytes,
+    /// overall and per product. Reads counters kept on ticket rows, never message bodies.
+    pub async fn counts(&self) -> Result<Counts> {
+        let rows = sqlx::query(
+            "SELECT product_id, state, count(*) AS n, sum(message_count) AS messages,
+                    sum(note_count) AS notes, sum(attachment_count) AS attachments,
+                    sum(attachment_bytes) AS bytes
+             FROM tickets GROUP BY product_id, state ORDER BY product_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut counts = Counts::default();
+        for r in &rows {
+            let product_id: i64 = r.try_get("product_id")?;
+            let state: TicketState = r.try_get::<String, _>("state")?.parse()?;
+            let n = to_u64(r.try_get("n")?);
+            let messages = to_u64(r.try_get("messages")?);
+            let notes = to_u64(r.try_get("notes")?);
+            let attachments = to_u64(r.try_get("attachments")?);
+            let bytes = to_u64(r.try_get("bytes")?);
+            if counts.products.last().map(|p| p.product_id) != Some(product_id) {
+                counts.products.push(ProductCounts {
+                    product_id,
+                    ..ProductCounts::default()
+                });
+            }
+            if let Some(p) = counts.products.last_mut() {
+                *p.tickets.entry(state).or_default() += n;
+                p.messages += messages;
+                p.notes += notes;
+                p.attachments += attachments;
+                p.attachment_bytes += bytes;
+            }
+            *counts.tickets.entry(state).or_default() += n;
+            counts.messages += messages;
+            counts.notes += notes;
+            counts.attachments += attachments;
+            counts.attachment_bytes += bytes;
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM batch_states GROUP BY state")
+                .fetch_all(&self.read)
+                .await?;
+        for (state, n) in rows {
+            counts.batches.insert(state.parse()?, to_u64(Some(n)));
+        }
+        Ok(counts)
+    }
+
+    /// The state of one ticket, or `None` if it was never listed.
+    pub async fn ticket_state(&self, key: TicketKey) -> Result<Option<TicketState>> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM tickets WHERE product_id = ? AND ticket_id = ?")
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .fetch_optional(&self.read)
+                .await?;
+        state.map(|s| s.parse()).transpose()
+    }
+
+    /// Every ticket key in `state`, by key.
+    pub async fn ticket_keys(&self, state: TicketState) -> Result<Vec<TicketKey>> {
+        sqlx::query(
+            "SELECT product_id, ticket_id FROM tickets WHERE state = ?
+             ORDER BY product_id, ticket_id",
+        )
+        .bind(state.as_str())
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(key_from_row)
+        .collect()
+    }
+
+    /// Batches with their derived state, by id; only those in `state` when given.
+    pub async fn batches(&self, state: Option<BatchState>) -> Result<Vec<BatchSummary>> {
+        sqlx::query(
+            "SELECT id, product_id, page, ticket_count, state FROM batch_states
+             WHERE ?1 IS NULL OR state = ?1 ORDER BY id",
+        )
+        .bind(state.map(|s| s.as_str()))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(BatchSummary {
+                id: BatchId(r.try_get("id")?),
+                product_id: r.try_get("product_id")?,
+                page: r.try_get("page")?,
+                ticket_count: r.try_get("ticket_count")?,
+                state: r.try_get::<String, _>("state")?.parse()?,
+            })
+        })
+        .collect()
+    }
+
+    /// Up to `limit` tickets whose current detail is stored (any state but pending), with their
+    /// messages, ordered by key and starting after `after`: iterate by passing the last key back.
+    /// Three indexed range queries per page, so memory stays flat with millions of tickets.
+    pub async fn tickets_page(&self, after: Option<TicketKey>, limit: u32) -> Result<Vec<Ticket>> {
+        let after = after.unwrap_or(TicketKey::new(i64::MIN, i64::MIN));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            ticket_columns!(),
+            " FROM tickets
+             WHERE (product_id, ticket_id) > (?, ?)
+               AND fetched_updated_at IS NOT NULL AND fetched_updated_at = listed_updated_at
+             ORDER BY product_id, ticket_id LIMIT ?"
+        ))
+        .bind(after.product_id)
+        .bind(after.ticket_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        let mut tickets = rows
+            .iter()
+            .map(ticket_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        if let (Some(first), Some(last)) = (tickets.first(), tickets.last()) {
+            let (first, last) = (first.key, last.key);
+            attach_messages(&self.read, &mut tickets, first, last).await?;
+        }
+        Ok(tickets)
+    }
+}
+
+/// SQLite counts are never negative; a NULL sum (no rows) decodes as 0 via `Option`.
+fn to_u64(n: Option<i64>) -> u64 {
+    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}

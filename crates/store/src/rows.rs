@@ -1,0 +1,188 @@
+//! Conversions between database rows and the model's types, shared by every reading module.
+
+use std::collections::HashMap;
+
+use jiff::civil::DateTime;
+use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{Result, StoreError};
+
+/// The ticket columns `ticket_from_row` reads, as a literal for `concat!` (queries stay `&'static`).
+macro_rules! ticket_columns {
+    () => {
+        "product_id, ticket_id, subject, customer_name, customer_email, customer_phone, channel, \
+         platform, status, priority, agent_id, type_id, reason_id, created_at, detail_updated_at"
+    };
+}
+pub(crate) use ticket_columns;
+
+/// Parses a civil datetime the store wrote.
+pub(crate) fn parse_datetime(s: &str) -> Result<DateTime> {
+    s.parse::<DateTime>()
+        .map_err(|e| StoreError::Corrupt(format!("bad datetime {s:?} in the store: {e}")))
+}
+
+/// Reads a ticket's key from a row with `product_id`, `ticket_id` columns.
+pub(crate) fn key_from_row(row: &SqliteRow) -> Result<TicketKey> {
+    Ok(TicketKey::new(
+        row.try_get("product_id")?,
+        row.try_get("ticket_id")?,
+    ))
+}
+
+/// Rebuilds a ticket (without messages) from a row selected with `ticket_columns!()`.
+pub(crate) fn ticket_from_row(row: &SqliteRow) -> Result<Ticket> {
+    let created_at: Option<String> = row.try_get("created_at")?;
+    let key = key_from_row(row)?;
+    let created_at = created_at
+        .ok_or_else(|| StoreError::NotFound(format!("ticket {key} has no stored detail")))?;
+    Ok(Ticket {
+        key,
+        subject: row.try_get("subject")?,
+        customer_name: row.try_get("customer_name")?,
+        customer_email: row.try_get("customer_email")?,
+        customer_phone: row.try_get("customer_phone")?,
+        channel: row.try_get("channel")?,
+        platform: row.try_get("platform")?,
+        status: row.try_get("status")?,
+        priority: row.try_get("priority")?,
+        agent_id: row.try_get("agent_id")?,
+        type_id: row.try_get("type_id")?,
+        reason_id: row.try_get("reason_id")?,
+        created_at: parse_datetime(&created_at)?,
+        updated_at: row
+            .try_get::<Option<String>, _>("detail_updated_at")?
+            .unwrap_or_default(),
+        messages: Vec::new(),
+    })
+}
+
+/// Text stored for an author: (`author_kind`, `author_agent_id`).
+pub(crate) fn author_columns(author: &Author) -> (&'static str, Option<i64>) {
+    match author {
+        Author::Customer => ("customer", None),
+        Author::Agent(id) => ("agent", Some(*id)),
+    }
+}
+
+/// Text stored for a message kind.
+pub(crate) fn kind_column(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Reply => "reply",
+        MessageKind::Note => "note",
+    }
+}
+
+fn message_from_row(row: &SqliteRow) -> Result<(TicketKey, i64, Message)> {
+    let author = match row.try_get::<String, _>("author_kind")?.as_str() {
+        "customer" => Author::Customer,
+        "agent" => Author::Agent(
+            row.try_get::<Option<i64>, _>("author_agent_id")?
+                .ok_or_else(|| {
+                    StoreError::Corrupt("agent message without author_agent_id".into())
+                })?,
+        ),
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown author kind {other:?}"
+            )));
+        }
+    };
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "reply" => MessageKind::Reply,
+        "note" => MessageKind::Note,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown message kind {other:?}"
+            )));
+        }
+    };
+    let created_at: String = row.try_get("created_at")?;
+    Ok((
+        key_from_row(row)?,
+        row.try_get("position")?,
+        Message {
+            id: row.try_get("message_id")?,
+            author,
+            kind,
+            body: row.try_get("body")?,
+            created_at: parse_datetime(&created_at)?,
+            attachments: Vec::new(),
+        },
+    ))
+}
+
+fn attachment_from_row(row: &SqliteRow) -> Result<(TicketKey, i64, Attachment)> {
+    let size: Option<i64> = row.try_get("size")?;
+    let kind: String = row.try_get("kind")?;
+    Ok((
+        key_from_row(row)?,
+        row.try_get("position")?,
+        Attachment {
+            url: row.try_get("url")?,
+            name: row.try_get("name")?,
+            kind: AttachmentKind::parse(&kind),
+            size: size.and_then(|s| u64::try_from(s).ok()),
+        },
+    ))
+}
+
+/// Fills in the messages and attachments of `tickets`, which must be sorted by key and lie within
+/// `first..=last`; reads two key-range scans, so a page of tickets costs three queries in all.
+pub(crate) async fn attach_messages(
+    pool: &SqlitePool,
+    tickets: &mut [Ticket],
+    first: TicketKey,
+    last: TicketKey,
+) -> Result<()> {
+    let index: HashMap<TicketKey, usize> = tickets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key, i))
+        .collect();
+    // position -> index in ticket.messages, per ticket
+    let mut positions: HashMap<(TicketKey, i64), (usize, usize)> = HashMap::new();
+
+    let rows = sqlx::query(
+        "SELECT product_id, ticket_id, position, message_id, author_kind, author_agent_id, kind, \
+                body, created_at
+         FROM messages
+         WHERE (product_id, ticket_id) >= (?1, ?2) AND (product_id, ticket_id) <= (?3, ?4)
+         ORDER BY product_id, ticket_id, position",
+    )
+    .bind(first.product_id)
+    .bind(first.ticket_id)
+    .bind(last.product_id)
+    .bind(last.ticket_id)
+    .fetch_all(pool)
+    .await?;
+    for row in &rows {
+        let (key, position, message) = message_from_row(row)?;
+        if let Some(&i) = index.get(&key) {
+            positions.insert((key, position), (i, tickets[i].messages.len()));
+            tickets[i].messages.push(message);
+        }
+    }
+
+    let rows = sqlx::query(
+        "SELECT product_id, ticket_id, position, idx, url, name, kind, size
+         FROM attachments
+         WHERE (product_id, ticket_id) >= (?1, ?2) AND (product_id, ticket_id) <= (?3, ?4)
+         ORDER BY product_id, ticket_id, position, idx",
+    )
+    .bind(first.product_id)
+    .bind(first.ticket_id)
+    .bind(last.product_id)
+    .bind(last.ticket_id)
+    .fetch_all(pool)
+    .await?;
+    for row in &rows {
+        let (key, position, attachment) = attachment_from_row(row)?;
+        if let Some(&(t, m)) = positions.get(&(key, position)) {
+            tickets[t].messages[m].attachments.push(attachment);
+        }
+    }
+    Ok(())
+}
