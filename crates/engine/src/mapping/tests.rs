@@ -1,0 +1,443 @@
+//! Mapping rules, one recipe case per test.
+
+use super::*;
+use crate::config::{self, SecretOverrides};
+use model::{Attachment, AttachmentKind, TicketKey};
+
+fn settings(extra: &str) -> config::Settings {
+    let text = format!(
+        r#"
+[source]
+token = "t"
+timezone = "Europe/Istanbul"
+[target]
+base_url = "https://acme.deskie.io"
+staff_email = "a@acme.example"
+api_key = "k"
+source_id_field = "cf_900"
+[mapping]
+default_staff_id = 100
+agents = {{ "74" = 101 }}
+types = {{ "3" = 501 }}
+reason_field = "cf_901"
+channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "Facebook" = "skip" }}
+{extra}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    config::parse(
+        &text,
+        &dir.path().join("c.toml"),
+        SecretOverrides::default(),
+    )
+    .unwrap()
+}
+
+fn at(s: &str) -> jiff::civil::DateTime {
+    s.parse().unwrap()
+}
+
+fn msg(id: i64, author: Author, kind: MessageKind, body: &str, t: &str) -> Message {
+    Message {
+        id,
+        author,
+        kind,
+        body: body.to_string(),
+        created_at: at(t),
+        attachments: vec![],
+    }
+}
+
+fn ticket(channel: &str, messages: Vec<Message>) -> Ticket {
+    Ticket {
+        key: TicketKey::new(1, 42),
+        subject: Some("Refund".into()),
+        customer_name: Some("Ada".into()),
+        customer_email: Some("ada@example.com".into()),
+        customer_phone: Some("+90 555 123 4567".into()),
+        channel: Some(channel.into()),
+        platform: None,
+        status: Some(1),
+        priority: Some(3),
+        agent_id: Some(74),
+        type_id: Some(3),
+        reason_id: Some(5),
+        created_at: at("2021-01-02T10:00:00"),
+        updated_at: "2021-01-03 10:00:00".into(),
+        messages,
+    }
+}
+
+fn map(t: &Ticket, s: &config::Settings) -> (Mapped, Vec<Warning>) {
+    let types = BTreeMap::new();
+    let reasons: BTreeMap<i64, String> = [(5, "Billing".to_string())].into_iter().collect();
+    let cx = MapContext {
+        mapping: &s.mapping,
+        timezone: &s.source.timezone,
+        source_id_field: s.target.source_id_field.as_deref(),
+        type_titles: &types,
+        reason_titles: &reasons,
+    };
+    map_ticket(t, &cx)
+}
+
+fn plan(m: Mapped) -> CasePlan {
+    match m {
+        Mapped::Case(p) => *p,
+        other => panic!("expected a case, got {other:?}"),
+    }
+}
+
+#[test]
+fn customer_initiated_email_case_follows_the_recipe() {
+    let s = settings("");
+    let t = ticket(
+        "Email",
+        vec![
+            msg(
+                1,
+                Author::Customer,
+                MessageKind::Reply,
+                "<p>Hi</p>",
+                "2021-01-02 10:00:00",
+            ),
+            msg(
+                2,
+                Author::Agent(74),
+                MessageKind::Reply,
+                "<p>Hello</p>",
+                "2021-01-02 11:00:00",
+            ),
+            msg(
+                3,
+                Author::Agent(99),
+                MessageKind::Note,
+                "internal",
+                "2021-01-02 11:30:00",
+            ),
+            msg(
+                4,
+                Author::Customer,
+                MessageKind::Reply,
+                "thanks",
+                "2021-01-02 12:00:00",
+            ),
+        ],
+    );
+    let (m, w) = map(&t, &s);
+    let p = plan(m);
+    let create = serde_json::to_value(&p.create).unwrap();
+    assert_eq!(create["user_email"], "ada@example.com");
+    assert_eq!(create["subject"], "Refund");
+    assert_eq!(create["content_html"], "<p>Hi</p>");
+    // 10:00 in Istanbul (+03:00) is 07:00 UTC.
+    assert_eq!(create["created_at"], "Sat, 02 Jan 2021 07:00:00 +0000");
+    assert!(create.get("initiator_id").is_none());
+    assert!(create.get("case_email_id").is_none());
+    assert_eq!(create["staff_id"], 101);
+    assert_eq!(create["status"], "closed");
+    assert_eq!(create["priority"], "critical");
+    assert_eq!(create["custom_fields"]["cf_900"], "desk360:1:42");
+    assert_eq!(create["custom_fields"]["cf_901"], "Billing");
+    assert_eq!(create["labels"], serde_json::json!([501]));
+    assert_eq!(create["do_not_send_email"], true);
+    // Replies in order, the note last.
+    let names: Vec<_> = p.steps.iter().map(Step::intent_name).collect();
+    assert_eq!(names, ["message:2", "message:4", "note:3"]);
+    let agent = p.steps[0].message_for(7).unwrap();
+    let agent = serde_json::to_value(&agent).unwrap();
+    assert_eq!(agent["staff_id"], 101);
+    assert_eq!(agent["do_not_send_email"], true);
+    assert!(agent.get("user_id").is_none());
+    let customer = serde_json::to_value(p.steps[1].message_for(7).unwrap()).unwrap();
+    assert_eq!(customer["user_id"], 7);
+    assert!(customer.get("staff_id").is_none());
+    // The note's unmapped agent falls back to the default staff id, with a warning.
+    match &p.steps[2] {
+        Step::Note { note, .. } => assert_eq!(note.staff_id, 100),
+        other => panic!("{other:?}"),
+    }
+    assert!(w.contains(&Warning::UnmappedAgent { agent_id: 99 }));
+    // A customer message after the create may reopen the case: one final update to closed.
+    assert_eq!(
+        p.final_update.as_ref().and_then(|u| u.status),
+        Some(CaseStatus::Closed)
+    );
+    assert_eq!(p.writes(), 5);
+}
+
+#[test]
+fn agent_initiated_email_case_has_initiator_and_case_email_id() {
+    let s = settings("");
+    let t = ticket(
+        "Email",
+        vec![msg(
+            1,
+            Author::Agent(74),
+            MessageKind::Reply,
+            "We noticed…",
+            "2021-01-02 10:00:00",
+        )],
+    );
+    let p = plan(map(&t, &s).0);
+    let create = serde_json::to_value(&p.create).unwrap();
+    assert_eq!(create["initiator_id"], 101);
+    assert_eq!(create["case_email_id"], -1);
+    assert!(p.steps.is_empty());
+    assert!(
+        p.final_update.is_none(),
+        "no later message: the create's status stands"
+    );
+}
+
+#[test]
+fn calls_get_plain_text_and_phone() {
+    let s = settings("");
+    let t = ticket(
+        "Phone",
+        vec![
+            msg(
+                1,
+                Author::Customer,
+                MessageKind::Reply,
+                "<p>Line&nbsp;one<br>two &amp; three</p>",
+                "2021-01-02 10:00:00",
+            ),
+            msg(
+                2,
+                Author::Agent(74),
+                MessageKind::Reply,
+                "<b>ok</b>",
+                "2021-01-02 10:05:00",
+            ),
+        ],
+    );
+    let p = plan(map(&t, &s).0);
+    let create = serde_json::to_value(&p.create).unwrap();
+    assert_eq!(create["user_phone"], "+90 555 123 4567");
+    assert_eq!(create["content"], "Line one\ntwo & three");
+    assert!(create.get("content_html").is_none());
+    assert!(create.get("user_email").is_none());
+    let m = serde_json::to_value(p.steps[0].message_for(1).unwrap()).unwrap();
+    assert_eq!(m["content"], "ok");
+}
+
+#[test]
+fn custom_channel_uses_user_custom_id_and_channel() {
+    let s = settings("");
+    let t = ticket(
+        "Web",
+        vec![msg(
+            1,
+            Author::Customer,
+            MessageKind::Reply,
+            "hi",
+            "2021-01-02 10:00:00",
+        )],
+    );
+    let p = plan(map(&t, &s).0);
+    let create = serde_json::to_value(&p.create).unwrap();
+    assert_eq!(create["user_custom_id"], "ada@example.com");
+    assert_eq!(create["user_custom_channel"], "481");
+    assert_eq!(create["content_html"], "hi");
+}
+
+#[test]
+fn a_ticket_without_email_is_unroutable_with_a_fix() {
+    let s = settings("");
+    let mut t = ticket(
+        "Email",
+        vec![msg(
+            1,
+            Author::Customer,
+            MessageKind::Reply,
+            "hi",
+            "2021-01-02 10:00:00",
+        )],
+    );
+    t.customer_email = None;
+    match map(&t, &s).0 {
+        Mapped::Unroutable { route, reason } => {
+            assert_eq!(route, ChannelRoute::Email);
+            assert!(reason.contains("[mapping.channels]"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn skip_and_only_notes() {
+    let s = settings("");
+    let t = ticket(
+        "Facebook",
+        vec![msg(
+            1,
+            Author::Customer,
+            MessageKind::Reply,
+            "hi",
+            "2021-01-02 10:00:00",
+        )],
+    );
+    assert_eq!(
+        map(&t, &s).0,
+        Mapped::Skipped {
+            channel: "Facebook".into()
+        }
+    );
+    let t = ticket(
+        "Email",
+        vec![msg(
+            1,
+            Author::Agent(74),
+            MessageKind::Note,
+            "n",
+            "2021-01-02 10:00:00",
+        )],
+    );
+    assert!(matches!(map(&t, &s).0, Mapped::Unroutable { .. }));
+}
+
+#[test]
+fn null_subject_is_derived_from_the_first_message() {
+    let s = settings("");
+    let mut t = ticket(
+        "Email",
+        vec![msg(
+            1,
+            Author::Customer,
+            MessageKind::Reply,
+            "<p>  My app 🚀 crashes</p><p>details</p>",
+            "2021-01-02 10:00:00",
+        )],
+    );
+    t.subject = None;
+    let (m, w) = map(&t, &s);
+    assert_eq!(plan(m).create.subject, "My app 🚀 crashes");
+    assert!(
+        w.iter()
+            .any(|w| matches!(w, Warning::DerivedSubject { .. }))
+    );
+    t.messages[0].body = "<p> </p>".into();
+    assert_eq!(plan(map(&t, &s).0).create.subject, "Desk360 ticket #42");
+}
+
+#[test]
+fn equal_timestamps_keep_source_order_by_id() {
+    let s = settings("");
+    let t = ticket(
+        "Email",
+        vec![
+            msg(
+                5,
+                Author::Customer,
+                MessageKind::Reply,
+                "c",
+                "2021-01-02 10:00:01",
+            ),
+            msg(
+                3,
+                Author::Customer,
+                MessageKind::Reply,
+                "a",
+                "2021-01-02 10:00:00",
+            ),
+            msg(
+                4,
+                Author::Agent(74),
+                MessageKind::Reply,
+                "b",
+                "2021-01-02 10:00:01",
+            ),
+        ],
+    );
+    let p = plan(map(&t, &s).0);
+    assert_eq!(p.first_message_id, 3);
+    let ids: Vec<_> = p.steps.iter().map(Step::source_id).collect();
+    assert_eq!(ids, [4, 5]);
+}
+
+#[test]
+fn open_status_needs_no_final_update() {
+    let s = settings("");
+    let mut t = ticket(
+        "Email",
+        vec![
+            msg(
+                1,
+                Author::Customer,
+                MessageKind::Reply,
+                "a",
+                "2021-01-02 10:00:00",
+            ),
+            msg(
+                2,
+                Author::Customer,
+                MessageKind::Reply,
+                "b",
+                "2021-01-02 10:00:05",
+            ),
+        ],
+    );
+    t.status = Some(0);
+    assert!(plan(map(&t, &s).0).final_update.is_none());
+    // Only agent messages after the create: no reopen, no update.
+    t.status = Some(1);
+    t.messages[1].author = Author::Agent(74);
+    assert!(plan(map(&t, &s).0).final_update.is_none());
+}
+
+#[test]
+fn oversized_attachments_are_reported_not_sent() {
+    let s = settings("");
+    let mut first = msg(
+        1,
+        Author::Customer,
+        MessageKind::Reply,
+        "files",
+        "2021-01-02 10:00:00",
+    );
+    let file = |name: &str, mb: u64| Attachment {
+        url: format!("https://files.example/{name}"),
+        name: name.into(),
+        kind: AttachmentKind::File,
+        size: Some(mb * 1024 * 1024),
+    };
+    first.attachments = vec![
+        file("a.pdf", 20),
+        file("huge.mov", 30),
+        file("b.pdf", 20),
+        file("c.pdf", 20),
+    ];
+    let t = ticket("Email", vec![first]);
+    let (m, w) = map(&t, &s);
+    let p = plan(m);
+    assert_eq!(
+        p.create.attachment_urls,
+        ["https://files.example/a.pdf", "https://files.example/b.pdf"]
+    );
+    let too_large: Vec<_> = w
+        .iter()
+        .filter_map(|w| match w {
+            Warning::AttachmentTooLarge { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(too_large, ["huge.mov", "c.pdf"]);
+}
+
+#[test]
+fn dst_gap_does_not_fail() {
+    let tz = TimeZone::get("Europe/Berlin").unwrap();
+    // 2021-03-28 02:30 does not exist in Berlin.
+    let ts = to_timestamp(at("2021-03-28T02:30:00"), &tz);
+    assert_eq!(ts.to_string(), "2021-03-28T01:30:00Z");
+}
+
+#[test]
+fn html_to_text_is_readable() {
+    assert_eq!(
+        html_to_text("<div>a</div><div>b &lt;c&gt; &#128512; &#x1F600;</div>"),
+        "a\nb <c> 😀 😀"
+    );
+    assert_eq!(html_to_text("x < y & z"), "x < y & z");
+}
