@@ -1,0 +1,606 @@
+//! The seeded synthetic Desk360 account both emulators serve and tests assert against.
+//!
+//! Everything is derived from `(seed, products, tickets)` with one `fastrand::Rng`, so the same
+//! input always yields the same account (tests rely on it). The data carries the variety real
+//! accounts have and that an importer must survive: 1–30 messages a ticket (most 2–6), notes,
+//! agent-opened tickets, null subjects, unicode/emoji HTML, ~100 KB messages, attachments over
+//! Deskie's 25 MB limit, every status/priority/channel, tickets without an email, equal
+//! timestamps inside a ticket.
+//!
+//! Every message body carries a unique marker `ref:p<product>t<ticket>m<index>` (index in source
+//! order, 0 = first message). It survives HTML-to-text conversion, so the Deskie emulator can
+//! tell which source message a write carries (see [`parse_refs`]), which the `reject_*` faults
+//! need.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+
+/// Host used for attachment URLs by [`generate`]; a running [`crate::Sandbox`] uses its own
+/// Desk360 URL instead so the links point at the emulator.
+pub const DEFAULT_ATTACHMENT_BASE: &str = "https://files.desk360.invalid";
+
+/// A Desk360 product (tickets are scoped by product).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    /// Desk360 product id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Logo URL, often null.
+    pub logo: Option<String>,
+}
+
+/// A Desk360 agent; messages with a non-zero `agent_id` come from one of these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    /// Desk360 agent id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Login email, what a mapping to Deskie staff usually keys on.
+    pub email: String,
+    /// Avatar URL, often null.
+    pub avatar: Option<String>,
+}
+
+/// A Desk360 ticket type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Type {
+    /// Type id.
+    pub id: i64,
+    /// Product id (0 = account-wide).
+    pub product_id: i64,
+    /// Title.
+    pub title: String,
+}
+
+/// A Desk360 ticket reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    /// Reason id.
+    pub id: i64,
+    /// Product id.
+    pub product_id: i64,
+    /// Name.
+    pub name: String,
+}
+
+/// One generated ticket, kept in the exact JSON shapes Desk360 answers with, plus the few fields
+/// the list filters need (so filtering does not dig through JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketData {
+    /// Product the ticket belongs to.
+    pub product_id: i64,
+    /// Desk360 ticket id (unique across the account).
+    pub ticket_id: i64,
+    /// The ticket-detail body (`GET /v1/products/:p/tickets/:t`), messages embedded.
+    pub detail: Value,
+    /// The list-object body (`GET /v1/products/:p/tickets`): `last_message`, no `messages`.
+    pub list: Value,
+    /// Naive `YYYY-MM-DD HH:MM:SS` creation time (UTC).
+    pub created_at: String,
+    /// Naive `YYYY-MM-DD HH:MM:SS` last update (the list's default order key).
+    pub updated_at: String,
+    /// Desk360 status (0 open, 1 resolved, 2 waiting).
+    pub status: i64,
+    /// Desk360 priority (0 low … 3 urgent).
+    pub priority: i64,
+    /// Assigned agent (0 = unassigned).
+    pub agent_id: i64,
+    /// Ticket type id.
+    pub type_id: i64,
+    /// Ticket reason id.
+    pub reason_id: i64,
+}
+
+impl TicketData {
+    /// The embedded messages of the detail body, in source order.
+    pub fn messages(&self) -> &[Value] {
+        self.detail
+            .get("messages")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// The whole generated Desk360 account: the source of truth for tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Products, in id order.
+    pub products: Vec<Product>,
+    /// Agents (about 8; a test mapping usually names only some of them).
+    pub agents: Vec<Agent>,
+    /// Ticket types.
+    pub types: Vec<Type>,
+    /// Ticket reasons.
+    pub reasons: Vec<Reason>,
+    /// Every ticket, in generation (id) order.
+    pub tickets: Vec<TicketData>,
+    index: HashMap<(i64, i64), usize>,
+    /// Per product: ticket indices sorted ascending by (updated_at, id).
+    by_product: BTreeMap<i64, Vec<usize>>,
+    /// Attachment URL path (from `/attachments/`) → declared size in bytes.
+    attachment_sizes: HashMap<String, u64>,
+}
+
+impl Dataset {
+    /// The ticket `(product, id)`, if it exists — the usual way tests find the source of truth.
+    pub fn ticket(&self, product_id: i64, ticket_id: i64) -> Option<&TicketData> {
+        self.index
+            .get(&(product_id, ticket_id))
+            .map(|&i| &self.tickets[i])
+    }
+
+    /// Tickets of one product in Desk360's ascending list order (updated_at, then id).
+    pub fn product_tickets_asc(
+        &self,
+        product_id: i64,
+    ) -> impl DoubleEndedIterator<Item = &TicketData> {
+        self.by_product
+            .get(&product_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|&i| &self.tickets[i])
+    }
+
+    /// Declared size of an attachment, found by the path of its URL (any host), so the Deskie
+    /// emulator can apply the 25 MB / 50 MB limits to `attachment_urls`.
+    pub fn attachment_size(&self, url: &str) -> Option<u64> {
+        let at = url.find("/attachments/")?;
+        let path = url[at..].split(['?', '#']).next().unwrap_or_default();
+        self.attachment_sizes.get(path).copied()
+    }
+
+    /// Total number of messages (notes included) across all tickets.
+    pub fn message_count(&self) -> usize {
+        self.tickets.iter().map(|t| t.messages().len()).sum()
+    }
+}
+
+/// Generates the account deterministically: same `(seed, products, tickets)`, same output.
+/// Attachment URLs use [`DEFAULT_ATTACHMENT_BASE`].
+pub fn generate(seed: u64, products: usize, tickets: usize) -> Dataset {
+    generate_with_base(seed, products, tickets, DEFAULT_ATTACHMENT_BASE)
+}
+
+const CHANNELS: [(&str, u32); 7] = [
+    ("Email", 40),
+    ("Application", 15),
+    ("Api", 8),
+    ("Phone", 12),
+    ("Web", 15),
+    ("WhatsApp", 5),
+    ("Facebook", 5),
+];
+
+const FIRST_NAMES: [&str; 12] = [
+    "John",
+    "Ayşe",
+    "Mehmet",
+    "Zoë",
+    "François",
+    "Jürgen",
+    "Sofía",
+    "Łukasz",
+    "Emily",
+    "Kenji",
+    "Olga",
+    "Chidi",
+];
+const LAST_NAMES: [&str; 10] = [
+    "Doe", "Yılmaz", "Müller", "O'Brien", "García", "Nowak", "Smith", "Tanaka", "Ivanova", "Okafor",
+];
+
+const PHRASES: [&str; 14] = [
+    "Hello, I cannot log in to my account since yesterday.",
+    "Merhaba, uygulama açılmıyor — lütfen yardım edin! 🙏",
+    "The invoice shows the wrong amount &amp; the wrong VAT number.",
+    "Thanks a lot, that fixed it 👍🏽",
+    "Could you check order <b>#A-1042</b>? It never arrived 📦",
+    "こんにちは、パスワードをリセットできません。",
+    "مرحبا، لدي مشكلة في الدفع",
+    "Ich habe eine Frage zur Rechnung (Größe: 3 × 4 m²).",
+    "We have escalated this to our engineers 🚀, expect an update soon.",
+    "Please try clearing the cache and restart the app.<br>Steps: 1) Settings 2) Storage",
+    "Привет! Приложение вылетает при запуске 😡",
+    "Can I get a refund? I was charged twice 💳💳",
+    "Internal: customer is on the legacy plan, do not offer the discount.",
+    "Emoji test: 😀😃😄😁 🇹🇷 👨‍👩‍👧‍👦 and a zero-width joiner.",
+];
+
+const AGENT_NAMES: [(i64, &str, &str); 8] = [
+    (72, "Jane Doe", "jane@acme.example"),
+    (74, "Richard Miller", "richard@acme.example"),
+    (75, "Elif Şahin", "elif@acme.example"),
+    (80, "Tom Becker", "tom@acme.example"),
+    (81, "Ana Lima", "ana@acme.example"),
+    (90, "Former Agent", "former@acme.example"),
+    (91, "Night Shift", "night@acme.example"),
+    (95, "Bot Integration", "bot@acme.example"),
+];
+
+/// Seconds of 2021-01-01T00:00:00Z: generated tickets are created over the three years after it.
+const BASE_TIME: i64 = 1_609_459_200;
+
+fn naive(secs: i64) -> String {
+    let ts = Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH);
+    TimeZone::UTC
+        .to_datetime(ts)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn pick_weighted<'a>(rng: &mut fastrand::Rng, items: &[(&'a str, u32)]) -> &'a str {
+    let total: u32 = items.iter().map(|(_, w)| w).sum();
+    let mut r = rng.u32(0..total);
+    for (item, w) in items {
+        if r < *w {
+            return item;
+        }
+        r -= w;
+    }
+    items[0].0
+}
+
+/// Like [`generate`], with attachment URLs under `attachment_base` (e.g. the sandbox's own
+/// Desk360 URL).
+pub fn generate_with_base(
+    seed: u64,
+    products: usize,
+    tickets: usize,
+    attachment_base: &str,
+) -> Dataset {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let products: Vec<Product> = (0..products.max(1))
+        .map(|i| {
+            let id = 11 * (i as i64 + 1);
+            Product {
+                id,
+                name: format!("YourApplication{}", i + 1),
+                logo: (i % 3 == 2).then(|| {
+                    format!(
+                        "https://desk-360.s3.amazonaws.com/images/application/logo/{id:032x}.jpg"
+                    )
+                }),
+            }
+        })
+        .collect();
+    let agents: Vec<Agent> = AGENT_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, (id, name, email))| Agent {
+            id: *id,
+            name: (*name).to_owned(),
+            email: (*email).to_owned(),
+            avatar: (i % 2 == 1)
+                .then(|| format!("https://desk-360.s3.amazonaws.com/images/profile/{id:032x}.jpg")),
+        })
+        .collect();
+    let types = vec![
+        Type {
+            id: 1,
+            product_id: 0,
+            title: "Subscription".into(),
+        },
+        Type {
+            id: 2,
+            product_id: 0,
+            title: "Features".into(),
+        },
+        Type {
+            id: 3,
+            product_id: 0,
+            title: "Report a problem".into(),
+        },
+    ];
+    let reasons: Vec<Reason> = ["Billing", "Bug", "Question", "Feedback"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Reason {
+            id: i as i64 + 1,
+            product_id: products[i % products.len()].id,
+            name: (*name).to_owned(),
+        })
+        .collect();
+
+    let mut out = Vec::with_capacity(tickets);
+    let mut attachment_sizes = HashMap::new();
+    let mut next_ticket_id: i64 = 1000;
+    let mut next_message_id: i64 = 50_000;
+    for n in 0..tickets {
+        let product_id = products[rng.usize(..products.len())].id;
+        let ticket_id = next_ticket_id;
+        next_ticket_id += 1 + rng.i64(0..3);
+        let t = gen_ticket(
+            &mut rng,
+            n,
+            product_id,
+            ticket_id,
+            &mut next_message_id,
+            &agents,
+            attachment_base,
+            &mut attachment_sizes,
+        );
+        out.push(t);
+    }
+
+    let mut index = HashMap::with_capacity(out.len());
+    let mut by_product: BTreeMap<i64, Vec<usize>> =
+        products.iter().map(|p| (p.id, Vec::new())).collect();
+    for (i, t) in out.iter().enumerate() {
+        index.insert((t.product_id, t.ticket_id), i);
+        by_product.entry(t.product_id).or_default().push(i);
+    }
+    for list in by_product.values_mut() {
+        list.sort_by(|&a, &b| {
+            (&out[a].updated_at, out[a].ticket_id).cmp(&(&out[b].updated_at, out[b].ticket_id))
+        });
+    }
+    Dataset {
+        products,
+        agents,
+        types,
+        reasons,
+        tickets: out,
+        index,
+        by_product,
+        attachment_sizes,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gen_ticket(
+    rng: &mut fastrand::Rng,
+    n: usize,
+    product_id: i64,
+    ticket_id: i64,
+    next_message_id: &mut i64,
+    agents: &[Agent],
+    attachment_base: &str,
+    attachment_sizes: &mut HashMap<String, u64>,
+) -> TicketData {
+    let channel = pick_weighted(rng, &CHANNELS);
+    let first = FIRST_NAMES[rng.usize(..FIRST_NAMES.len())];
+    let last = LAST_NAMES[rng.usize(..LAST_NAMES.len())];
+    let name = format!("{first} {last}");
+    let no_email = rng.f64() < 0.03;
+    let email = (!no_email).then(|| {
+        format!(
+            "{}.{}{}@example.{}",
+            first
+                .to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+            last.to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+            n,
+            if n.is_multiple_of(4) { "org" } else { "com" }
+        )
+    });
+    let phone = (channel == "Phone" || channel == "WhatsApp").then(|| {
+        format!(
+            "+90 5{:02} {:03} {:04}",
+            rng.u32(30..60),
+            rng.u32(0..1000),
+            rng.u32(0..10000)
+        )
+    });
+    let status = match rng.u32(0..100) {
+        0..25 => 0,
+        25..85 => 1,
+        _ => 2,
+    };
+    let priority = rng.i64(0..4);
+    let agent_id = if rng.f64() < 0.1 {
+        0
+    } else {
+        agents[rng.usize(..agents.len())].id
+    };
+    let type_id = rng.i64(1..4);
+    let reason_id = rng.i64(1..5);
+    let agent_opened = rng.f64() < 0.1;
+    let n_messages = match rng.u32(0..100) {
+        0..8 => 1,
+        8..85 => rng.usize(2..=6),
+        85..97 => rng.usize(7..=12),
+        _ => rng.usize(13..=30),
+    };
+
+    let created = BASE_TIME + rng.i64(0..3 * 365 * 86_400);
+    let mut at = created;
+    let mut messages = Vec::with_capacity(n_messages);
+    let mut first_text = String::new();
+    let mut last_reply = String::new();
+    for idx in 0..n_messages {
+        if idx > 0 && rng.f64() >= 0.05 {
+            at += rng.i64(30..3 * 86_400);
+        }
+        let (author, kind) = if idx == 0 {
+            let a = if agent_opened {
+                if agent_id != 0 {
+                    agent_id
+                } else {
+                    agents[0].id
+                }
+            } else {
+                0
+            };
+            (a, 0)
+        } else if rng.f64() < 0.12 {
+            (agents[rng.usize(..agents.len())].id, 6)
+        } else if rng.bool() {
+            (0, 0)
+        } else if agent_id != 0 && rng.f64() < 0.8 {
+            (agent_id, 0)
+        } else {
+            (agents[rng.usize(..agents.len())].id, 0)
+        };
+        let phrase = PHRASES[rng.usize(..PHRASES.len())];
+        let marker = format!("ref:p{product_id}t{ticket_id}m{idx}");
+        let mut html = format!("<p>{phrase}</p><p>{marker}</p>");
+        if rng.f64() < 0.002 || (n % 97 == 41 && idx == 1) {
+            // A ~100 KB message: long logs pasted into a ticket happen.
+            let para = format!("<p>{phrase} Log line with ünïcödé and emoji 🧾 {marker}.</p>\n");
+            while html.len() < 100_000 {
+                html.push_str(&para);
+            }
+        }
+        let message_id = *next_message_id;
+        *next_message_id += 1;
+        let mut groups = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        if rng.f64() < 0.08 {
+            for k in 0..rng.usize(1..=3) {
+                let (group, ext, ty) = match rng.u32(0..4) {
+                    0 => (0, "png", "image"),
+                    1 => (1, "mp4", "video"),
+                    2 => (2, "pdf", "file"),
+                    _ => (3, "zip", "other"),
+                };
+                let size: u64 = match rng.u32(0..100) {
+                    0..90 => rng.u64(10_000..5_000_000),
+                    90..97 => rng.u64(5_000_000..24_000_000),
+                    _ => rng.u64(26_214_401..45_000_000),
+                };
+                let file = format!("file-{message_id}-{k}.{ext}");
+                let path = format!("/attachments/{product_id}/{ticket_id}/{message_id}/{file}");
+                attachment_sizes.insert(path.clone(), size);
+                groups[group].push(json!({
+                    "url": format!("{attachment_base}{path}"),
+                    "name": file,
+                    "type": ty,
+                    "size": size,
+                }));
+            }
+        }
+        let [images, videos, files, others] = groups;
+        let ts = naive(at);
+        if idx == 0 {
+            first_text = phrase.to_owned();
+        }
+        if kind == 0 {
+            last_reply = html.chars().take(200).collect();
+        }
+        messages.push(json!({
+            "id": message_id,
+            "agent_id": author,
+            "message": html,
+            "attachments": {"images": images, "videos": videos, "files": files, "others": others},
+            "type": kind,
+            "created_at": ts,
+            "updated_at": ts,
+        }));
+    }
+    let updated = at + rng.i64(0..3600);
+    let subject = if rng.f64() < 0.2 {
+        Value::Null
+    } else {
+        Value::String(first_text.chars().take(60).collect())
+    };
+    let created_at = naive(created);
+    let updated_at = naive(updated);
+    let platform = match channel {
+        "Application" => ["Android", "iOS"][rng.usize(..2)],
+        "Email" => "Email",
+        "Phone" => "Phone",
+        "Web" => "Web",
+        other => other,
+    };
+    let country = ["TR", "DE", "US", "JP", "BR", "PL"][rng.usize(..6)];
+    let detail = json!({
+        "id": ticket_id,
+        "reason_id": reason_id,
+        "type_id": type_id,
+        "agent_id": agent_id,
+        "name": name,
+        "email": email,
+        "phone": phone,
+        "subject": subject,
+        "channel": channel,
+        "platform": platform,
+        "status": status,
+        "priority": priority,
+        "settings": null,
+        "country_code": country,
+        "star_rating": null,
+        "custom_fields": [],
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "messages": messages,
+    });
+    let list = json!({
+        "id": ticket_id,
+        "reason_id": reason_id,
+        "type_id": type_id,
+        "agent_id": agent_id,
+        "name": name,
+        "email": email,
+        "subject": subject,
+        "last_message": last_reply,
+        "channel": channel,
+        "platform": platform,
+        "status": status,
+        "priority": priority,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    });
+    TicketData {
+        product_id,
+        ticket_id,
+        detail,
+        list,
+        created_at,
+        updated_at,
+        status,
+        priority,
+        agent_id,
+        type_id,
+        reason_id,
+    }
+}
+
+/// Finds every `ref:p<product>t<ticket>m<index>` marker in a text: which source messages (and so
+/// which tickets) a Deskie write carries.
+pub fn parse_refs(text: &str) -> Vec<(i64, i64, usize)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find("ref:p") {
+        rest = &rest[pos + 5..];
+        if let Some(found) = parse_one_ref(rest)
+            && !out.contains(&found)
+        {
+            out.push(found);
+        }
+    }
+    out
+}
+
+fn parse_one_ref(s: &str) -> Option<(i64, i64, usize)> {
+    fn digits(s: &str) -> Option<(&str, &str)> {
+        let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        (end > 0).then(|| (&s[..end], &s[end..]))
+    }
+    let (p, s) = digits(s)?;
+    let s = s.strip_prefix('t')?;
+    let (t, s) = digits(s)?;
+    let s = s.strip_prefix('m')?;
+    let (m, _) = digits(s)?;
+    Some((p.parse().ok()?, t.parse().ok()?, m.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_are_found() {
+        assert_eq!(
+            parse_refs("<p>hi</p><p>ref:p11t1000m3</p> ref:p11t1000m3 ref:p2t5m0"),
+            vec![(11, 1000, 3), (2, 5, 0)]
+        );
+        assert!(parse_refs("ref:pXt1m1 ref:p1t m").is_empty());
+    }
+}

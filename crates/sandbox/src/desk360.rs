@@ -1,0 +1,466 @@
+//! The Desk360 emulator (vendor page 004): bearer auth and `/v1/login`, products, agents, me,
+//! types, reasons, the paged ticket list with its `Link` header, ticket details with embedded
+//! messages, the per-IP fixed-window limit and the documented error bodies.
+//!
+//! Every request counts toward the caller's window, invalid ones too (401, 404, 405…), exactly as
+//! the page warns. Routing is done by hand so 404 (`not_found_exception`) and 405
+//! (`method_not_allowed_exception`) carry the documented bodies.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::server::{
+    Shared, Window, entry_for, json_response, lock, peer, raw_response, set_header,
+};
+use crate::{Server, TicketData};
+
+/// Tickets per list page, fixed by Desk360.
+pub(crate) const PAGE_SIZE: usize = 20;
+/// Wrong logins tolerated per window before `too_many_attempts`.
+const MAX_LOGIN_FAILURES: u32 = 5;
+const DOC_URL: &str = "https://docs.desk360.com/api";
+
+/// Per-IP rate windows and login-failure windows.
+#[derive(Debug, Default)]
+pub(crate) struct Desk360State {
+    windows: HashMap<IpAddr, Window>,
+    login_failures: HashMap<IpAddr, Window>,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message, "doc_url": DOC_URL}}),
+    )
+}
+
+/// Entry point of every Desk360 request.
+pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Response<Body> {
+    let mut journal = entry_for(Server::Desk360, &req, 1);
+    let ip = peer(&req);
+    shared.delay().await;
+
+    // Every request counts, whatever happens next.
+    let (index, left) = shared.window_now();
+    let limit = shared.config.desk360_limit;
+    let (allowed, remaining) = {
+        let mut st = lock(&shared.desk360);
+        let w = st.windows.entry(ip).or_default();
+        if w.index != index {
+            *w = Window { index, used: 0 };
+        }
+        w.used = w.used.saturating_add(1);
+        (w.used <= limit, limit.saturating_sub(w.used))
+    };
+    let (mut resp, fault) = if !allowed {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests_exception",
+            "Too Many Attempts.",
+        );
+        set_header(&mut r, "retry-after", &shared.fmt_secs(left));
+        (r, Some("rate_limited"))
+    } else if shared.chance(shared.faults().server_error_rate) {
+        (server_error(shared.pick_5xx()), Some("5xx"))
+    } else {
+        handle(&shared, ip, req).await
+    };
+    set_header(&mut resp, "x-ratelimit-limit", &limit.to_string());
+    set_header(&mut resp, "x-ratelimit-remaining", &remaining.to_string());
+    set_header(
+        &mut resp,
+        "x-ratelimit-reset",
+        &shared.fmt_window_end_epoch(index),
+    );
+    journal.status = resp.status().as_u16();
+    journal.fault = fault.map(str::to_owned);
+    shared.record(journal);
+    resp
+}
+
+fn server_error(status: StatusCode) -> Response<Body> {
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        error(status, "internal_server_error", "Server Error")
+    } else {
+        let code = status.as_u16();
+        let reason = status.canonical_reason().unwrap_or("Error");
+        raw_response(
+            status,
+            "text/html",
+            format!("<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").into_bytes(),
+        )
+    }
+}
+
+type Answer = (Response<Body>, Option<&'static str>);
+
+async fn handle(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+    let query = req.uri().query().unwrap_or("").to_owned();
+
+    // The page documents login as GET in one place and POST in the curl sample: accept both.
+    if segments == ["v1", "login"] {
+        if method != Method::GET && method != Method::POST {
+            return (method_not_allowed(), None);
+        }
+        return login(shared, ip, req).await;
+    }
+
+    let token_ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == shared.credentials.desk360_token);
+    if !token_ok {
+        return (
+            error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_exception",
+                "Unauthenticated. The token is missing or invalid.",
+            ),
+            None,
+        );
+    }
+
+    let ds = &shared.dataset;
+    let known = matches!(
+        segments.as_slice(),
+        ["v1", "products"]
+            | ["v1", "agents"]
+            | ["v1", "me"]
+            | ["v1", "types"]
+            | ["v1", "reasons"]
+            | ["v1", "products", _, "tickets"]
+            | ["v1", "products", _, "tickets", _]
+    );
+    if !known {
+        return (
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found_exception",
+                "The requested URL was not found. Check the endpoint for a typo.",
+            ),
+            None,
+        );
+    }
+    if method != Method::GET {
+        // Creating tickets/types/reasons exists in the API but never matters to a migration:
+        // the emulator serves reads only, and a POST to a list is reported as a wrong method.
+        return (method_not_allowed(), None);
+    }
+    let ok = |v: Value| (json_response(StatusCode::OK, &v), None);
+    match segments.as_slice() {
+        ["v1", "products"] => ok(Value::Array(
+            ds.products
+                .iter()
+                .map(|p| json!({"id": p.id, "name": p.name, "logo": p.logo}))
+                .collect(),
+        )),
+        ["v1", "agents"] => ok(Value::Array(
+            ds.agents
+                .iter()
+                .map(|a| json!({"id": a.id, "name": a.name, "email": a.email, "avatar": a.avatar}))
+                .collect(),
+        )),
+        ["v1", "me"] => {
+            let a = &ds.agents[0];
+            ok(json!({"id": a.id, "name": a.name, "email": a.email, "avatar": a.avatar}))
+        }
+        ["v1", "types"] => ok(Value::Array(
+            ds.types
+                .iter()
+                .map(|t| {
+                    json!({"id": t.id, "product_id": t.product_id, "title": t.title,
+                        "description": t.title, "is_active": true, "is_custom": false,
+                        "created_at": "2019-07-11 12:43:24", "updated_at": "2020-11-02 07:30:05"})
+                })
+                .collect(),
+        )),
+        ["v1", "reasons"] => ok(Value::Array(
+            ds.reasons
+                .iter()
+                .map(|r| {
+                    json!({"id": r.id, "product_id": r.product_id, "name": r.name,
+                        "is_active": true, "created_at": "2019-07-09 13:40:00",
+                        "updated_at": "2020-05-25 14:08:53"})
+                })
+                .collect(),
+        )),
+        ["v1", "products", pid, "tickets"] => list_tickets(shared, pid, &path, &query),
+        ["v1", "products", pid, "tickets", tid] => ticket_detail(shared, pid, tid),
+        _ => (method_not_allowed(), None),
+    }
+}
+
+fn method_not_allowed() -> Response<Body> {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed_exception",
+        "The method is not supported for this route.",
+    )
+}
+
+fn model_not_found() -> Answer {
+    (
+        error(
+            StatusCode::NOT_FOUND,
+            "model_not_found_exception",
+            "No query results for model.",
+        ),
+        None,
+    )
+}
+
+fn validation(message: &str) -> Answer {
+    (
+        error(StatusCode::BAD_REQUEST, "failed_validation", message),
+        None,
+    )
+}
+
+async fn login(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let body = axum::body::to_bytes(req.into_body(), crate::server::MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let mut email = None;
+    let mut password = None;
+    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+        email = v.get("email").and_then(Value::as_str).map(str::to_owned);
+        password = v.get("password").and_then(Value::as_str).map(str::to_owned);
+    }
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "email" if email.is_none() => email = Some(v.into_owned()),
+            "password" if password.is_none() => password = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let (index, left) = shared.window_now();
+    let failures = {
+        let mut st = lock(&shared.desk360);
+        let w = st.login_failures.entry(ip).or_default();
+        if w.index != index {
+            *w = Window { index, used: 0 };
+        }
+        w.used
+    };
+    if failures >= MAX_LOGIN_FAILURES {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many wrong login attempts; wait for a minute.",
+        );
+        set_header(&mut r, "retry-after", &shared.fmt_secs(left));
+        return (r, Some("too_many_attempts"));
+    }
+    let (Some(email), Some(password)) = (email, password) else {
+        return validation("The email and password fields are required.");
+    };
+    if email == shared.credentials.desk360_email && password == shared.credentials.desk360_password
+    {
+        return (
+            json_response(
+                StatusCode::OK,
+                &json!({"access_token": shared.credentials.desk360_token, "token_type": "Bearer"}),
+            ),
+            None,
+        );
+    }
+    {
+        let mut st = lock(&shared.desk360);
+        let w = st.login_failures.entry(ip).or_default();
+        w.used += 1;
+    }
+    (
+        error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "The email or password is wrong.",
+        ),
+        None,
+    )
+}
+
+/// Parsed list filters.
+#[derive(Default)]
+struct Filters {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    status: Option<i64>,
+    priority: Option<i64>,
+    agent_id: Option<i64>,
+    type_id: Option<i64>,
+    reason_id: Option<i64>,
+}
+
+impl Filters {
+    fn is_empty(&self) -> bool {
+        self.start_date.is_none()
+            && self.end_date.is_none()
+            && self.status.is_none()
+            && self.priority.is_none()
+            && self.agent_id.is_none()
+            && self.type_id.is_none()
+            && self.reason_id.is_none()
+    }
+
+    fn matches(&self, t: &TicketData) -> bool {
+        let day = &t.created_at[..10.min(t.created_at.len())];
+        self.start_date.as_deref().is_none_or(|d| day >= d)
+            && self.end_date.as_deref().is_none_or(|d| day <= d)
+            && self.status.is_none_or(|v| t.status == v)
+            && self.priority.is_none_or(|v| t.priority == v)
+            && self.agent_id.is_none_or(|v| t.agent_id == v)
+            && self.type_id.is_none_or(|v| t.type_id == v)
+            && self.reason_id.is_none_or(|v| t.reason_id == v)
+    }
+}
+
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+fn list_tickets(shared: &Shared, pid: &str, path: &str, query: &str) -> Answer {
+    let ds = &shared.dataset;
+    let Some(product_id) = pid
+        .parse::<i64>()
+        .ok()
+        .filter(|id| ds.products.iter().any(|p| p.id == *id))
+    else {
+        return model_not_found();
+    };
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut page = 1usize;
+    let mut ascending = false;
+    let mut f = Filters::default();
+    for (k, v) in &pairs {
+        let int = |name: &str| -> Result<Option<i64>, String> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("The {name} must be an integer."))
+        };
+        let r = match k.as_str() {
+            "page" => match v.parse::<usize>() {
+                Ok(p) if p >= 1 => {
+                    page = p;
+                    Ok(())
+                }
+                _ => Err("The page must be an integer of at least 1.".to_owned()),
+            },
+            "order" => {
+                ascending = v.eq_ignore_ascii_case("asc");
+                Ok(())
+            }
+            "start_date" | "end_date" => {
+                if !is_date(v) {
+                    Err(format!("The {k} does not match the format Y-m-d."))
+                } else {
+                    if k == "start_date" {
+                        f.start_date = Some(v.clone());
+                    } else {
+                        f.end_date = Some(v.clone());
+                    }
+                    Ok(())
+                }
+            }
+            "status" => int("status").map(|x| f.status = x),
+            "priority" => int("priority").map(|x| f.priority = x),
+            "agent_id" => int("agent id").map(|x| f.agent_id = x),
+            "type_id" => int("type id").map(|x| f.type_id = x),
+            "reason_id" => int("reason id").map(|x| f.reason_id = x),
+            _ => Ok(()),
+        };
+        if let Err(message) = r {
+            return validation(&message);
+        }
+    }
+
+    let skip = (page - 1).saturating_mul(PAGE_SIZE);
+    let mut items: Vec<&Value> = Vec::with_capacity(PAGE_SIZE);
+    let mut has_more = false;
+    {
+        let all = ds.product_tickets_asc(product_id);
+        let ordered: Box<dyn Iterator<Item = &TicketData>> = if ascending {
+            Box::new(all)
+        } else {
+            Box::new(all.rev())
+        };
+        let mut matching: Box<dyn Iterator<Item = &TicketData>> = if f.is_empty() {
+            ordered
+        } else {
+            Box::new(ordered.filter(|t| f.matches(t)))
+        };
+        if skip > 0 && matching.nth(skip - 1).is_none() {
+            // page past the end: empty
+        } else {
+            for t in matching.by_ref().take(PAGE_SIZE) {
+                items.push(&t.list);
+            }
+            has_more = items.len() == PAGE_SIZE && matching.next().is_some();
+        }
+    }
+    let body = serde_json::to_vec(&items).unwrap_or_default();
+    let mut resp = raw_response(StatusCode::OK, "application/json", body);
+    if has_more {
+        let mut next: Vec<(String, String)> =
+            pairs.into_iter().filter(|(k, _)| k != "page").collect();
+        next.push(("page".into(), (page + 1).to_string()));
+        let qs = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(next)
+            .finish();
+        set_header(
+            &mut resp,
+            "link",
+            &format!("<{}{}?{}>; rel=next", shared.desk360_url, path, qs),
+        );
+    }
+    (resp, None)
+}
+
+fn ticket_detail(shared: &Shared, pid: &str, tid: &str) -> Answer {
+    let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
+        return model_not_found();
+    };
+    let Some(t) = shared.dataset.ticket(pid, tid) else {
+        return model_not_found();
+    };
+    let body = serde_json::to_vec(&t.detail).unwrap_or_default();
+    let faults = shared.faults();
+    if faults.malformed_tickets.contains(&(pid, tid)) {
+        let mut bad = b"<br />\n<b>Warning</b>:  Undefined index: messages in <b>/var/www/app/Http/Resources/Ticket.php</b> on line <b>42</b><br />\n".to_vec();
+        bad.extend_from_slice(&body);
+        return (
+            raw_response(StatusCode::OK, "application/json", bad),
+            Some("malformed"),
+        );
+    }
+    if faults.truncated_tickets.contains(&(pid, tid)) {
+        let half = body[..body.len() / 2].to_vec();
+        return (
+            raw_response(StatusCode::OK, "application/json", half),
+            Some("truncated"),
+        );
+    }
+    (raw_response(StatusCode::OK, "application/json", body), None)
+}

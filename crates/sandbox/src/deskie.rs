@@ -1,0 +1,1467 @@
+//! The Deskie emulator (vendor pages 000–003): basic auth, cases (create / list / view / update),
+//! messages (list / add response), notes, users (list / view), the per-account weighted window,
+//! and the migration recipe's required fields enforced with 400s.
+//!
+//! Choices where the pages are silent (the importer must not depend on anything else):
+//! - Error bodies are `{"errors": {"<field>": "<message>"}}` for every 4xx we produce.
+//! - Unauthenticated requests (401) and outage answers (503 `deskie_down`) are not charged to the
+//!   account budget (the caller is not identified / the service is down) but still carry the
+//!   rate headers. 429s are not charged. Server-error faults (5xx) are charged: they happened
+//!   behind the limiter.
+//! - The recipe's `created_at` is required on case creation and on responses, optional on notes;
+//!   accepted forms: RFC 2822 (what Deskie itself returns) and RFC 3339 with an offset. A naive
+//!   `YYYY-MM-DD HH:MM:SS` (Desk360's form) is a 400: the zone would be a guess.
+//! - Answers carry timestamps in RFC 2822 in the account offset +03:00.
+//! - A customer message added to a `closed` or `waiting` case reopens it (`open`).
+//! - `limit` above 100 is clamped to 100; `page` above 500 is a 400.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{Method, Response, StatusCode};
+use base64::Engine as _;
+use jiff::Timestamp;
+use jiff::tz::{Offset, TimeZone};
+use serde_json::{Map, Value, json};
+
+use crate::server::{Shared, Window, dropped_response, entry_for, json_response, lock, set_header};
+use crate::{CaseSnapshot, DeskieSnapshot, MessageSnapshot, Server, UserSnapshot, parse_refs};
+
+const MAX_FILE: u64 = 25 * 1024 * 1024;
+const MAX_REQUEST: u64 = 50 * 1024 * 1024;
+/// The account's time-zone offset, used for every timestamp Deskie answers with.
+const ACCOUNT_OFFSET_HOURS: i8 = 3;
+
+#[derive(Debug, Clone)]
+struct Attachment {
+    name: String,
+    size: u64,
+    url: String,
+}
+
+#[derive(Debug, Clone)]
+struct Message {
+    message_id: i64,
+    user_id: i64,
+    staff_id: i64,
+    content: String,
+    content_html: String,
+    note: bool,
+    created_at: Timestamp,
+    attachments: Vec<Attachment>,
+    customer_emailed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    case_id: i64,
+    case_number: String,
+    user_id: i64,
+    channel: String,
+    subject: String,
+    status: String,
+    priority: String,
+    staff_id: i64,
+    group_id: Option<i64>,
+    initiator_id: Option<i64>,
+    case_email_id: Option<i64>,
+    custom_fields: BTreeMap<String, Value>,
+    labels: Vec<i64>,
+    language_id: i64,
+    recipient: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    messages: Vec<Message>,
+    source_ticket: Option<(i64, i64)>,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    user_id: i64,
+    kind: String,
+    email: Option<String>,
+    phone: Option<String>,
+    custom_id: Option<String>,
+    full_name: Option<String>,
+    created_at: Timestamp,
+}
+
+/// The Deskie account: its rate window and its data.
+#[derive(Debug)]
+pub(crate) struct DeskieState {
+    window: Window,
+    cases: Vec<Case>,
+    users: Vec<User>,
+    users_by_key: HashMap<(String, String), usize>,
+    next_message_id: i64,
+}
+
+const FIRST_CASE_ID: i64 = 2000;
+const FIRST_USER_ID: i64 = 100;
+
+impl DeskieState {
+    pub(crate) fn new() -> Self {
+        Self {
+            window: Window {
+                index: u64::MAX,
+                used: 0,
+            },
+            cases: Vec::new(),
+            users: Vec::new(),
+            users_by_key: HashMap::new(),
+            next_message_id: 200_000,
+        }
+    }
+
+    fn case_mut(&mut self, id: i64) -> Option<&mut Case> {
+        let i = usize::try_from(id.checked_sub(FIRST_CASE_ID)?).ok()?;
+        self.cases.get_mut(i)
+    }
+
+    pub(crate) fn snapshot(&self) -> DeskieSnapshot {
+        let cases: Vec<CaseSnapshot> = self
+            .cases
+            .iter()
+            .map(|c| CaseSnapshot {
+                case_id: c.case_id,
+                case_number: c.case_number.clone(),
+                user_id: c.user_id,
+                channel: c.channel.clone(),
+                subject: c.subject.clone(),
+                status: c.status.clone(),
+                priority: c.priority.clone(),
+                staff_id: c.staff_id,
+                group_id: c.group_id,
+                initiator_id: c.initiator_id,
+                case_email_id: c.case_email_id,
+                custom_fields: c.custom_fields.clone(),
+                labels: c.labels.clone(),
+                created_at: c.created_at.to_string(),
+                messages: ordered(&c.messages)
+                    .into_iter()
+                    .map(|m| MessageSnapshot {
+                        message_id: m.message_id,
+                        user_id: m.user_id,
+                        staff_id: m.staff_id,
+                        content: m.content.clone(),
+                        content_html: m.content_html.clone(),
+                        note: m.note,
+                        created_at: m.created_at.to_string(),
+                        attachment_urls: m.attachments.iter().map(|a| a.url.clone()).collect(),
+                        customer_emailed: m.customer_emailed,
+                    })
+                    .collect(),
+                source_ticket: c.source_ticket,
+            })
+            .collect();
+        let customer_emailed = cases
+            .iter()
+            .flat_map(|c| &c.messages)
+            .filter(|m| m.customer_emailed)
+            .count();
+        DeskieSnapshot {
+            cases,
+            users: self
+                .users
+                .iter()
+                .map(|u| UserSnapshot {
+                    user_id: u.user_id,
+                    kind: u.kind.clone(),
+                    email: u.email.clone(),
+                    phone: u.phone.clone(),
+                    custom_id: u.custom_id.clone(),
+                    full_name: u.full_name.clone(),
+                })
+                .collect(),
+            customer_emailed,
+        }
+    }
+}
+
+/// Messages in Deskie order: by created_at, then arrival.
+fn ordered(messages: &[Message]) -> Vec<&Message> {
+    let mut v: Vec<&Message> = messages.iter().collect();
+    v.sort_by_key(|m| (m.created_at, m.message_id));
+    v
+}
+
+fn fmt_time(ts: Timestamp) -> String {
+    let tz = TimeZone::fixed(Offset::constant(ACCOUNT_OFFSET_HOURS));
+    jiff::fmt::rfc2822::to_string(&ts.to_zoned_datetime(tz)).unwrap_or_default()
+}
+
+/// Parses an incoming `created_at`: RFC 2822 or RFC 3339 (with an offset); anything else fails.
+fn parse_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Ok(z) = jiff::fmt::rfc2822::parse(s) {
+        return Some(z.timestamp());
+    }
+    s.parse::<Timestamp>().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request plumbing
+
+type Answer = (StatusCode, Value, Option<&'static str>);
+
+fn err(status: StatusCode, field: &str, message: impl Into<String>) -> Answer {
+    (status, json!({"errors": {field: message.into()}}), None)
+}
+
+fn bad(field: &str, message: impl Into<String>) -> Answer {
+    err(StatusCode::BAD_REQUEST, field, message)
+}
+
+fn not_found(what: &str) -> Answer {
+    err(StatusCode::NOT_FOUND, what, "not found")
+}
+
+/// Entry point of every Deskie request.
+pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Response<Body> {
+    let is_write = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE);
+    let cost = if is_write { 2 } else { 1 };
+    let mut journal = entry_for(Server::Deskie, &req, cost);
+    shared.delay().await;
+    let faults = shared.faults();
+    let limit = shared.config.deskie_limit;
+
+    let authorized = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .is_some_and(|pair| {
+            pair == format!(
+                "{}:{}",
+                shared.credentials.deskie_staff_email, shared.credentials.deskie_api_key
+            )
+        });
+
+    // Charge the window (or refuse) before anything is applied.
+    let (index, left) = shared.window_now();
+    let charge = authorized && !faults.deskie_down;
+    let (allowed, left_units) = {
+        let mut st = lock(&shared.deskie);
+        if st.window.index != index {
+            let other = (faults.other_consumer_share.clamp(0.0, 1.0) * f64::from(limit)).floor();
+            st.window = Window {
+                index,
+                used: other as u32,
+            };
+        }
+        let fits = st.window.used.saturating_add(cost) <= limit;
+        if charge && fits {
+            st.window.used += cost;
+        }
+        (fits || !charge, limit.saturating_sub(st.window.used))
+    };
+
+    let mut dropped = false;
+    let (status, body, fault) = if faults.deskie_down {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"errors": {"service": "Deskie is temporarily unavailable"}}),
+            Some("down"),
+        )
+    } else if !authorized {
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": {"authorization": "invalid staff_email or api_key"}}),
+            None,
+        )
+    } else if !allowed {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"errors": {"rate_limit": "429 Too Many Requests"}}),
+            Some("rate_limited"),
+        )
+    } else if shared.chance(faults.server_error_rate) {
+        (
+            shared.pick_5xx(),
+            json!({"errors": {"server": "internal error"}}),
+            Some("5xx"),
+        )
+    } else {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let payload = if method == Method::GET {
+            Ok(Value::Null)
+        } else {
+            read_payload(req).await
+        };
+        let answer = match payload {
+            Err(a) => a,
+            Ok(payload) => {
+                let mut st = lock(&shared.deskie);
+                dispatch(&shared, &faults, &mut st, &method, &path, &query, payload)
+            }
+        };
+        if is_write && answer.0.is_success() && shared.chance(faults.drop_after_commit_rate) {
+            dropped = true;
+        }
+        answer
+    };
+
+    let mut resp = if dropped {
+        dropped_response()
+    } else {
+        json_response(status, &body)
+    };
+    set_header(&mut resp, "rate_limit_per_minute", &limit.to_string());
+    set_header(&mut resp, "api_calls_left", &left_units.to_string());
+    set_header(&mut resp, "retry_after", &shared.fmt_secs(left));
+    journal.status = if dropped { 0 } else { status.as_u16() };
+    journal.fault = if dropped {
+        Some("dropped".into())
+    } else {
+        fault.map(str::to_owned)
+    };
+    shared.record(journal);
+    resp
+}
+
+/// Reads a write's body: JSON, or multipart form fields `case[field]`, `message[...]`,
+/// `note[...]` (files become `{"__files": [{name, size}]}` inside the root object).
+async fn read_payload(req: Request) -> Result<Value, Answer> {
+    let is_multipart = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    if is_multipart {
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
+        let mut root = Value::Object(Map::new());
+        loop {
+            let field = match mp.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return Err(bad("body", format!("invalid multipart body: {e}"))),
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            let file_name = field.file_name().map(str::to_owned);
+            let parts = bracket_path(&name);
+            if let Some(file_name) = file_name {
+                let data = field
+                    .bytes()
+                    .await
+                    .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
+                let top = parts.first().cloned().unwrap_or_default();
+                let obj = root
+                    .as_object_mut()
+                    .map(|m| m.entry(top).or_insert_with(|| json!({})));
+                if let Some(Value::Object(o)) = obj {
+                    let files = o.entry("__files").or_insert_with(|| json!([]));
+                    if let Value::Array(a) = files {
+                        a.push(json!({"name": file_name, "size": data.len()}));
+                    }
+                }
+            } else {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
+                insert_path(&mut root, &parts, Value::String(text));
+            }
+        }
+        return Ok(root);
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), crate::server::MAX_BODY)
+        .await
+        .map_err(|e| bad("body", format!("unreadable body: {e}")))?;
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| bad("body", format!("invalid JSON: {e}")))
+}
+
+/// `case[custom_fields][cf_1]` → `["case", "custom_fields", "cf_1"]`; `x[]` ends with `""`.
+fn bracket_path(name: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (head, mut rest) = match name.find('[') {
+        Some(i) => (&name[..i], &name[i..]),
+        None => (name, ""),
+    };
+    parts.push(head.to_owned());
+    while let Some(stripped) = rest.strip_prefix('[') {
+        match stripped.find(']') {
+            Some(end) => {
+                parts.push(stripped[..end].to_owned());
+                rest = &stripped[end + 1..];
+            }
+            None => break,
+        }
+    }
+    parts
+}
+
+fn insert_path(root: &mut Value, parts: &[String], value: Value) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    if first.is_empty() {
+        if !root.is_array() {
+            *root = json!([]);
+        }
+        if let Value::Array(a) = root {
+            if rest.is_empty() {
+                a.push(value);
+            } else {
+                let mut child = json!({});
+                insert_path(&mut child, rest, value);
+                a.push(child);
+            }
+        }
+        return;
+    }
+    if !root.is_object() {
+        *root = json!({});
+    }
+    if let Value::Object(m) = root {
+        if rest.is_empty() {
+            m.insert(first.clone(), value);
+        } else {
+            let child = m.entry(first.clone()).or_insert(Value::Null);
+            insert_path(child, rest, value);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field helpers (lenient: multipart sends every value as a string)
+
+fn get_str<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    o.get(k)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
+fn get_int(o: &Map<String, Value>, k: &str) -> Result<Option<i64>, Answer> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| bad(k, "must be an integer")),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| bad(k, "must be an integer")),
+        Some(_) => Err(bad(k, "must be an integer")),
+    }
+}
+
+fn get_bool(o: &Map<String, Value>, k: &str) -> bool {
+    match o.get(k) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) => matches!(s.trim(), "true" | "1" | "on" | "yes"),
+        _ => false,
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn int_list(v: Option<&Value>) -> Vec<i64> {
+    let one = |v: &Value| match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(one).collect(),
+        Some(Value::Object(m)) => m.values().filter_map(one).collect(),
+        Some(other) => one(other).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn url_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Object(m)) => m
+            .values()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+const STATUSES: [&str; 3] = ["open", "waiting", "closed"];
+const PRIORITIES: [&str; 4] = ["low", "normal", "high", "critical"];
+
+fn check_enum(o: &Map<String, Value>, k: &str, allowed: &[&str]) -> Result<Option<String>, Answer> {
+    match get_str(o, k) {
+        None => Ok(None),
+        Some(s) if allowed.contains(&s) => Ok(Some(s.to_owned())),
+        Some(_) => Err(bad(k, format!("must be one of {}", allowed.join(", ")))),
+    }
+}
+
+/// Applies the `reject_*` faults to the content a write carries.
+fn check_rejections(
+    faults: &crate::Faults,
+    o: &Map<String, Value>,
+    case_origin: Option<(i64, i64)>,
+) -> Result<(), Answer> {
+    let rejected = |p: i64, t: i64| {
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"errors": {"content": format!("rejected by the service (sandbox fault for ticket {p}/{t})")}}),
+            Some("rejected"),
+        )
+    };
+    if let Some((p, t)) = case_origin
+        && faults.reject_tickets.contains(&(p, t))
+    {
+        return Err(rejected(p, t));
+    }
+    if faults.reject_tickets.is_empty() && faults.reject_messages.is_empty() {
+        return Ok(());
+    }
+    for key in ["content", "content_html", "subject"] {
+        if let Some(text) = o.get(key).and_then(Value::as_str) {
+            for (p, t, m) in parse_refs(text) {
+                if faults.reject_tickets.contains(&(p, t))
+                    || faults.reject_messages.contains(&(p, t, m))
+                {
+                    return Err(rejected(p, t));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks attachment sizes (known from the dataset for sandbox URLs, from the upload for files).
+fn attachments(shared: &Shared, o: &Map<String, Value>) -> Result<Vec<Attachment>, Answer> {
+    let mut out = Vec::new();
+    for url in url_list(o.get("attachment_urls")) {
+        let size = shared.dataset.attachment_size(&url);
+        let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+        out.push(Attachment {
+            name,
+            size: size.unwrap_or(0),
+            url,
+        });
+    }
+    if let Some(Value::Array(files)) = o.get("__files") {
+        for f in files {
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("file")
+                .to_owned();
+            let size = f.get("size").and_then(Value::as_u64).unwrap_or(0);
+            out.push(Attachment {
+                url: format!("multipart:{name}"),
+                name,
+                size,
+            });
+        }
+    }
+    for a in &out {
+        if a.size > MAX_FILE {
+            return Err(bad(
+                "attachments",
+                format!(
+                    "{} is {} bytes; the maximum size of a single file is 25MB",
+                    a.name, a.size
+                ),
+            ));
+        }
+    }
+    let total: u64 = out.iter().map(|a| a.size).sum();
+    if total > MAX_REQUEST {
+        return Err(bad(
+            "attachments",
+            format!("the total size of all files is {total} bytes; it should not exceed 50MB"),
+        ));
+    }
+    Ok(out)
+}
+
+fn content_of(o: &Map<String, Value>) -> (String, String) {
+    (
+        o.get("content").map(value_text).unwrap_or_default(),
+        o.get("content_html").map(value_text).unwrap_or_default(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    shared: &Shared,
+    faults: &crate::Faults,
+    st: &mut DeskieState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    payload: Value,
+) -> Answer {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let id_of = |s: &str| s.strip_suffix(".json").unwrap_or(s).parse::<i64>().ok();
+    let wrong_method = || {
+        err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method",
+            "not allowed for this path",
+        )
+    };
+    match segments.as_slice() {
+        ["api", "cases.json"] => match *method {
+            Method::GET => list_cases(st, query),
+            Method::POST => create_case(shared, faults, st, payload),
+            _ => wrong_method(),
+        },
+        ["api", "cases", id] if id.ends_with(".json") => {
+            let Some(id) = id_of(id) else {
+                return not_found("case");
+            };
+            match *method {
+                Method::GET => match st.case_mut(id) {
+                    Some(c) => (StatusCode::OK, json!({"case": case_json(c)}), None),
+                    None => not_found("case"),
+                },
+                Method::PUT => update_case(faults, st, id, payload),
+                _ => wrong_method(),
+            }
+        }
+        ["api", "cases", id, "messages.json"] => {
+            let Some(id) = id_of(id) else {
+                return not_found("case");
+            };
+            match *method {
+                Method::GET => list_messages(st, id, query),
+                Method::POST => add_message(shared, faults, st, id, payload),
+                _ => wrong_method(),
+            }
+        }
+        ["api", "cases", id, "note.json"] => {
+            let Some(id) = id_of(id) else {
+                return not_found("case");
+            };
+            match *method {
+                Method::POST => add_note(shared, faults, st, id, payload),
+                _ => wrong_method(),
+            }
+        }
+        ["api", "users.json"] => match *method {
+            Method::GET => list_users(st, query),
+            _ => wrong_method(),
+        },
+        ["api", "users", id] if id.ends_with(".json") => {
+            let Some(id) = id_of(id) else {
+                return not_found("user");
+            };
+            match *method {
+                Method::GET => {
+                    match usize::try_from(id - FIRST_USER_ID)
+                        .ok()
+                        .and_then(|i| st.users.get(i))
+                    {
+                        Some(u) => (StatusCode::OK, json!({"user": user_json(u)}), None),
+                        None => not_found("user"),
+                    }
+                }
+                _ => wrong_method(),
+            }
+        }
+        _ => not_found("path"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON shapes
+
+fn case_json(c: &Case) -> Value {
+    let closed = c.status == "closed";
+    json!({
+        "case_id": c.case_id,
+        "case_number": c.case_number,
+        "subject": c.subject,
+        "user_id": c.user_id,
+        "staff_id": c.staff_id,
+        "group_id": c.group_id.unwrap_or(0),
+        "status": c.status,
+        "priority": c.priority,
+        "channel": c.channel,
+        "recipient": c.recipient,
+        "recipient_cc": "",
+        "recipient_bcc": "",
+        "deleted": false,
+        "spam": false,
+        "created_at": fmt_time(c.created_at),
+        "updated_at": fmt_time(c.updated_at),
+        "closed_at": if closed { fmt_time(c.updated_at) } else { "-".to_owned() },
+        "language_id": c.language_id,
+        "custom_fields": c.custom_fields,
+        "labels": c.labels,
+        "locked_labels": [],
+        "closing_speed": if closed { json!(0) } else { json!("-") },
+    })
+}
+
+fn message_json(m: &Message) -> Value {
+    json!({
+        "message_id": m.message_id,
+        "user_id": m.user_id,
+        "staff_id": m.staff_id,
+        "content": m.content,
+        "content_html": m.content_html,
+        "attachments": m.attachments.iter().enumerate().map(|(i, a)| json!({
+            "file_id": m.message_id * 10 + i as i64,
+            "file_name": a.name,
+            "file_size": a.size,
+            "mime_type": "application/octet-stream",
+            "url": a.url,
+        })).collect::<Vec<_>>(),
+        "note": m.note,
+        "sent_via_rule": false,
+        "created_at": fmt_time(m.created_at),
+        "sent_at": fmt_time(m.created_at),
+    })
+}
+
+fn user_json(u: &User) -> Value {
+    let mut v = json!({
+        "user_id": u.user_id,
+        "user_full_name": u.full_name.clone().unwrap_or_default(),
+        "company_name": "",
+        "company_position": "",
+        "thumbnail": "",
+        "confirmed": false,
+        "active": true,
+        "deleted": false,
+        "created_at": fmt_time(u.created_at),
+        "updated_at": fmt_time(u.created_at),
+        "type": u.kind,
+        "language_id": 1,
+        "custom_fields": {},
+    });
+    if let Value::Object(m) = &mut v {
+        if let Some(e) = &u.email {
+            m.insert("user_email".into(), json!(e));
+        }
+        if let Some(p) = &u.phone {
+            m.insert("user_phone".into(), json!(p));
+        }
+        if let Some(c) = &u.custom_id {
+            m.insert("user_custom_id".into(), json!(c));
+        }
+    }
+    v
+}
+
+/// The documented list shape: `{"0": {"case": …}, "1": …, "total_count": N}`.
+fn numbered(key: &str, items: Vec<Value>, total: usize) -> Value {
+    let mut m = Map::new();
+    for (i, item) in items.into_iter().enumerate() {
+        m.insert(i.to_string(), json!({ key: item }));
+    }
+    m.insert("total_count".into(), json!(total));
+    Value::Object(m)
+}
+
+/// `page` and `limit` with Deskie's bounds (limit ≤ 100, page ≤ 500).
+fn paging(pairs: &[(String, String)]) -> Result<(Option<usize>, Option<usize>), Answer> {
+    let mut page = None;
+    let mut limit = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "page" => match v.parse::<usize>() {
+                Ok(p) if (1..=500).contains(&p) => page = Some(p),
+                Ok(p) if p > 500 => return Err(bad("page", "the maximum value of page is 500")),
+                _ => return Err(bad("page", "must be a positive integer")),
+            },
+            "limit" => match v.parse::<usize>() {
+                Ok(l) if l >= 1 => limit = Some(l.min(100)),
+                _ => return Err(bad("limit", "must be a positive integer")),
+            },
+            _ => {}
+        }
+    }
+    Ok((page, limit))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+fn find_or_create_user(
+    st: &mut DeskieState,
+    kind: &str,
+    key: &str,
+    full_name: Option<&str>,
+    now: Timestamp,
+) -> i64 {
+    let map_key = (kind.to_owned(), key.to_lowercase());
+    if let Some(&i) = st.users_by_key.get(&map_key) {
+        return st.users[i].user_id;
+    }
+    let user_id = FIRST_USER_ID + st.users.len() as i64;
+    let mut u = User {
+        user_id,
+        kind: kind.to_owned(),
+        email: None,
+        phone: None,
+        custom_id: None,
+        full_name: full_name.map(str::to_owned),
+        created_at: now,
+    };
+    match kind {
+        "email" => u.email = Some(key.to_owned()),
+        "phone" | "whatsapp" => u.phone = Some(key.to_owned()),
+        _ => u.custom_id = Some(key.to_owned()),
+    }
+    st.users_by_key.insert(map_key, st.users.len());
+    st.users.push(u);
+    user_id
+}
+
+fn create_case(
+    shared: &Shared,
+    faults: &crate::Faults,
+    st: &mut DeskieState,
+    payload: Value,
+) -> Answer {
+    let Some(c) = payload.get("case").and_then(Value::as_object) else {
+        return bad("case", "is required: send {\"case\": {…}}");
+    };
+    if let Err(a) = check_rejections(faults, c, None) {
+        return a;
+    }
+    let email = get_str(c, "user_email");
+    let phone = get_str(c, "user_phone");
+    let whatsapp = get_str(c, "user_whatsapp_phone");
+    let custom_id = get_str(c, "user_custom_id");
+    let (content, content_html) = content_of(c);
+    let initiator = match get_int(c, "initiator_id") {
+        Ok(v) => v.filter(|&id| id != 0),
+        Err(a) => return a,
+    };
+    let case_email_id = match get_int(c, "case_email_id") {
+        Ok(v) => v,
+        Err(a) => return a,
+    };
+    // Channel and its required fields, per the migration recipe.
+    let (channel, user_kind, user_key, recipient) = if let Some(e) = email {
+        if content_html.trim().is_empty() {
+            return bad("content_html", "is required for the Email channel");
+        }
+        if initiator.is_some() && case_email_id != Some(-1) {
+            return bad(
+                "case_email_id",
+                "must be -1 for an agent-initiated case in the Email channel",
+            );
+        }
+        ("email".to_owned(), "email", e.to_owned(), e.to_owned())
+    } else if let Some(p) = phone {
+        if content.trim().is_empty() {
+            return bad("content", "is required for the Calls channel");
+        }
+        ("calls".to_owned(), "phone", p.to_owned(), p.to_owned())
+    } else if let Some(p) = whatsapp {
+        if content.trim().is_empty() && content_html.trim().is_empty() {
+            return bad("content", "is required for the WhatsApp channel");
+        }
+        (
+            "whatsapp".to_owned(),
+            "whatsapp",
+            p.to_owned(),
+            p.to_owned(),
+        )
+    } else if let Some(id) = custom_id {
+        let Some(ch) = get_str(c, "user_custom_channel") else {
+            return bad("user_custom_channel", "is required with user_custom_id");
+        };
+        if content.trim().is_empty() && content_html.trim().is_empty() {
+            return bad(
+                "content_html",
+                "is required for a custom channel (or content for a synchronous one)",
+            );
+        }
+        (
+            format!("custom:{ch}"),
+            "custom",
+            format!("{ch}:{id}"),
+            id.to_owned(),
+        )
+    } else {
+        return bad(
+            "user_email",
+            "is required for the Email channel (or user_phone for Calls, user_custom_id for a custom channel)",
+        );
+    };
+    let subject = match get_str(c, "subject") {
+        Some(s) => s.to_owned(),
+        None => return bad("subject", "is required and must not be empty"),
+    };
+    let Some(created_raw) = get_str(c, "created_at") else {
+        return bad("created_at", "is required");
+    };
+    let Some(created_at) = parse_time(created_raw) else {
+        return bad(
+            "created_at",
+            format!(
+                "cannot parse {created_raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
+            ),
+        );
+    };
+    let status = match check_enum(c, "status", &STATUSES) {
+        Ok(s) => s.unwrap_or_else(|| "open".into()),
+        Err(a) => return a,
+    };
+    let priority = match check_enum(c, "priority", &PRIORITIES) {
+        Ok(p) => p.unwrap_or_else(|| "normal".into()),
+        Err(a) => return a,
+    };
+    let (staff_id, group_id, language_id) = match (
+        get_int(c, "staff_id"),
+        get_int(c, "group_id"),
+        get_int(c, "language_id"),
+    ) {
+        (Ok(s), Ok(g), Ok(l)) => (s.unwrap_or(0), g, l.unwrap_or(1)),
+        (Err(a), _, _) | (_, Err(a), _) | (_, _, Err(a)) => return a,
+    };
+    let files = match attachments(shared, c) {
+        Ok(f) => f,
+        Err(a) => return a,
+    };
+    let custom_fields: BTreeMap<String, Value> = match c.get("custom_fields") {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => BTreeMap::new(),
+    };
+    let mut labels = int_list(c.get("labels"));
+    labels.dedup();
+
+    let now = Timestamp::now();
+    let user_id = find_or_create_user(st, user_kind, &user_key, get_str(c, "user_full_name"), now);
+    let source_ticket = ["content", "content_html", "subject"]
+        .iter()
+        .filter_map(|k| c.get(*k).and_then(Value::as_str))
+        .flat_map(parse_refs)
+        .map(|(p, t, _)| (p, t))
+        .next();
+    let case_id = FIRST_CASE_ID + st.cases.len() as i64;
+    let message_id = st.next_message_id;
+    st.next_message_id += 1;
+    let first = Message {
+        message_id,
+        user_id: if initiator.is_some() { 0 } else { user_id },
+        staff_id: initiator.unwrap_or(0),
+        content,
+        content_html,
+        note: false,
+        created_at,
+        attachments: files,
+        customer_emailed: initiator.is_some() && !get_bool(c, "do_not_send_email"),
+    };
+    let case = Case {
+        case_id,
+        case_number: format!("{:03}-{:06}", case_id % 1000, (case_id * 7919) % 1_000_000),
+        user_id,
+        channel,
+        subject,
+        status,
+        priority,
+        staff_id,
+        group_id,
+        initiator_id: initiator,
+        case_email_id,
+        custom_fields,
+        labels,
+        language_id,
+        recipient,
+        created_at,
+        updated_at: now,
+        messages: vec![first],
+        source_ticket,
+    };
+    let body = json!({"case": case_json(&case)});
+    st.cases.push(case);
+    (StatusCode::OK, body, None)
+}
+
+/// Deskie's search rules: `^exact^`, `^prefix`, `suffix^`, otherwise substring (case-insensitive).
+fn search_matches(pattern: &str, value: &str) -> bool {
+    let value = value.to_lowercase();
+    let p = pattern.to_lowercase();
+    match (p.strip_prefix('^'), p.strip_suffix('^')) {
+        (Some(_), Some(_)) if p.len() >= 2 => value == p[1..p.len() - 1],
+        (Some(rest), _) => value.starts_with(rest),
+        (_, Some(rest)) => value.ends_with(rest),
+        _ => value.contains(&p),
+    }
+}
+
+fn parse_filter_time(s: &str) -> Option<Timestamp> {
+    if let Some(t) = parse_time(s) {
+        return Some(t);
+    }
+    if let Ok(secs) = s.trim().parse::<i64>() {
+        return Timestamp::from_second(secs).ok();
+    }
+    let tz = TimeZone::fixed(Offset::constant(ACCOUNT_OFFSET_HOURS));
+    if let Ok(dt) = s.trim().parse::<jiff::civil::DateTime>() {
+        return tz.to_timestamp(dt).ok();
+    }
+    if let Ok(d) = s.trim().parse::<jiff::civil::Date>() {
+        return tz
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .ok();
+    }
+    None
+}
+
+fn list_cases(st: &DeskieState, query: &str) -> Answer {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let (page, limit) = match paging(&pairs) {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
+    let mut cf: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut statuses = Vec::new();
+    let mut user_ids = Vec::new();
+    let mut from = None;
+    let mut to = None;
+    let mut sort = "updated_at_desc".to_owned();
+    for (k, v) in &pairs {
+        if let Some(rest) = k.strip_prefix("custom_fields[") {
+            let field = rest.trim_end_matches("[]").trim_end_matches(']').to_owned();
+            cf.entry(field).or_default().push(v.clone());
+            continue;
+        }
+        match k.as_str() {
+            "status" | "status[]" => statuses.extend(v.split(',').map(str::to_owned)),
+            "user_id" | "user_id[]" => {
+                user_ids.extend(v.split(',').filter_map(|x| x.trim().parse::<i64>().ok()))
+            }
+            "from_time" => match parse_filter_time(v) {
+                Some(t) => from = Some(t),
+                None => return bad("from_time", "cannot parse the time"),
+            },
+            "to_time" => match parse_filter_time(v) {
+                Some(t) => to = Some(t),
+                None => return bad("to_time", "cannot parse the time"),
+            },
+            "sort" => {
+                if [
+                    "created_at_asc",
+                    "created_at_desc",
+                    "updated_at_desc",
+                    "updated_at_asc",
+                ]
+                .contains(&v.as_str())
+                {
+                    sort = v.clone();
+                } else {
+                    return bad(
+                        "sort",
+                        "must be one of created_at_asc, created_at_desc, updated_at_desc, updated_at_asc",
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut hits: Vec<&Case> = st
+        .cases
+        .iter()
+        .filter(|c| {
+            cf.iter().all(|(field, patterns)| {
+                c.custom_fields
+                    .get(field)
+                    .is_some_and(|v| patterns.iter().any(|p| search_matches(p, &value_text(v))))
+            }) && (statuses.is_empty() || statuses.contains(&c.status))
+                && (user_ids.is_empty() || user_ids.contains(&c.user_id))
+                && from.is_none_or(|f| c.created_at >= f)
+                && to.is_none_or(|t| c.created_at <= t)
+        })
+        .collect();
+    match sort.as_str() {
+        "created_at_asc" => hits.sort_by_key(|c| (c.created_at, c.case_id)),
+        "created_at_desc" => hits.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.case_id))),
+        "updated_at_asc" => hits.sort_by_key(|c| (c.updated_at, c.case_id)),
+        _ => hits.sort_by_key(|c| std::cmp::Reverse((c.updated_at, c.case_id))),
+    }
+    let total = hits.len();
+    let limit = limit.unwrap_or(100);
+    let page = page.unwrap_or(1);
+    let items = hits
+        .into_iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .map(case_json)
+        .collect();
+    (StatusCode::OK, numbered("case", items, total), None)
+}
+
+fn update_case(faults: &crate::Faults, st: &mut DeskieState, id: i64, payload: Value) -> Answer {
+    let Some(c) = payload.get("case").and_then(Value::as_object) else {
+        return bad("case", "is required: send {\"case\": {…}}");
+    };
+    let origin = match st.case_mut(id) {
+        Some(case) => case.source_ticket,
+        None => return not_found("case"),
+    };
+    if let Err(a) = check_rejections(faults, c, origin) {
+        return a;
+    }
+    let status = match check_enum(c, "status", &STATUSES) {
+        Ok(s) => s,
+        Err(a) => return a,
+    };
+    let priority = match check_enum(c, "priority", &PRIORITIES) {
+        Ok(p) => p,
+        Err(a) => return a,
+    };
+    let (staff_id, group_id) = match (get_int(c, "staff_id"), get_int(c, "group_id")) {
+        (Ok(s), Ok(g)) => (s, g),
+        (Err(a), _) | (_, Err(a)) => return a,
+    };
+    if c.contains_key("subject") && get_str(c, "subject").is_none() {
+        return bad("subject", "must not be empty");
+    }
+    let Some(case) = st.case_mut(id) else {
+        return not_found("case");
+    };
+    if let Some(s) = status {
+        case.status = s;
+    }
+    if let Some(p) = priority {
+        case.priority = p;
+    }
+    if let Some(s) = staff_id {
+        case.staff_id = s;
+    }
+    if let Some(g) = group_id {
+        case.group_id = Some(g);
+    }
+    if let Some(s) = get_str(c, "subject") {
+        case.subject = s.to_owned();
+    }
+    if let Some(Value::Object(m)) = c.get("custom_fields") {
+        for (k, v) in m {
+            case.custom_fields.insert(k.clone(), v.clone());
+        }
+    }
+    if c.contains_key("labels") {
+        case.labels = int_list(c.get("labels"));
+    }
+    for l in int_list(c.get("add_labels")) {
+        if !case.labels.contains(&l) {
+            case.labels.push(l);
+        }
+    }
+    case.updated_at = Timestamp::now();
+    (StatusCode::OK, json!({"case": case_json(case)}), None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages and notes
+
+fn list_messages(st: &mut DeskieState, id: i64, query: &str) -> Answer {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let (page, limit) = match paging(&pairs) {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
+    let Some(case) = st.case_mut(id) else {
+        return not_found("case");
+    };
+    let all = ordered(&case.messages);
+    let total = all.len();
+    let items: Vec<Value> = if page.is_none() && limit.is_none() {
+        // Documented default: the last 100 messages of the case.
+        all[total.saturating_sub(100)..]
+            .iter()
+            .map(|m| message_json(m))
+            .collect()
+    } else {
+        let limit = limit.unwrap_or(100);
+        let page = page.unwrap_or(1);
+        all.iter()
+            .skip((page - 1) * limit)
+            .take(limit)
+            .map(|m| message_json(m))
+            .collect()
+    };
+    (StatusCode::OK, numbered("message", items, total), None)
+}
+
+fn add_message(
+    shared: &Shared,
+    faults: &crate::Faults,
+    st: &mut DeskieState,
+    id: i64,
+    payload: Value,
+) -> Answer {
+    let Some(m) = payload.get("message").and_then(Value::as_object) else {
+        return bad("message", "is required: send {\"message\": {…}}");
+    };
+    let (case_user, origin) = match st.case_mut(id) {
+        Some(c) => (c.user_id, c.source_ticket),
+        None => return not_found("case"),
+    };
+    if let Err(a) = check_rejections(faults, m, origin) {
+        return a;
+    }
+    let (staff_id, user_id) = match (get_int(m, "staff_id"), get_int(m, "user_id")) {
+        (Ok(s), Ok(u)) => (s.filter(|&s| s != 0), u.filter(|&u| u != 0)),
+        (Err(a), _) | (_, Err(a)) => return a,
+    };
+    let agent = match (staff_id, user_id) {
+        (Some(_), _) => true,
+        (None, Some(u)) if u == case_user => false,
+        (None, Some(u)) => {
+            return bad(
+                "user_id",
+                format!("user {u} is not the user of this case (expected {case_user})"),
+            );
+        }
+        (None, None) => {
+            return bad(
+                "user_id",
+                "user_id (customer message) or staff_id (agent message) is required",
+            );
+        }
+    };
+    let (content, content_html) = content_of(m);
+    if content.trim().is_empty() && content_html.trim().is_empty() {
+        return bad("content_html", "is required (or content)");
+    }
+    let Some(created_raw) = get_str(m, "created_at") else {
+        return bad("created_at", "is required");
+    };
+    let Some(created_at) = parse_time(created_raw) else {
+        return bad(
+            "created_at",
+            format!(
+                "cannot parse {created_raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
+            ),
+        );
+    };
+    let files = match attachments(shared, m) {
+        Ok(f) => f,
+        Err(a) => return a,
+    };
+    let message_id = st.next_message_id;
+    st.next_message_id += 1;
+    let msg = Message {
+        message_id,
+        user_id: if agent { 0 } else { case_user },
+        staff_id: staff_id.unwrap_or(0),
+        content,
+        content_html,
+        note: false,
+        created_at,
+        attachments: files,
+        customer_emailed: agent && !get_bool(m, "do_not_send_email"),
+    };
+    let body = json!({"message": message_json(&msg)});
+    let Some(case) = st.case_mut(id) else {
+        return not_found("case");
+    };
+    if !agent && (case.status == "closed" || case.status == "waiting") {
+        // A customer writing again reopens the case, as real help desks do.
+        case.status = "open".into();
+    }
+    case.messages.push(msg);
+    case.updated_at = Timestamp::now();
+    (StatusCode::OK, body, None)
+}
+
+fn add_note(
+    shared: &Shared,
+    faults: &crate::Faults,
+    st: &mut DeskieState,
+    id: i64,
+    payload: Value,
+) -> Answer {
+    // The page shows two payloads: {"note": {"note_staff_id"|"staff_id", content}} in the request
+    // block and {"message": {content, note_staff_id}} in the curl sample. Accept both.
+    let Some(n) = payload
+        .get("note")
+        .and_then(Value::as_object)
+        .or_else(|| payload.get("message").and_then(Value::as_object))
+    else {
+        return bad("note", "is required: send {\"note\": {…}}");
+    };
+    let origin = match st.case_mut(id) {
+        Some(c) => c.source_ticket,
+        None => return not_found("case"),
+    };
+    if let Err(a) = check_rejections(faults, n, origin) {
+        return a;
+    }
+    let staff_id = match (get_int(n, "staff_id"), get_int(n, "note_staff_id")) {
+        (Ok(a), Ok(b)) => a.or(b).filter(|&s| s != 0),
+        (Err(a), _) | (_, Err(a)) => return a,
+    };
+    let Some(staff_id) = staff_id else {
+        return bad(
+            "staff_id",
+            "is required for a note (staff_id or note_staff_id)",
+        );
+    };
+    let (content, content_html) = content_of(n);
+    if content.trim().is_empty() && content_html.trim().is_empty() {
+        return bad("content", "is required");
+    }
+    let created_at = match get_str(n, "created_at") {
+        None => Timestamp::now(),
+        Some(raw) => match parse_time(raw) {
+            Some(t) => t,
+            None => {
+                return bad(
+                    "created_at",
+                    format!(
+                        "cannot parse {raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
+                    ),
+                );
+            }
+        },
+    };
+    let files = match attachments(shared, n) {
+        Ok(f) => f,
+        Err(a) => return a,
+    };
+    let message_id = st.next_message_id;
+    st.next_message_id += 1;
+    let msg = Message {
+        message_id,
+        user_id: 0,
+        staff_id,
+        content,
+        content_html,
+        note: true,
+        created_at,
+        attachments: files,
+        customer_emailed: false,
+    };
+    let body = json!({"message": message_json(&msg)});
+    let Some(case) = st.case_mut(id) else {
+        return not_found("case");
+    };
+    case.messages.push(msg);
+    case.updated_at = Timestamp::now();
+    (StatusCode::OK, body, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+fn list_users(st: &DeskieState, query: &str) -> Answer {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let (page, limit) = match paging(&pairs) {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
+    let email = pairs
+        .iter()
+        .find(|(k, _)| k == "user_email" || k == "email")
+        .map(|(_, v)| v.clone());
+    let mut users: Vec<&User> = st
+        .users
+        .iter()
+        .filter(|u| {
+            email
+                .as_deref()
+                .is_none_or(|p| u.email.as_deref().is_some_and(|e| search_matches(p, e)))
+        })
+        .collect();
+    users.sort_by_key(|u| std::cmp::Reverse((u.created_at, u.user_id)));
+    let total = users.len();
+    let limit = limit.unwrap_or(100);
+    let page = page.unwrap_or(1);
+    let items = users
+        .into_iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .map(user_json)
+        .collect();
+    (StatusCode::OK, numbered("user", items, total), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_rules() {
+        assert!(search_matches("^desk360:1:4^", "desk360:1:4"));
+        assert!(!search_matches("^desk360:1:4^", "desk360:1:42"));
+        assert!(search_matches("desk360:1:4", "desk360:1:42"));
+        assert!(search_matches("^desk", "desk360:1:42"));
+        assert!(!search_matches("^esk", "desk360:1:42"));
+        assert!(search_matches(":42^", "desk360:1:42"));
+        assert!(!search_matches(":4^", "desk360:1:42"));
+    }
+
+    #[test]
+    fn times() {
+        let t = parse_time("Mon, 05 May 2014 00:15:17 +0300").expect("rfc2822");
+        assert_eq!(t.to_string(), "2014-05-04T21:15:17Z");
+        assert_eq!(fmt_time(t), "Mon, 5 May 2014 00:15:17 +0300");
+        assert!(parse_time("2014-05-04T21:15:17Z").is_some());
+        assert!(parse_time("2014-05-04T21:15:17+02:00").is_some());
+        assert!(parse_time("2014-05-04 21:15:17").is_none());
+        assert!(parse_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn bracket_paths() {
+        assert_eq!(
+            bracket_path("case[custom_fields][cf_1]"),
+            vec!["case", "custom_fields", "cf_1"]
+        );
+        let mut root = json!({});
+        insert_path(
+            &mut root,
+            &bracket_path("case[attachment_urls][]"),
+            json!("a"),
+        );
+        insert_path(
+            &mut root,
+            &bracket_path("case[attachment_urls][]"),
+            json!("b"),
+        );
+        insert_path(&mut root, &bracket_path("case[subject]"), json!("s"));
+        assert_eq!(
+            root,
+            json!({"case": {"attachment_urls": ["a", "b"], "subject": "s"}})
+        );
+    }
+}
