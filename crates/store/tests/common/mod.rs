@@ -1,0 +1,96 @@
+//! Shared fixtures for the store's tests: temp stores and synthetic tickets.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use jiff::civil::DateTime;
+use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
+use store::{ListedTicket, Store};
+
+/// Every await in the tests is bounded by this.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a future with the test time bound.
+pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .expect("test step timed out")
+}
+
+/// A fresh store in a fresh temp dir (kept alive by the returned guard).
+pub async fn fresh() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bounded(Store::open(dir.path().join("store.sqlite")))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+/// A civil datetime from text.
+pub fn at(s: &str) -> DateTime {
+    s.parse().unwrap()
+}
+
+/// A ticket with `n` messages: every third a note, agents on odd ones, one attachment on even.
+pub fn ticket(product_id: i64, ticket_id: i64, n: usize) -> Ticket {
+    let messages = (0..n)
+        .map(|i| {
+            let id = ticket_id * 100 + i as i64;
+            Message {
+                id,
+                author: if i % 2 == 1 {
+                    Author::Agent(70 + i as i64)
+                } else {
+                    Author::Customer
+                },
+                kind: if i % 3 == 2 {
+                    MessageKind::Note
+                } else {
+                    MessageKind::Reply
+                },
+                body: format!("<p>message {i} of ticket {ticket_id}</p>"),
+                created_at: at("2024-03-01T10:00:00") + jiff::Span::new().minutes(i as i64),
+                attachments: if i % 2 == 0 {
+                    vec![Attachment {
+                        url: format!("https://files.example/{ticket_id}/{i}.png"),
+                        name: format!("shot-{i}.png"),
+                        kind: AttachmentKind::Image,
+                        size: Some(1000 + i as u64),
+                    }]
+                } else {
+                    vec![]
+                },
+            }
+        })
+        .collect();
+    Ticket {
+        key: TicketKey::new(product_id, ticket_id),
+        subject: Some(format!("Subject {ticket_id}")),
+        customer_name: Some("Ada Lovelace".into()),
+        customer_email: Some(format!("ada{ticket_id}@example.com")),
+        customer_phone: None,
+        channel: Some("Email".into()),
+        platform: Some("Web".into()),
+        status: Some(1),
+        priority: Some(2),
+        agent_id: Some(74),
+        type_id: Some(3),
+        reason_id: None,
+        created_at: at("2024-03-01T09:59:00"),
+        updated_at: "2024-03-02 08:00:00".into(),
+        messages,
+    }
+}
+
+/// A listing entry.
+pub fn listed(ticket_id: i64, updated_at: &str) -> ListedTicket {
+    ListedTicket {
+        ticket_id,
+        updated_at: updated_at.into(),
+    }
+}
+
+/// Raw JSON for a ticket (any text: the store keeps it verbatim).
+pub fn raw(t: &Ticket) -> String {
+    serde_json::to_string(t).unwrap()
+}

@@ -1,0 +1,816 @@
+//! Behaviour of the checkpoint store, each test on a fresh temp file.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{bounded, fresh, listed, raw, ticket};
+use model::{Attachment, AttachmentKind, Author, Message, MessageKind, TicketKey};
+use store::{
+    BatchState, CaseRef, FailureClass, FailureRecord, IntentResult, IntentStep, RequestStat,
+    RetryFilter, RunKind, Side, Stage, Store, StoreError, TicketState,
+};
+
+fn fail(stage: Stage, class: FailureClass, message: &str) -> FailureRecord {
+    FailureRecord {
+        stage,
+        step: "create".into(),
+        class,
+        code: Some("422".into()),
+        message: message.into(),
+        request: Some("POST /api/cases.json {..}".into()),
+    }
+}
+
+#[tokio::test]
+async fn opens_with_wal_owner_only_and_migrations() {
+    let (dir, store) = fresh().await;
+    assert_eq!(bounded(store.journal_mode()).await.unwrap(), "wal");
+    assert_eq!(bounded(store.integrity_check()).await.unwrap(), vec!["ok"]);
+    // a write so the WAL exists
+    bounded(store.begin_run(RunKind::Run, "fp")).await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["store.sqlite", "store.sqlite-wal", "store.sqlite-shm"] {
+            let p = dir.path().join(name);
+            if p.exists() {
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{name} mode {mode:o}");
+            } else {
+                assert_eq!(name, "store.sqlite-shm", "{name} missing");
+            }
+        }
+    }
+    assert_eq!(store.path(), dir.path().join("store.sqlite"));
+    store.close().await;
+    // reopening applies no migration twice
+    let again = bounded(Store::open(dir.path().join("store.sqlite")))
+        .await
+        .unwrap();
+    assert_eq!(bounded(again.last_runs(5)).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn runs_are_recorded() {
+    let (_dir, store) = fresh().await;
+    let a = store.begin_run(RunKind::DryRun, "abc").await.unwrap();
+    let b = store.begin_run(RunKind::Run, "abc").await.unwrap();
+    store.finish_run(a, "ok").await.unwrap();
+    let runs = store.last_runs(10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].id, b);
+    assert_eq!(runs[0].finished_at, None);
+    assert_eq!(runs[1].kind, RunKind::DryRun);
+    assert_eq!(runs[1].outcome.as_deref(), Some("ok"));
+}
+
+#[tokio::test]
+async fn reference_data_round_trips() {
+    let (_dir, store) = fresh().await;
+    let p = model::Product {
+        id: 1,
+        name: "App".into(),
+    };
+    store
+        .save_products(&[(p.clone(), "{\"id\":1}")])
+        .await
+        .unwrap();
+    let a = model::Agent {
+        id: 74,
+        name: "Bob".into(),
+        email: None,
+    };
+    store
+        .save_agents(&[(a.clone(), "{}".to_string())])
+        .await
+        .unwrap();
+    let c = model::Category {
+        id: 3,
+        product_id: Some(1),
+        title: "Bug".into(),
+    };
+    store.save_types(&[(c.clone(), "{}")]).await.unwrap();
+    store.save_reasons(&[(c.clone(), "{}")]).await.unwrap();
+    assert_eq!(store.products().await.unwrap(), vec![p]);
+    assert_eq!(store.agents().await.unwrap(), vec![a]);
+    assert_eq!(store.types().await.unwrap(), vec![c.clone()]);
+    assert_eq!(store.reasons().await.unwrap(), vec![c]);
+    assert_eq!(
+        store
+            .reference_raw(store::ReferenceTable::Products, 1)
+            .await
+            .unwrap(),
+        "{\"id\":1}"
+    );
+}
+
+#[tokio::test]
+async fn record_page_new_same_and_changed() {
+    let (_dir, store) = fresh().await;
+    assert_eq!(store.list_cursor(1).await.unwrap(), None);
+
+    // page 1: two new tickets, both to fetch; cursor advances to the server's URL
+    let out = store
+        .record_page(
+            1,
+            1,
+            &[listed(10, "t1"), listed(11, "t1")],
+            Some("https://x/v1/tickets?page=2&x=1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.to_fetch,
+        vec![TicketKey::new(1, 10), TicketKey::new(1, 11)]
+    );
+    let cursor = store.list_cursor(1).await.unwrap().unwrap();
+    assert_eq!(
+        cursor.next_url.as_deref(),
+        Some("https://x/v1/tickets?page=2&x=1")
+    );
+    assert_eq!(cursor.next_page, 2);
+    assert!(!cursor.complete);
+    assert_eq!(store.pending_tickets(10).await.unwrap().len(), 2);
+
+    // fetch 10 only; relisting the same page: 10 (same updated_at, extracted) is not refetched,
+    // 11 (still pending) is
+    store
+        .save_details(&[(ticket(1, 10, 3), "{}")])
+        .await
+        .unwrap();
+    let again = store
+        .record_page(1, 1, &[listed(10, "t1"), listed(11, "t1")], Some("u2"))
+        .await
+        .unwrap();
+    assert_eq!(again.batch_id, out.batch_id);
+    assert_eq!(again.to_fetch, vec![TicketKey::new(1, 11)]);
+    assert_eq!(
+        store.ticket_state(TicketKey::new(1, 10)).await.unwrap(),
+        Some(TicketState::Extracted)
+    );
+
+    // load 10 into a case with one message and the final step
+    let key = TicketKey::new(1, 10);
+    assert_eq!(store.claim_for_load(5).await.unwrap(), vec![key]);
+    let create = store
+        .open_intent(key, IntentStep::Create, "h1")
+        .await
+        .unwrap();
+    let case = CaseRef {
+        case_id: 500,
+        case_number: "664-245651".into(),
+        user_id: 900,
+    };
+    store
+        .complete_intent(create, IntentResult::Case(case.clone()))
+        .await
+        .unwrap();
+    let m = store
+        .open_intent(key, IntentStep::Message(1001), "h2")
+        .await
+        .unwrap();
+    store
+        .complete_intent(
+            m,
+            IntentResult::Message {
+                source_id: 1001,
+                deskie_id: 7001,
+            },
+        )
+        .await
+        .unwrap();
+    let open = store
+        .open_intent(key, IntentStep::Note(1002), "h3")
+        .await
+        .unwrap();
+    let fin = store
+        .open_intent(key, IntentStep::Update, "h4")
+        .await
+        .unwrap();
+    store
+        .complete_intent(fin, IntentResult::Final)
+        .await
+        .unwrap();
+    store.mark_loaded(key).await.unwrap();
+
+    // last page: 10 changed at the source -> pending again, maps and intents kept, final cleared
+    let delta = store
+        .record_page(1, 2, &[listed(10, "t2")], None)
+        .await
+        .unwrap();
+    assert_ne!(delta.batch_id, out.batch_id);
+    assert_eq!(delta.to_fetch, vec![key]);
+    assert_eq!(
+        store.ticket_state(key).await.unwrap(),
+        Some(TicketState::Pending)
+    );
+    let cursor = store.list_cursor(1).await.unwrap().unwrap();
+    assert!(cursor.complete);
+    assert_eq!(cursor.next_url, None);
+
+    let mut changed = ticket(1, 10, 4);
+    changed.updated_at = "t2".into();
+    store
+        .save_details(&[(changed.clone(), "{}")])
+        .await
+        .unwrap();
+    let state = store.load_ticket(key).await.unwrap();
+    assert_eq!(state.ticket, changed);
+    assert_eq!(state.case, Some(case));
+    assert_eq!(state.sent.get(&1001), Some(&7001));
+    assert!(
+        !state.final_done,
+        "a changed ticket must re-check its final status"
+    );
+    assert_eq!(state.open_intents.len(), 1);
+    assert_eq!(state.open_intents[0].id, open);
+    assert_eq!(state.open_intents[0].step, IntentStep::Note(1002));
+
+    // reset for a delta run: listing starts over
+    store.reset_list_cursor(1).await.unwrap();
+    assert_eq!(store.list_cursor(1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn save_details_round_trips_exactly() {
+    let (_dir, store) = fresh().await;
+    let mut t = ticket(2, 42, 6);
+    t.subject = None;
+    t.customer_name = Some("Zoë Ñúñez 山田 🚀".into());
+    t.customer_phone = Some("+90 555 000 00 00".into());
+    t.reason_id = Some(9);
+    t.messages[0].body = "é".repeat(50_000); // 100 KB of UTF-8
+    t.messages[1].author = Author::Agent(0);
+    t.messages[2].attachments = vec![
+        Attachment {
+            url: "https://files.example/a b.pdf?sig=x&y=1".into(),
+            name: "déjà vu.pdf".into(),
+            kind: AttachmentKind::File,
+            size: None,
+        },
+        Attachment {
+            url: "https://files.example/v.mp4".into(),
+            name: "v.mp4".into(),
+            kind: AttachmentKind::Video,
+            size: Some(26_000_000),
+        },
+    ];
+    // equal timestamps keep the given order (write order is decided before saving)
+    t.messages.push(Message {
+        id: 1,
+        author: Author::Customer,
+        kind: MessageKind::Note,
+        body: String::new(),
+        created_at: t.messages[5].created_at,
+        attachments: vec![],
+    });
+    store
+        .record_page(2, 1, &[listed(42, &t.updated_at)], None)
+        .await
+        .unwrap();
+    store.save_details(&[(t.clone(), raw(&t))]).await.unwrap();
+
+    let loaded = store.load_ticket(t.key).await.unwrap();
+    assert_eq!(loaded.ticket, t);
+    assert_eq!(loaded.case, None);
+    assert!(loaded.sent.is_empty());
+
+    let page = store.tickets_page(None, 10).await.unwrap();
+    assert_eq!(page, vec![t.clone()]);
+
+    // saving again replaces messages instead of appending
+    let mut shorter = t.clone();
+    shorter.messages.truncate(2);
+    store
+        .save_details(&[(shorter.clone(), "{}")])
+        .await
+        .unwrap();
+    assert_eq!(store.load_ticket(t.key).await.unwrap().ticket, shorter);
+
+    // details for a ticket never listed are refused, and nothing of the batch is saved
+    let stray = ticket(2, 43, 1);
+    let err = store
+        .save_details(&[(t.clone(), "{}".to_string()), (stray, "{}".to_string())])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert_eq!(store.load_ticket(t.key).await.unwrap().ticket, shorter);
+}
+
+#[tokio::test]
+async fn intent_lifecycle() {
+    let (dir, store) = fresh().await;
+    let key = TicketKey::new(1, 5);
+    store
+        .record_page(1, 1, &[listed(5, "u")], None)
+        .await
+        .unwrap();
+    store
+        .save_details(&[(ticket(1, 5, 3), "{}")])
+        .await
+        .unwrap();
+
+    // never two open intents for one step
+    let a = store
+        .open_intent(key, IntentStep::Create, "h")
+        .await
+        .unwrap();
+    let b = store
+        .open_intent(key, IntentStep::Create, "h")
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(store.open_intents().await.unwrap().len(), 1);
+
+    // a result that does not fit the step is refused and changes nothing
+    let err = store
+        .complete_intent(a, IntentResult::Final)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
+
+    // abandoned intents don't count: a new one can be opened
+    store.abandon_intent(a).await.unwrap();
+    assert!(store.open_intents().await.unwrap().is_empty());
+    let c = store
+        .open_intent(key, IntentStep::Create, "h")
+        .await
+        .unwrap();
+    assert_ne!(a, c);
+    let err = store
+        .complete_intent(
+            a,
+            IntentResult::Case(CaseRef {
+                case_id: 1,
+                case_number: "1".into(),
+                user_id: 1,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
+
+    // completing writes the map in the same transaction; repeating it is harmless
+    let case = CaseRef {
+        case_id: 77,
+        case_number: "1-77".into(),
+        user_id: 8,
+    };
+    store
+        .complete_intent(c, IntentResult::Case(case.clone()))
+        .await
+        .unwrap();
+    store
+        .complete_intent(c, IntentResult::Case(case.clone()))
+        .await
+        .unwrap();
+    // a second case for the same ticket is refused
+    let d = store
+        .open_intent(key, IntentStep::Create, "h")
+        .await
+        .unwrap();
+    let err = store
+        .complete_intent(
+            d,
+            IntentResult::Case(CaseRef {
+                case_id: 78,
+                ..case.clone()
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
+    store.abandon_intent(d).await.unwrap();
+
+    // a message intent left open, then a "crash": drop the store without finishing
+    let m = store
+        .open_intent(key, IntentStep::Message(501), "hm")
+        .await
+        .unwrap();
+    let n = store
+        .open_intent(key, IntentStep::Note(502), "hn")
+        .await
+        .unwrap();
+    store
+        .complete_intent(
+            n,
+            IntentResult::Message {
+                source_id: 502,
+                deskie_id: 9002,
+            },
+        )
+        .await
+        .unwrap();
+    let wrong = store
+        .open_intent(key, IntentStep::Message(503), "x")
+        .await
+        .unwrap();
+    let err = store
+        .complete_intent(
+            wrong,
+            IntentResult::Message {
+                source_id: 999,
+                deskie_id: 1,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
+    store.abandon_intent(wrong).await.unwrap();
+    drop(store);
+
+    let store = bounded(Store::open(dir.path().join("store.sqlite")))
+        .await
+        .unwrap();
+    let state = store.load_ticket(key).await.unwrap();
+    assert_eq!(state.case, Some(case));
+    assert_eq!(state.sent.len(), 1);
+    assert_eq!(state.sent[&502], 9002);
+    assert_eq!(state.open_intents.len(), 1);
+    assert_eq!(state.open_intents[0].id, m);
+    assert_eq!(state.open_intents[0].step, IntentStep::Message(501));
+    assert_eq!(state.open_intents[0].payload_hash, "hm");
+    // reconciled: found in Deskie
+    store
+        .complete_intent(
+            m,
+            IntentResult::Message {
+                source_id: 501,
+                deskie_id: 9001,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.open_intents().await.unwrap().is_empty());
+    assert_eq!(store.load_ticket(key).await.unwrap().sent.len(), 2);
+
+    assert!(matches!(
+        store
+            .abandon_intent(store::IntentId(12345))
+            .await
+            .unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+    assert!(matches!(
+        store
+            .open_intent(TicketKey::new(9, 9), IntentStep::Create, "h")
+            .await
+            .unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_never_share_a_ticket() {
+    let (_dir, store) = fresh().await;
+    let total = 400;
+    for page in 0..(total / 20) {
+        let listed: Vec<_> = (0..20).map(|i| listed(page * 20 + i, "u")).collect();
+        store.record_page(1, page + 1, &listed, None).await.unwrap();
+        let details: Vec<_> = (0..20)
+            .map(|i| (ticket(1, page * 20 + i, 1), "{}"))
+            .collect();
+        store.save_details(&details).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim_for_load(7).await.unwrap();
+                if got.is_empty() {
+                    break mine;
+                }
+                mine.extend(got);
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(bounded(t).await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().copied().collect();
+    assert_eq!(all.len(), total as usize, "every ticket claimed");
+    assert_eq!(unique.len(), all.len(), "no ticket claimed twice");
+    assert_eq!(
+        store.ticket_keys(TicketState::Loading).await.unwrap().len(),
+        total as usize
+    );
+
+    // a crash leaves them loading; startup hands them back
+    assert_eq!(store.release_loading().await.unwrap(), total as u64);
+    assert_eq!(
+        store
+            .ticket_keys(TicketState::Extracted)
+            .await
+            .unwrap()
+            .len(),
+        total as usize
+    );
+}
+
+#[tokio::test]
+async fn failures_retry_and_counts() {
+    let (_dir, store) = fresh().await;
+    let listed_page: Vec<_> = (1..=4).map(|i| listed(i, "u")).collect();
+    let out = store.record_page(3, 1, &listed_page, None).await.unwrap();
+    let details: Vec<_> = (1..=3).map(|i| (ticket(3, i, 3), "{}")).collect();
+    store.save_details(&details).await.unwrap();
+    let k = |i| TicketKey::new(3, i);
+
+    // ticket 4: detail failed (permanent); ticket 1: load failed permanently twice, mid-case
+    store
+        .record_failure(
+            k(4),
+            &fail(Stage::Extract, FailureClass::Permanent, "malformed JSON"),
+        )
+        .await
+        .unwrap();
+    store.claim_for_load(10).await.unwrap();
+    let c = store
+        .open_intent(k(1), IntentStep::Create, "h")
+        .await
+        .unwrap();
+    store
+        .complete_intent(
+            c,
+            IntentResult::Case(CaseRef {
+                case_id: 1,
+                case_number: "n".into(),
+                user_id: 2,
+            }),
+        )
+        .await
+        .unwrap();
+    store
+        .record_failure(
+            k(1),
+            &fail(Stage::Load, FailureClass::Permanent, "invalid email"),
+        )
+        .await
+        .unwrap();
+    store
+        .record_failure(
+            k(1),
+            &fail(Stage::Load, FailureClass::Permanent, "invalid email!"),
+        )
+        .await
+        .unwrap();
+    // ticket 2: transient; ticket 3: loaded
+    store
+        .record_failure(k(2), &fail(Stage::Load, FailureClass::Transient, "502"))
+        .await
+        .unwrap();
+    store.mark_loaded(k(3)).await.unwrap();
+    store
+        .record_page_failure(
+            3,
+            2,
+            &fail(Stage::Extract, FailureClass::Transient, "timeout"),
+        )
+        .await
+        .unwrap();
+
+    let failed = store.failed_tickets().await.unwrap();
+    assert_eq!(
+        failed.iter().map(|f| f.key).collect::<Vec<_>>(),
+        vec![k(1), k(2), k(4)]
+    );
+    let f1 = failed[0].failure.as_ref().unwrap();
+    assert_eq!(f1.attempts, 2);
+    assert_eq!(f1.record.message, "invalid email!");
+    assert_eq!(failed[0].batch_id, out.batch_id);
+    assert_eq!(
+        store.failures().await.unwrap().len(),
+        4,
+        "3 tickets + 1 page"
+    );
+
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.tickets[&TicketState::Failed], 3);
+    assert_eq!(counts.tickets[&TicketState::Loaded], 1);
+    assert_eq!(counts.batches[&BatchState::Failed], 1);
+    assert_eq!(counts.messages, 3 * 2);
+    assert_eq!(counts.notes, 3);
+    assert_eq!(counts.attachments, 3 * 2);
+    assert_eq!(counts.attachment_bytes, 3 * (1000 + 1002));
+    assert_eq!(counts.products.len(), 1);
+
+    // a new run requeues the transient one only
+    assert_eq!(store.requeue_transient().await.unwrap(), 1);
+    assert_eq!(
+        store.ticket_state(k(2)).await.unwrap(),
+        Some(TicketState::Extracted)
+    );
+
+    // retry one ticket by key: load failure -> extracted, case kept
+    let n = store
+        .retry_failed(&RetryFilter {
+            tickets: vec![k(1)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        store.ticket_state(k(1)).await.unwrap(),
+        Some(TicketState::Extracted)
+    );
+    assert_eq!(
+        store.load_ticket(k(1)).await.unwrap().case.unwrap().case_id,
+        1
+    );
+    // retry by batch: the extract failure goes back to pending; loaded stays loaded
+    let n = store
+        .retry_failed(&RetryFilter {
+            batches: vec![out.batch_id],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        store.ticket_state(k(4)).await.unwrap(),
+        Some(TicketState::Pending)
+    );
+    assert_eq!(
+        store.ticket_state(k(3)).await.unwrap(),
+        Some(TicketState::Loaded)
+    );
+    assert_eq!(
+        store
+            .retry_failed(&RetryFilter {
+                all: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        0
+    );
+    // by bare ticket id
+    store
+        .record_failure(k(2), &fail(Stage::Load, FailureClass::Permanent, "x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .retry_failed(&RetryFilter {
+                ticket_ids: vec![2],
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        1
+    );
+    // the page failure clears when the page is recorded
+    store.record_page(3, 2, &[], None).await.unwrap();
+    assert_eq!(store.failures().await.unwrap().len(), 0);
+
+    store
+        .mark_skipped(k(4), "channel Chat mapped to skip")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.ticket_keys(TicketState::Skipped).await.unwrap(),
+        vec![k(4)]
+    );
+    assert_eq!(store::parse_ticket_key("3/4"), Some(k(4)));
+}
+
+#[tokio::test]
+async fn changed_while_loading_is_loaded_again() {
+    let (_dir, store) = fresh().await;
+    let key = TicketKey::new(1, 1);
+    store
+        .record_page(1, 1, &[listed(1, "v1")], None)
+        .await
+        .unwrap();
+    store
+        .save_details(&[(ticket(1, 1, 2), "{}")])
+        .await
+        .unwrap();
+    assert_eq!(store.claim_for_load(1).await.unwrap(), vec![key]);
+    // the source changes while the loader holds it: fetched again, but no second claim
+    let out = store
+        .record_page(1, 2, &[listed(1, "v2")], None)
+        .await
+        .unwrap();
+    assert_eq!(out.to_fetch, vec![key]);
+    assert_eq!(
+        store.ticket_state(key).await.unwrap(),
+        Some(TicketState::Loading)
+    );
+    store
+        .save_details(&[(ticket(1, 1, 3), "{}")])
+        .await
+        .unwrap();
+    assert!(store.claim_for_load(5).await.unwrap().is_empty());
+    store.mark_loaded(key).await.unwrap();
+    assert_eq!(
+        store.ticket_state(key).await.unwrap(),
+        Some(TicketState::Extracted)
+    );
+    assert_eq!(store.claim_for_load(5).await.unwrap(), vec![key]);
+    store.mark_loaded(key).await.unwrap();
+    assert_eq!(
+        store.ticket_state(key).await.unwrap(),
+        Some(TicketState::Loaded)
+    );
+
+    // changed while loading, then a crash before the detail came: startup sends it to pending
+    store
+        .record_page(1, 3, &[listed(1, "v3")], None)
+        .await
+        .unwrap();
+    store
+        .save_details(&[(ticket(1, 1, 3), "{}")])
+        .await
+        .unwrap();
+    store.claim_for_load(1).await.unwrap();
+    store
+        .record_page(1, 4, &[listed(1, "v4")], None)
+        .await
+        .unwrap();
+    store.release_loading().await.unwrap();
+    assert_eq!(
+        store.ticket_state(key).await.unwrap(),
+        Some(TicketState::Pending)
+    );
+    assert_eq!(store.pending_tickets(5).await.unwrap(), vec![key]);
+}
+
+#[tokio::test]
+async fn tickets_page_iterates_by_key() {
+    let (_dir, store) = fresh().await;
+    for product in [2, 1] {
+        let listed: Vec<_> = (1..=25).map(|i| listed(i, "u")).collect();
+        store.record_page(product, 1, &listed, None).await.unwrap();
+        let details: Vec<_> = (1..=25)
+            .filter(|i| i % 5 != 0) // every fifth stays pending: not iterated
+            .map(|i| (ticket(product, i, 2), "{}"))
+            .collect();
+        store.save_details(&details).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.tickets_page(after, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for t in &page {
+            assert_eq!(t.messages.len(), 2);
+            assert_eq!(t.messages[0].attachments.len(), 1);
+        }
+        after = page.last().map(|t| t.key);
+        seen.extend(page.into_iter().map(|t| t.key));
+    }
+    assert_eq!(seen.len(), 40);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+}
+
+#[tokio::test]
+async fn request_stats_add_up_per_minute() {
+    let (_dir, store) = fresh().await;
+    let s = |minute_epoch, requests| RequestStat {
+        side: Side::Deskie,
+        minute_epoch,
+        requests,
+        units: requests * 2,
+        throttled: 0,
+        transient: 1,
+    };
+    store
+        .add_request_stats(&[s(120, 5), s(150, 3), s(180, 1)])
+        .await
+        .unwrap();
+    store.add_request_stats(&[s(121, 1)]).await.unwrap();
+    let stats = store.request_stats(Side::Deskie).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    assert_eq!(
+        (
+            stats[0].minute_epoch,
+            stats[0].requests,
+            stats[0].units,
+            stats[0].transient
+        ),
+        (120, 9, 18, 3)
+    );
+    assert_eq!(stats[1].minute_epoch, 180);
+    assert!(store.request_stats(Side::Desk360).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn not_a_database_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.sqlite");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    let err = bounded(Store::open(&path)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(!err.is_transient());
+}
