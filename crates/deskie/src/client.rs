@@ -10,7 +10,7 @@
 //! | connection never established (`is_connect`)    | retry            | retry (never sent)       |
 //! | timeout, reset, lost body, 5xx after sending   | retry            | [`Ambiguous`], no retry  |
 //! | 401/403                                        | [`Unauthorized`] | [`Unauthorized`]         |
-//! | 404 / other 4xx                                | [`NotFound`] / [`Rejected`] with Deskie's message ||
+//! | 404 / other 4xx (Deskie's message kept)        | [`NotFound`] / [`Rejected`] | [`NotFound`] / [`Rejected`] |
 //!
 //! A write whose answer was lost may have been applied; sending it again could duplicate a case
 //! or a message, so it is reported as [`Ambiguous`] and the engine reconciles by reading first.

@@ -2,6 +2,9 @@
 //! answer is classified, what is retried (reads) and what never is (writes whose outcome is
 //! unknown), rate headers, and that the API key never shows up anywhere.
 
+// Tests may unwrap: a panic is the failure report (the helpers below are test code too).
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! The vendor pages' sample bodies (copied into `fixtures/`) and surprising variants of them
 //! parse into the lenient response types.
 
+// Tests may unwrap: a panic is the failure report (the helpers below are test code too).
+#![allow(clippy::unwrap_used)]
+
 use deskie::responses::{CaseWrapper, MessageWrapper, NoWrapper};
 use deskie::{Case, MessageInfo, Numbered, UserInfo, parse_timestamp};
 use serde_json::{Value, json};
