@@ -7,7 +7,8 @@
 //! retried on 5xx, timeouts and connection errors; a write (none is used by the importer except
 //! the login, see [`Desk360Client::connect`]) is retried only when it never left this machine.
 //!
-//! Responses are parsed leniently ([`models`]); failures come back as [`Desk360Error`], whose
+//! Responses are parsed leniently ([`models`]) and converted to the domain model by
+//! [`TicketDetail::to_model`] ([`normalize`]); failures come back as [`Desk360Error`], whose
 //! [`Desk360Error::class`] tells the engine what to do. Credentials never appear in a log line,
 //! an error or a `Debug` output.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 mod headers;
 pub mod models;
+pub mod normalize;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -34,6 +36,7 @@ pub use models::{
     AgentInfo, AttachmentDto, Attachments, InvalidEntry, MessageDto, ProductInfo, ReasonInfo,
     TicketDetail, TicketPage, TicketSummary, TypeInfo,
 };
+pub use normalize::{ModelTicket, parse_naive_timestamp};
 
 /// Shorthand for this crate's results.
 pub type Result<T, E = Desk360Error> = std::result::Result<T, E>;

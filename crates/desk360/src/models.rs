@@ -123,7 +123,7 @@ fn unwrap_data(v: Value) -> Value {
 }
 
 macro_rules! lenient_deserialize {
-    ($t:ty, $what:literal) => {
+    ($t:ty) => {
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let v = Value::deserialize(d)?;
@@ -158,7 +158,7 @@ impl ProductInfo {
         })
     }
 }
-lenient_deserialize!(ProductInfo, "product");
+lenient_deserialize!(ProductInfo);
 
 /// A Desk360 agent (also the answer of `/v1/me`), to map agents to Deskie staff.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -185,7 +185,7 @@ impl AgentInfo {
         })
     }
 }
-lenient_deserialize!(AgentInfo, "agent");
+lenient_deserialize!(AgentInfo);
 
 /// A ticket type, to map to Deskie labels or custom fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -224,7 +224,7 @@ impl TypeInfo {
         })
     }
 }
-lenient_deserialize!(TypeInfo, "type");
+lenient_deserialize!(TypeInfo);
 
 /// A ticket reason, to map to Deskie labels or custom fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -258,7 +258,7 @@ impl ReasonInfo {
         })
     }
 }
-lenient_deserialize!(ReasonInfo, "reason");
+lenient_deserialize!(ReasonInfo);
 
 // ---------------------------------------------------------------------------------------------
 // Tickets.
@@ -319,7 +319,7 @@ impl TicketSummary {
         })
     }
 }
-lenient_deserialize!(TicketSummary, "ticket");
+lenient_deserialize!(TicketSummary);
 
 /// A list entry that could not be read (not an object, no id). Reported, never silently
 /// dropped.
@@ -509,7 +509,7 @@ impl MessageDto {
         self.agent_id.is_none_or(|a| a == 0)
     }
 }
-lenient_deserialize!(MessageDto, "message");
+lenient_deserialize!(MessageDto);
 
 /// A ticket with its messages, and the body exactly as received (the store keeps it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
