@@ -105,7 +105,9 @@ impl Content {
 
 /// Creates a case (`POST cases.json`), which also creates its user: the recipe's section 1.1
 /// (Email: `user_email`), 2.1 (Calls: `user_phone`) or 3.1 (custom channel: `user_custom_id`).
-/// For an agent-initiated case set `initiator_id`, and for Email also `case_email_id = -1`.
+/// For an agent-initiated case set `initiator_id`, and for Email also `case_email_id = -1`; the
+/// constructors ([`NewCase::email`], [`NewCase::call`], [`NewCase::custom`]) also set
+/// `do_not_send_email = true` then, so the customer is not emailed the agent's first message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewCase {
     /// The customer's email: Email channel.
@@ -205,11 +207,22 @@ impl NewCase {
         let mut case = Self::new(subject, created_at);
         case.user_email = Some(user_email.into());
         case.content_html = Some(content_html.into());
-        if let Some(staff) = initiator {
-            case.initiator_id = Some(staff);
+        if initiator.is_some() {
             case.case_email_id = Some(-1);
         }
+        case.set_initiator(initiator);
         case
+    }
+
+    /// Marks the case agent-initiated (or not). An agent-opened case is an outgoing
+    /// conversation, which Deskie would deliver to the customer: `do_not_send_email = true` is
+    /// added because an import must never email a customer (the recipe lists the field only for
+    /// agent messages; it is the same safeguard for the agent's first message).
+    fn set_initiator(&mut self, initiator: Option<i64>) {
+        self.initiator_id = initiator;
+        if initiator.is_some() {
+            self.do_not_send_email = Some(true);
+        }
     }
 
     /// Recipe 2.1: a Calls case, with a plain-text body.
@@ -223,7 +236,7 @@ impl NewCase {
         let mut case = Self::new(subject, created_at);
         case.user_phone = Some(user_phone.into());
         case.content = Some(content.into());
-        case.initiator_id = initiator;
+        case.set_initiator(initiator);
         case
     }
 
@@ -239,7 +252,7 @@ impl NewCase {
         let mut case = Self::new(subject, created_at);
         case.user_custom_id = Some(user_custom_id.into());
         (case.content_html, case.content) = body.split();
-        case.initiator_id = initiator;
+        case.set_initiator(initiator);
         case
     }
 }
@@ -540,6 +553,7 @@ mod tests {
                 "content_html": "<p>Hello</p>",
                 "created_at": TS,
                 "case_email_id": -1,
+                "do_not_send_email": true,
             }})
         );
     }
@@ -565,6 +579,7 @@ mod tests {
                 "subject": "Call",
                 "content": "We called",
                 "created_at": TS,
+                "do_not_send_email": true,
             }})
         );
     }
@@ -596,6 +611,7 @@ mod tests {
                 "subject": "Chat",
                 "content": "hi",
                 "created_at": TS,
+                "do_not_send_email": true,
             }})
         );
     }

@@ -277,6 +277,7 @@ async fn create_case_sends_the_recipe_payload_with_basic_auth() {
                 "content_html": "<p>Hi</p>",
                 "created_at": "Tue, 05 Mar 2024 09:04:05 +0000",
                 "custom_fields": {"cf_900": "desk360:1:42"},
+                "do_not_send_email": true,
             }})
         );
         // A write costs 2 units, and the headers corrected the limiter.
