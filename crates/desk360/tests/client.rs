@@ -386,6 +386,31 @@ async fn relative_next_link_is_resolved_on_the_same_host() {
 }
 
 #[tokio::test]
+async fn loopback_aliases_count_as_the_same_host() {
+    bounded(async {
+        let server = serve(|req, base, _| {
+            if req.target.contains("page=2") {
+                ok("[]")
+            } else {
+                let port = base.rsplit(':').next().unwrap().to_owned();
+                ok("[]").header(
+                    "Link",
+                    format!("<http://localhost:{port}/v1/products/1/tickets?page=2>; rel=next"),
+                )
+            }
+        })
+        .await;
+        let c = client(&server).await;
+        let page = c.ticket_page(&c.first_page_url(1)).await.unwrap();
+        let next = page.next.unwrap();
+        assert!(next.starts_with("http://localhost:"), "{next}");
+        c.ticket_page(&next).await.unwrap();
+        assert_eq!(server.count(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn refuses_a_next_link_to_another_host() {
     bounded(async {
         let server = serve(|_, _, _| {
