@@ -1,5 +1,7 @@
 //! Behaviour of the checkpoint store, each test on a fresh temp file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 mod common;
 
 use std::collections::HashSet;
