@@ -1,0 +1,123 @@
+//! Measures `save_details` throughput: 10 000 tickets × 5 messages (plus attachments), saved in
+//! batches of one list page (20), as the extractor does, then read back with `tickets_page`.
+//!
+//! Run: `cargo run -p store --example save_details_bench` (dependencies, SQLite included, are
+//! built optimised in the dev profile).
+
+use std::time::Instant;
+
+use jiff::civil::DateTime;
+use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
+use store::{ListedTicket, Store};
+
+const TICKETS: i64 = 10_000;
+const MESSAGES: i64 = 5;
+const PAGE: i64 = 20;
+
+fn ticket(id: i64, created: DateTime) -> Ticket {
+    Ticket {
+        key: TicketKey::new(1, id),
+        subject: Some(format!("Subject of ticket {id}")),
+        customer_name: Some("Ada Lovelace".into()),
+        customer_email: Some(format!("ada{id}@example.com")),
+        customer_phone: None,
+        channel: Some("Email".into()),
+        platform: Some("Web".into()),
+        status: Some(1),
+        priority: Some(2),
+        agent_id: Some(74),
+        type_id: Some(3),
+        reason_id: None,
+        created_at: created,
+        updated_at: "2024-03-02 08:00:00".into(),
+        messages: (0..MESSAGES)
+            .map(|i| Message {
+                id: id * 10 + i,
+                author: if i % 2 == 0 {
+                    Author::Customer
+                } else {
+                    Author::Agent(74)
+                },
+                kind: if i == MESSAGES - 1 {
+                    MessageKind::Note
+                } else {
+                    MessageKind::Reply
+                },
+                body: format!("<p>{}</p>", "Lorem ipsum dolor sit amet. ".repeat(20)),
+                created_at: created,
+                attachments: if i == 0 {
+                    vec![Attachment {
+                        url: format!("https://files.example/{id}.png"),
+                        name: "screenshot.png".into(),
+                        kind: AttachmentKind::Image,
+                        size: Some(123_456),
+                    }]
+                } else {
+                    vec![]
+                },
+            })
+            .collect(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("bench.sqlite")).await?;
+    let created: DateTime = "2024-03-01T10:00:00".parse()?;
+
+    let start = Instant::now();
+    for page in 0..TICKETS / PAGE {
+        let listed: Vec<_> = (page * PAGE..(page + 1) * PAGE)
+            .map(|id| ListedTicket {
+                ticket_id: id,
+                updated_at: "2024-03-02 08:00:00".into(),
+            })
+            .collect();
+        store.record_page(1, page + 1, &listed, None).await?;
+    }
+    let listing = start.elapsed();
+
+    let raw = "{\"id\":1,\"subject\":\"x\",\"messages\":[]}";
+    let start = Instant::now();
+    for page in 0..TICKETS / PAGE {
+        let batch: Vec<_> = (page * PAGE..(page + 1) * PAGE)
+            .map(|id| (ticket(id, created), raw))
+            .collect();
+        store.save_details(&batch).await?;
+    }
+    let saving = start.elapsed();
+
+    let start = Instant::now();
+    let mut after = None;
+    let mut read = 0;
+    loop {
+        let page = store.tickets_page(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key);
+        read += page.len();
+    }
+    let reading = start.elapsed();
+
+    let rows = TICKETS * (1 + MESSAGES + 1); // ticket + messages + one attachment each
+    println!(
+        "record_page: {TICKETS} tickets in {} pages: {:.2}s ({:.0} tickets/s)",
+        TICKETS / PAGE,
+        listing.as_secs_f64(),
+        TICKETS as f64 / listing.as_secs_f64()
+    );
+    println!(
+        "save_details: {TICKETS} tickets x {MESSAGES} messages in batches of {PAGE}: {:.2}s \
+         ({:.0} tickets/s, {:.0} rows/s)",
+        saving.as_secs_f64(),
+        TICKETS as f64 / saving.as_secs_f64(),
+        rows as f64 / saving.as_secs_f64()
+    );
+    println!(
+        "tickets_page: {read} tickets read back in pages of 500: {:.2}s ({:.0} tickets/s)",
+        reading.as_secs_f64(),
+        read as f64 / reading.as_secs_f64()
+    );
+    store.close().await;
+    Ok(())
+}
