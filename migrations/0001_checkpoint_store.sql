@@ -99,8 +99,6 @@ CREATE TABLE tickets (
     failure_class     TEXT    CHECK (failure_class IN ('permanent', 'transient')),
     -- set when state = skipped: why (e.g. "channel Chat mapped to skip")
     skip_reason       TEXT,
-    -- the ticket detail JSON exactly as Desk360 sent it
-    raw               TEXT,
     -- normalized columns, the fields of model::Ticket (rebuilt from these rows)
     subject           TEXT,
     customer_name     TEXT,
@@ -130,15 +128,26 @@ CREATE TABLE tickets (
 CREATE INDEX tickets_state_batch ON tickets (state, batch_id);
 CREATE INDEX tickets_batch ON tickets (batch_id, state);
 
--- The batch state derived from its tickets: any failed -> failed; all loaded or skipped -> loaded;
+-- The ticket detail JSON exactly as Desk360 sent it, apart from the tickets table so that scans
+-- of ticket states and counters never wade through large documents.
+CREATE TABLE ticket_raw (
+    product_id INTEGER NOT NULL,
+    ticket_id  INTEGER NOT NULL,
+    raw        TEXT    NOT NULL,
+    PRIMARY KEY (product_id, ticket_id),
+    FOREIGN KEY (product_id, ticket_id) REFERENCES tickets (product_id, ticket_id) ON DELETE CASCADE
+);
+
+-- The batch state derived from its tickets: any failed -> failed; all loaded or skipped (or none
+-- left, e.g. an empty last page) -> loaded;
 -- some loading or loaded -> loading; any pending -> pending; else extracted.
 CREATE VIEW batch_states AS
 SELECT b.id, b.product_id, b.page, b.ticket_count,
        CASE
-           WHEN sum(t.state = 'failed') > 0 THEN 'failed'
-           WHEN count(t.ticket_id) = sum(t.state IN ('loaded', 'skipped')) THEN 'loaded'
-           WHEN sum(t.state IN ('loading', 'loaded', 'skipped')) > 0 THEN 'loading'
-           WHEN sum(t.state = 'pending') > 0 THEN 'pending'
+           WHEN coalesce(sum(t.state = 'failed'), 0) > 0 THEN 'failed'
+           WHEN count(t.ticket_id) = coalesce(sum(t.state IN ('loaded', 'skipped')), 0) THEN 'loaded'
+           WHEN coalesce(sum(t.state IN ('loading', 'loaded', 'skipped')), 0) > 0 THEN 'loading'
+           WHEN coalesce(sum(t.state = 'pending'), 0) > 0 THEN 'pending'
            ELSE 'extracted'
        END AS state
 FROM batches b

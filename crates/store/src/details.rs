@@ -35,14 +35,13 @@ impl Store {
                     reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
                     fetched_updated_at = listed_updated_at,
                     failure_stage = NULL, failure_class = NULL, skip_reason = NULL,
-                    raw = ?, subject = ?, customer_name = ?, customer_email = ?,
+                    subject = ?, customer_name = ?, customer_email = ?,
                     customer_phone = ?, channel = ?, platform = ?, status = ?, priority = ?,
                     agent_id = ?, type_id = ?, reason_id = ?, created_at = ?,
                     detail_updated_at = ?, message_count = ?, note_count = ?,
                     attachment_count = ?, attachment_bytes = ?, extracted_at = ?
                  WHERE product_id = ? AND ticket_id = ?",
             )
-            .bind(raw.as_ref())
             .bind(&ticket.subject)
             .bind(&ticket.customer_name)
             .bind(&ticket.customer_email)
@@ -70,6 +69,16 @@ impl Store {
                     "ticket {key} was never listed; record its page first"
                 )));
             }
+
+            sqlx::query(
+                "INSERT INTO ticket_raw (product_id, ticket_id, raw) VALUES (?, ?, ?)
+                 ON CONFLICT (product_id, ticket_id) DO UPDATE SET raw = excluded.raw",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .bind(raw.as_ref())
+            .execute(&mut *tx)
+            .await?;
 
             // attachments go with their messages (ON DELETE CASCADE)
             sqlx::query("DELETE FROM messages WHERE product_id = ? AND ticket_id = ?")
@@ -124,6 +133,20 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// The detail JSON exactly as Desk360 sent it for `key` (for debugging a mapping and for
+    /// reports that quote the source); `None` before its detail was fetched.
+    pub async fn ticket_raw(&self, key: model::TicketKey) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT raw FROM ticket_raw WHERE product_id = ? AND ticket_id = ?")
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
     }
 }
 

@@ -141,7 +141,21 @@ fn create_private(path: &Path) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)?;
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{:o}", mode & 0o777),
+                "the store holds customer data but is readable by other users; consider chmod 600"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    drop(file);
     Ok(())
 }
 

@@ -55,6 +55,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if done.rows_affected() > 0 {
+            tracing::info!(
+                tickets = done.rows_affected(),
+                "handed back tickets a stopped run was loading"
+            );
+        }
         Ok(done.rows_affected())
     }
 
@@ -72,6 +78,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if done.rows_affected() > 0 {
+            tracing::info!(
+                tickets = done.rows_affected(),
+                "re-queued transient failures"
+            );
+        }
         Ok(done.rows_affected())
     }
 
@@ -162,8 +174,8 @@ impl Store {
     ) -> Result<IntentId> {
         let step_text = step.to_string();
         let mut tx = self.begin_write().await?;
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM intents
+        let existing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, payload_hash FROM intents
              WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
         )
         .bind(key.product_id)
@@ -171,8 +183,14 @@ impl Store {
         .bind(&step_text)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(id) = existing {
+        if let Some((id, hash)) = existing {
             tx.commit().await?;
+            if hash != payload_hash {
+                tracing::debug!(
+                    ticket = %key, step = %step, intent = id,
+                    "an open intent with another payload exists; returning it for reconciliation"
+                );
+            }
             return Ok(IntentId(id));
         }
         let exists: bool = sqlx::query_scalar(

@@ -449,3 +449,46 @@ pub fn parse_ticket_key(s: &str) -> Option<TicketKey> {
         t.trim().parse().ok()?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intent_steps_round_trip_as_text() {
+        for step in [
+            IntentStep::Create,
+            IntentStep::Message(42),
+            IntentStep::Note(-7),
+            IntentStep::Update,
+        ] {
+            assert_eq!(step.to_string().parse::<IntentStep>().unwrap(), step);
+        }
+        assert_eq!(IntentStep::Message(42).to_string(), "message:42");
+        assert!("message:x".parse::<IntentStep>().is_err());
+        assert!("reply:1".parse::<IntentStep>().is_err());
+    }
+
+    #[test]
+    fn states_round_trip_as_text() {
+        for s in TicketState::ALL {
+            assert_eq!(s.as_str().parse::<TicketState>().unwrap(), *s);
+        }
+        for s in BatchState::ALL {
+            assert_eq!(s.to_string().parse::<BatchState>().unwrap(), *s);
+        }
+        assert_eq!(RunKind::DryRun.as_str(), "dry-run");
+        assert!(matches!(
+            "nope".parse::<Stage>(),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn ticket_keys_parse_as_displayed() {
+        let key = TicketKey::new(3, 42);
+        assert_eq!(parse_ticket_key(&key.to_string()), Some(key));
+        assert_eq!(parse_ticket_key("3:42"), Some(key));
+        assert_eq!(parse_ticket_key("42"), None);
+    }
+}

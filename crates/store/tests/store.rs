@@ -273,6 +273,7 @@ async fn save_details_round_trips_exactly() {
         .unwrap();
     store.save_details(&[(t.clone(), raw(&t))]).await.unwrap();
 
+    assert_eq!(store.ticket_raw(t.key).await.unwrap(), Some(raw(&t)));
     let loaded = store.load_ticket(t.key).await.unwrap();
     assert_eq!(loaded.ticket, t);
     assert_eq!(loaded.case, None);
@@ -667,9 +668,15 @@ async fn failures_retry_and_counts() {
             .unwrap(),
         1
     );
-    // the page failure clears when the page is recorded
-    store.record_page(3, 2, &[], None).await.unwrap();
+    // the page failure clears when the page is recorded; an empty last page is a loaded batch
+    let empty = store.record_page(3, 2, &[], None).await.unwrap();
     assert_eq!(store.failures().await.unwrap().len(), 0);
+    let loaded = store.batches(Some(BatchState::Loaded)).await.unwrap();
+    assert_eq!(
+        loaded.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![empty.batch_id]
+    );
+    assert_eq!(store.batches(None).await.unwrap().len(), 2);
 
     store
         .mark_skipped(k(4), "channel Chat mapped to skip")
