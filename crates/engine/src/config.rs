@@ -639,6 +639,9 @@ fn validate(
             "must be the number of enabled agents in Deskie (at least 1)",
         ));
     }
+    let target_window = secs("target.window_secs", t.window_secs, 60.0)?;
+    // The plan caps are per minute; a shorter window only exists against the sandbox.
+    let real_window = target_window == Duration::from_secs(60);
     let rpm = match t.rpm {
         Some(0) => {
             return Err(invalid(
@@ -646,7 +649,7 @@ fn validate(
                 "must be at least 1, or removed to use the plan's rule",
             ));
         }
-        Some(r) if r > plan.max_rpm() => {
+        Some(r) if real_window && r > plan.max_rpm() => {
             return Err(invalid(
                 "target.rpm",
                 format!(
@@ -667,7 +670,7 @@ fn validate(
         agents,
         rpm,
         source_id_field: custom_field_name("target.source_id_field", t.source_id_field)?,
-        window: secs("target.window_secs", t.window_secs, 60.0)?,
+        window: target_window,
         timeout: secs("target.timeout_secs", t.timeout_secs, 30.0)?,
     };
 

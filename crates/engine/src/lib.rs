@@ -1,6 +1,17 @@
 //! The engine: everything between the two API clients — configuration, the pure mapping rules,
 //! and the extract / load / retry / verify pipelines with their reports. Only this crate touches
-//! the store; it never prints (the binary does), it reports through return values and `tracing`.
+//! the store; it never prints (the binary does), it reports through return values, progress
+//! counters and `tracing`.
 
 pub mod config;
+mod error;
+mod extract;
+mod load;
 pub mod mapping;
+pub mod progress;
+mod run;
+
+pub use error::{EngineError, Result};
+pub use progress::{Progress, ProgressSnapshot};
+pub use run::{Engine, LimiterStatsView, RunOptions, RunSummary};
+pub use store::{Counts, RetryFilter, TicketState};

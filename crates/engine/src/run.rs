@@ -1,0 +1,377 @@
+//! One migration run: opens the store and both clients, runs extraction and loading at the same
+//! time (the store is the hand-off and the checkpoint of both), flushes request statistics, and
+//! stops cleanly on cancellation: no new work is taken, in-flight writes finish or stay journaled
+//! as open intents, tickets held by the loader go back to `extracted`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use store::{Counts, RequestStat, RetryFilter, RunKind, Side, Store};
+use throttle::{Limiter, LimiterConfig, LimiterStats, RetryPolicy};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Settings, SourceAuth};
+use crate::error::{EngineError, Result};
+use crate::progress::{Progress, ProgressSnapshot};
+use crate::{extract, load};
+
+/// What to do in a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Extract and plan only: no POST, PUT or DELETE to Deskie.
+    pub dry_run: bool,
+    /// Also re-queue permanent failures matching this filter before loading (`retry-failed`
+    /// or `run --retry-failed`).
+    pub retry: Option<RetryFilter>,
+    /// Load only what is already extracted; do not contact Desk360 (`retry-failed`).
+    pub skip_extract: bool,
+}
+
+/// What a finished (or interrupted) run did, for the summary the binary prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// `run`, `dry-run` or `retry-failed`.
+    pub kind: &'static str,
+    /// Stopped by Ctrl-C (or another cancellation) before finishing.
+    pub interrupted: bool,
+    /// Why the loader stopped early, if it did (e.g. Deskie unavailable).
+    pub stopped_reason: Option<String>,
+    /// Counters of this run.
+    pub progress: ProgressSnapshot,
+    /// Store totals after the run.
+    pub counts: Counts,
+    /// Tickets in state failed after the run.
+    pub failed: u64,
+    /// Wall-clock duration.
+    pub elapsed_secs: f64,
+    /// Desk360 limiter counters.
+    pub desk360: LimiterStatsView,
+    /// Deskie limiter counters.
+    pub deskie: LimiterStatsView,
+}
+
+/// Serializable copy of [`LimiterStats`].
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LimiterStatsView {
+    /// Requests sent.
+    pub requests: u64,
+    /// Units spent.
+    pub units: u64,
+    /// 429s seen.
+    pub throttled: u64,
+    /// Transient retries.
+    pub transient_retries: u64,
+    /// Limit in force at the end.
+    pub limit: u32,
+}
+
+impl From<LimiterStats> for LimiterStatsView {
+    fn from(s: LimiterStats) -> Self {
+        Self {
+            requests: s.requests,
+            units: s.units,
+            throttled: s.throttled,
+            transient_retries: s.transient_retries,
+            limit: s.limit,
+        }
+    }
+}
+
+/// Everything the pipelines share. Cheap to clone pieces out of; one per run.
+pub(crate) struct Ctx {
+    pub settings: Settings,
+    pub store: Store,
+    pub progress: Arc<Progress>,
+    pub cancel: CancellationToken,
+    /// Cancelled when the loader must stop (outage) without stopping extraction.
+    pub load_cancel: CancellationToken,
+    pub desk360_limiter: Limiter,
+    pub deskie_limiter: Limiter,
+    /// Woken whenever new tickets are extracted.
+    pub extracted: Notify,
+    pub retry: RetryPolicy,
+    /// Limiter counters already written to the request log.
+    stat_marks: std::sync::Mutex<StatMarks>,
+}
+
+/// An opened migration: store, limiters, progress counters and the cancellation token.
+pub struct Engine {
+    ctx: Arc<Ctx>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store named in the settings. No network.
+    pub async fn open(settings: Settings) -> Result<Engine> {
+        let store = Store::open(&settings.store_path).await?;
+        let retry = RetryPolicy {
+            max_transient_retries: settings.run.max_retries,
+            ..RetryPolicy::default()
+        };
+        let desk360_limiter = Limiter::new(LimiterConfig {
+            name: "desk360",
+            limit: settings.source.rpm,
+            window: settings.source.window,
+        });
+        let deskie_limiter = Limiter::new(LimiterConfig {
+            name: "deskie",
+            limit: settings.target.rpm,
+            window: settings.target.window,
+        });
+        Ok(Engine {
+            ctx: Arc::new(Ctx {
+                settings,
+                store,
+                progress: Arc::new(Progress::default()),
+                cancel: CancellationToken::new(),
+                load_cancel: CancellationToken::new(),
+                desk360_limiter,
+                deskie_limiter,
+                extracted: Notify::new(),
+                retry,
+                stat_marks: std::sync::Mutex::new(StatMarks::default()),
+            }),
+        })
+    }
+
+    /// Live counters, for progress display.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.ctx.progress.clone()
+    }
+
+    /// Cancel this to stop the run cleanly.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.ctx.cancel.clone()
+    }
+
+    /// Desk360 and Deskie limiter counters now.
+    pub fn limiter_stats(&self) -> (LimiterStats, LimiterStats) {
+        (
+            self.ctx.desk360_limiter.stats(),
+            self.ctx.deskie_limiter.stats(),
+        )
+    }
+
+    /// The settings this engine was opened with.
+    pub fn settings(&self) -> &Settings {
+        &self.ctx.settings
+    }
+
+    /// The store (for reports and status).
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    /// Runs extraction and loading (or only extraction for a dry run) until done or cancelled.
+    pub async fn run(&self, options: RunOptions) -> Result<RunSummary> {
+        let ctx = self.ctx.clone();
+        let started = Instant::now();
+        let kind = if options.dry_run {
+            RunKind::DryRun
+        } else if options.skip_extract {
+            RunKind::RetryFailed
+        } else {
+            RunKind::Run
+        };
+        let run_id = ctx
+            .store
+            .begin_run(kind, &fingerprint(&ctx.settings))
+            .await?;
+
+        // Whatever a crashed run held goes back in line; transient failures get another go.
+        ctx.store.release_loading().await?;
+        if !options.dry_run {
+            ctx.store.requeue_transient().await?;
+        }
+        if let Some(filter) = &options.retry {
+            let n = ctx.store.retry_failed(filter).await?;
+            tracing::info!(tickets = n, "failed tickets queued again");
+        }
+
+        let stats_task = tokio::spawn(flush_stats(ctx.clone()));
+        let result = self.run_inner(&options).await;
+        ctx.load_cancel.cancel();
+        stats_task.abort();
+        let _ = stats_task.await;
+        flush_once(&ctx, true).await;
+        // Tickets a cancelled loader still held go back in line.
+        ctx.store.release_loading().await?;
+
+        let interrupted = ctx.cancel.is_cancelled();
+        let stopped_reason = match &result {
+            Ok(reason) => reason.clone(),
+            Err(e) => Some(e.to_string()),
+        };
+        let outcome = match (&result, interrupted) {
+            (Err(_), _) => "error",
+            (Ok(_), true) => "interrupted",
+            (Ok(Some(_)), false) => "stopped",
+            (Ok(None), false) => "completed",
+        };
+        ctx.store.finish_run(run_id, outcome).await?;
+        result?;
+
+        let counts = ctx.store.counts().await?;
+        let failed = counts
+            .tickets
+            .get(&store::TicketState::Failed)
+            .copied()
+            .unwrap_or(0);
+        Ok(RunSummary {
+            kind: kind.as_str(),
+            interrupted,
+            stopped_reason,
+            progress: ctx.progress.snapshot(),
+            counts,
+            failed,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+            desk360: ctx.desk360_limiter.stats().into(),
+            deskie: ctx.deskie_limiter.stats().into(),
+        })
+    }
+
+    async fn run_inner(&self, options: &RunOptions) -> Result<Option<String>> {
+        let ctx = self.ctx.clone();
+        // The Deskie client first: with bad credentials nothing should be read either.
+        let deskie = build_deskie(&ctx.settings, ctx.deskie_limiter.clone(), ctx.retry)?;
+        deskie.check_credentials().await?;
+
+        let extract_task = if options.skip_extract {
+            Progress::add(&ctx.progress.extract_done, 1);
+            None
+        } else {
+            let desk360 =
+                build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?;
+            let ctx2 = ctx.clone();
+            Some(tokio::spawn(async move {
+                let r = extract::run(&ctx2, desk360).await;
+                Progress::add(&ctx2.progress.extract_done, 1);
+                ctx2.extracted.notify_waiters();
+                r
+            }))
+        };
+
+        let load_result = if options.dry_run {
+            Ok(None)
+        } else {
+            load::run(&ctx, deskie).await
+        };
+        let extract_result = match extract_task {
+            Some(t) => match t.await {
+                Ok(r) => r,
+                Err(e) => Err(EngineError::Internal(format!(
+                    "extraction task failed: {e}"
+                ))),
+            },
+            None => Ok(()),
+        };
+        if load_result.is_err() || extract_result.is_err() {
+            // Stop the other half too.
+            ctx.cancel.cancel();
+        }
+        extract_result?;
+        load_result
+    }
+}
+
+/// Builds the Deskie client from the settings.
+pub(crate) fn build_deskie(
+    settings: &Settings,
+    limiter: Limiter,
+    retry: RetryPolicy,
+) -> Result<deskie::DeskieClient> {
+    let t = &settings.target;
+    let mut config =
+        deskie::DeskieConfig::new(t.base_url.clone(), t.staff_email.clone(), t.api_key.clone());
+    config.timeout = t.timeout;
+    config.retry = retry;
+    Ok(deskie::DeskieClient::new(config, limiter)?)
+}
+
+/// Builds (and, for email + password, logs in) the Desk360 client.
+pub(crate) async fn build_desk360(
+    settings: &Settings,
+    limiter: Limiter,
+    retry: RetryPolicy,
+) -> Result<desk360::Desk360Client> {
+    let s = &settings.source;
+    let auth = match &s.auth {
+        SourceAuth::Token(t) => desk360::Auth::Token(t.clone()),
+        SourceAuth::Login { email, password } => desk360::Auth::Login {
+            email: email.clone(),
+            password: password.clone(),
+        },
+    };
+    let mut config = desk360::Desk360Config::new(s.base_url.clone(), auth);
+    config.timeout = s.timeout;
+    config.retry = retry;
+    Ok(desk360::Desk360Client::connect(config, limiter).await?)
+}
+
+/// A short fingerprint of the settings that change what is written, for the run history.
+fn fingerprint(s: &Settings) -> String {
+    use sha2::Digest;
+    let text = format!(
+        "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+        s.source.base_url,
+        s.target.base_url,
+        s.mapping.agents,
+        s.mapping.status,
+        s.mapping.priority,
+        s.mapping.channels,
+        s.target.source_id_field,
+        s.source.timezone_name
+    );
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Default)]
+struct StatMarks {
+    desk360: LimiterStats,
+    deskie: LimiterStats,
+}
+
+/// Every few seconds, adds the limiters' new requests to the per-minute request log.
+async fn flush_stats(ctx: Arc<Ctx>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        flush_once(&ctx, false).await;
+    }
+}
+
+async fn flush_once(ctx: &Ctx, final_flush: bool) {
+    let minute = jiff::Timestamp::now().as_second() / 60 * 60;
+    let mut rows = Vec::new();
+    {
+        let mut guard = ctx.stat_marks.lock().unwrap_or_else(|p| p.into_inner());
+        let marks = &mut *guard;
+        for (side, now, mark) in [
+            (
+                Side::Desk360,
+                ctx.desk360_limiter.stats(),
+                &mut marks.desk360,
+            ),
+            (Side::Deskie, ctx.deskie_limiter.stats(), &mut marks.deskie),
+        ] {
+            let row = RequestStat {
+                side,
+                minute_epoch: minute,
+                requests: now.requests - mark.requests,
+                units: now.units - mark.units,
+                throttled: now.throttled - mark.throttled,
+                transient: now.transient_retries - mark.transient_retries,
+            };
+            if row.requests > 0 || row.throttled > 0 {
+                rows.push(row);
+            }
+            *mark = now;
+        }
+    }
+    if !rows.is_empty()
+        && let Err(e) = ctx.store.add_request_stats(&rows).await
+    {
+        tracing::warn!(error = %e, final_flush, "could not record request statistics");
+    }
+}

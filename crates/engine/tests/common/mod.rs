@@ -1,0 +1,228 @@
+//! Shared harness of the engine's end-to-end tests: a sandbox on 127.0.0.1:0, a temp store and
+//! settings pointing at both, and the expected outcome computed from the generator's data with
+//! the same pure mapping the loader uses.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use engine::config::{self, SecretOverrides, Settings};
+use engine::mapping::{CasePlan, MapContext, Mapped, map_ticket};
+use sandbox::{Sandbox, SandboxConfig};
+
+/// A running sandbox with settings that point at it.
+pub struct Harness {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+    pub settings: Settings,
+    pub config_text: String,
+}
+
+/// Mapping used by every end-to-end test: every channel kind, unmapped agents on purpose.
+pub const MAPPING: &str = r#"
+[mapping]
+default_staff_id = 100
+agents = { "1" = 101, "2" = 102, "3" = 103 }
+channels = { "default" = "email", "Phone" = "calls", "Web" = "custom:481", "WhatsApp" = "custom:482", "Facebook" = "skip" }
+"#;
+
+/// Starts a sandbox and builds settings whose rate limits equal the sandbox's.
+pub async fn start(cfg: SandboxConfig, extra: &str) -> Harness {
+    let window = cfg.window;
+    let (d_limit, k_limit) = (cfg.desk360_limit, cfg.deskie_limit);
+    let sandbox = Sandbox::start(cfg).await.expect("sandbox starts");
+    let creds = sandbox.credentials();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = format!(
+        r#"
+[source]
+base_url = "{d}"
+token = "{token}"
+rpm = {d_limit}
+window_secs = {w}
+timeout_secs = 5
+[target]
+base_url = "{k}"
+staff_email = "{email}"
+api_key = "{key}"
+plan = "pro"
+agents = 1000
+rpm = {k_limit}
+window_secs = {w}
+timeout_secs = 5
+source_id_field = "cf_900"
+{MAPPING}
+[store]
+path = "{store}"
+[run]
+concurrency = 8
+{extra}
+"#,
+        d = sandbox.desk360_url(),
+        k = sandbox.deskie_url(),
+        token = creds.desk360_token,
+        email = creds.deskie_staff_email,
+        key = creds.deskie_api_key,
+        w = window.as_secs_f64(),
+        store = dir.path().join("store.sqlite").display(),
+    );
+    let settings = config::parse(
+        &text,
+        &dir.path().join("c.toml"),
+        SecretOverrides::default(),
+    )
+    .expect("valid settings");
+    Harness {
+        sandbox,
+        dir,
+        settings,
+        config_text: text,
+    }
+}
+
+/// What the generator's tickets should become, by ticket.
+pub fn expected(h: &Harness) -> BTreeMap<(i64, i64), Mapped> {
+    let ds = h.sandbox.dataset();
+    let types = BTreeMap::new();
+    let reasons = BTreeMap::new();
+    let cx = MapContext {
+        mapping: &h.settings.mapping,
+        timezone: &h.settings.source.timezone,
+        source_id_field: h.settings.target.source_id_field.as_deref(),
+        type_titles: &types,
+        reason_titles: &reasons,
+    };
+    ds.tickets
+        .iter()
+        .map(|t| {
+            let raw = t.detail.to_string();
+            let d = desk360::TicketDetail::from_json(&raw, "t").expect("generated ticket parses");
+            let m = d
+                .to_model(t.product_id)
+                .expect("generated ticket normalizes");
+            ((t.product_id, t.ticket_id), map_ticket(&m.ticket, &cx).0)
+        })
+        .collect()
+}
+
+/// Asserts Deskie holds exactly one case per migrated ticket, with every message once, in order,
+/// with its original time and author, notes present, final status right, nobody emailed.
+pub fn assert_exact(h: &Harness) -> (usize, usize) {
+    let snap = h.sandbox.deskie_snapshot();
+    assert_eq!(snap.customer_emailed, 0, "no customer may be emailed");
+    let expected = expected(h);
+    let mut cases = 0;
+    let mut updates_needed = 0;
+    for ((p, t), mapped) in &expected {
+        let found = snap.cases_of(*p, *t);
+        match mapped {
+            Mapped::Case(plan) => {
+                assert_eq!(
+                    found.len(),
+                    1,
+                    "ticket {p}/{t}: expected exactly one case, found {}",
+                    found.len()
+                );
+                check_case(found[0], plan, *p, *t);
+                cases += 1;
+                if plan.final_update.is_some() {
+                    updates_needed += 1;
+                }
+            }
+            _ => assert!(found.is_empty(), "ticket {p}/{t} must not be migrated"),
+        }
+    }
+    assert_eq!(snap.cases.len(), cases, "no stray cases");
+    (cases, updates_needed)
+}
+
+fn check_case(case: &sandbox::CaseSnapshot, plan: &CasePlan, p: i64, t: i64) {
+    let create = serde_json::to_value(&plan.create).unwrap();
+    if plan.create.initiator_id.is_some() {
+        assert_eq!(
+            case.initiator_id, plan.create.initiator_id,
+            "{p}/{t} initiator"
+        );
+        if plan.create.user_email.is_some() {
+            assert_eq!(case.case_email_id, Some(-1), "{p}/{t} case_email_id");
+        }
+    }
+    let want_status = plan
+        .create
+        .status
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "open".into());
+    assert_eq!(case.status, want_status, "{p}/{t} final status");
+    if let Some(pr) = plan.create.priority {
+        assert_eq!(case.priority, pr.as_str(), "{p}/{t} priority");
+    }
+    // The first message plus every step, in order, once.
+    let mut want: Vec<(String, bool, String)> = vec![(
+        create["created_at"].as_str().unwrap().to_string(),
+        false,
+        plan.create
+            .content_html
+            .clone()
+            .or(plan.create.content.clone())
+            .unwrap(),
+    )];
+    for s in &plan.steps {
+        want.push((
+            deskie::format_timestamp(s.created_at()),
+            s.is_note(),
+            s.content().to_string(),
+        ));
+    }
+    // Deskie lists a case's messages by time (ties in arrival order); notes are written after
+    // the replies, so they interleave by time in its view.
+    want.sort_by_key(|w| deskie::parse_timestamp(&w.0));
+    let got: Vec<(String, bool, String)> = case
+        .messages
+        .iter()
+        .map(|m| {
+            let body = if m.content_html.is_empty() {
+                m.content.clone()
+            } else {
+                m.content_html.clone()
+            };
+            (m.created_at.clone(), m.note, body)
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "{p}/{t}: message count");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.1, w.1, "{p}/{t} message {i} note flag");
+        assert_eq!(g.2, w.2, "{p}/{t} message {i} content");
+        let gt = deskie::parse_timestamp(&g.0);
+        let wt = deskie::parse_timestamp(&w.0);
+        assert_eq!(gt, wt, "{p}/{t} message {i} time");
+    }
+}
+
+/// A sandbox config with a short window and the given size.
+pub fn small(
+    tickets: usize,
+    window_ms: u64,
+    desk360_limit: u32,
+    deskie_limit: u32,
+) -> SandboxConfig {
+    SandboxConfig {
+        seed: 7,
+        products: 3,
+        tickets,
+        window: Duration::from_millis(window_ms),
+        desk360_limit,
+        deskie_limit,
+        ..SandboxConfig::default()
+    }
+}
+
+/// Runs the engine to completion with a bound.
+pub async fn run(settings: &Settings, options: engine::RunOptions) -> engine::RunSummary {
+    let engine = engine::Engine::open(settings.clone())
+        .await
+        .expect("store opens");
+    tokio::time::timeout(Duration::from_secs(240), engine.run(options))
+        .await
+        .expect("run finishes in time")
+        .expect("run succeeds")
+}
