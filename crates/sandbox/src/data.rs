@@ -255,7 +255,6 @@ pub fn generate_with_base(
     tickets: usize,
     attachment_base: &str,
 ) -> Dataset {
-    let mut rng = fastrand::Rng::with_seed(seed);
     let products: Vec<Product> = (0..products.max(1))
         .map(|i| {
             let id = 11 * (i as i64 + 1);
@@ -308,25 +307,56 @@ pub fn generate_with_base(
         })
         .collect();
 
+    // Every ticket has its own generator seeded from (seed, position), so tickets are independent:
+    // the account is built on all cores and stays identical whatever the thread count.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(tickets.max(1).div_ceil(1000));
+    let chunk = tickets.div_ceil(threads.max(1)).max(1);
+    let parts: Vec<(Vec<TicketData>, HashMap<String, u64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..tickets)
+            .step_by(chunk)
+            .map(|start| {
+                let (products, agents) = (&products, &agents);
+                scope.spawn(move || {
+                    let end = (start + chunk).min(tickets);
+                    let mut sizes = HashMap::new();
+                    let list = (start..end)
+                        .map(|n| {
+                            let mut rng = fastrand::Rng::with_seed(
+                                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                                    ^ (n as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+                            );
+                            let product_id = products[rng.usize(..products.len())].id;
+                            // Increasing, unique, with gaps (deleted tickets) like real ids.
+                            let ticket_id = 1000 + 3 * n as i64 + rng.i64(0..3);
+                            gen_ticket(
+                                &mut rng,
+                                n,
+                                product_id,
+                                ticket_id,
+                                agents,
+                                attachment_base,
+                                &mut sizes,
+                            )
+                        })
+                        .collect();
+                    (list, sizes)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     let mut out = Vec::with_capacity(tickets);
     let mut attachment_sizes = HashMap::new();
-    let mut next_ticket_id: i64 = 1000;
-    let mut next_message_id: i64 = 50_000;
-    for n in 0..tickets {
-        let product_id = products[rng.usize(..products.len())].id;
-        let ticket_id = next_ticket_id;
-        next_ticket_id += 1 + rng.i64(0..3);
-        let t = gen_ticket(
-            &mut rng,
-            n,
-            product_id,
-            ticket_id,
-            &mut next_message_id,
-            &agents,
-            attachment_base,
-            &mut attachment_sizes,
-        );
-        out.push(t);
+    for (list, sizes) in parts {
+        out.extend(list);
+        attachment_sizes.extend(sizes);
     }
 
     let mut index = HashMap::with_capacity(out.len());
@@ -359,7 +389,6 @@ fn gen_ticket(
     n: usize,
     product_id: i64,
     ticket_id: i64,
-    next_message_id: &mut i64,
     agents: &[Agent],
     attachment_base: &str,
     attachment_sizes: &mut HashMap<String, u64>,
@@ -442,15 +471,16 @@ fn gen_ticket(
         let phrase = PHRASES[rng.usize(..PHRASES.len())];
         let marker = format!("ref:p{product_id}t{ticket_id}m{idx}");
         let mut html = format!("<p>{phrase}</p><p>{marker}</p>");
-        if rng.f64() < 0.002 || (n % 97 == 41 && idx == 1) {
+        // "A few" per account: ~3 in 300 tickets, ~50 in 100 000 (memory stays reasonable).
+        if idx == 1 && ((n < 1000 && n % 97 == 41) || n % 2003 == 41) {
             // A ~100 KB message: long logs pasted into a ticket happen.
             let para = format!("<p>{phrase} Log line with ünïcödé and emoji 🧾 {marker}.</p>\n");
             while html.len() < 100_000 {
                 html.push_str(&para);
             }
         }
-        let message_id = *next_message_id;
-        *next_message_id += 1;
+        // Unique account-wide (at most 30 messages a ticket), increasing within a ticket.
+        let message_id = 50_000 + 32 * n as i64 + idx as i64;
         let mut groups = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         if rng.f64() < 0.08 {
             for k in 0..rng.usize(1..=3) {

@@ -350,10 +350,11 @@ async fn malformed_truncated_and_5xx_faults() {
     let sb = start(|_| {}).await;
     let a = &sb.dataset().tickets[0];
     let b = &sb.dataset().tickets[1];
-    let mut faults = Faults::default();
-    faults.malformed_tickets = BTreeSet::from([(a.product_id, a.ticket_id)]);
-    faults.truncated_tickets = BTreeSet::from([(b.product_id, b.ticket_id)]);
-    sb.set_faults(faults);
+    sb.set_faults(Faults {
+        malformed_tickets: BTreeSet::from([(a.product_id, a.ticket_id)]),
+        truncated_tickets: BTreeSet::from([(b.product_id, b.ticket_id)]),
+        ..Faults::default()
+    });
     for t in [a, b] {
         let resp = get(
             &sb,
