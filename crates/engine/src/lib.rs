@@ -9,7 +9,9 @@ mod extract;
 mod load;
 pub mod mapping;
 pub mod progress;
+pub mod report;
 mod run;
+pub mod verify;
 
 pub use error::{EngineError, Result};
 pub use progress::{Progress, ProgressSnapshot};
