@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use model::TicketKey;
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, Row};
 
 use crate::error::Result;
 use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
@@ -173,49 +173,20 @@ impl Store {
         payload_hash: &str,
     ) -> Result<IntentId> {
         let step_text = step.to_string();
-        let mut tx = self.begin_write().await?;
-        let existing: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, payload_hash FROM intents
-             WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .bind(&step_text)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((id, hash)) = existing {
-            tx.commit().await?;
-            if hash != payload_hash {
-                tracing::debug!(
-                    ticket = %key, step = %step, intent = id,
-                    "an open intent with another payload exists; returning it for reconciliation"
-                );
-            }
-            return Ok(IntentId(id));
-        }
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tickets WHERE product_id = ? AND ticket_id = ?)",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !exists {
-            return Err(StoreError::NotFound(format!("ticket {key}")));
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
-             VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .bind(&step_text)
-        .bind(payload_hash)
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(IntentId(id))
+        // The intent must be on disk before the write it journals is sent: with the store's
+        // usual synchronous=NORMAL a power cut could roll back this commit after Deskie received
+        // the write, and the restart would send it again. So this one commit is fsynced (FULL;
+        // the pragma cannot change inside a transaction). A few ms per write, at most a few
+        // writes a second.
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        let id = open_intent_tx(&mut conn, key, step, &step_text, payload_hash).await;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        id
     }
 
     /// Records the result of a journaled write and its id map in ONE transaction: the case
@@ -460,4 +431,57 @@ fn intent_from_row(row: &SqliteRow) -> Result<Intent> {
         payload_hash: row.try_get("payload_hash")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// The transaction of [`Store::open_intent`], on the write connection it has prepared.
+async fn open_intent_tx(
+    conn: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    step: IntentStep,
+    step_text: &str,
+    payload_hash: &str,
+) -> Result<IntentId> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let existing: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, payload_hash FROM intents
+         WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
+    )
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .bind(step_text)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((id, hash)) = existing {
+        tx.commit().await?;
+        if hash != payload_hash {
+            tracing::debug!(
+                ticket = %key, step = %step, intent = id,
+                "an open intent with another payload exists; returning it for reconciliation"
+            );
+        }
+        return Ok(IntentId(id));
+    }
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tickets WHERE product_id = ? AND ticket_id = ?)",
+    )
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !exists {
+        return Err(StoreError::NotFound(format!("ticket {key}")));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
+         VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
+    )
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .bind(step_text)
+    .bind(payload_hash)
+    .bind(now())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(IntentId(id))
 }

@@ -462,6 +462,13 @@ async fn intent_lifecycle() {
             .unwrap_err(),
         StoreError::NotFound(_)
     ));
+    // the write connection is still usable (the failed transaction was rolled back)
+    let u = store
+        .open_intent(key, IntentStep::Update, "hu")
+        .await
+        .unwrap();
+    store.complete_intent(u, IntentResult::Final).await.unwrap();
+    assert!(store.load_ticket(key).await.unwrap().final_done);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
