@@ -42,6 +42,16 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
 
 /// Entry point of every Desk360 request.
 pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Response<Body> {
+    if req.uri().path().starts_with("/attachments/") {
+        // The files behind the dataset's attachment URLs: served like a CDN (no token, no rate
+        // limit, cost 0), with the declared size, so a client can HEAD or download them.
+        let mut journal = entry_for(Server::Desk360, &req, 0);
+        shared.delay().await;
+        let resp = attachment(&shared, &req);
+        journal.status = resp.status().as_u16();
+        shared.record(journal);
+        return resp;
+    }
     let mut journal = entry_for(Server::Desk360, &req, 1);
     let ip = peer(&req);
     shared.delay().await;
@@ -81,6 +91,30 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
     journal.status = resp.status().as_u16();
     journal.fault = fault.map(str::to_owned);
     shared.record(journal);
+    resp
+}
+
+fn attachment(shared: &Shared, req: &Request) -> Response<Body> {
+    let Some(size) = shared.dataset.attachment_size(req.uri().path()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found_exception",
+            "No such attachment.",
+        );
+    };
+    let body = if req.method() == Method::HEAD {
+        Body::empty()
+    } else {
+        const CHUNK: u64 = 64 * 1024;
+        let chunks = size.div_ceil(CHUNK);
+        Body::from_stream(futures::stream::iter((0..chunks).map(move |i| {
+            let len = CHUNK.min(size - i * CHUNK) as usize;
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![0u8; len]))
+        })))
+    };
+    let mut resp = Response::new(body);
+    set_header(&mut resp, "content-type", "application/octet-stream");
+    set_header(&mut resp, "content-length", &size.to_string());
     resp
 }
 

@@ -304,9 +304,12 @@ impl Sandbox {
         (*self.shared.faults()).clone()
     }
 
-    /// Every request to either server so far, in arrival order.
+    /// Every request to either server so far, in arrival order (entries are recorded when the
+    /// answer is sent, then ordered by arrival time here).
     pub fn journal(&self) -> Vec<JournalEntry> {
-        lock(&self.shared.journal).clone()
+        let mut entries = lock(&self.shared.journal).clone();
+        entries.sort_by_key(|e| e.at);
+        entries
     }
 
     /// Forgets the journal (e.g. between phases of a test).

@@ -388,3 +388,25 @@ async fn malformed_truncated_and_5xx_faults() {
     assert!(resp.headers().get("x-ratelimit-remaining").is_some());
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn latency_and_jitter_are_added_to_every_answer() {
+    let sb = start(|c| {
+        c.latency = Duration::from_millis(60);
+        c.jitter = Duration::from_millis(20);
+    })
+    .await;
+    for _ in 0..5 {
+        let t0 = std::time::Instant::now();
+        let resp = get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
+        assert_eq!(resp.status(), 200);
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(39), "{took:?}");
+    }
+    let journal = sb.journal();
+    assert!(
+        journal.windows(2).all(|w| w[0].at <= w[1].at),
+        "arrival order"
+    );
+    sb.shutdown().await;
+}
