@@ -10,7 +10,6 @@
 //! the run goes on.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use desk360::{Desk360Client, Desk360Error, ErrorClass};
 use model::{Agent, Category, Product, TicketKey};
@@ -23,8 +22,6 @@ use crate::run::Ctx;
 
 /// Details saved per transaction at most.
 const SAVE_BATCH: usize = 32;
-/// How long the writer waits to fill a batch.
-const SAVE_WAIT: Duration = Duration::from_millis(100);
 
 enum Fetched {
     Ok(Box<model::Ticket>, String),
@@ -352,12 +349,13 @@ async fn writer(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Fetched>) -> Result<()> {
     loop {
         let first = rx.recv().await;
         let Some(first) = first else { break };
+        // Take whatever else is already waiting, without waiting for more: a fetched detail is
+        // committed at once, so a kill loses (and later re-fetches) as few as possible.
         let mut items = vec![first];
-        let deadline = tokio::time::Instant::now() + SAVE_WAIT;
         while items.len() < SAVE_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(item)) => items.push(item),
-                _ => break,
+            match rx.try_recv() {
+                Ok(item) => items.push(item),
+                Err(_) => break,
             }
         }
         for item in items {

@@ -32,7 +32,10 @@ impl Report {
 
     /// Self-contained HTML rendering.
     pub fn to_html(&self) -> String {
-        format!("<!doctype html><html><body><pre>{:#?}</pre></body></html>", self.counts)
+        format!(
+            "<!doctype html><html><body><pre>{:#?}</pre></body></html>",
+            self.counts
+        )
     }
 
     /// The few lines printed after `run` / `run --dry-run`.

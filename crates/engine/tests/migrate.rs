@@ -38,3 +38,44 @@ async fn a_whole_account_migrates_exactly() {
     assert_exact(&h);
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_lost_responses_change_nothing() {
+    let mut cfg = small(200, 1000, 400, 2000);
+    cfg.faults.server_error_rate = 0.05;
+    cfg.faults.drop_after_commit_rate = 0.03;
+    let h = start(cfg, "").await;
+    let summary = run(&h.settings, engine::RunOptions::default()).await;
+    eprintln!("summary {:?} deskie {:?}", summary.progress, summary.deskie);
+    // Transient exhaustion is possible in principle; run again until nothing is left.
+    let mut rounds = 0;
+    while summary_has_transient(&h).await && rounds < 5 {
+        run(&h.settings, engine::RunOptions::default()).await;
+        rounds += 1;
+    }
+    let (cases, _) = assert_exact(&h);
+    assert!(cases > 150);
+    let journal = h.sandbox.journal();
+    let dropped = journal
+        .iter()
+        .filter(|e| e.fault.as_deref() == Some("dropped"))
+        .count();
+    let errors = journal.iter().filter(|e| e.status >= 500).count();
+    eprintln!("dropped {dropped}, 5xx {errors}");
+    assert!(dropped > 0 && errors > 0, "faults were injected");
+}
+
+async fn summary_has_transient(h: &Harness) -> bool {
+    let engine = engine::Engine::open(h.settings.clone()).await.unwrap();
+    engine
+        .store()
+        .failed_tickets()
+        .await
+        .unwrap()
+        .iter()
+        .any(|f| {
+            f.failure
+                .as_ref()
+                .is_some_and(|x| x.record.class == store::FailureClass::Transient)
+        })
+}
