@@ -7,6 +7,35 @@
 //! pool (SQLite allows one writer; queueing in the pool is cheaper than `SQLITE_BUSY` retries);
 //! reads use a separate small pool, which WAL lets run alongside the writer.
 //!
+//! # Ticket states
+//! - `record_page`: new → `pending`; `updated_at` changed → `pending` (maps and intents kept).
+//! - `save_details`: `pending` → `extracted` (a `loading` ticket stays `loading`, flagged to be
+//!   loaded again after the current load).
+//! - `claim_for_load`: `extracted` → `loading`; `release_loading` (startup): back to `extracted`.
+//! - `mark_loaded`: → `loaded`; `mark_skipped`: → `skipped`; `record_failure`: → `failed`.
+//! - `retry_failed` (any class) and `requeue_transient` (transient only): `failed` → `extracted`
+//!   when it failed while loading, `pending` when it failed while extracting.
+//!
+//! A batch's state is derived from its tickets (any failed → failed, all loaded/skipped → loaded,
+//! some loading/loaded → loading, any pending → pending, else extracted).
+//!
+//! # How the engine drives it
+//! - Start of every run: [`Store::begin_run`], [`Store::release_loading`] (tickets a killed run
+//!   held), [`Store::requeue_transient`] (failed-transient tickets get another go without a flag),
+//!   then [`Store::open_intents`] to reconcile against Deskie before writing anything.
+//! - Extraction: [`Store::pending_tickets`] first (listed, never fetched), then per product
+//!   [`Store::list_cursor`] → fetch `next_url` (page 1 when `None`, nothing when complete) →
+//!   [`Store::record_page`] → fetch `to_fetch` → [`Store::save_details`] for the page, or
+//!   [`Store::record_failure`] per ticket / [`Store::record_page_failure`].
+//!   A delta run calls [`Store::reset_list_cursor`] first.
+//! - Loading: [`Store::claim_for_load`] → [`Store::load_ticket`] → for each write:
+//!   [`Store::open_intent`] (committed and fsynced), send, [`Store::complete_intent`] (writes the id
+//!   map in the same transaction) or [`Store::abandon_intent`] when the write is known not to have
+//!   happened → [`Store::mark_loaded`] / [`Store::record_failure`] / [`Store::mark_skipped`].
+//! - `retry-failed`: [`Store::retry_failed`]; `status`/reports: [`Store::counts`],
+//!   [`Store::failed_tickets`], [`Store::failures`], [`Store::batches`], [`Store::tickets_page`],
+//!   [`Store::request_stats`].
+//!
 //! Layout of the code: [`Store::open`] here; one module per concern (`runs`, `reference`,
 //! `listing`, `details`, `loading`, `failures`, `reports`, `stats`), each adding methods to
 //! [`Store`]. The schema, with a comment on every table, is in `migrations/` at the workspace root.

@@ -830,3 +830,31 @@ async fn not_a_database_is_corrupt() {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     assert!(!err.is_transient());
 }
+
+#[tokio::test]
+async fn a_second_writer_on_the_file_makes_it_busy_not_broken() {
+    use sqlx::Connection;
+    let (dir, store) = fresh().await;
+    let mut other = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("store.sqlite")),
+    )
+    .await
+    .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = bounded(store.begin_run(RunKind::Run, "fp"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
+    assert!(err.is_transient());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(4),
+        "waited the busy timeout"
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    // the store carries on once the other writer is gone
+    bounded(store.begin_run(RunKind::Run, "fp")).await.unwrap();
+}
