@@ -189,7 +189,10 @@ fn ordered(messages: &[Message]) -> Vec<&Message> {
 
 fn fmt_time(ts: Timestamp) -> String {
     let tz = TimeZone::fixed(Offset::constant(ACCOUNT_OFFSET_HOURS));
-    jiff::fmt::rfc2822::to_string(&ts.to_zoned_datetime(tz)).unwrap_or_default()
+    // PHP's `date('r')` form, as the pages show it: zero-padded day (`Mon, 05 May 2014 …`).
+    ts.to_zoned_datetime(tz)
+        .strftime("%a, %d %b %Y %H:%M:%S %z")
+        .to_string()
 }
 
 /// Parses an incoming `created_at`: RFC 2822 or RFC 3339 (with an offset); anything else fails.
@@ -1434,7 +1437,7 @@ mod tests {
     fn times() {
         let t = parse_time("Mon, 05 May 2014 00:15:17 +0300").expect("rfc2822");
         assert_eq!(t.to_string(), "2014-05-04T21:15:17Z");
-        assert_eq!(fmt_time(t), "Mon, 5 May 2014 00:15:17 +0300");
+        assert_eq!(fmt_time(t), "Mon, 05 May 2014 00:15:17 +0300");
         assert!(parse_time("2014-05-04T21:15:17Z").is_some());
         assert!(parse_time("2014-05-04T21:15:17+02:00").is_some());
         assert!(parse_time("2014-05-04 21:15:17").is_none());
