@@ -139,13 +139,13 @@ CREATE TABLE ticket_raw (
 );
 
 -- The batch state derived from its tickets: any failed -> failed; all loaded or skipped (or none
--- left, e.g. an empty last page) -> loaded;
--- some loading or loaded -> loading; any pending -> pending; else extracted.
+-- left, e.g. an empty last page) -> loaded; some loading or loaded -> loading; any pending ->
+-- pending; else extracted. Reads only the covering index tickets_batch.
 CREATE VIEW batch_states AS
 SELECT b.id, b.product_id, b.page, b.ticket_count,
        CASE
            WHEN coalesce(sum(t.state = 'failed'), 0) > 0 THEN 'failed'
-           WHEN count(t.ticket_id) = coalesce(sum(t.state IN ('loaded', 'skipped')), 0) THEN 'loaded'
+           WHEN count(t.batch_id) = coalesce(sum(t.state IN ('loaded', 'skipped')), 0) THEN 'loaded'
            WHEN coalesce(sum(t.state IN ('loading', 'loaded', 'skipped')), 0) > 0 THEN 'loading'
            WHEN coalesce(sum(t.state = 'pending'), 0) > 0 THEN 'pending'
            ELSE 'extracted'
