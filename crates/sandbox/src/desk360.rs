@@ -175,6 +175,7 @@ async fn handle(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
             | ["v1", "reasons"]
             | ["v1", "products", _, "tickets"]
             | ["v1", "products", _, "tickets", _]
+            | ["v1", "products", _, "tickets", _, "logs"]
     );
     if !known {
         return (
@@ -231,6 +232,7 @@ async fn handle(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
         )),
         ["v1", "products", pid, "tickets"] => list_tickets(shared, pid, &path, &query),
         ["v1", "products", pid, "tickets", tid] => ticket_detail(shared, pid, tid),
+        ["v1", "products", pid, "tickets", tid, "logs"] => ticket_logs(shared, pid, tid),
         _ => (method_not_allowed(), None),
     }
 }
@@ -335,6 +337,10 @@ struct Filters {
     agent_id: Option<i64>,
     type_id: Option<i64>,
     reason_id: Option<i64>,
+    id: Option<i64>,
+    /// Case-insensitive substring searches on list fields: (`email` | `name` | `subject`, text).
+    searches: Vec<(&'static str, String)>,
+    platform: Option<String>,
 }
 
 impl Filters {
@@ -346,6 +352,9 @@ impl Filters {
             && self.agent_id.is_none()
             && self.type_id.is_none()
             && self.reason_id.is_none()
+            && self.id.is_none()
+            && self.searches.is_empty()
+            && self.platform.is_none()
     }
 
     fn matches(&self, t: &TicketData) -> bool {
@@ -357,6 +366,16 @@ impl Filters {
             && self.agent_id.is_none_or(|v| t.agent_id == v)
             && self.type_id.is_none_or(|v| t.type_id == v)
             && self.reason_id.is_none_or(|v| t.reason_id == v)
+            && self.id.is_none_or(|v| t.ticket_id == v)
+            && self
+                .platform
+                .as_deref()
+                .is_none_or(|p| t.list["platform"].as_str() == Some(p))
+            && self.searches.iter().all(|(field, needle)| {
+                t.list[*field]
+                    .as_str()
+                    .is_some_and(|v| v.to_lowercase().contains(needle.as_str()))
+            })
     }
 }
 
@@ -423,6 +442,20 @@ fn list_tickets(shared: &Shared, pid: &str, path: &str, query: &str) -> Answer {
             "agent_id" => int("agent id").map(|x| f.agent_id = x),
             "type_id" => int("type id").map(|x| f.type_id = x),
             "reason_id" => int("reason id").map(|x| f.reason_id = x),
+            "id" => int("id").map(|x| f.id = x),
+            "platform" if !v.is_empty() => {
+                f.platform = Some(v.clone());
+                Ok(())
+            }
+            "email" | "name" | "subject" if !v.is_empty() => {
+                let field = match k.as_str() {
+                    "email" => "email",
+                    "name" => "name",
+                    _ => "subject",
+                };
+                f.searches.push((field, v.to_lowercase()));
+                Ok(())
+            }
             _ => Ok(()),
         };
         if let Err(message) = r {
@@ -470,6 +503,29 @@ fn list_tickets(shared: &Shared, pid: &str, path: &str, query: &str) -> Answer {
         );
     }
     (resp, None)
+}
+
+/// Status changes of a ticket: one entry from 0 to its current status (none while still 0).
+fn ticket_logs(shared: &Shared, pid: &str, tid: &str) -> Answer {
+    let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
+        return model_not_found();
+    };
+    let Some(t) = shared.dataset.ticket(pid, tid) else {
+        return model_not_found();
+    };
+    let logs: Vec<Value> = if t.status == 0 {
+        Vec::new()
+    } else {
+        vec![json!({
+            "id": t.ticket_id * 10,
+            "old_status_id": 0,
+            "new_status_id": t.status,
+            "reason_id": t.reason_id,
+            "agent_id": t.agent_id,
+            "created_at": t.updated_at,
+        })]
+    };
+    (json_response(StatusCode::OK, &Value::Array(logs)), None)
 }
 
 fn ticket_detail(shared: &Shared, pid: &str, tid: &str) -> Answer {

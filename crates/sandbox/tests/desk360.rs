@@ -127,6 +127,50 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
         "ascending by updated_at"
     );
 
+    // The page's searches: id, email (substring), platform; logs.
+    let t = sb
+        .dataset()
+        .product_tickets_asc(product)
+        .nth(3)
+        .expect("ticket");
+    let resp = get(
+        &sb,
+        &format!(
+            "{}/v1/products/{product}/tickets?id={}",
+            sb.desk360_url(),
+            t.ticket_id
+        ),
+    )
+    .await;
+    let found: Vec<Value> = resp.json().await.expect("json");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0], t.list);
+    if let Some(email) = t.list["email"].as_str() {
+        let local = email.split('@').next().expect("local part").to_uppercase();
+        let resp = get(
+            &sb,
+            &format!(
+                "{}/v1/products/{product}/tickets?email={local}",
+                sb.desk360_url()
+            ),
+        )
+        .await;
+        let found: Vec<Value> = resp.json().await.expect("json");
+        assert!(found.iter().any(|x| x["id"] == t.ticket_id));
+    }
+    let resp = get(
+        &sb,
+        &format!(
+            "{}/v1/products/{product}/tickets/{}/logs",
+            sb.desk360_url(),
+            t.ticket_id
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let logs: Vec<Value> = resp.json().await.expect("json");
+    assert_eq!(logs.len(), usize::from(t.status != 0));
+
     // Past the last page: empty, no link.
     let resp = get(
         &sb,
