@@ -16,7 +16,8 @@ use axum::http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::server::{
-    Shared, Window, entry_for, json_response, lock, peer, raw_response, set_header,
+    Shared, Window, entry_for, json_response, lock, peer, proxy_error_page, raw_response,
+    set_header,
 };
 use crate::{Server, TicketData};
 
@@ -122,13 +123,7 @@ fn server_error(status: StatusCode) -> Response<Body> {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         error(status, "internal_server_error", "Server Error")
     } else {
-        let code = status.as_u16();
-        let reason = status.canonical_reason().unwrap_or("Error");
-        raw_response(
-            status,
-            "text/html",
-            format!("<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").into_bytes(),
-        )
+        proxy_error_page(status)
     }
 }
 

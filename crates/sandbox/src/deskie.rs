@@ -26,7 +26,9 @@ use jiff::Timestamp;
 use jiff::tz::{Offset, TimeZone};
 use serde_json::{Map, Value, json};
 
-use crate::server::{Shared, Window, dropped_response, entry_for, json_response, lock, set_header};
+use crate::server::{
+    Shared, Window, dropped_response, entry_for, json_response, lock, proxy_error_page, set_header,
+};
 use crate::{CaseSnapshot, DeskieSnapshot, MessageSnapshot, Server, UserSnapshot, parse_refs};
 
 const MAX_FILE: u64 = 25 * 1024 * 1024;
@@ -269,11 +271,8 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
 
     let mut dropped = false;
     let (status, body, fault) = if faults.deskie_down {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"errors": {"service": "Deskie is temporarily unavailable"}}),
-            Some("down"),
-        )
+        // An outage looks like the proxy's page, not like an API answer.
+        (StatusCode::SERVICE_UNAVAILABLE, Value::Null, Some("down"))
     } else if !authorized {
         (
             StatusCode::UNAUTHORIZED,
@@ -287,11 +286,13 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
             Some("rate_limited"),
         )
     } else if shared.chance(faults.server_error_rate) {
-        (
-            shared.pick_5xx(),
-            json!({"errors": {"server": "internal error"}}),
-            Some("5xx"),
-        )
+        let status = shared.pick_5xx();
+        let body = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            json!({"errors": {"server": "internal error"}})
+        } else {
+            Value::Null // 502/503: the proxy's HTML page
+        };
+        (status, body, Some("5xx"))
     } else {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -316,6 +317,8 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
 
     let mut resp = if dropped {
         dropped_response()
+    } else if body.is_null() && status.is_server_error() {
+        proxy_error_page(status)
     } else {
         json_response(status, &body)
     };

@@ -88,12 +88,13 @@ impl Default for SandboxConfig {
 /// Faults to inject; all off by default. Shares are probabilities in `0.0..=1.0`, drawn per request.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    /// Share of requests (both servers) answered 500/502/503 WITHOUT applying anything.
+    /// Share of requests (both servers) answered 500/502/503 WITHOUT applying anything. 500 carries
+    /// the vendor's JSON error body; 502/503 carry a proxy's HTML page (not JSON), as in production.
     pub server_error_rate: f64,
     /// Share of successful Deskie writes that are applied and then answered by a dropped
     /// connection (no status): the lost-response trap.
     pub drop_after_commit_rate: f64,
-    /// Deskie outage: every Deskie request answers 503.
+    /// Deskie outage: every Deskie request answers 503 with a proxy's HTML page.
     pub deskie_down: bool,
     /// `(product_id, ticket_id)`: every Deskie write carrying content of that ticket (or updating
     /// a case created from it) answers 400.

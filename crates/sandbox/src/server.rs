@@ -141,6 +141,21 @@ pub(crate) fn dropped_response() -> Response<Body> {
     resp
 }
 
+/// The HTML page a reverse proxy answers with for 502/503/504 (bodies a client cannot parse as
+/// JSON, as in production).
+pub(crate) fn proxy_error_page(status: StatusCode) -> Response<Body> {
+    let code = status.as_u16();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    raw_response(
+        status,
+        "text/html",
+        format!(
+            "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
+        .into_bytes(),
+    )
+}
+
 /// A JSON response.
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
