@@ -633,3 +633,33 @@ async fn unauthenticated_requests_are_401_and_not_charged() {
     assert_eq!(h["api_calls_left"], "4");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn concurrent_requests_never_overspend_the_window() {
+    let sb = start(|c| c.deskie_limit = 41).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let rb = req(&sb, reqwest::Method::POST, "cases.json")
+            .json(&email_case("same@example.com", &format!("<p>{i}</p>")));
+        tasks.push(tokio::spawn(async move {
+            rb.send().await.expect("send").status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match bounded(t).await.expect("task") {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 20, "41 units hold exactly 20 writes");
+    let snap = sb.deskie_snapshot();
+    assert_eq!(snap.cases.len(), 20);
+    assert_eq!(snap.users.len(), 1, "one user, reused by every case");
+    let (s, _) = get(&sb, "cases.json").await;
+    assert_eq!(s, 200, "the last unit still serves a read");
+    let (s, _) = get(&sb, "cases.json").await;
+    assert_eq!(s, 429);
+    sb.shutdown().await;
+}
