@@ -1,4 +1,4 @@
-//! Measures `save_details` throughput: 10 000 tickets × 5 messages (plus attachments), saved in
+//! Measures `save_details` throughput: 10 000 tickets (or the number given as first argument) × 5 messages (plus attachments), saved in
 //! batches of one list page (20), as the extractor does, then read back with `tickets_page`.
 //!
 //! Run: `cargo run -p store --example save_details_bench` (dependencies, SQLite included, are
@@ -10,7 +10,6 @@ use jiff::civil::DateTime;
 use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
 use store::{CaseRef, IntentResult, IntentStep, ListedTicket, Store};
 
-const TICKETS: i64 = 10_000;
 const MESSAGES: i64 = 5;
 const PAGE: i64 = 20;
 
@@ -62,12 +61,19 @@ fn ticket(id: i64, created: DateTime) -> Ticket {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // optional first argument: number of tickets (default 10 000, rounded to whole pages)
+    let tickets: i64 = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let tickets = tickets / PAGE * PAGE;
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("bench.sqlite")).await?;
     let created: DateTime = "2024-03-01T10:00:00".parse()?;
 
     let start = Instant::now();
-    for page in 0..TICKETS / PAGE {
+    for page in 0..tickets / PAGE {
         let listed: Vec<_> = (page * PAGE..(page + 1) * PAGE)
             .map(|id| ListedTicket {
                 ticket_id: id,
@@ -80,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let raw = "{\"id\":1,\"subject\":\"x\",\"messages\":[]}";
     let start = Instant::now();
-    for page in 0..TICKETS / PAGE {
+    for page in 0..tickets / PAGE {
         let batch: Vec<_> = (page * PAGE..(page + 1) * PAGE)
             .map(|id| (ticket(id, created), raw))
             .collect();
@@ -130,18 +136,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let journaling = start.elapsed();
 
-    let rows = TICKETS * (1 + MESSAGES + 1); // ticket + messages + one attachment each
+    let start = Instant::now();
+    let counts = store.counts().await?;
+    let counting = start.elapsed();
     println!(
-        "record_page: {TICKETS} tickets in {} pages: {:.2}s ({:.0} tickets/s)",
-        TICKETS / PAGE,
+        "counts: {} tickets, {} messages, {} notes in {:.3}s",
+        counts.tickets.values().sum::<u64>(),
+        counts.messages,
+        counts.notes,
+        counting.as_secs_f64()
+    );
+
+    let rows = tickets * (1 + MESSAGES + 1); // ticket + messages + one attachment each
+    println!(
+        "record_page: {tickets} tickets in {} pages: {:.2}s ({:.0} tickets/s)",
+        tickets / PAGE,
         listing.as_secs_f64(),
-        TICKETS as f64 / listing.as_secs_f64()
+        tickets as f64 / listing.as_secs_f64()
     );
     println!(
-        "save_details: {TICKETS} tickets x {MESSAGES} messages in batches of {PAGE}: {:.2}s \
+        "save_details: {tickets} tickets x {MESSAGES} messages in batches of {PAGE}: {:.2}s \
          ({:.0} tickets/s, {:.0} rows/s)",
         saving.as_secs_f64(),
-        TICKETS as f64 / saving.as_secs_f64(),
+        tickets as f64 / saving.as_secs_f64(),
         rows as f64 / saving.as_secs_f64()
     );
     println!(
