@@ -32,7 +32,7 @@ async fn serves_ticket_details_of_100k_tickets() {
     let generation = started.elapsed();
     assert_eq!(sb.dataset().tickets.len(), 100_000);
     assert!(
-        generation < Duration::from_secs(25),
+        generation < Duration::from_secs(60),
         "generation took {generation:?}"
     );
     let messages = sb.dataset().message_count();
@@ -92,7 +92,7 @@ async fn serves_ticket_details_of_100k_tickets() {
     );
     // Vendors allow 100 (Desk360) and 750/60 ≈ 12.5 (Deskie) requests a second: the sandbox must
     // be far above that.
-    assert!(rps > 500.0, "{rps:.0} req/s");
+    assert!(rps > 300.0, "{rps:.0} req/s");
     assert_eq!(sb.journal().len() as u64, n);
     sb.shutdown().await;
 }
