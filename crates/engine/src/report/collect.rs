@@ -1,0 +1,819 @@
+//! Computes a [`Report`] from the store: one paged walk over every stored ticket through the pure
+//! mapping, plus the store's counters, failures, request log and run history. No network.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use model::TicketKey;
+use store::{RunKind, Side, Store, TicketState};
+
+use super::*;
+use crate::config::{Settings, SourceAuth};
+use crate::mapping::{MapContext, Mapped, Warning, map_ticket};
+
+/// Tickets read per store page.
+const PAGE: u32 = 500;
+/// Desk360 list page size.
+const LIST_PAGE: u64 = 20;
+/// Derived subjects shown as examples.
+const SUBJECT_EXAMPLES: usize = 20;
+/// Tickets named in a `retry-failed --ticket` command before batches are used instead.
+const RETRY_TICKETS_MAX: usize = 25;
+
+/// Accumulates the per-ticket walk.
+#[derive(Default)]
+struct Walk {
+    details: u64,
+    by_channel: BTreeMap<String, u64>,
+    by_status: BTreeMap<String, u64>,
+    by_priority: BTreeMap<String, u64>,
+    routing: Routing,
+    unroutable: BTreeMap<(String, String), Vec<String>>,
+    agents: BTreeMap<i64, u64>,
+    types: BTreeMap<i64, u64>,
+    reasons: BTreeMap<i64, u64>,
+    status_codes: BTreeMap<i64, u64>,
+    priority_codes: BTreeMap<i64, u64>,
+    content: ContentWarnings,
+    cases: u64,
+    writes_total: u64,
+    writes_done: u64,
+    writes_remaining: u64,
+}
+
+pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> {
+    let counts = store.counts().await?;
+    let products = store.products().await?;
+    let product_names: BTreeMap<i64, String> =
+        products.iter().map(|p| (p.id, p.name.clone())).collect();
+    let types = store.types().await?;
+    let reasons = store.reasons().await?;
+    let type_titles: BTreeMap<i64, String> =
+        types.iter().map(|t| (t.id, t.title.clone())).collect();
+    let reason_titles: BTreeMap<i64, String> =
+        reasons.iter().map(|r| (r.id, r.title.clone())).collect();
+    let agent_names: BTreeMap<i64, String> = store
+        .agents()
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect();
+
+    // Keys of loaded tickets, in key order like the ticket pages: merged while walking.
+    let loaded = store.ticket_keys(TicketState::Loaded).await?;
+    let cx = MapContext {
+        mapping: &settings.mapping,
+        timezone: &settings.source.timezone,
+        source_id_field: settings.target.source_id_field.as_deref(),
+        type_titles: &type_titles,
+        reason_titles: &reason_titles,
+    };
+    let mut walk = Walk::default();
+    let mut loaded_pos = 0usize;
+    let mut after: Option<TicketKey> = None;
+    loop {
+        let page = store.tickets_page(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key);
+        for ticket in &page {
+            while loaded_pos < loaded.len() && loaded[loaded_pos] < ticket.key {
+                loaded_pos += 1;
+            }
+            let is_loaded = loaded.get(loaded_pos) == Some(&ticket.key);
+            walk.ticket(ticket, &cx, is_loaded);
+        }
+        if page.len() < PAGE as usize {
+            break;
+        }
+    }
+    drop(loaded);
+
+    let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
+    let pending = state(TicketState::Pending);
+
+    // Products in scope: the configured list, else every product known.
+    let mut scope: BTreeSet<i64> = if settings.source.products.is_empty() {
+        product_names.keys().copied().collect()
+    } else {
+        settings.source.products.iter().copied().collect()
+    };
+    scope.extend(counts.products.iter().map(|p| p.product_id));
+    let tickets_of = |id: i64| -> u64 {
+        counts
+            .products
+            .iter()
+            .find(|p| p.product_id == id)
+            .map(|p| p.tickets.values().sum())
+            .unwrap_or(0)
+    };
+    let tickets_total: u64 = counts.tickets.values().sum();
+
+    // ---- counts
+    let by_product = scope
+        .iter()
+        .map(|&id| {
+            let p = counts.products.iter().find(|p| p.product_id == id);
+            ProductLine {
+                product_id: id,
+                name: product_names.get(&id).cloned(),
+                tickets: tickets_of(id),
+                messages: p.map_or(0, |p| p.messages),
+                notes: p.map_or(0, |p| p.notes),
+                attachments: p.map_or(0, |p| p.attachments),
+                attachment_bytes: p.map_or(0, |p| p.attachment_bytes),
+            }
+        })
+        .collect();
+    let counts_section = CountsSection {
+        products: scope.len() as u64,
+        tickets: tickets_total,
+        tickets_by_state: TicketState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), state(*s)))
+            .collect(),
+        details_stored: walk.details,
+        messages: counts.messages,
+        notes: counts.notes,
+        attachments: counts.attachments,
+        attachment_bytes: counts.attachment_bytes,
+        by_product,
+        by_channel: std::mem::take(&mut walk.by_channel),
+        by_status: std::mem::take(&mut walk.by_status),
+        by_priority: std::mem::take(&mut walk.by_priority),
+    };
+
+    // ---- cost
+    let mut listing_complete = true;
+    let mut unfinished_products = 0u64;
+    let mut list_pages = 0u64;
+    for &id in &scope {
+        list_pages += tickets_of(id).div_ceil(LIST_PAGE).max(1);
+        let complete = store.list_cursor(id).await?.is_some_and(|c| c.complete);
+        if !complete {
+            listing_complete = false;
+            unfinished_products += 1;
+        }
+    }
+    let reference_calls = 4 + u64::from(matches!(settings.source.auth, SourceAuth::Login { .. }));
+    let d_total = list_pages + tickets_total + reference_calls;
+    let d_remaining = pending
+        + unfinished_products
+        + if products.is_empty() {
+            reference_calls
+        } else {
+            0
+        };
+    let d_window = settings.source.window.as_secs_f64();
+    let d_rpm = settings.source.rpm.max(1);
+    let d_secs = |n: u64| n as f64 / f64::from(d_rpm) * d_window;
+    let desk360 = Desk360Cost {
+        products: scope.len() as u64,
+        list_pages,
+        details: tickets_total,
+        reference_calls,
+        requests_total: d_total,
+        requests_remaining: d_remaining,
+        listing_complete,
+        requests_per_window: d_rpm,
+        window_secs: d_window,
+        requests_per_minute: f64::from(d_rpm) * 60.0 / d_window.max(f64::EPSILON),
+        estimated_total_secs: d_secs(d_total),
+        estimated_remaining_secs: d_secs(d_remaining),
+    };
+
+    let avg_writes = if walk.cases > 0 {
+        walk.writes_total as f64 / walk.cases as f64
+    } else {
+        0.0
+    };
+    // Unextracted tickets are estimated as cases like the average stored one.
+    let routed_share = if walk.details > 0 {
+        walk.cases as f64 / walk.details as f64
+    } else {
+        1.0
+    };
+    let est_cases = (pending as f64 * routed_share).round() as u64;
+    let est_writes = (est_cases as f64 * avg_writes).round() as u64;
+    let open_intents = store.open_intents().await?.len() as u64;
+    let reads_planned = 1 + open_intents;
+    let k_window = settings.target.window.as_secs_f64();
+    let k_rpm = settings.target.rpm.max(1);
+    let k_secs = |n: u64| n as f64 / f64::from(k_rpm) * k_window;
+    let units_total = (walk.writes_total + est_writes) * 2 + 1;
+    let units_remaining = (walk.writes_remaining + est_writes) * 2 + reads_planned;
+    let deskie = DeskieCost {
+        cases: walk.cases + est_cases,
+        writes_total: walk.writes_total + est_writes,
+        writes_done: walk.writes_done,
+        writes_remaining: walk.writes_remaining,
+        writes_estimated_unextracted: est_writes,
+        reads_planned,
+        units_total,
+        units_remaining,
+        units_per_window: k_rpm,
+        window_secs: k_window,
+        units_per_minute: f64::from(k_rpm) * 60.0 / k_window.max(f64::EPSILON),
+        estimated_total_secs: k_secs(units_total),
+        estimated_remaining_secs: k_secs(units_remaining),
+    };
+    let pick = |d: f64, k: f64| {
+        if k >= d {
+            ("deskie".to_string(), k)
+        } else {
+            ("desk360".to_string(), d)
+        }
+    };
+    let (bottleneck_total, estimated_total_secs) =
+        pick(desk360.estimated_total_secs, deskie.estimated_total_secs);
+    let (bottleneck_remaining, estimated_remaining_secs) = pick(
+        desk360.estimated_remaining_secs,
+        deskie.estimated_remaining_secs,
+    );
+    let cost = Cost {
+        deskie,
+        desk360,
+        bottleneck_total,
+        estimated_total_secs,
+        bottleneck_remaining,
+        estimated_remaining_secs,
+    };
+
+    // ---- runs and progress
+    let now = jiff::Timestamp::now();
+    let run_records = store.last_runs(1_000).await?;
+    let parse = |s: &str| -> Option<jiff::Timestamp> {
+        s.parse::<jiff::civil::DateTime>()
+            .ok()
+            .and_then(|dt| jiff::tz::TimeZone::UTC.to_timestamp(dt).ok())
+    };
+    let elapsed_of = |r: &store::RunRecord, newest: bool| -> Option<f64> {
+        let start = parse(&r.started_at)?;
+        let end = match &r.finished_at {
+            Some(f) => parse(f)?,
+            // Still running (or killed): only the newest run counts up to now.
+            None if newest => now,
+            None => return None,
+        };
+        Some(end.duration_since(start).as_secs_f64().max(0.0))
+    };
+    let runs: Vec<RunView> = run_records
+        .iter()
+        .take(20)
+        .map(|r| RunView {
+            id: r.id.0,
+            kind: r.kind.as_str().to_string(),
+            started_at: r.started_at.clone(),
+            finished_at: r.finished_at.clone(),
+            outcome: r.outcome.clone(),
+            elapsed_secs: r.finished_at.as_ref().and_then(|_| elapsed_of(r, false)),
+        })
+        .collect();
+    let real_runs: Vec<&store::RunRecord> = run_records
+        .iter()
+        .filter(|r| matches!(r.kind, RunKind::Run | RunKind::RetryFailed))
+        .collect();
+    let real_elapsed: f64 = run_records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.kind, RunKind::Run | RunKind::RetryFailed))
+        .filter_map(|(i, r)| elapsed_of(r, i == 0))
+        .sum();
+    let all_elapsed: f64 = run_records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind != RunKind::Verify)
+        .filter_map(|(i, r)| elapsed_of(r, i == 0))
+        .sum();
+
+    let remaining = pending + state(TicketState::Extracted) + state(TicketState::Loading);
+    let phase = if tickets_total == 0 && real_runs.is_empty() {
+        Phase::Empty
+    } else if real_runs.is_empty() && state(TicketState::Loaded) == 0 {
+        Phase::Planned
+    } else if remaining == 0 && listing_complete {
+        Phase::Finished
+    } else {
+        Phase::InProgress
+    };
+
+    let progress = if matches!(phase, Phase::InProgress | Phase::Finished) {
+        let deskie = rate_view(
+            store.request_stats(Side::Deskie).await?,
+            cost.deskie.units_per_minute,
+            real_elapsed,
+        );
+        let desk360 = rate_view(
+            store.request_stats(Side::Desk360).await?,
+            cost.desk360.requests_per_minute,
+            all_elapsed,
+        );
+        let eta_observed_secs = deskie
+            .avg_units_per_minute
+            .filter(|r| *r > 0.0)
+            .map(|r| cost.deskie.units_remaining as f64 / r * 60.0);
+        Some(ProgressSection {
+            done: state(TicketState::Loaded),
+            failed: state(TicketState::Failed),
+            skipped: state(TicketState::Skipped),
+            remaining,
+            elapsed_secs: real_elapsed,
+            eta_secs: cost.estimated_remaining_secs,
+            eta_observed_secs,
+            deskie,
+            desk360,
+        })
+    } else {
+        None
+    };
+
+    // ---- failures
+    let failures = failures(store).await?;
+
+    // ---- caps
+    let plan = settings.target.plan;
+    let agents = settings.target.agents.max(1);
+    let cases = cost.deskie.cases;
+    let retention_limit = u64::from(agents) * plan.cases_per_agent();
+    let monthly_limit = u64::from(agents) * plan.new_cases_per_agent_month();
+    let caps = Caps {
+        plan,
+        agents,
+        cases,
+        cases_per_agent: plan.cases_per_agent(),
+        retention_limit,
+        retention_exceeded: cases > retention_limit,
+        cases_over_retention: cases.saturating_sub(retention_limit),
+        new_cases_per_agent_month: plan.new_cases_per_agent_month(),
+        monthly_limit,
+        months_of_allowance: cases as f64 / monthly_limit.max(1) as f64,
+        monthly_exceeded: cases > monthly_limit,
+    };
+
+    // ---- mapping gaps
+    let gap = |m: &BTreeMap<i64, u64>, names: &BTreeMap<i64, String>| -> Vec<Gap> {
+        let mut v: Vec<Gap> = m
+            .iter()
+            .map(|(id, n)| Gap {
+                id: *id,
+                name: names.get(id).cloned(),
+                tickets: *n,
+            })
+            .collect();
+        v.sort_by(|a, b| b.tickets.cmp(&a.tickets).then(a.id.cmp(&b.id)));
+        v
+    };
+    let none = BTreeMap::new();
+    let mapping_gaps = MappingGaps {
+        agents: gap(&walk.agents, &agent_names),
+        types: gap(&walk.types, &type_titles),
+        reasons: gap(&walk.reasons, &reason_titles),
+        status_codes: gap(&walk.status_codes, &none),
+        priority_codes: gap(&walk.priority_codes, &none),
+        defaults: GapDefaults {
+            agents: format!(
+                "messages, notes and assignments of unmapped agents go to Deskie staff {} (mapping.default_staff_id); add them to [mapping.agents] to keep authorship",
+                settings.mapping.default_staff_id
+            ),
+            types: "the type is dropped; map it in [mapping.types] (label) or set mapping.type_field"
+                .into(),
+            reasons:
+                "the reason is dropped; map it in [mapping.reasons] (label) or set mapping.reason_field"
+                    .into(),
+            codes: "the field is not sent and Deskie's default applies (status open, priority normal); add the code to [mapping.status] / [mapping.priority]".into(),
+        },
+    };
+
+    // ---- routing
+    walk.routing.unroutable = walk
+        .unroutable
+        .into_iter()
+        .map(|((route, reason), tickets)| UnroutableGroup {
+            route,
+            reason,
+            count: tickets.len() as u64,
+            tickets,
+        })
+        .collect();
+    walk.routing
+        .unroutable
+        .sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+    walk.routing.skipped_total = walk.routing.skipped_by_channel.values().sum();
+
+    // ---- alerts: loud caps first
+    let mut alerts = Vec::new();
+    if caps.retention_exceeded {
+        alerts.push(Alert {
+            level: Level::Warning,
+            code: "case_retention_cap".into(),
+            message: format!(
+                "this migration creates {} cases but the Deskie {} plan keeps at most {} per agent × {} agents = {}; Deskie deletes the oldest cases above that, so about {} migrated cases would be lost. Add agents or upgrade the plan before running, or migrate fewer products.",
+                caps.cases,
+                plan.as_str(),
+                caps.cases_per_agent,
+                agents,
+                caps.retention_limit,
+                caps.cases_over_retention
+            ),
+        });
+    }
+    if caps.monthly_exceeded {
+        alerts.push(Alert {
+            level: Level::Warning,
+            code: "monthly_new_case_limit".into(),
+            message: format!(
+                "this migration creates {} cases but the Deskie {} plan allows {} new cases per agent per month × {} agents = {} a month; the import alone takes {:.1} months of that allowance. Ask Deskie to lift the limit for the import, or add agents / upgrade the plan, before running.",
+                caps.cases,
+                plan.as_str(),
+                caps.new_cases_per_agent_month,
+                agents,
+                caps.monthly_limit,
+                caps.months_of_allowance
+            ),
+        });
+    }
+    if walk.routing.unroutable_total > 0 {
+        alerts.push(Alert {
+            level: Level::Notice,
+            code: "unroutable_tickets".into(),
+            message: format!(
+                "{} tickets cannot be migrated through their channel (see Routing for the reason and the fix)",
+                walk.routing.unroutable_total
+            ),
+        });
+    }
+    if failures.tickets > 0 {
+        alerts.push(Alert {
+            level: Level::Notice,
+            code: "failed_tickets".into(),
+            message: format!(
+                "{} tickets failed in {} causes (see Failures for the API's messages and the retry commands)",
+                failures.tickets,
+                failures.groups.len()
+            ),
+        });
+    }
+    if !listing_complete && tickets_total > 0 {
+        alerts.push(Alert {
+            level: Level::Notice,
+            code: "listing_incomplete".into(),
+            message: "not every product's ticket list has been read yet: totals grow as the listing goes on".into(),
+        });
+    }
+    if let Some(p) = &progress
+        && p.deskie.throttled > 0
+    {
+        alerts.push(Alert {
+            level: Level::Notice,
+            code: "deskie_throttled".into(),
+            message: format!(
+                "Deskie answered 429 {} times: the account's budget is shared with other users or target.rpm is above the plan's limit",
+                p.deskie.throttled
+            ),
+        });
+    }
+
+    let content = std::mem::take(&mut walk.content);
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        generated_at: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        phase,
+        alerts,
+        settings: SettingsView {
+            source_rpm: settings.source.rpm,
+            source_window_secs: d_window,
+            target_plan: plan,
+            target_agents: settings.target.agents,
+            target_rpm: settings.target.rpm,
+            target_window_secs: k_window,
+            concurrency: settings.run.concurrency,
+            timezone: settings.source.timezone_name.clone(),
+            source_id_field: settings.target.source_id_field.clone(),
+        },
+        counts: counts_section,
+        routing: walk.routing,
+        mapping_gaps,
+        content,
+        cost,
+        progress,
+        failures,
+        caps,
+        runs,
+    })
+}
+
+impl Walk {
+    fn ticket(&mut self, ticket: &model::Ticket, cx: &MapContext<'_>, loaded: bool) {
+        self.details += 1;
+        let key = ticket.key.to_string();
+        *self
+            .by_channel
+            .entry(
+                ticket
+                    .channel
+                    .clone()
+                    .unwrap_or_else(|| "(none)".to_string()),
+            )
+            .or_default() += 1;
+        *self
+            .by_status
+            .entry(status_name(ticket.status))
+            .or_default() += 1;
+        *self
+            .by_priority
+            .entry(priority_name(ticket.priority))
+            .or_default() += 1;
+
+        let (mapped, warnings) = map_ticket(ticket, cx);
+        match mapped {
+            Mapped::Case(plan) => {
+                self.cases += 1;
+                *self
+                    .routing
+                    .cases_by_route
+                    .entry(plan.route.label())
+                    .or_default() += 1;
+                let w = plan.writes() as u64;
+                self.writes_total += w;
+                if loaded {
+                    self.writes_done += w;
+                } else {
+                    self.writes_remaining += w;
+                }
+            }
+            Mapped::Skipped { channel } => {
+                *self.routing.skipped_by_channel.entry(channel).or_default() += 1;
+            }
+            Mapped::Unroutable { route, reason } => {
+                self.routing.unroutable_total += 1;
+                self.unroutable
+                    .entry((route.label(), reason))
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
+
+        // Count each gap once per ticket.
+        let mut seen: Vec<(u8, i64)> = Vec::new();
+        let c = &mut self.content;
+        for w in warnings {
+            let tag = match &w {
+                Warning::UnmappedAgent { agent_id } => Some((0, *agent_id)),
+                Warning::UnmappedType { type_id } => Some((1, *type_id)),
+                Warning::UnmappedReason { reason_id } => Some((2, *reason_id)),
+                Warning::UnmappedCode { field, code } => {
+                    Some((if *field == "status" { 3 } else { 4 }, *code))
+                }
+                _ => None,
+            };
+            if let Some(t) = tag {
+                if seen.contains(&t) {
+                    continue;
+                }
+                seen.push(t);
+                let map = match t.0 {
+                    0 => &mut self.agents,
+                    1 => &mut self.types,
+                    2 => &mut self.reasons,
+                    3 => &mut self.status_codes,
+                    _ => &mut self.priority_codes,
+                };
+                *map.entry(t.1).or_default() += 1;
+                continue;
+            }
+            match w {
+                Warning::DerivedSubject { subject } => {
+                    c.derived_subjects += 1;
+                    if c.derived_subject_examples.len() < SUBJECT_EXAMPLES {
+                        c.derived_subject_examples.push(DerivedSubject {
+                            ticket: key.clone(),
+                            subject,
+                        });
+                    }
+                }
+                Warning::EmptyMessage { message_id } => {
+                    c.empty_messages_total += 1;
+                    if c.empty_messages.len() < LIST_CAP {
+                        c.empty_messages.push(EmptyMessage {
+                            ticket: key.clone(),
+                            message_id,
+                        });
+                    }
+                }
+                Warning::AttachmentTooLarge {
+                    message_id,
+                    name,
+                    size,
+                    url,
+                } => {
+                    c.oversize_attachments_total += 1;
+                    c.oversize_attachment_bytes += size;
+                    if c.oversize_attachments.len() < LIST_CAP {
+                        c.oversize_attachments.push(OversizeAttachment {
+                            ticket: key.clone(),
+                            message_id,
+                            name,
+                            size,
+                            url,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn status_name(code: Option<i64>) -> String {
+    match code {
+        None => "(none)".into(),
+        Some(0) => "open".into(),
+        Some(1) => "resolved".into(),
+        Some(2) => "waiting".into(),
+        Some(c) => format!("code {c}"),
+    }
+}
+
+fn priority_name(code: Option<i64>) -> String {
+    match code {
+        None => "(none)".into(),
+        Some(0) => "low".into(),
+        Some(1) => "medium".into(),
+        Some(2) => "high".into(),
+        Some(3) => "urgent".into(),
+        Some(c) => format!("code {c}"),
+    }
+}
+
+fn rate_view(stats: Vec<store::RequestStat>, limit_per_minute: f64, elapsed: f64) -> RateView {
+    let requests = stats.iter().map(|s| s.requests).sum();
+    let units: u64 = stats.iter().map(|s| s.units).sum();
+    let avg = (elapsed >= 1.0 && units > 0).then(|| units as f64 / elapsed * 60.0);
+    RateView {
+        requests,
+        units,
+        throttled: stats.iter().map(|s| s.throttled).sum(),
+        transient: stats.iter().map(|s| s.transient).sum(),
+        limit_per_minute,
+        avg_units_per_minute: avg,
+        peak_units_per_minute: stats.iter().map(|s| s.units).max().unwrap_or(0),
+        utilisation: avg
+            .filter(|_| limit_per_minute > 0.0)
+            .map(|a| a / limit_per_minute),
+        series: stats
+            .iter()
+            .map(|s| RatePoint {
+                minute_epoch: s.minute_epoch,
+                requests: s.requests,
+                units: s.units,
+                throttled: s.throttled,
+            })
+            .collect(),
+    }
+}
+
+/// The message with digit runs replaced by `#` and cut, so the same error on different tickets
+/// groups together.
+pub(super) fn pattern(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(200));
+    let mut in_digits = false;
+    for ch in message.chars().take(200) {
+        if ch.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// `message:123` → `message`.
+fn step_kind(step: &str) -> String {
+    step.split(':').next().unwrap_or(step).trim().to_string()
+}
+
+async fn failures(store: &Store) -> Result<Failures> {
+    let failed = store.failed_tickets().await?;
+    type GroupKey = (String, String, Option<String>, String, String);
+    let mut groups: HashMap<GroupKey, FailureGroup> = HashMap::new();
+    for f in &failed {
+        let (stage, step, code, class, message) = match &f.failure {
+            Some(x) => (
+                x.record.stage.as_str().to_string(),
+                step_kind(&x.record.step),
+                x.record.code.clone(),
+                x.record.class.as_str().to_string(),
+                x.record.message.clone(),
+            ),
+            None => (
+                "unknown".into(),
+                "unknown".into(),
+                None,
+                "permanent".into(),
+                "marked failed without a recorded failure (older version)".into(),
+            ),
+        };
+        let pat = pattern(&message);
+        let g = groups
+            .entry((
+                stage.clone(),
+                step.clone(),
+                code.clone(),
+                class.clone(),
+                pat.clone(),
+            ))
+            .or_insert_with(|| FailureGroup {
+                stage,
+                step,
+                code,
+                class,
+                message,
+                pattern: pat,
+                count: 0,
+                tickets: Vec::new(),
+                batches: Vec::new(),
+                retry_command: String::new(),
+            });
+        g.count += 1;
+        g.tickets.push(f.key.to_string());
+        if !g.batches.contains(&f.batch_id.0) {
+            g.batches.push(f.batch_id.0);
+        }
+    }
+    let mut groups: Vec<FailureGroup> = groups.into_values().collect();
+    for g in &mut groups {
+        g.batches.sort_unstable();
+        g.retry_command = retry_command(g);
+    }
+    groups.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.stage.cmp(&b.stage))
+            .then_with(|| a.step.cmp(&b.step))
+            .then_with(|| a.pattern.cmp(&b.pattern))
+    });
+    let pages = store
+        .failures()
+        .await?
+        .into_iter()
+        .filter(|f| f.key.is_none())
+        .map(|f| PageFailure {
+            product_id: f.product_id,
+            page: f.page,
+            code: f.record.code,
+            message: f.record.message,
+            attempts: f.attempts,
+            last_seen: f.last_seen,
+        })
+        .collect();
+    Ok(Failures {
+        tickets: failed.len() as u64,
+        groups,
+        pages,
+    })
+}
+
+fn retry_command(g: &FailureGroup) -> String {
+    let mut cmd = String::from("deskie-import retry-failed");
+    if g.tickets.len() <= RETRY_TICKETS_MAX {
+        for t in &g.tickets {
+            cmd.push_str(" --ticket ");
+            cmd.push_str(t);
+        }
+    } else {
+        // Batches re-queue every failed ticket of the batch, which is a superset: still nothing
+        // that succeeded is written again.
+        for b in &g.batches {
+            cmd.push_str(&format!(" --batch {b}"));
+        }
+    }
+    if g.stage == "extract" {
+        cmd.push_str(" && deskie-import run");
+    }
+    if g.step == "map" {
+        cmd = format!("fix [mapping.channels] in the config, then: {cmd}");
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_group_messages_differing_in_numbers() {
+        assert_eq!(
+            pattern("case 123 has no field cf_900"),
+            pattern("case 77 has no field cf_900")
+        );
+        assert_eq!(pattern("abc 12 x3"), "abc # x#");
+    }
+
+    #[test]
+    fn steps_group_by_kind() {
+        assert_eq!(step_kind("message:42"), "message");
+        assert_eq!(step_kind("create"), "create");
+    }
+}
