@@ -6,7 +6,9 @@ use sqlx::Row;
 
 use crate::error::Result;
 use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
-use crate::{BatchId, BatchState, BatchSummary, Counts, ProductCounts, Store, TicketState};
+use crate::{
+    BatchId, BatchState, BatchSummary, CaseRef, Counts, ProductCounts, Store, TicketState,
+};
 
 impl Store {
     /// Totals per ticket state, per derived batch state, messages, notes, attachments and bytes,
@@ -132,6 +134,53 @@ impl Store {
             attach_messages(&self.read, &mut tickets, first, last).await?;
         }
         Ok(tickets)
+    }
+}
+
+impl Store {
+    /// Up to `limit` tickets that have a Deskie case, with it, ordered by key after `after`:
+    /// what `verify` walks to read every case back (message ids come from `load_ticket`).
+    pub async fn cases_page(
+        &self,
+        after: Option<TicketKey>,
+        limit: u32,
+    ) -> Result<Vec<(TicketKey, CaseRef)>> {
+        let after = after.unwrap_or(TicketKey::new(i64::MIN, i64::MIN));
+        sqlx::query(
+            "SELECT product_id, ticket_id, case_id, case_number, user_id FROM case_map
+             WHERE (product_id, ticket_id) > (?, ?) ORDER BY product_id, ticket_id LIMIT ?",
+        )
+        .bind(after.product_id)
+        .bind(after.ticket_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                key_from_row(r)?,
+                CaseRef {
+                    case_id: r.try_get("case_id")?,
+                    case_number: r.try_get("case_number")?,
+                    user_id: r.try_get("user_id")?,
+                },
+            ))
+        })
+        .collect()
+    }
+
+    /// Skipped tickets grouped by reason, most frequent first, for the report.
+    pub async fn skip_reasons(&self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT skip_reason, count(*) AS n FROM tickets WHERE state = 'skipped'
+             GROUP BY skip_reason ORDER BY n DESC, skip_reason",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(reason, n)| (reason.unwrap_or_default(), to_u64(Some(n))))
+            .collect())
     }
 }
 

@@ -694,6 +694,14 @@ async fn failures_retry_and_counts() {
         vec![k(4)]
     );
     assert_eq!(store::parse_ticket_key("3/4"), Some(k(4)));
+    assert_eq!(
+        store.skip_reasons().await.unwrap(),
+        vec![("channel Chat mapped to skip".to_string(), 1)]
+    );
+    let cases = store.cases_page(None, 10).await.unwrap();
+    assert_eq!(cases.len(), 1);
+    assert_eq!((cases[0].0, cases[0].1.case_id), (k(1), 1));
+    assert!(store.cases_page(Some(k(1)), 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
