@@ -46,7 +46,6 @@ mod failures;
 mod listing;
 mod loading;
 mod reference;
-pub use reference::ReferenceTable;
 mod reports;
 mod rows;
 mod runs;
@@ -63,6 +62,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
+pub use reference::ReferenceTable;
 pub use types::*;
 
 /// How long a statement waits for a lock held by another connection or process before failing
@@ -170,7 +170,9 @@ fn create_private(path: &Path) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let file = options.open(path)?;
+    let file = options.open(path).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
