@@ -1,0 +1,242 @@
+//! The command-line surface, exactly as DESIGN.md's CLI contract: raw flags only. Turning them
+//! into validated settings happens in `commands` (ripgrep style: parse, then validate, then run),
+//! so every problem is reported before the first request.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const TOP_HELP: &str = "\
+Typical session:
+  deskie-import demo                                  # try it: no config, no credentials
+  cp config/deskie-import.example.toml deskie-import.toml   # then fill it in
+  deskie-import run --dry-run                         # read everything, write nothing, get a report
+  deskie-import run                                   # migrate; re-run the same command to resume
+  deskie-import retry-failed                          # after fixing what the report says
+  deskie-import verify                                # read Deskie back and compare
+
+Secrets may come from the environment instead of the file:
+  DESK360_TOKEN, DESK360_EMAIL, DESK360_PASSWORD, DESKIE_API_KEY
+
+Exit codes: 0 all done; 1 fatal error or interrupted (re-run to resume);
+            2 usage or configuration error (nothing was sent); 3 finished, some items failed.
+Logs: RUST_LOG=debug for more detail (secrets are never logged).";
+
+/// Moves a whole Desk360 help-desk history into Deskie, resumably and exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "deskie-import", version, about, after_help = TOP_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options shared by every command (they may appear before or after the command name).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (see config/deskie-import.example.toml).
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "FILE",
+        default_value = "deskie-import.toml"
+    )]
+    pub config: PathBuf,
+
+    /// No progress bars or progress lines; results and errors are still printed.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
+    /// Log line format: `text` for people, `json` for machines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Write logs to this file (appended) instead of stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Desk360 API token (prefer the environment variable; never pass it on a shared machine).
+    #[arg(
+        long,
+        env = "DESK360_TOKEN",
+        hide = true,
+        hide_env_values = true,
+        global = true
+    )]
+    pub desk360_token: Option<String>,
+
+    /// Desk360 login email, used with the password when there is no token.
+    #[arg(
+        long,
+        env = "DESK360_EMAIL",
+        hide = true,
+        hide_env_values = true,
+        global = true
+    )]
+    pub desk360_email: Option<String>,
+
+    /// Desk360 login password.
+    #[arg(
+        long,
+        env = "DESK360_PASSWORD",
+        hide = true,
+        hide_env_values = true,
+        global = true
+    )]
+    pub desk360_password: Option<String>,
+
+    /// Deskie API key.
+    #[arg(
+        long,
+        env = "DESKIE_API_KEY",
+        hide = true,
+        hide_env_values = true,
+        global = true
+    )]
+    pub deskie_api_key: Option<String>,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown, for people and tickets.
+    Md,
+    /// JSON with a stable schema, for machines.
+    Json,
+    /// One self-contained HTML file with charts.
+    Html,
+}
+
+/// The commands of DESIGN.md's CLI contract.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Extract from Desk360 and load into Deskie everything not yet loaded; resumes an earlier run.
+    #[command(after_help = "\
+Examples:
+  deskie-import run --dry-run      # extract and plan only: no write to Deskie, prints the report
+  deskie-import run                # migrate (re-run the same command after a stop to resume)
+  deskie-import run --retry-failed # also re-attempt tickets that failed permanently before
+
+Ctrl-C stops cleanly (in-flight writes finish or are journaled); a second Ctrl-C exits at once,
+still safely. Run the same command again to continue.")]
+    Run {
+        /// Extract and plan only: sends no POST, PUT or DELETE to Deskie; prints the report.
+        #[arg(long, conflicts_with = "retry_failed")]
+        dry_run: bool,
+        /// Also re-attempt tickets that failed permanently in an earlier run.
+        #[arg(long)]
+        retry_failed: bool,
+    },
+
+    /// Re-attempt only failed tickets (all of them, or the batches / tickets given), re-reading
+    /// the configuration so a fixed mapping applies.
+    #[command(after_help = "\
+Examples:
+  deskie-import retry-failed                      # every failed ticket
+  deskie-import retry-failed --batch 12 --batch 13
+  deskie-import retry-failed --ticket 3/1045      # product/ticket, or a plain ticket id
+
+`deskie-import status` lists failed batches and tickets with the reason.")]
+    RetryFailed {
+        /// A failed batch id (as `status` shows it); repeat for several.
+        #[arg(long = "batch", value_name = "ID")]
+        batches: Vec<i64>,
+        /// A failed ticket: `product/ticket` or a plain Desk360 ticket id; repeat for several.
+        #[arg(long = "ticket", value_name = "ID")]
+        tickets: Vec<String>,
+    },
+
+    /// Counts per state from the local store (no network), failed batches and tickets.
+    #[command(after_help = "\
+Examples:
+  deskie-import status
+  deskie-import status --json | jq .counts.tickets")]
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// The migration / dry-run report, built from the local store (no network).
+    #[command(after_help = "\
+Examples:
+  deskie-import report                             # Markdown on stdout
+  deskie-import report --format html --out report.html
+  deskie-import report --format json | jq .")]
+    Report {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+
+    /// Read Deskie back and compare it with the store: missing, duplicated, out-of-order.
+    #[command(after_help = "\
+Example:
+  deskie-import verify     # exit 0 when Deskie matches, 3 when problems are listed")]
+    Verify,
+
+    /// Try it: starts both emulators in-process, migrates a seeded account, prints the report.
+    /// Needs no configuration and no credentials.
+    #[command(after_help = "\
+Example:
+  deskie-import demo       # about a minute; shows the progress bars, the report summary and verify")]
+    Demo {
+        /// Tickets in the seeded account.
+        #[arg(long, default_value_t = 300, hide = true)]
+        tickets: usize,
+        /// Base latency of every emulated request, in milliseconds (jitter is half of it).
+        #[arg(long, default_value_t = 100, hide = true)]
+        latency_ms: u64,
+        /// Seed of the generated account.
+        #[arg(long, default_value_t = 42, hide = true)]
+        seed: u64,
+    },
+
+    /// Serve both emulators until Ctrl-C, printing their URLs, credentials and a config snippet.
+    #[command(after_help = "\
+Example:
+  deskie-import sandbox --tickets 1000 --latency-ms 150 > sandbox.txt &
+  # copy the printed snippet into deskie-import.toml, then: deskie-import run")]
+    Sandbox {
+        /// Tickets in the seeded account.
+        #[arg(long, default_value_t = 300)]
+        tickets: usize,
+        /// Seed of the generated account (same seed, same account).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Base latency of every request, in milliseconds (jitter is half of it).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Desk360 products in the account.
+        #[arg(long, default_value_t = 3, hide = true)]
+        products: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

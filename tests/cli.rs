@@ -1,0 +1,789 @@
+//! End-to-end tests of the `deskie-import` binary against the sandbox started in this test
+//! process on 127.0.0.1:0: every command, every exit code from a real situation, secrets from the
+//! environment, redaction, Ctrl-C during a run and the resume after it. Every wait is bounded.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sandbox::{Faults, Sandbox, SandboxConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_deskie-import");
+
+/// Environment variables that would leak from the developer's shell into a test.
+const SECRET_VARS: [&str; 4] = [
+    "DESK360_TOKEN",
+    "DESK360_EMAIL",
+    "DESK360_PASSWORD",
+    "DESKIE_API_KEY",
+];
+
+/// Runs the binary with a hard timeout, off the async runtime's worker threads so the in-process
+/// sandbox keeps serving.
+async fn run_bin(args: Vec<String>, env: Vec<(String, String)>, limit: Duration) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = assert_cmd::Command::new(BIN);
+        for v in SECRET_VARS {
+            cmd.env_remove(v);
+        }
+        cmd.env_remove("RUST_LOG");
+        cmd.args(&args).timeout(limit);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr)
+    )
+}
+
+/// Sandbox limits and window used by most tests: short windows, limits equal in the config.
+fn sandbox_config(tickets: usize, latency_ms: u64) -> SandboxConfig {
+    SandboxConfig {
+        seed: 11,
+        products: 2,
+        tickets,
+        window: Duration::from_secs(1),
+        desk360_limit: 400,
+        deskie_limit: 3000,
+        latency: Duration::from_millis(latency_ms),
+        jitter: Duration::from_millis(latency_ms / 2),
+        ..SandboxConfig::default()
+    }
+}
+
+struct Setup {
+    sandbox: Sandbox,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(cfg: SandboxConfig) -> Setup {
+        let sandbox = tokio::time::timeout(Duration::from_secs(30), Sandbox::start(cfg))
+            .await
+            .unwrap()
+            .unwrap();
+        Setup {
+            sandbox,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A config for the sandbox; `api_key` / `token` replace the right ones when given
+    /// (`Some("")` leaves the key out of the file).
+    fn config_with(
+        &self,
+        name: &str,
+        api_key: Option<&str>,
+        token: Option<&str>,
+        extra: &str,
+    ) -> PathBuf {
+        let c = self.sandbox.credentials();
+        let w = self.sandbox.config().window.as_secs_f64();
+        let key_line = match api_key {
+            Some("") => String::new(),
+            Some(k) => format!("api_key = \"{k}\""),
+            None => format!("api_key = \"{}\"", c.deskie_api_key),
+        };
+        let token = token.map(str::to_string).unwrap_or(c.desk360_token);
+        let text = format!(
+            r#"[source]
+base_url = "{d}"
+token = "{token}"
+rpm = {dl}
+window_secs = {w}
+timeout_secs = 5
+[target]
+base_url = "{k}"
+staff_email = "{email}"
+{key_line}
+plan = "pro"
+agents = 1000
+rpm = {kl}
+window_secs = {w}
+timeout_secs = 5
+source_id_field = "cf_900"
+[mapping]
+default_staff_id = 100
+agents = {{ "1" = 101, "2" = 102 }}
+channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "WhatsApp" = "custom:482", "Facebook" = "skip" }}
+[store]
+path = "store.sqlite"
+[run]
+concurrency = 8
+max_retries = 2
+{extra}
+"#,
+            d = self.sandbox.desk360_url(),
+            k = self.sandbox.deskie_url(),
+            email = c.deskie_staff_email,
+            dl = self.sandbox.config().desk360_limit,
+            kl = self.sandbox.config().deskie_limit,
+        );
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn config(&self) -> PathBuf {
+        self.config_with("deskie-import.toml", None, None, "")
+    }
+
+    /// Every source ticket has at most one case; nobody was emailed.
+    fn assert_no_duplicates(&self) -> usize {
+        let snap = self.sandbox.deskie_snapshot();
+        assert_eq!(snap.customer_emailed, 0, "no customer may be emailed");
+        let mut seen = BTreeSet::new();
+        for t in &self.sandbox.dataset().tickets {
+            let n = snap.cases_of(t.product_id, t.ticket_id).len();
+            assert!(
+                n <= 1,
+                "ticket {}/{} has {n} cases",
+                t.product_id,
+                t.ticket_id
+            );
+            if n == 1 {
+                seen.insert((t.product_id, t.ticket_id));
+            }
+        }
+        assert_eq!(snap.cases.len(), seen.len(), "no stray cases");
+        seen.len()
+    }
+
+    /// Tickets that become a case (not skipped): the channel is not Facebook.
+    fn migratable(&self) -> Vec<(i64, i64)> {
+        self.sandbox
+            .dataset()
+            .tickets
+            .iter()
+            .filter(|t| t.detail["channel"].as_str() != Some("Facebook"))
+            .map(|t| (t.product_id, t.ticket_id))
+            .collect()
+    }
+}
+
+fn cfg_arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_usage_errors() {
+    let out = run_bin(args(&["--help"]), vec![], Duration::from_secs(20)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let help = text(&out.stdout);
+    for cmd in [
+        "run",
+        "retry-failed",
+        "status",
+        "report",
+        "verify",
+        "demo",
+        "sandbox",
+        "Exit codes",
+        "DESKIE_API_KEY",
+    ] {
+        assert!(help.contains(cmd), "help names {cmd}:\n{help}");
+    }
+    let out = run_bin(args(&["run", "--help"]), vec![], Duration::from_secs(20)).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("--dry-run"));
+    assert!(text(&out.stdout).contains("Examples:"));
+    // clap's own usage errors exit 2.
+    for bad in [
+        vec!["run", "--bogus"],
+        vec!["report", "--format", "pdf"],
+        vec!["frobnicate"],
+        vec!["run", "--dry-run", "--retry-failed"],
+    ] {
+        let out = run_bin(args(&bad), vec![], Duration::from_secs(20)).await;
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", show(&out));
+    }
+    // A bad --ticket is a usage error too (before the config is even read).
+    let out = run_bin(
+        args(&[
+            "retry-failed",
+            "--ticket",
+            "abc",
+            "--config",
+            "/nonexistent.toml",
+        ]),
+        vec![],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--ticket"), "{}", show(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_errors_exit_2_before_any_request() {
+    let s = Setup::start(sandbox_config(20, 0)).await;
+    let good = s.config();
+    let good_text = std::fs::read_to_string(&good).unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "missing.toml",
+            good_text.replace(
+                &format!("api_key = \"{}\"\n", s.sandbox.credentials().deskie_api_key),
+                "",
+            ),
+            "target.api_key",
+        ),
+        (
+            "unknown.toml",
+            good_text.replace("concurrency = 8", "concurency = 8"),
+            "concurency",
+        ),
+        (
+            "invalid.toml",
+            good_text.replace("plan = \"pro\"", "plan = \"platinum\""),
+            "target.plan",
+        ),
+        (
+            "status.toml",
+            good_text.replace(
+                "default_staff_id = 100",
+                "default_staff_id = 100\nstatus = { \"1\" = \"done\" }",
+            ),
+            "mapping.status.1",
+        ),
+        (
+            "http.toml",
+            good_text.replace("http://127.0.0.1", "http://example.com"),
+            "plain http",
+        ),
+    ];
+    for (name, body, needle) in &cases {
+        let path = s.dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        for cmd in ["run", "status"] {
+            let out = run_bin(
+                args(&[cmd, "--config", &cfg_arg(&path)]),
+                vec![],
+                Duration::from_secs(30),
+            )
+            .await;
+            assert_eq!(out.status.code(), Some(2), "{name} {cmd}: {}", show(&out));
+            let err = text(&out.stderr);
+            assert!(
+                err.contains(needle),
+                "{name}: names {needle}: {}",
+                show(&out)
+            );
+            let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+            assert_eq!(lines.len(), 1, "one error line: {err}");
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "nothing but the error line: {err}"
+            );
+        }
+    }
+    // A missing config file says where to start from.
+    let out = run_bin(
+        args(&["run", "--config", &cfg_arg(&s.dir.path().join("nope.toml"))]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("deskie-import.example.toml"));
+    assert!(
+        s.sandbox.journal().is_empty(),
+        "no request may be sent: {:?}",
+        s.sandbox.journal()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_tickets_exit_3_then_retry_failed_exits_0() {
+    let s = Setup::start(sandbox_config(60, 0)).await;
+    let rejected: BTreeSet<(i64, i64)> = s
+        .sandbox
+        .dataset()
+        .tickets
+        .iter()
+        .filter(|t| t.detail["channel"].as_str() == Some("Email"))
+        .take(3)
+        .map(|t| (t.product_id, t.ticket_id))
+        .collect();
+    s.sandbox.set_faults(Faults {
+        reject_tickets: rejected.clone(),
+        ..Faults::default()
+    });
+    // The API key comes from the environment only.
+    let config = s.config_with("env.toml", Some(""), None, "");
+    let key = s.sandbox.credentials().deskie_api_key;
+    let env = vec![("DESKIE_API_KEY".to_string(), key.clone())];
+    let c = cfg_arg(&config);
+
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        env.clone(),
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("3 tickets failed"), "{}", show(&out));
+    assert!(
+        stdout.contains("deskie-import retry-failed"),
+        "{}",
+        show(&out)
+    );
+
+    // status --json lists exactly the rejected tickets, with the API's message.
+    let out = run_bin(
+        args(&["status", "--json", "--config", &c]),
+        env.clone(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: BTreeSet<(i64, i64)> = status["failed_tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["key"]["product_id"].as_i64().unwrap(),
+                f["key"]["ticket_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(failed, rejected, "{status:#}");
+    assert_eq!(status["counts"]["tickets"]["failed"], 3, "{status:#}");
+    let out = run_bin(
+        args(&["status", "--config", &c]),
+        env.clone(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("failed tickets"),
+        "{}",
+        show(&out)
+    );
+
+    // The cause is fixed: only those tickets are written again.
+    s.sandbox.set_faults(Faults::default());
+    s.sandbox.clear_journal();
+    let out = run_bin(
+        args(&["retry-failed", "--config", &c]),
+        env.clone(),
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let writes = s
+        .sandbox
+        .journal()
+        .into_iter()
+        .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
+        .count();
+    assert!(
+        writes >= rejected.len(),
+        "retry wrote the rejected tickets ({writes})"
+    );
+    assert!(
+        s.sandbox
+            .journal()
+            .iter()
+            .all(|e| e.server == sandbox::Server::Deskie),
+        "retry-failed does not read Desk360"
+    );
+    let cases = s.assert_no_duplicates();
+    assert_eq!(
+        cases,
+        s.migratable().len(),
+        "every migratable ticket has its case"
+    );
+
+    // Report and verify on the finished migration.
+    let report = s.dir.path().join("report.json");
+    let out = run_bin(
+        args(&[
+            "report",
+            "--format",
+            "json",
+            "--out",
+            &cfg_arg(&report),
+            "--config",
+            &c,
+        ]),
+        env.clone(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let _: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for format in ["md", "html"] {
+        let out = run_bin(
+            args(&["report", "--format", format, "--config", &c]),
+            env.clone(),
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        assert!(!out.stdout.is_empty());
+    }
+    let out = run_bin(
+        args(&["verify", "--config", &c]),
+        env.clone(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("verify:"), "{}", show(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_exit_1_and_secrets_never_leak() {
+    let s = Setup::start(sandbox_config(20, 0)).await;
+    let deskie_secret = "SeCrEt-deskie-key-5f1e9a";
+    let desk360_secret = "SeCrEt-desk360-token-77c2b0";
+    let log = s.dir.path().join("log.jsonl");
+    for (name, key, token) in [
+        ("bad-key.toml", Some(deskie_secret), None),
+        ("bad-token.toml", None, Some(desk360_secret)),
+    ] {
+        let config = s.config_with(name, key, token, "");
+        let out = run_bin(
+            args(&[
+                "run",
+                "--config",
+                &cfg_arg(&config),
+                "--log-format",
+                "json",
+                "--log-file",
+                &cfg_arg(&log),
+            ]),
+            vec![("RUST_LOG".into(), "debug".into())],
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", show(&out));
+        let err = text(&out.stderr);
+        assert!(err.starts_with("error: "), "{name}: {}", show(&out));
+        assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+        for secret in [deskie_secret, desk360_secret] {
+            assert!(
+                !text(&out.stdout).contains(secret),
+                "{name}: secret in stdout"
+            );
+            assert!(!err.contains(secret), "{name}: secret in stderr");
+        }
+    }
+    // The same with text logs on stderr at trace level for our crates.
+    let config = s.config_with("bad-key2.toml", Some(deskie_secret), None, "");
+    let out = run_bin(
+        args(&["run", "--config", &cfg_arg(&config)]),
+        vec![("RUST_LOG".into(), "trace".into())],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        !text(&out.stderr).contains(deskie_secret),
+        "secret in trace logs"
+    );
+    assert!(!text(&out.stdout).contains(deskie_secret));
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.lines().count() > 3,
+        "debug logs were written: {logged}"
+    );
+    for line in logged.lines() {
+        let _: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(!logged.contains(deskie_secret), "secret in the log file");
+    assert!(!logged.contains(desk360_secret), "secret in the log file");
+}
+
+/// Waits for `cond` with a bound, polling.
+async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+fn sigint(pid: u32) {
+    let status = StdCommand::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child with a bound; kills it when the bound is exceeded.
+async fn wait_child(mut child: std::process::Child, limit: Duration) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        loop {
+            if let Some(_status) = child.try_wait().unwrap() {
+                return child.wait_with_output().unwrap();
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!("child did not exit in {limit:?}: {}", show(&out));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn spawn_bin(list: &[&str]) -> std::process::Child {
+    let mut cmd = StdCommand::new(BIN);
+    for v in SECRET_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.env_remove("RUST_LOG")
+        .args(list)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_run_stops_cleanly_and_run_resumes_exactly_once() {
+    // Slow enough that the run is in the middle of loading when interrupted.
+    let mut cfg = sandbox_config(120, 15);
+    cfg.deskie_limit = 400;
+    let s = Setup::start(cfg).await;
+    let config = s.config();
+    let c = cfg_arg(&config);
+    let child = spawn_bin(&["run", "--config", &c]);
+    let pid = child.id();
+    let started = wait_until(Duration::from_secs(60), || {
+        s.sandbox
+            .journal()
+            .iter()
+            .filter(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
+            .count()
+            >= 20
+    })
+    .await;
+    assert!(started, "loading started");
+    sigint(pid);
+    let out = wait_child(child, Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("stopping: finishing in-flight writes"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        err.contains(&format!("Continue with: deskie-import run --config {c}")),
+        "{}",
+        show(&out)
+    );
+    let before = s.assert_no_duplicates();
+    assert!(
+        before < s.migratable().len(),
+        "the run was interrupted before the end ({before})"
+    );
+
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let cases = s.assert_no_duplicates();
+    assert_eq!(
+        cases,
+        s.migratable().len(),
+        "every migratable ticket has exactly one case"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_writes_nothing_to_deskie() {
+    let s = Setup::start(sandbox_config(40, 0)).await;
+    let c = cfg_arg(&s.config());
+    let out = run_bin(
+        args(&["run", "--dry-run", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("dry-run"), "{}", show(&out));
+    let writes = s
+        .sandbox
+        .journal()
+        .into_iter()
+        .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
+        .count();
+    assert_eq!(writes, 0, "a dry run sends no write to Deskie");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_completes_and_prints_the_summary() {
+    let out = run_bin(
+        args(&["demo", "--tickets", "60", "--latency-ms", "2"]),
+        vec![],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("run: finished"), "{}", show(&out));
+    assert!(stdout.contains("verify:"), "{}", show(&out));
+    assert!(
+        stdout.contains("customers emailed during the import: 0"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_serves_until_ctrl_c() {
+    let mut child = spawn_bin(&["sandbox", "--tickets", "20", "--seed", "5"]);
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let done = line.contains("serving until Ctrl-C");
+                lines.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let all = lines.join("\n");
+    assert!(all.contains("serving until Ctrl-C"), "{all}");
+    assert!(all.contains("Deskie emulator: http://127.0.0.1:"), "{all}");
+    assert!(
+        all.contains("[target]") && all.contains("api_key = \"sandbox-deskie-key-5\""),
+        "{all}"
+    );
+    // The printed URL answers.
+    let url = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Deskie emulator: "))
+        .unwrap()
+        .to_string();
+    let addr = url.trim_start_matches("http://").to_string();
+    let connected =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap();
+    assert!(connected.is_ok());
+    sigint(child.id());
+    let out = wait_child(child, Duration::from_secs(30)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[test]
+fn example_config_parses_and_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/deskie-import.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // With the secrets left out of the file and given as overrides, as from the environment.
+    let without_secrets: String = text
+        .lines()
+        .filter(|l| !l.starts_with("token =") && !l.starts_with("api_key ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let settings = engine::config::parse(
+        &without_secrets,
+        &path,
+        engine::config::SecretOverrides {
+            desk360_token: Some(secrecy::SecretString::from("t")),
+            deskie_api_key: Some(secrecy::SecretString::from("k")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(settings.target.rpm, 100, "standard plan, 20 agents");
+    assert_eq!(settings.run.concurrency, 8);
+    // As written (placeholders included), it parses too.
+    engine::config::parse(&text, &path, engine::config::SecretOverrides::default()).unwrap();
+    // Every key of the contract is mentioned (commented or not).
+    for key in [
+        "base_url",
+        "token",
+        "email",
+        "password",
+        "rpm",
+        "products",
+        "timezone",
+        "window_secs",
+        "timeout_secs",
+        "staff_email",
+        "api_key",
+        "plan",
+        "agents",
+        "source_id_field",
+        "default_staff_id",
+        "status",
+        "priority",
+        "channels",
+        "types",
+        "reasons",
+        "type_field",
+        "reason_field",
+        "group_id",
+        "path",
+        "concurrency",
+        "extract_concurrency",
+        "max_retries",
+    ] {
+        let mentioned = text.lines().any(|l| {
+            let l = l.trim_start_matches(['#', ' ']);
+            l.starts_with(&format!("{key} ="))
+        });
+        assert!(mentioned, "example documents `{key}`");
+    }
+}
