@@ -153,6 +153,14 @@ impl Engine {
         )
     }
 
+    /// The shared limiters (Desk360, Deskie), for commands that send their own requests.
+    pub(crate) fn limiters(&self) -> (Limiter, Limiter) {
+        (
+            self.ctx.desk360_limiter.clone(),
+            self.ctx.deskie_limiter.clone(),
+        )
+    }
+
     /// The settings this engine was opened with.
     pub fn settings(&self) -> &Settings {
         &self.ctx.settings

@@ -79,3 +79,101 @@ async fn summary_has_transient(h: &Harness) -> bool {
                 .is_some_and(|x| x.record.class == store::FailureClass::Transient)
         })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reads_back_and_finds_tampering() {
+    let h = start(small(60, 1000, 1000, 3000), "").await;
+    run(&h.settings, engine::RunOptions::default()).await;
+    let engine = engine::Engine::open(h.settings.clone()).await.unwrap();
+    let report = engine::verify::verify(&engine).await.unwrap();
+    eprintln!("{}", report.to_text());
+    assert!(report.ok(), "{}", report.to_text());
+    assert!(report.checked > 40);
+    assert_eq!(report.unexpected, 0);
+
+    // Tamper: write one message of a case a second time, and add one nobody sent.
+    let snap = h.sandbox.deskie_snapshot();
+    let case = snap
+        .cases
+        .iter()
+        .find(|c| c.messages.len() >= 2 && !c.messages[1].note && c.messages[1].staff_id != 0)
+        .expect("a case with an agent reply");
+    let dup = &case.messages[1];
+    let t = &h.settings.target;
+    let client = deskie::DeskieClient::new(
+        deskie::DeskieConfig::new(t.base_url.clone(), t.staff_email.clone(), t.api_key.clone()),
+        throttle::Limiter::new(throttle::LimiterConfig {
+            name: "tamper",
+            limit: 1000,
+            window: std::time::Duration::from_secs(1),
+        }),
+    )
+    .unwrap();
+    let body = if dup.content_html.is_empty() {
+        deskie::Content::Text(dup.content.clone())
+    } else {
+        deskie::Content::Html(dup.content_html.clone())
+    };
+    let at = deskie::parse_timestamp(&dup.created_at).unwrap();
+    client
+        .add_message(
+            case.case_id,
+            &deskie::NewMessage::from_agent(dup.staff_id, body, at),
+        )
+        .await
+        .unwrap();
+    client
+        .add_message(
+            case.case_id,
+            &deskie::NewMessage::from_agent(
+                dup.staff_id,
+                deskie::Content::Html("written later".into()),
+                at,
+            ),
+        )
+        .await
+        .unwrap();
+    let report = engine::verify::verify(&engine).await.unwrap();
+    eprintln!("{}", report.to_text());
+    assert!(!report.ok());
+    assert_eq!(report.duplicated, 1, "{}", report.to_text());
+    assert_eq!(report.unexpected, 1, "{}", report.to_text());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("case {}", case.case_id)))
+    );
+}
+
+/// Without a source-id field, a lost create is found again by time + subject + recipient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_responses_without_a_source_id_field() {
+    let mut cfg = small(120, 1000, 1000, 3000);
+    cfg.faults.drop_after_commit_rate = 0.08;
+    let mut h = start(cfg, "").await;
+    h.settings.target.source_id_field = None;
+    let summary = run(&h.settings, engine::RunOptions::default()).await;
+    eprintln!("{:?}", summary.progress);
+    assert!(summary.progress.reconcile_reads > 0);
+    // Compare without the source-id field in the expectation either.
+    let snap = h.sandbox.deskie_snapshot();
+    assert_eq!(snap.customer_emailed, 0);
+    let mut per_ticket = std::collections::BTreeMap::new();
+    for c in &snap.cases {
+        *per_ticket.entry(c.source_ticket).or_insert(0) += 1;
+    }
+    assert!(
+        per_ticket.values().all(|n| *n == 1),
+        "no duplicate case: {per_ticket:?}"
+    );
+    let total_msgs: usize = snap.cases.iter().map(|c| c.messages.len()).sum();
+    let expected_msgs: usize = expected(&h)
+        .values()
+        .filter_map(|m| match m {
+            engine::mapping::Mapped::Case(p) => Some(1 + p.steps.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(total_msgs, expected_msgs, "every message once");
+}

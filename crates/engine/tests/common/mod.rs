@@ -22,7 +22,7 @@ pub struct Harness {
 pub const MAPPING: &str = r#"
 [mapping]
 default_staff_id = 100
-agents = { "1" = 101, "2" = 102, "3" = 103 }
+agents = { "72" = 101, "74" = 102, "75" = 103, "80" = 104 }
 channels = { "default" = "email", "Phone" = "calls", "Web" = "custom:481", "WhatsApp" = "custom:482", "Facebook" = "skip" }
 "#;
 
