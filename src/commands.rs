@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Command, GlobalArgs, ReportFormat};
 use crate::exit::{CliError, FAILED, FATAL, OK};
 use crate::progress::{self, Baseline, Ui};
+use crate::signals::Interrupts;
 
 /// Runs one command to its exit code.
 pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8, CliError> {
@@ -190,7 +191,8 @@ pub async fn execute(
 ) -> Result<u8, CliError> {
     let baseline = baseline(engine, &options).await;
     let cancel = engine.cancel_token();
-    let signals = tokio::spawn(watch_signals(cancel.clone(), ui.clone()));
+    let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
+    let signals = tokio::spawn(watch_signals(interrupts, cancel.clone(), ui.clone()));
 
     let mut display = ui.start(baseline);
     let progress = engine.progress();
@@ -238,13 +240,13 @@ pub async fn execute(
 
 /// First Ctrl-C: stop taking work and let in-flight writes finish. Second: exit at once (still
 /// safe: every write's intent is journaled before it is sent).
-async fn watch_signals(cancel: CancellationToken, ui: Ui) {
-    if tokio::signal::ctrl_c().await.is_err() {
+async fn watch_signals(mut interrupts: Interrupts, cancel: CancellationToken, ui: Ui) {
+    if !interrupts.recv().await {
         return;
     }
     cancel.cancel();
     ui.note("stopping: finishing in-flight writes… (Ctrl-C again to quit at once, still safe)");
-    if tokio::signal::ctrl_c().await.is_ok() {
+    if interrupts.recv().await {
         ui.note("quitting now: open writes are journaled and will be reconciled on the next run");
         std::process::exit(i32::from(FATAL));
     }

@@ -11,6 +11,7 @@ use sandbox::{Sandbox, SandboxConfig};
 
 use crate::exit::{CliError, FAILED, OK};
 use crate::progress::Ui;
+use crate::signals::Interrupts;
 
 /// Rate-limit window of the demo: short, so a realistic-latency migration fits in about a
 /// minute; the limits are scaled to it.
@@ -167,6 +168,7 @@ pub async fn serve(
     })
     .await
     .context("cannot start the emulators")?;
+    let mut interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
     let creds = sandbox.credentials();
     let cfg = sandbox.config();
     println!("Desk360 emulator: {}", sandbox.desk360_url());
@@ -208,9 +210,7 @@ pub async fn serve(
     );
     println!("----8<----");
     println!("serving until Ctrl-C");
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot listen for Ctrl-C")?;
+    interrupts.recv().await;
     eprintln!("stopping the emulators");
     sandbox.shutdown().await;
     Ok(OK)

@@ -9,6 +9,7 @@ mod demo;
 mod exit;
 mod logging;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 
