@@ -215,18 +215,31 @@ impl Display {
             }
         };
         let load_done = p.loaded + p.load_failed + p.skipped;
-        let load_total = (self.baseline.to_load + p.extracted).max(load_done);
+        // Everything extracted this run (or still to extract) goes to the loader too.
+        let incoming = p.to_extract.max(p.extracted + p.extract_failed) - p.extract_failed;
+        let load_total = (self.baseline.to_load + incoming).max(load_done);
         let remaining = load_total - load_done;
-        // Budget-based ETA: units per finished ticket so far × tickets left ÷ units per second.
-        let eta = if p.loaded >= 3 && deskie.limit > 0 {
+        // Budget-based ETA: the slower of the two sides at its limit. Deskie: units per finished
+        // ticket so far × tickets left ÷ units per second. Desk360: one detail request per
+        // ticket still to extract ÷ requests per second.
+        let deskie_eta = (p.loaded >= 3 && deskie.limit > 0).then(|| {
             let per_ticket = deskie.units as f64 / p.loaded as f64;
             let per_sec = f64::from(deskie.limit) / self.baseline.deskie_window.as_secs_f64();
-            Some(Duration::from_secs_f64(
-                remaining as f64 * per_ticket / per_sec,
-            ))
-        } else {
-            None
-        };
+            remaining as f64 * per_ticket / per_sec
+        });
+        let to_fetch = p.to_extract.saturating_sub(p.extracted + p.extract_failed);
+        let desk360_eta = (desk360.limit > 0).then(|| {
+            to_fetch as f64
+                / (f64::from(desk360.limit) / self.baseline.desk360_window.as_secs_f64())
+        });
+        let eta = match (deskie_eta, desk360_eta) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (Some(a), None) => Some(a),
+            (None, _) if self.baseline.dry_run => desk360_eta,
+            (None, _) => None,
+        }
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
         View {
             extracted: p.extracted + p.extract_failed,
             to_extract: p.to_extract.max(p.extracted + p.extract_failed),
