@@ -7,6 +7,8 @@
 //! Set `REPORT_HTML_OUT=/some/file.html` to keep the HTML of the real run's report
 //! (`scripts/render-report.sh` does this, then screenshots it with headless Chromium).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (the shared harness does)
+
 mod common;
 
 use std::time::Duration;
