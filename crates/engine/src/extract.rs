@@ -72,16 +72,17 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: Desk360Client) -> Result<()> {
     list_result
 }
 
-/// A new listing pass starts when the previous real run completed with every product listed:
-/// that is a delta run, which must look at every page again for changed tickets. Otherwise (an
-/// interrupted run, or a dry run's listing) the cursors are resumed and nothing is listed twice.
+/// A new listing pass starts when the latest run or dry run before this one was a real run that
+/// completed: that is a delta run (switch-over day), which must look at every page again for
+/// changed tickets. Otherwise — an interrupted run, or a dry run's listing that the real run
+/// reuses — the cursors are resumed and nothing is listed twice. `retry-failed` does not count.
 async fn start_new_pass(ctx: &Ctx) -> Result<bool> {
     let runs = ctx.store.last_runs(50).await?;
     // The newest run is the one that just began.
     let last_real = runs
         .iter()
         .skip(1)
-        .find(|r| matches!(r.kind, RunKind::Run | RunKind::RetryFailed));
+        .find(|r| matches!(r.kind, RunKind::Run | RunKind::DryRun));
     let previous_completed = last_real
         .is_some_and(|r| r.kind == RunKind::Run && r.outcome.as_deref() == Some("completed"));
     let products = ctx.store.products().await?;

@@ -315,7 +315,22 @@ async fn load_plan(
         state.sent.insert(step.source_id(), deskie_id);
     }
 
-    if let Some(update) = &plan.final_update
+    // A case loaded in an earlier pass whose ticket changed since (delta run): the create's
+    // status and priority no longer say anything; compare with Deskie (one read) unless an
+    // update is planned anyway.
+    let delta_update;
+    let final_update = match &plan.final_update {
+        Some(u) => Some(u),
+        None if state.previously_loaded && !state.final_done => {
+            if stopping(ctx) {
+                return Ok(false);
+            }
+            delta_update = delta_final_update(ctx, client, &case, plan).await?;
+            delta_update.as_ref()
+        }
+        None => None,
+    };
+    if let Some(update) = final_update
         && !state.final_done
     {
         if stopping(ctx) {
@@ -351,6 +366,33 @@ async fn load_plan(
         }
     }
     Ok(true)
+}
+
+/// For a changed ticket whose case exists: the update that brings status and priority back to
+/// the source's, or `None` when Deskie already matches (one read).
+async fn delta_final_update(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    case: &CaseRef,
+    plan: &CasePlan,
+) -> std::result::Result<Option<deskie::CaseUpdate>, WriteError> {
+    let remote = client
+        .case(case.case_id)
+        .await
+        .map_err(|e| item_error(e, "update (check)", None))?;
+    let mut update = deskie::CaseUpdate::default();
+    if let Some(s) = plan.create.status
+        && remote.status_value() != Some(s)
+    {
+        update.status = Some(s);
+    }
+    if let Some(p) = plan.create.priority
+        && remote.priority_value() != Some(p)
+    {
+        update.priority = Some(p);
+    }
+    let _ = ctx;
+    Ok((!update.is_empty()).then_some(update))
 }
 
 /// Creates the case through the journal; reconciles an unknown outcome by searching for it.

@@ -451,6 +451,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     let final_update = match status {
         Some(s) if customer_after_create && s != CaseStatus::Open => Some(CaseUpdate {
             status: Some(s),
+            priority: create.priority,
             ..CaseUpdate::default()
         }),
         _ => None,

@@ -143,6 +143,14 @@ impl Store {
         .fetch_one(&self.read)
         .await?;
 
+        let previously_loaded: bool = sqlx::query_scalar(
+            "SELECT loaded_at IS NOT NULL FROM tickets WHERE product_id = ? AND ticket_id = ?",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_one(&self.read)
+        .await?;
+
         let open_intents = sqlx::query(
             "SELECT id, product_id, ticket_id, step, payload_hash, created_at FROM intents
              WHERE product_id = ? AND ticket_id = ? AND state = 'open' ORDER BY id",
@@ -160,6 +168,7 @@ impl Store {
             case,
             sent,
             final_done,
+            previously_loaded,
             open_intents,
         })
     }

@@ -372,6 +372,9 @@ pub struct LoadState {
     pub sent: HashMap<i64, i64>,
     /// Whether the final status/priority step is done.
     pub final_done: bool,
+    /// Whether the ticket was completely loaded once before: its source changed since (a delta
+    /// run), so the case's status and priority must be checked against the source again.
+    pub previously_loaded: bool,
     /// Writes of this ticket whose outcome is unknown: reconcile before anything else.
     pub open_intents: Vec<Intent>,
 }
