@@ -97,73 +97,49 @@ async fn start_new_pass(ctx: &Ctx) -> Result<bool> {
 }
 
 async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Result<()> {
-    let products = client.products().await?;
-    let products: Vec<(Product, String)> = products
-        .into_iter()
-        .map(|p| {
-            let raw = serde_json::to_string(&p).unwrap_or_default();
-            (
-                Product {
-                    id: p.id,
-                    name: p.name.unwrap_or_else(|| format!("product {}", p.id)),
-                },
-                raw,
-            )
-        })
-        .collect();
+    let products = with_raw(client.products().await?, |p| Product {
+        id: p.id,
+        name: p
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("product {}", p.id)),
+    });
     ctx.store.save_products(&products).await?;
-    let agents: Vec<(Agent, String)> = client
-        .agents()
-        .await?
-        .into_iter()
-        .map(|a| {
-            let raw = serde_json::to_string(&a).unwrap_or_default();
-            (
-                Agent {
-                    id: a.id,
-                    name: a.name.unwrap_or_else(|| format!("agent {}", a.id)),
-                    email: a.email,
-                },
-                raw,
-            )
-        })
-        .collect();
+    let agents = with_raw(client.agents().await?, |a| Agent {
+        id: a.id,
+        name: a.name.clone().unwrap_or_else(|| format!("agent {}", a.id)),
+        email: a.email.clone(),
+    });
     ctx.store.save_agents(&agents).await?;
-    let types: Vec<(Category, String)> = client
-        .types()
-        .await?
-        .into_iter()
-        .map(|t| {
-            let raw = serde_json::to_string(&t).unwrap_or_default();
-            (
-                Category {
-                    id: t.id,
-                    product_id: t.product_id,
-                    title: t.title.unwrap_or_else(|| format!("type {}", t.id)),
-                },
-                raw,
-            )
-        })
-        .collect();
+    let types = with_raw(client.types().await?, |t| Category {
+        id: t.id,
+        product_id: t.product_id,
+        title: t.title.clone().unwrap_or_else(|| format!("type {}", t.id)),
+    });
     ctx.store.save_types(&types).await?;
-    let reasons: Vec<(Category, String)> = client
-        .reasons()
-        .await?
-        .into_iter()
-        .map(|r| {
-            let raw = serde_json::to_string(&r).unwrap_or_default();
-            (
-                Category {
-                    id: r.id,
-                    product_id: r.product_id,
-                    title: r.title.unwrap_or_else(|| format!("reason {}", r.id)),
-                },
-                raw,
-            )
-        })
-        .collect();
+    let reasons = with_raw(client.reasons().await?, |r| Category {
+        id: r.id,
+        product_id: r.product_id,
+        title: r
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("reason {}", r.id)),
+    });
     ctx.store.save_reasons(&reasons).await?;
     Ok(())
+}
+
+/// Pairs each reference item's domain form with its JSON, which the store keeps.
+fn with_raw<T: serde::Serialize, M>(items: Vec<T>, to_model: impl Fn(&T) -> M) -> Vec<(M, String)> {
+    items
+        .iter()
+        .map(|item| {
+            (
+                to_model(item),
+                serde_json::to_string(item).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// Queues what an earlier run listed but did not fetch, then follows every product's pages.
