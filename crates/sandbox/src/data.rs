@@ -11,6 +11,12 @@
 //! order, 0 = first message). It survives HTML-to-text conversion, so the Deskie emulator can
 //! tell which source message a write carries (see [`parse_refs`]), which the `reject_*` faults
 //! need.
+//!
+//! After generation the account can change like a live one (a customer replies, an agent writes a
+//! note, a status moves): [`Dataset::append_message`], [`Dataset::set_status`] and
+//! [`Dataset::set_priority`] advance an account clock past every generated time, stamp the ticket's
+//! `updated_at` with it (so an `order=asc` listing shows the ticket last, as Desk360 does) and keep
+//! the marker rule for new messages. This is what a delta (switch-over day) run is tested with.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -125,6 +131,12 @@ pub struct Dataset {
     by_product: BTreeMap<i64, Vec<usize>>,
     /// Attachment URL path (from `/attachments/`) → declared size in bytes.
     attachment_sizes: HashMap<String, u64>,
+    /// The account's "now" in epoch seconds: the latest time it has seen (generated or changed).
+    /// Every change advances it, so a changed ticket is the most recently updated one.
+    clock: i64,
+    /// The id the next appended message gets: above every generated id, so ids stay unique and
+    /// increasing within a ticket.
+    next_message_id: i64,
 }
 
 impl Dataset {
@@ -159,6 +171,102 @@ impl Dataset {
     /// Total number of messages (notes included) across all tickets.
     pub fn message_count(&self) -> usize {
         self.tickets.iter().map(|t| t.messages().len()).sum()
+    }
+
+    /// Adds a message to the end of a ticket, as if it were written now: a customer reply
+    /// (`agent_id == 0`), an agent reply (`agent_id` of an agent, `note == false`) or an internal
+    /// note (`note == true`, Desk360 message type 6). The body is `body_html` followed by the
+    /// message's `ref:p<product>t<ticket>m<index>` marker paragraph, so the Deskie emulator (and
+    /// the `reject_*` faults) recognise it like a generated one. The ticket's `updated_at` becomes
+    /// the new message's time, later than anything else in the account; its status is left alone
+    /// (change it with [`Dataset::set_status`]). Replies also become the list's `last_message`.
+    ///
+    /// Returns the new Desk360 message id, or `None` when the ticket does not exist or a note has
+    /// no agent (Desk360 notes are always an agent's).
+    pub fn append_message(
+        &mut self,
+        product_id: i64,
+        ticket_id: i64,
+        agent_id: i64,
+        note: bool,
+        body_html: &str,
+    ) -> Option<i64> {
+        let i = *self.index.get(&(product_id, ticket_id))?;
+        if note && agent_id == 0 {
+            return None;
+        }
+        let ts = self.touch(i);
+        let message_id = self.next_message_id;
+        self.next_message_id += 1;
+        let t = &mut self.tickets[i];
+        let idx = t.messages().len();
+        let html = format!("{body_html}<p>ref:p{product_id}t{ticket_id}m{idx}</p>");
+        if !note {
+            t.list["last_message"] = Value::String(html.chars().take(200).collect());
+        }
+        let message = json!({
+            "id": message_id,
+            "agent_id": agent_id,
+            "message": html,
+            "attachments": {"images": [], "videos": [], "files": [], "others": []},
+            "type": if note { 6 } else { 0 },
+            "created_at": ts,
+            "updated_at": ts,
+        });
+        match t.detail.get_mut("messages").and_then(Value::as_array_mut) {
+            Some(list) => list.push(message),
+            None => t.detail["messages"] = Value::Array(vec![message]),
+        }
+        Some(message_id)
+    }
+
+    /// Changes a ticket's status (0 open, 1 resolved, 2 waiting) now: the detail, the list object
+    /// and the filter field all follow, and `updated_at` moves like for a new message. Returns
+    /// `false` when the ticket does not exist.
+    pub fn set_status(&mut self, product_id: i64, ticket_id: i64, status: i64) -> bool {
+        let Some(&i) = self.index.get(&(product_id, ticket_id)) else {
+            return false;
+        };
+        self.touch(i);
+        let t = &mut self.tickets[i];
+        t.status = status;
+        t.detail["status"] = json!(status);
+        t.list["status"] = json!(status);
+        true
+    }
+
+    /// Changes a ticket's priority (0 low … 3 urgent) now, like [`Dataset::set_status`].
+    pub fn set_priority(&mut self, product_id: i64, ticket_id: i64, priority: i64) -> bool {
+        let Some(&i) = self.index.get(&(product_id, ticket_id)) else {
+            return false;
+        };
+        self.touch(i);
+        let t = &mut self.tickets[i];
+        t.priority = priority;
+        t.detail["priority"] = json!(priority);
+        t.list["priority"] = json!(priority);
+        true
+    }
+
+    /// Advances the account clock by a minute, stamps ticket `i`'s `updated_at` with it (detail,
+    /// list and field) and moves the ticket to its new place in the product's list order.
+    /// Returns the new naive timestamp.
+    fn touch(&mut self, i: usize) -> String {
+        self.clock += 60;
+        let ts = naive(self.clock);
+        let t = &mut self.tickets[i];
+        t.updated_at.clone_from(&ts);
+        t.detail["updated_at"] = Value::String(ts.clone());
+        t.list["updated_at"] = Value::String(ts.clone());
+        let product_id = t.product_id;
+        let tickets = &self.tickets;
+        if let Some(list) = self.by_product.get_mut(&product_id) {
+            list.sort_by(|&a, &b| {
+                (&tickets[a].updated_at, tickets[a].ticket_id)
+                    .cmp(&(&tickets[b].updated_at, tickets[b].ticket_id))
+            });
+        }
+        ts
     }
 }
 
@@ -233,6 +341,12 @@ fn naive(secs: i64) -> String {
         .to_datetime(ts)
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
+}
+
+/// Epoch seconds of a naive UTC `YYYY-MM-DD HH:MM:SS` time (the generator's own format).
+fn naive_secs(s: &str) -> Option<i64> {
+    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).ok()?;
+    Some(TimeZone::UTC.to_timestamp(dt).ok()?.as_second())
 }
 
 fn pick_weighted<'a>(rng: &mut fastrand::Rng, items: &[(&'a str, u32)]) -> &'a str {
@@ -371,6 +485,14 @@ pub fn generate_with_base(
             (&out[a].updated_at, out[a].ticket_id).cmp(&(&out[b].updated_at, out[b].ticket_id))
         });
     }
+    let clock = out
+        .iter()
+        .map(|t| t.updated_at.as_str())
+        .max()
+        .and_then(naive_secs)
+        .unwrap_or(BASE_TIME);
+    // Generated ids are 50 000 + 32 n + index (index < 32): the next free block starts here.
+    let next_message_id = 50_000 + 32 * out.len() as i64;
     Dataset {
         products,
         agents,
@@ -380,6 +502,8 @@ pub fn generate_with_base(
         index,
         by_product,
         attachment_sizes,
+        clock,
+        next_message_id,
     }
 }
 

@@ -96,7 +96,7 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
 }
 
 fn attachment(shared: &Shared, req: &Request) -> Response<Body> {
-    let Some(size) = shared.dataset.attachment_size(req.uri().path()) else {
+    let Some(size) = shared.dataset().attachment_size(req.uri().path()) else {
         return error(
             StatusCode::NOT_FOUND,
             "not_found_exception",
@@ -160,7 +160,7 @@ async fn handle(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
         );
     }
 
-    let ds = &shared.dataset;
+    let ds = shared.dataset();
     let known = matches!(
         segments.as_slice(),
         ["v1", "products"]
@@ -385,7 +385,7 @@ fn is_date(s: &str) -> bool {
 }
 
 fn list_tickets(shared: &Shared, pid: &str, path: &str, query: &str) -> Answer {
-    let ds = &shared.dataset;
+    let ds = shared.dataset();
     let Some(product_id) = pid
         .parse::<i64>()
         .ok()
@@ -505,7 +505,8 @@ fn ticket_logs(shared: &Shared, pid: &str, tid: &str) -> Answer {
     let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
         return model_not_found();
     };
-    let Some(t) = shared.dataset.ticket(pid, tid) else {
+    let ds = shared.dataset();
+    let Some(t) = ds.ticket(pid, tid) else {
         return model_not_found();
     };
     let logs: Vec<Value> = if t.status == 0 {
@@ -527,7 +528,8 @@ fn ticket_detail(shared: &Shared, pid: &str, tid: &str) -> Answer {
     let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
         return model_not_found();
     };
-    let Some(t) = shared.dataset.ticket(pid, tid) else {
+    let ds = shared.dataset();
+    let Some(t) = ds.ticket(pid, tid) else {
         return model_not_found();
     };
     let body = serde_json::to_vec(&t.detail).unwrap_or_default();

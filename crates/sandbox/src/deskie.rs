@@ -567,7 +567,7 @@ fn check_rejections(
 fn attachments(shared: &Shared, o: &Map<String, Value>) -> Result<Vec<Attachment>, Answer> {
     let mut out = Vec::new();
     for url in url_list(o.get("attachment_urls")) {
-        let size = shared.dataset.attachment_size(&url);
+        let size = shared.dataset().attachment_size(&url);
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
         out.push(Attachment {
             name,

@@ -255,4 +255,6 @@ pub struct UserSnapshot {
     pub full_name: Option<String>,
 }
 
-pub(crate) type SharedDataset = Arc<Dataset>;
+/// The dataset the emulators serve: a snapshot is taken per request (an `Arc` clone), and a test's
+/// change replaces it copy-on-write, so a request in flight never sees half a change.
+pub(crate) type SharedDataset = std::sync::RwLock<Arc<Dataset>>;

@@ -54,6 +54,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The dataset as it is now (cheap: an `Arc` clone).
+    pub fn dataset(&self) -> Arc<Dataset> {
+        self.dataset
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies one change to the dataset (copy-on-write: snapshots already handed out keep the
+    /// state they were taken with).
+    pub fn change_dataset<R>(&self, change: impl FnOnce(&mut Dataset) -> R) -> R {
+        let mut guard = self.dataset.write().unwrap_or_else(|e| e.into_inner());
+        change(Arc::make_mut(&mut guard))
+    }
+
     pub fn faults(&self) -> Arc<Faults> {
         self.faults
             .read()
@@ -245,7 +260,7 @@ impl Sandbox {
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed ^ 0x5eed_5a4d_b0c5)),
             config,
             credentials,
-            dataset: Arc::new(dataset),
+            dataset: RwLock::new(Arc::new(dataset)),
             journal: Mutex::new(Vec::new()),
             origin: Instant::now(),
             origin_epoch,
@@ -337,9 +352,44 @@ impl Sandbox {
         lock(&self.shared.deskie).snapshot()
     }
 
-    /// The generated Desk360 account the Desk360 emulator serves (attachment URLs point at it).
-    pub fn dataset(&self) -> &Dataset {
-        &self.shared.dataset
+    /// The Desk360 account the Desk360 emulator serves now (attachment URLs point at it): the
+    /// generated one plus the changes made since with [`Sandbox::append_message`],
+    /// [`Sandbox::set_ticket_status`] and [`Sandbox::set_ticket_priority`]. It is a snapshot:
+    /// hold it in a `let` while borrowing from it, and ask again after a change.
+    pub fn dataset(&self) -> Arc<Dataset> {
+        self.shared.dataset()
+    }
+
+    /// Adds a message to a ticket while the servers run, as if written in Desk360 now (see
+    /// [`Dataset::append_message`]): `agent_id` 0 is the customer, `note` makes it an internal
+    /// note. The body gets the message's `ref:` marker; the ticket's `updated_at` becomes the
+    /// latest in the account, so an `order=asc` listing returns it last. Returns the new Desk360
+    /// message id, or `None` for an unknown ticket or a note without an agent.
+    pub fn append_message(
+        &self,
+        product_id: i64,
+        ticket_id: i64,
+        agent_id: i64,
+        note: bool,
+        body_html: &str,
+    ) -> Option<i64> {
+        self.shared.change_dataset(|ds| {
+            ds.append_message(product_id, ticket_id, agent_id, note, body_html)
+        })
+    }
+
+    /// Changes a ticket's status (0 open, 1 resolved, 2 waiting) while the servers run, moving
+    /// its `updated_at` like a new message does. Returns `false` for an unknown ticket.
+    pub fn set_ticket_status(&self, product_id: i64, ticket_id: i64, status: i64) -> bool {
+        self.shared
+            .change_dataset(|ds| ds.set_status(product_id, ticket_id, status))
+    }
+
+    /// Changes a ticket's priority (0 low … 3 urgent) while the servers run, like
+    /// [`Sandbox::set_ticket_status`].
+    pub fn set_ticket_priority(&self, product_id: i64, ticket_id: i64, priority: i64) -> bool {
+        self.shared
+            .change_dataset(|ds| ds.set_priority(product_id, ticket_id, priority))
     }
 
     /// The configuration the sandbox was started with.

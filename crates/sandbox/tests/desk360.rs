@@ -128,11 +128,8 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
     );
 
     // The page's searches: id, email (substring), platform; logs.
-    let t = sb
-        .dataset()
-        .product_tickets_asc(product)
-        .nth(3)
-        .expect("ticket");
+    let ds = sb.dataset();
+    let t = ds.product_tickets_asc(product).nth(3).expect("ticket");
     let resp = get(
         &sb,
         &format!(
