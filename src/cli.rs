@@ -48,7 +48,7 @@ pub struct GlobalArgs {
     )]
     pub config: PathBuf,
 
-    /// No progress bars or progress lines; results and errors are still printed.
+    /// No progress bars or lines, logs only for warnings; results and errors are still printed.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 

@@ -1,6 +1,6 @@
 //! Log setup: `tracing` lines to stderr (through the progress bars' writer, so a log line never
 //! tears a bar) or to `--log-file`, as text or JSON. Our crates log at info by default, everything
-//! else at warn; `RUST_LOG` replaces that filter entirely when set.
+//! else at warn (only warnings with `--quiet`); `RUST_LOG` replaces that filter entirely when set.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -20,16 +20,22 @@ use crate::cli::LogFormat;
 const DEFAULT_FILTER: &str =
     "warn,deskie_import=info,engine=info,store=info,desk360=info,deskie=info,throttle=info";
 
-/// Installs the global subscriber. Fails (exit 2) only if the log file cannot be opened.
+/// With `--quiet`: only warnings and errors.
+const QUIET_FILTER: &str = "warn";
+
+/// Installs the global subscriber. Fails (exit 2) only if the log file cannot be opened or
+/// `RUST_LOG` is not a filter.
 pub fn init(
     format: LogFormat,
     log_file: Option<&Path>,
+    quiet: bool,
     bars: &MultiProgress,
 ) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v.trim()).with_context(|| {
             format!("RUST_LOG `{v}` is not a valid filter (e.g. RUST_LOG=debug)")
         })?,
+        _ if quiet => EnvFilter::new(QUIET_FILTER),
         _ => EnvFilter::new(DEFAULT_FILTER),
     };
     let (writer, ansi) = match log_file {

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     if let Err(e) = logging::init(
         cli.global.log_format,
         cli.global.log_file.as_deref(),
+        cli.global.quiet,
         ui.bars(),
     ) {
         eprintln!("error: {}", exit::chain_line(&e));

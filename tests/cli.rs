@@ -658,17 +658,66 @@ async fn ctrl_c_during_run_stops_cleanly_and_run_resumes_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_ctrl_c_quits_at_once_and_run_still_finishes_exactly_once() {
+    let mut cfg = sandbox_config(100, 15);
+    cfg.deskie_limit = 400;
+    let s = Setup::start(cfg).await;
+    let c = cfg_arg(&s.config());
+    let child = spawn_bin(&["run", "--config", &c]);
+    let pid = child.id();
+    let started = wait_until(Duration::from_secs(60), || {
+        s.sandbox
+            .journal()
+            .iter()
+            .filter(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
+            .count()
+            >= 20
+    })
+    .await;
+    assert!(started, "loading started");
+    sigint(pid);
+    // The second one as soon as the first was acknowledged.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    sigint(pid);
+    let out = wait_child(child, Duration::from_secs(30)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stderr).contains("quitting now"), "{}", show(&out));
+    s.assert_no_duplicates();
+
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    s.assert_no_duplicates();
+    let out = run_bin(
+        args(&["verify", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing_to_deskie() {
     let s = Setup::start(sandbox_config(40, 0)).await;
     let c = cfg_arg(&s.config());
     let out = run_bin(
-        args(&["run", "--dry-run", "--config", &c]),
+        args(&["run", "--dry-run", "--quiet", "--config", &c]),
         vec![],
         Duration::from_secs(60),
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(text(&out.stdout).contains("dry-run"), "{}", show(&out));
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet: nothing on stderr: {}",
+        show(&out)
+    );
     let writes = s
         .sandbox
         .journal()
