@@ -10,7 +10,7 @@
 #                (`cargo test -p engine --test report`): dry run + real run against the in-process
 #                sandbox, report of the finished migration, written via REPORT_HTML_OUT. Takes
 #                about 20 s plus the build; no network.
-#   OUT.png      where to write the screenshot (default: target/report/report.png).
+#   OUT.png      where to write the screenshot (default: $TMPDIR/deskie-import-report/report.png).
 #   WIDTH/HEIGHT window size in pixels (default 1200 x 4200, enough for the whole report of the
 #                test data; the screenshot is the window, not the page, so raise HEIGHT for more).
 #
@@ -23,7 +23,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 html="${1:-}"
-out="${2:-$root/target/report/report.png}"
+workdir="${TMPDIR:-/tmp}/deskie-import-report"
+out="${2:-$workdir/report.png}"
 width="${3:-1200}"
 height="${4:-4200}"
 
@@ -41,7 +42,7 @@ fi
 
 mkdir -p "$(dirname "$out")"
 if [[ -z "$html" ]]; then
-  html="$root/target/report/report.html"
+  html="$workdir/report.html"
   mkdir -p "$(dirname "$html")"
   echo "generating $html with the engine's report test (dry run + real run against the sandbox)…" >&2
   (cd "$root" && REPORT_HTML_OUT="$html" cargo test -p engine --test report \

@@ -662,10 +662,13 @@ impl Report {
     }
 }
 
-/// `1 h 02 min`, `3 min 05 s`, `12 s`.
+/// `1 h 02 min`, `3 min 05 s`, `12 s`, `2.3 s` (tenths below ten seconds, for short test windows).
 pub fn fmt_duration(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
         return "unknown".into();
+    }
+    if secs < 9.95 {
+        return format!("{secs:.1} s");
     }
     let s = secs.round() as u64;
     match s {
@@ -699,6 +702,8 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(fmt_duration(12.4), "12 s");
+        assert_eq!(fmt_duration(0.04), "0.0 s");
+        assert_eq!(fmt_duration(2.26), "2.3 s");
         assert_eq!(fmt_duration(185.0), "3 min 05 s");
         assert_eq!(fmt_duration(3720.0), "1 h 02 min");
         assert_eq!(fmt_duration(3.0 * 86_400.0), "3 d 00 h");

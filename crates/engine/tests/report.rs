@@ -5,7 +5,8 @@
 //! warning, failures grouped with the API's message, and a self-contained HTML report.
 //!
 //! Set `REPORT_HTML_OUT=/some/file.html` to keep the HTML of the real run's report
-//! (`scripts/render-report.sh` does this, then screenshots it with headless Chromium).
+//! (`scripts/render-report.sh` does this, then screenshots it with headless Chromium), and
+//! `REPORT_PLAN_HTML_OUT` for the dry-run plan with the caps warning.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (the shared harness does)
 
@@ -240,6 +241,9 @@ async fn caps_warning_comes_first_when_the_plan_is_too_small() {
     assert_eq!(json["alerts"][0]["level"], "warning");
     assert_eq!(json["caps"]["monthly_exceeded"], true);
     check_self_contained_html(&html, false);
+    if let Ok(path) = std::env::var("REPORT_PLAN_HTML_OUT") {
+        std::fs::write(&path, &html).expect("write the HTML plan");
+    }
 
     // Retention: with a tiny per-agent cap crossing is a warning too (6 000 × 1 < cases is
     // impossible here, so check the arithmetic on the same data with the same plan's numbers).

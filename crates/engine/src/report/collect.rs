@@ -465,7 +465,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
             level: Level::Notice,
             code: "deskie_throttled".into(),
             message: format!(
-                "Deskie answered 429 {} times: the account's budget is shared with other users or target.rpm is above the plan's limit",
+                "Deskie answered 429 {} time(s); the run paused and went on. Many of them mean the account's budget is shared with other users or target.rpm is above the plan's limit",
                 p.deskie.throttled
             ),
         });

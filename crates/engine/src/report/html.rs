@@ -50,7 +50,7 @@ h3{font-size:15px;margin:16px 0 6px}
 table{border-collapse:collapse;background:#fff;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #d8dce3;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.charts{display:flex;flex-wrap:wrap;gap:14px}
+.charts{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 figure{background:#fff;border:1px solid #d8dce3;border-radius:6px;margin:0;padding:8px 10px}
 figcaption{font-weight:600;font-size:13px;margin-bottom:4px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
