@@ -96,6 +96,8 @@ struct State {
     limit: u32,
     remaining: i64,
     window_end: Instant,
+    /// Whether `window_end` came from the server (until the first response it is a guess).
+    window_known: bool,
     paused_until: Option<Instant>,
     next_at: Instant,
     inflight: u32,
@@ -145,6 +147,7 @@ impl Limiter {
                     limit: config.limit.max(1),
                     remaining: i64::from(config.limit.max(1)),
                     window_end: now + window,
+                    window_known: false,
                     paused_until: None,
                     next_at: now,
                     inflight: 0,
@@ -286,7 +289,12 @@ impl Limiter {
         let mut new_window = false;
         if let Some(reset_after) = info.reset_after {
             let server_end = now + reset_after;
-            if server_end > s.window_end + window / 2 {
+            if !s.window_known {
+                // Our first look at the server's clock: its window, not our guess, is the truth.
+                s.window_known = true;
+                new_window = server_end > s.window_end + window / 2;
+                s.window_end = server_end;
+            } else if server_end > s.window_end + window / 2 {
                 // The server is already in a later window than we assumed.
                 s.window_end = server_end;
                 new_window = true;

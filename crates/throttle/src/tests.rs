@@ -20,8 +20,12 @@ struct FakeServer {
 
 impl FakeServer {
     fn new(window: Duration, limit: u32, other: u32) -> Arc<Self> {
+        Self::started_at(Instant::now(), window, limit, other)
+    }
+
+    fn started_at(start: Instant, window: Duration, limit: u32, other: u32) -> Arc<Self> {
         Arc::new(Self {
-            start: Instant::now(),
+            start,
             window,
             limit,
             state: Mutex::new((0, other)),
@@ -131,6 +135,30 @@ async fn uses_nearly_the_whole_budget_without_429() {
     let served = server.served.load(Ordering::SeqCst) as f64;
     let budget = 750.0 * 10.0;
     assert!(served / budget > 0.97, "budget use {:.3}", served / budget);
+}
+
+#[tokio::test(start_paused = true)]
+async fn learns_where_the_server_window_ends() {
+    // The limiter is created well before the first request, and the server's window ends later
+    // than the limiter's first guess: it must follow the server's clock, not its guess.
+    let limiter = Limiter::new(config(300));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let server = FakeServer::started_at(
+        Instant::now() - Duration::from_secs(5),
+        Duration::from_secs(60),
+        300,
+        0,
+    );
+    drive(
+        limiter.clone(),
+        server.clone(),
+        8,
+        2,
+        Duration::from_millis(150),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(server.rejected.load(Ordering::SeqCst), 0, "no 429 expected");
 }
 
 #[tokio::test(start_paused = true)]
