@@ -123,7 +123,7 @@ pub async fn demo(tickets: usize, latency_ms: u64, seed: u64, ui: &Ui) -> Result
     let settings = engine::config::load(&config_path, engine::config::SecretOverrides::default())
         .map_err(CliError::usage)?;
     let engine = Engine::open(settings).await?;
-    let resume = "deskie-import demo (a demo starts over each time)".to_string();
+    let resume = "deskie-import demo".to_string();
     let code = crate::commands::execute(&engine, RunOptions::default(), ui, None, &resume).await?;
     let code = if code == OK || code == FAILED {
         if code == FAILED {

@@ -40,16 +40,17 @@ pub fn init(
     };
     let (writer, ansi) = match log_file {
         Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| {
-                    format!(
-                        "--log-file {}: cannot open for writing; choose a writable path",
-                        path.display()
-                    )
-                })?;
+            let mut options = OpenOptions::new();
+            options.create(true).append(true);
+            // Log lines can name customers (ticket keys, emails in API messages): owner only.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(path).with_context(|| {
+                format!(
+                    "--log-file {}: cannot open for writing; choose a writable path",
+                    path.display()
+                )
+            })?;
             (BoxMakeWriter::new(Mutex::new(file)), false)
         }
         None => {
