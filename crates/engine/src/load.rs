@@ -304,10 +304,12 @@ async fn load_plan(
         }
     };
 
+    let mut wrote_customer = false;
     for step in &plan.steps {
         if state.sent.contains_key(&step.source_id()) {
             continue;
         }
+        wrote_customer |= matches!(step, Step::Customer { .. });
         if stopping(ctx) {
             return Ok(false);
         }
@@ -318,17 +320,19 @@ async fn load_plan(
     // A case loaded in an earlier pass whose ticket changed since (delta run): the create's
     // status and priority no longer say anything; compare with Deskie (one read) unless an
     // update is planned anyway.
+    // A customer message written in this pass may have reopened the case: the planned update is
+    // needed. Otherwise, for an earlier-loaded case, one read says whether anything differs.
     let delta_update;
     let final_update = match &plan.final_update {
-        Some(u) => Some(u),
-        None if state.previously_loaded && !state.final_done => {
+        Some(u) if !state.previously_loaded || wrote_customer => Some(u),
+        _ if state.previously_loaded && !state.final_done => {
             if stopping(ctx) {
                 return Ok(false);
             }
             delta_update = delta_final_update(ctx, client, &case, plan).await?;
             delta_update.as_ref()
         }
-        None => None,
+        _ => None,
     };
     if let Some(update) = final_update
         && !state.final_done

@@ -93,18 +93,11 @@ fn pick(
     key
 }
 
+/// Only the writes the changes require: the new messages and notes, and a status/priority
+/// update only where Deskie's state differs from the source (a customer reply reopened a closed
+/// case, or the source status/priority changed) — never a redundant one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_run_brings_exactly_the_changes_to_the_same_cases() {
-    delta_scenario(false).await;
-}
-
-/// The same with no redundant write tolerated. Today the loader re-sends a plan's final update
-/// on every delta pass of the ticket (the store clears the final-state mark when the ticket
-/// changes), even when the new messages are agent replies or notes that cannot have reopened
-/// the case: one needless PUT (2 units) per such ticket. Un-ignore once the loader checks first.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine re-sends a plan's final update on a delta pass even when no new customer message reopened the case"]
-async fn a_delta_run_writes_no_needless_status_update() {
     delta_scenario(true).await;
 }
 
