@@ -19,8 +19,6 @@ pub struct Progress {
     pub extract_failed: AtomicU64,
     /// Tickets waiting for their detail when the run started or listed since.
     pub to_extract: AtomicU64,
-    /// Tickets to load (extracted, not loaded) as last counted.
-    pub to_load: AtomicU64,
     /// Cases completed in this run.
     pub loaded: AtomicU64,
     /// Tickets that failed loading in this run.
@@ -48,8 +46,6 @@ pub struct ProgressSnapshot {
     pub extract_failed: u64,
     /// See [`Progress::to_extract`].
     pub to_extract: u64,
-    /// See [`Progress::to_load`].
-    pub to_load: u64,
     /// See [`Progress::loaded`].
     pub loaded: u64,
     /// See [`Progress::load_failed`].
@@ -79,7 +75,6 @@ impl Progress {
             extracted: g(&self.extracted),
             extract_failed: g(&self.extract_failed),
             to_extract: g(&self.to_extract),
-            to_load: g(&self.to_load),
             loaded: g(&self.loaded),
             load_failed: g(&self.load_failed),
             skipped: g(&self.skipped),
