@@ -48,33 +48,58 @@ fn spawn_child(config: &std::path::Path) -> Child {
         .unwrap()
 }
 
-/// Kills and restarts the child at the given delays until a run finishes on its own.
-async fn kill_until_done(config: &std::path::Path, delays_ms: &[u64]) -> usize {
+/// Which journal entries count as progress for deciding when to kill.
+#[derive(Clone, Copy)]
+enum Progress {
+    /// Deskie writes answered.
+    DeskieWrites,
+    /// Desk360 requests answered.
+    Desk360Requests,
+}
+
+fn progress_count(sb: &sandbox::Sandbox, what: Progress) -> usize {
+    sb.journal()
+        .iter()
+        .filter(|e| match what {
+            Progress::DeskieWrites => e.server == sandbox::Server::Deskie && e.method != "GET",
+            Progress::Desk360Requests => e.server == sandbox::Server::Desk360,
+        })
+        .count()
+}
+
+/// Starts the child, SIGKILLs it every time `every` more requests of the given kind reached the
+/// sandbox (so kills land mid-run however fast the machine is), at most `max_kills` times, then
+/// lets the last start finish. Returns the number of kills.
+async fn kill_until_done(
+    sb: &sandbox::Sandbox,
+    config: &std::path::Path,
+    what: Progress,
+    every: usize,
+    max_kills: usize,
+) -> usize {
     let mut kills = 0;
-    for delay in delays_ms.iter().copied().chain(std::iter::repeat(0)) {
+    loop {
         let mut child = spawn_child(config);
+        let target = progress_count(sb, what) + every;
         let start = Instant::now();
-        let deadline = if delay == 0 {
-            Duration::from_secs(120)
-        } else {
-            Duration::from_millis(delay)
-        };
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 assert!(status.success(), "child failed: {status}");
                 return kills;
             }
-            if start.elapsed() >= deadline {
-                assert!(delay != 0, "the final run did not finish in time");
+            if kills < max_kills && progress_count(sb, what) >= target {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 kills += 1;
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "a run did not finish in time"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    kills
 }
 
 fn write_config(h: &Harness) -> std::path::PathBuf {
@@ -90,7 +115,8 @@ async fn killed_during_loading_resumes_without_duplicates() {
     cfg.faults.drop_after_commit_rate = 0.02;
     let h = start(cfg, "").await;
     let config = write_config(&h);
-    let kills = kill_until_done(&config, &[700, 1100, 900, 1300, 800, 1500, 1000, 1200]).await;
+    // About 900 writes in all: a kill every 120 writes, at most 6.
+    let kills = kill_until_done(&h.sandbox, &config, Progress::DeskieWrites, 120, 6).await;
     assert!(
         kills >= 4,
         "the run was interrupted several times ({kills})"
@@ -107,7 +133,8 @@ async fn killed_during_extraction_resumes_without_refetching() {
     cfg.latency = Duration::from_millis(5);
     let h = start(cfg, "").await;
     let config = write_config(&h);
-    let kills = kill_until_done(&config, &[900, 1400, 1100, 1600, 1200]).await;
+    // About 320 Desk360 requests in all: a kill every 60, at most 4.
+    let kills = kill_until_done(&h.sandbox, &config, Progress::Desk360Requests, 60, 4).await;
     assert!(kills >= 3, "interrupted several times ({kills})");
     assert_exact(&h);
 
