@@ -187,12 +187,15 @@ pub struct Ticket {
 impl Ticket {
     /// Sorts messages into the order they must be written: by time, equal times by Desk360 id.
     pub fn sort_messages(&mut self) {
-        self.messages.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        self.messages
+            .sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
     }
 
     /// Replies (not notes), in write order.
     pub fn replies(&self) -> impl Iterator<Item = &Message> {
-        self.messages.iter().filter(|m| m.kind == MessageKind::Reply)
+        self.messages
+            .iter()
+            .filter(|m| m.kind == MessageKind::Reply)
     }
 
     /// Notes, in write order.
