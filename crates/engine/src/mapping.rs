@@ -254,7 +254,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     }
 
     let mut messages: Vec<&Message> = ticket.messages.iter().collect();
-    messages.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    messages.sort_by_key(|m| (m.created_at, m.id));
     let Some(first_pos) = messages.iter().position(|m| m.kind == MessageKind::Reply) else {
         let reason = if messages.is_empty() {
             "the ticket has no messages in Desk360, so there is nothing to open a case with; check the ticket in Desk360 (it may have been emptied)".to_string()
@@ -534,10 +534,10 @@ fn labels_and_fields(
     }
     if let Some(r) = ticket.reason_id.filter(|r| *r != 0) {
         let label = m.reasons.get(&r);
-        if let Some(l) = label {
-            if !create.labels.contains(l) {
-                create.labels.push(*l);
-            }
+        if let Some(l) = label
+            && !create.labels.contains(l)
+        {
+            create.labels.push(*l);
         }
         let field = m.reason_field.as_ref().zip(cx.reason_titles.get(&r));
         if let Some((f, title)) = field {

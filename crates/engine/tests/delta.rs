@@ -4,6 +4,7 @@
 //! appended to the SAME Deskie case in order, the final status/priority follows the source,
 //! nothing else is written, no second case, nobody emailed, and only the changed tickets' details
 //! are fetched again.
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
 
 mod common;
 

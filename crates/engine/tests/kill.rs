@@ -5,6 +5,7 @@
 //! The process that gets killed is this test binary itself, re-executed to run only
 //! `child_worker` with the configuration path in an environment variable; the sandbox lives in
 //! the parent, so its state and journal survive every kill.
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! End-to-end: a whole sandbox account migrated by the engine, checked ticket by ticket.
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
 
 mod common;
 

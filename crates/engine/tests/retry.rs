@@ -1,5 +1,6 @@
 //! Failures that can be understood and re-run (issue 7), and sharing the Deskie budget with
 //! another consumer of the account.
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
 
 mod common;
 

@@ -187,8 +187,7 @@ pub struct Ticket {
 impl Ticket {
     /// Sorts messages into the order they must be written: by time, equal times by Desk360 id.
     pub fn sort_messages(&mut self) {
-        self.messages
-            .sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        self.messages.sort_by_key(|m| (m.created_at, m.id));
     }
 
     /// Replies (not notes), in write order.

@@ -1,7 +1,7 @@
 //! Shared harness of the engine's end-to-end tests: a sandbox on 127.0.0.1:0, a temp store and
 //! settings pointing at both, and the expected outcome computed from the generator's data with
 //! the same pure mapping the loader uses.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
