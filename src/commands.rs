@@ -74,7 +74,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                     })?;
                     println!("report written to {}", path.display());
                 }
-                None => print!("{text}"),
+                None => write_stdout(&text)?,
             }
             Ok(OK)
         }
@@ -374,7 +374,7 @@ async fn status(global: &GlobalArgs, json: bool) -> Result<u8, CliError> {
             "last_runs": runs,
         });
         let text = serde_json::to_string_pretty(&value).context("cannot encode the status")?;
-        println!("{text}");
+        write_stdout(&format!("{text}\n"))?;
         return Ok(OK);
     }
     println!("store: {}", store.path().display());
@@ -445,4 +445,17 @@ async fn status(global: &GlobalArgs, json: bool) -> Result<u8, CliError> {
         );
     }
     Ok(OK)
+}
+
+/// Writes a result to stdout. A reader that stops early (`report | head`) closes the pipe: that
+/// is not an error worth a panic or a non-zero exit, so a broken pipe ends the output quietly.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
 }
