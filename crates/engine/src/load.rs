@@ -31,6 +31,9 @@ use crate::run::Ctx;
 
 /// Attempts of one write whose outcome stayed unknown and was then found absent.
 const MAX_AMBIGUOUS_ATTEMPTS: usize = 3;
+/// Pause before reading back a write whose answer was lost, so a server that applies or indexes
+/// writes a moment after answering has done so before we decide the write is absent.
+const RECONCILE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How loading one ticket ended.
 enum Done {
@@ -423,6 +426,7 @@ async fn create_case(
             }
             Err(e) if e.class() == ErrorClass::Ambiguous => {
                 tracing::warn!(ticket = %key, error = %e, attempt, "case create outcome unknown; looking for it");
+                tokio::time::sleep(RECONCILE_SETTLE).await;
                 match find_case(ctx, client, key, plan).await {
                     Ok(Some(case)) => {
                         let r = case_ref(&case);
@@ -503,6 +507,7 @@ async fn write_step(
             }
             Err(e) if e.class() == ErrorClass::Ambiguous => {
                 tracing::warn!(ticket = %key, step = %step_name, error = %e, attempt, "write outcome unknown; looking for it");
+                tokio::time::sleep(RECONCILE_SETTLE).await;
                 match find_message(ctx, client, case, step, state).await {
                     Ok(Some(found)) => {
                         ctx.store
