@@ -227,6 +227,16 @@ Example:
         /// Desk360 products in the account.
         #[arg(long, default_value_t = 3, hide = true)]
         products: usize,
+        /// Rate-limit window of both emulators, in seconds (the vendors' is 60; benchmarks
+        /// shorten it).
+        #[arg(long, default_value_t = 60.0, hide = true)]
+        window_secs: f64,
+        /// Desk360 requests per window per client (Business plan: 100).
+        #[arg(long, default_value_t = 100, hide = true)]
+        desk360_limit: u32,
+        /// Deskie units per window for the account (Standard, 150 agents: 750).
+        #[arg(long, default_value_t = 750, hide = true)]
+        deskie_limit: u32,
     },
 }
 

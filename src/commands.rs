@@ -93,7 +93,22 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             seed,
             latency_ms,
             products,
-        } => crate::demo::serve(tickets, seed, latency_ms, products).await,
+            window_secs,
+            desk360_limit,
+            deskie_limit,
+        } => {
+            if !(window_secs.is_finite() && window_secs > 0.0 && window_secs <= 3600.0) {
+                return Err(CliError::usage(anyhow::anyhow!(
+                    "--window-secs must be between 0 and 3600, got {window_secs}"
+                )));
+            }
+            let limits = crate::demo::Limits {
+                window: Duration::from_secs_f64(window_secs),
+                desk360: desk360_limit.max(1),
+                deskie: deskie_limit.max(1),
+            };
+            crate::demo::serve(tickets, seed, latency_ms, products, limits).await
+        }
     }
 }
 

@@ -24,7 +24,7 @@ const DEMO_DESKIE_LIMIT: u32 = 700;
 /// The mapping of the demo (and of the sandbox snippet): every channel kind of the generator.
 const MAPPING: &str = r#"[mapping]
 default_staff_id = 100
-agents = { "1" = 101, "2" = 102, "3" = 103 }
+agents = { "72" = 101, "74" = 102, "75" = 103 }
 channels = { "default" = "email", "Phone" = "calls", "Web" = "custom:481", "WhatsApp" = "custom:482", "Facebook" = "skip" }
 "#;
 
@@ -150,12 +150,23 @@ pub async fn demo(tickets: usize, latency_ms: u64, seed: u64, ui: &Ui) -> Result
     Ok(code)
 }
 
+/// Rate limits of the `sandbox` command's emulators.
+pub struct Limits {
+    /// Window of both emulators.
+    pub window: Duration,
+    /// Desk360 requests per window.
+    pub desk360: u32,
+    /// Deskie units per window.
+    pub deskie: u32,
+}
+
 /// `sandbox`: serves both emulators until Ctrl-C.
 pub async fn serve(
     tickets: usize,
     seed: u64,
     latency_ms: u64,
     products: usize,
+    limits: Limits,
 ) -> Result<u8, CliError> {
     let (latency, jitter) = latency_config(latency_ms);
     let sandbox = Sandbox::start(SandboxConfig {
@@ -164,6 +175,9 @@ pub async fn serve(
         tickets,
         latency,
         jitter,
+        window: limits.window,
+        desk360_limit: limits.desk360,
+        deskie_limit: limits.deskie,
         ..SandboxConfig::default()
     })
     .await
@@ -180,7 +194,7 @@ pub async fn serve(
     println!(
         "  limit: {} requests per {} s per client",
         cfg.desk360_limit,
-        cfg.window.as_secs()
+        cfg.window.as_secs_f64()
     );
     println!("Deskie emulator: {}", sandbox.deskie_url());
     println!("  staff email: {}", creds.deskie_staff_email);
@@ -188,7 +202,7 @@ pub async fn serve(
     println!(
         "  limit: {} units per {} s for the account (GET 1, writes 2)",
         cfg.deskie_limit,
-        cfg.window.as_secs()
+        cfg.window.as_secs_f64()
     );
     println!(
         "{tickets} tickets in {products} products (seed {seed}), latency {latency_ms} ms ± {} ms",

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Local cost of the engine ALONE: the emulators run in their own process (`deskie-import sandbox`
+# with no rate limit), the migration in another, and /usr/bin/time reports the migration's CPU
+# time and peak memory. Run at two sizes to see that memory does not grow with the ticket count.
+#
+#   scripts/bench-engine-memory.sh 5000 20000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin=target/release/deskie-import
+work=$(mktemp -d)
+trap 'kill "${sandbox_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+printf '| tickets | wall | user CPU | system CPU | peak RSS of the engine |\n|---|---|---|---|---|\n'
+for n in "${@:-5000 20000}"; do
+  "$bin" sandbox --tickets "$n" --window-secs 1 --desk360-limit 1000000000 \
+    --deskie-limit 1000000000 > "$work/sandbox.out" 2>/dev/null &
+  sandbox_pid=$!
+  for _ in $(seq 1 600); do grep -q 'serving until Ctrl-C' "$work/sandbox.out" 2>/dev/null && break; sleep 0.2; done
+  sed -n '/^----8<----$/,/^----8<----$/p' "$work/sandbox.out" | sed '1d;$d' \
+    | sed "s#^path = .*#path = \"$work/store-$n.sqlite\"#" > "$work/c.toml"
+  printf '[run]\nconcurrency = 16\nextract_concurrency = 16\n' >> "$work/c.toml"
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$bin" --quiet --config "$work/c.toml" run || true
+  read -r wall user sys kb < "$work/time"
+  printf '| %s | %s s | %s s | %s s | %s MiB |\n' "$n" "$wall" "$user" "$sys" "$((kb / 1024))"
+  kill -INT "$sandbox_pid"; wait "$sandbox_pid" 2>/dev/null || true
+done
