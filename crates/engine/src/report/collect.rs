@@ -199,7 +199,13 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
     let k_rpm = settings.target.rpm.max(1);
     let k_secs = |n: u64| n as f64 / f64::from(k_rpm) * k_window;
     let units_total = (walk.writes_total + est_writes) * 2 + 1;
-    let units_remaining = (walk.writes_remaining + est_writes) * 2 + reads_planned;
+    // Nothing left to write: no run is needed, so not even its credential check.
+    let writes_left = walk.writes_remaining + est_writes;
+    let units_remaining = if writes_left == 0 && open_intents == 0 {
+        0
+    } else {
+        writes_left * 2 + reads_planned
+    };
     let deskie = DeskieCost {
         cases: walk.cases + est_cases,
         writes_total: walk.writes_total + est_writes,
