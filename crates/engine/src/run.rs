@@ -191,6 +191,8 @@ impl Engine {
         ctx.store.release_loading().await?;
         if !options.dry_run {
             ctx.store.requeue_transient().await?;
+            // Re-mapped with today's configuration: a channel no longer mapped to skip migrates.
+            ctx.store.requeue_skipped().await?;
         }
         if let Some(filter) = &options.retry {
             let n = ctx.store.retry_failed(filter).await?;

@@ -178,3 +178,56 @@ async fn lost_responses_without_a_source_id_field() {
         .sum();
     assert_eq!(total_msgs, expected_msgs, "every message once");
 }
+
+/// A channel mapped to `skip` and routed to a real channel later migrates on the next run; the
+/// tickets already loaded are not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_unskipped_later_migrates_on_the_next_run() {
+    let mut h = start(small(120, 1000, 1000, 3000), "").await;
+    run(&h.settings, engine::RunOptions::default()).await;
+    let skipped = expected(&h)
+        .values()
+        .filter(|m| matches!(m, engine::mapping::Mapped::Skipped { .. }))
+        .count();
+    assert!(skipped > 0, "the seeded account has Facebook tickets");
+    let first_cases: std::collections::BTreeSet<i64> = h
+        .sandbox
+        .deskie_snapshot()
+        .cases
+        .iter()
+        .map(|c| c.case_id)
+        .collect();
+
+    h.settings.mapping.channels.insert(
+        "facebook".into(),
+        engine::config::ChannelRoute::Custom("483".into()),
+    );
+    h.sandbox.clear_journal();
+    run(&h.settings, engine::RunOptions::default()).await;
+    let (cases, _) = assert_exact(&h);
+    assert!(
+        cases > first_cases.len(),
+        "the formerly skipped tickets now have cases"
+    );
+    // Nothing is written to the cases of the first run.
+    let writes_to_first = h
+        .sandbox
+        .journal()
+        .iter()
+        .filter(|e| e.method != "GET")
+        .filter_map(|e| {
+            let p = e.path.split('?').next()?;
+            p.split("/cases/")
+                .nth(1)?
+                .split(['/', '.'])
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+        .filter(|id| first_cases.contains(id))
+        .count();
+    assert_eq!(
+        writes_to_first, 0,
+        "cases of the first run are not written again"
+    );
+}

@@ -64,6 +64,22 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// At the start of a run, hands skipped tickets back to the loader, which maps them again
+    /// with the current configuration: a channel routed from `skip` to a real channel since the
+    /// last run is then migrated, and one still mapped to `skip` is marked skipped again (no
+    /// request is sent for it). Only tickets whose current detail is stored. Returns how many.
+    pub async fn requeue_skipped(&self) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE tickets SET state = 'extracted', skip_reason = NULL
+             WHERE state = 'skipped' AND fetched_updated_at IS listed_updated_at",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// At the start of a run, gives transient failures another go without a flag: failed in
     /// load → `extracted`, failed in extract → `pending`. Returns how many.
     pub async fn requeue_transient(&self) -> Result<u64> {
