@@ -15,17 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use deskie::{Case, CaseQuery, CaseSort, DeskieClient, DeskieError, ErrorClass, MessageInfo};
-use jiff::Timestamp;
 use model::TicketKey;
 use sha2::Digest;
 use store::{
-    CaseRef, FailureClass, FailureRecord, Intent, IntentId, IntentResult, IntentStep, LoadState,
-    Stage,
+    CaseRef, FailureClass, FailureRecord, Intent, IntentResult, IntentStep, LoadState, Stage,
 };
 use tokio::sync::Semaphore;
 
 use crate::error::{EngineError, Result};
-use crate::mapping::{CasePlan, MapContext, Mapped, Step, html_to_text, map_ticket};
+use crate::mapping::{CasePlan, MapContext, Mapped, Step, map_ticket, normalize_body};
 use crate::progress::Progress;
 use crate::run::Ctx;
 
@@ -332,7 +330,7 @@ async fn load_plan(
             if stopping(ctx) {
                 return Ok(false);
             }
-            delta_update = delta_final_update(ctx, client, &case, plan).await?;
+            delta_update = delta_final_update(client, &case, plan).await?;
             delta_update.as_ref()
         }
         _ => None,
@@ -378,7 +376,6 @@ async fn load_plan(
 /// For a changed ticket whose case exists: the update that brings status and priority back to
 /// the source's, or `None` when Deskie already matches (one read).
 async fn delta_final_update(
-    ctx: &Ctx,
     client: &DeskieClient,
     case: &CaseRef,
     plan: &CasePlan,
@@ -398,7 +395,6 @@ async fn delta_final_update(
     {
         update.priority = Some(p);
     }
-    let _ = ctx;
     Ok((!update.is_empty()).then_some(update))
 }
 
@@ -445,7 +441,7 @@ async fn create_case(
             }
             Err(e) => {
                 ctx.store.abandon_intent(intent).await?;
-                return Err(classify(e, "create", Some(json_of(&plan.create))));
+                return Err(item_error(e, "create", Some(json_of(&plan.create))));
             }
         }
     }
@@ -530,7 +526,7 @@ async fn write_step(
             }
             Err(e) => {
                 ctx.store.abandon_intent(intent).await?;
-                return Err(classify(e, &step_name, Some(request_json)));
+                return Err(item_error(e, &step_name, Some(request_json)));
             }
         }
     }
@@ -600,13 +596,8 @@ async fn reconcile_open(
             }
         }
         // The update is idempotent: abandon and send it again.
-        IntentStep::Update => abandon(ctx, intent.id).await?,
+        IntentStep::Update => ctx.store.abandon_intent(intent.id).await?,
     }
-    Ok(())
-}
-
-async fn abandon(ctx: &Ctx, id: IntentId) -> std::result::Result<(), WriteError> {
-    ctx.store.abandon_intent(id).await?;
     Ok(())
 }
 
@@ -680,15 +671,6 @@ async fn find_message(
     Ok(exact.or(candidates.first()).map(|m| m.message_id))
 }
 
-fn normalize_body(s: &str) -> String {
-    let t = s.trim();
-    if t.contains('<') || t.contains('&') {
-        html_to_text(t)
-    } else {
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
-    }
-}
-
 fn case_ref(case: &Case) -> CaseRef {
     CaseRef {
         case_id: case.case_id,
@@ -709,13 +691,6 @@ fn payload_hash<T: serde::Serialize + ?Sized>(v: &T) -> String {
 }
 
 /// Turns a client error into a ticket failure (or a run stop for fatal ones).
-fn classify(e: DeskieError, step: &str, request: Option<String>) -> WriteError {
-    if e.class() == ErrorClass::Fatal {
-        return WriteError::Fatal(e.into());
-    }
-    item_error(e, step, request)
-}
-
 fn item_error(e: DeskieError, step: &str, request: Option<String>) -> WriteError {
     if e.class() == ErrorClass::Fatal {
         return WriteError::Fatal(e.into());
@@ -751,10 +726,4 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>(_: &T) {}
-    let _ = is_send::<Timestamp>;
 }

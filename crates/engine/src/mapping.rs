@@ -666,6 +666,17 @@ pub fn html_to_text(html: &str) -> String {
         .to_string()
 }
 
+/// A message body as compared when reading Deskie back (reconciliation, `verify`): HTML reduced
+/// to text, whitespace collapsed, so a server that re-formats markup still matches.
+pub(crate) fn normalize_body(s: &str) -> String {
+    let t = s.trim();
+    if t.contains('<') || t.contains('&') {
+        html_to_text(t)
+    } else {
+        t.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
 fn decode_entities(s: &str) -> String {
     if !s.contains('&') {
         return s.to_string();

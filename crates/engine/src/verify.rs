@@ -15,7 +15,7 @@ use store::{LoadState, TicketState};
 use tokio::sync::Semaphore;
 
 use crate::error::{EngineError, Result};
-use crate::mapping::{CasePlan, MapContext, Mapped, html_to_text, map_ticket};
+use crate::mapping::{CasePlan, MapContext, Mapped, map_ticket, normalize_body};
 use crate::run::{Engine, build_deskie};
 
 /// What `verify` found.
@@ -162,15 +162,6 @@ fn joined(
     r.map_err(|e| EngineError::Internal(format!("verify task: {e}")))?
 }
 
-fn norm(s: &str) -> String {
-    let t = s.trim();
-    if t.contains('<') || t.contains('&') {
-        html_to_text(t)
-    } else {
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
-    }
-}
-
 /// Checks one case against its ticket. Only a complete ticket (`loaded`) is expected to have
 /// every message and the final status; a failed one is checked for duplicates and order only.
 async fn check_case(
@@ -257,7 +248,7 @@ async fn check_case(
         "first message".to_string(),
         false,
         Some(plan.create.created_at),
-        norm(
+        normalize_body(
             plan.create
                 .content_html
                 .as_deref()
@@ -270,7 +261,7 @@ async fn check_case(
             s.intent_name(),
             s.is_note(),
             Some(s.created_at()),
-            norm(s.content()),
+            normalize_body(s.content()),
         ));
     }
     let mut used: HashSet<usize> = HashSet::new();
@@ -279,7 +270,7 @@ async fn check_case(
         let matches: Vec<usize> = messages
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.is_note() == *note && norm(m.body()) == *body)
+            .filter(|(_, m)| m.is_note() == *note && normalize_body(m.body()) == *body)
             .filter(|(_, m)| {
                 m.created_at_ts().is_none() || at.is_none() || m.created_at_ts() == *at || *note
             })
