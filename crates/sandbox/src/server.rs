@@ -43,6 +43,7 @@ pub(crate) struct Shared {
     pub credentials: Credentials,
     pub dataset: SharedDataset,
     pub faults: RwLock<Arc<Faults>>,
+    pub readings: RwLock<Arc<crate::Readings>>,
     pub journal: Mutex<Vec<JournalEntry>>,
     pub rng: Mutex<fastrand::Rng>,
     pub origin: Instant,
@@ -54,6 +55,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The readings in force now (cheap: an `Arc` clone).
+    pub fn readings(&self) -> Arc<crate::Readings> {
+        self.readings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The dataset as it is now (cheap: an `Arc` clone).
     pub fn dataset(&self) -> Arc<Dataset> {
         self.dataset
@@ -257,6 +266,7 @@ impl Sandbox {
             .unwrap_or_default();
         let shared = Arc::new(Shared {
             faults: RwLock::new(Arc::new(config.faults.clone())),
+            readings: RwLock::new(Arc::new(config.readings.clone())),
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed ^ 0x5eed_5a4d_b0c5)),
             config,
             credentials,
@@ -332,6 +342,21 @@ impl Sandbox {
     /// The faults currently active.
     pub fn faults(&self) -> Faults {
         (*self.shared.faults()).clone()
+    }
+
+    /// Switches how the emulators read the ambiguous points of the vendor pages while they run
+    /// (e.g. a preflight test under each reading).
+    pub fn set_readings(&self, readings: crate::Readings) {
+        *self
+            .shared
+            .readings
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(readings);
+    }
+
+    /// The readings currently in force.
+    pub fn readings(&self) -> crate::Readings {
+        (*self.shared.readings()).clone()
     }
 
     /// Every request to either server so far, in arrival order (entries are recorded when the
