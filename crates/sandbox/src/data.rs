@@ -235,6 +235,30 @@ impl Dataset {
         true
     }
 
+    /// Changes the status of several tickets in ONE account second, like an agent's bulk action in
+    /// the Desk360 panel: they all get the same `updated_at`, which is how the list meets ties
+    /// (Desk360 times have one-second resolution). Unknown keys are skipped; returns how many
+    /// tickets changed.
+    pub fn bulk_set_status(&mut self, keys: &[(i64, i64)], status: i64) -> usize {
+        let found: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| self.index.get(k).copied())
+            .collect();
+        if found.is_empty() {
+            return 0;
+        }
+        self.clock += 60;
+        let ts = naive(self.clock);
+        for &i in &found {
+            let t = &mut self.tickets[i];
+            t.status = status;
+            t.detail["status"] = json!(status);
+            t.list["status"] = json!(status);
+            self.stamp(i, &ts);
+        }
+        found.len()
+    }
+
     /// Changes a ticket's priority (0 low … 3 urgent) now, like [`Dataset::set_status`].
     pub fn set_priority(&mut self, product_id: i64, ticket_id: i64, priority: i64) -> bool {
         let Some(&i) = self.index.get(&(product_id, ticket_id)) else {
@@ -254,10 +278,17 @@ impl Dataset {
     fn touch(&mut self, i: usize) -> String {
         self.clock += 60;
         let ts = naive(self.clock);
+        self.stamp(i, &ts);
+        ts
+    }
+
+    /// Sets ticket `i`'s `updated_at` (detail, list and field) and moves the ticket to its new
+    /// place in the product's list order.
+    fn stamp(&mut self, i: usize, ts: &str) {
         let t = &mut self.tickets[i];
-        t.updated_at.clone_from(&ts);
-        t.detail["updated_at"] = Value::String(ts.clone());
-        t.list["updated_at"] = Value::String(ts.clone());
+        t.updated_at = ts.to_owned();
+        t.detail["updated_at"] = Value::String(ts.to_owned());
+        t.list["updated_at"] = Value::String(ts.to_owned());
         let product_id = t.product_id;
         let tickets = &self.tickets;
         if let Some(list) = self.by_product.get_mut(&product_id) {
@@ -266,7 +297,6 @@ impl Dataset {
                     .cmp(&(&tickets[b].updated_at, tickets[b].ticket_id))
             });
         }
-        ts
     }
 }
 

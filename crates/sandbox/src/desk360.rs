@@ -397,6 +397,11 @@ fn list_tickets(shared: &Shared, pid: &str, path: &str, query: &str) -> Answer {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let mut page = 1usize;
+    // Page 004, ticket list parameters: "Sort by updated date order (default descending) to make
+    // ascending send query as "asc"". Anything but `asc` (or no `order`) is descending. Ties on
+    // `updated_at` (one-second resolution: bulk actions stamp many tickets alike) are not
+    // documented; we break them by id, in the same direction as the order, so every page is
+    // deterministic and `asc` is exactly the reverse of the default.
     let mut ascending = false;
     let mut f = Filters::default();
     for (k, v) in &pairs {
@@ -485,19 +490,47 @@ fn list_tickets(shared: &Shared, pid: &str, path: &str, query: &str) -> Answer {
     let body = serde_json::to_vec(&items).unwrap_or_default();
     let mut resp = raw_response(StatusCode::OK, "application/json", body);
     if has_more {
-        let mut next: Vec<(String, String)> =
-            pairs.into_iter().filter(|(k, _)| k != "page").collect();
-        next.push(("page".into(), (page + 1).to_string()));
-        let qs = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(next)
-            .finish();
-        set_header(
-            &mut resp,
-            "link",
-            &format!("<{}{}?{}>; rel=next", shared.desk360_url, path, qs),
-        );
+        let link = next_link(shared, path, &pairs, page + 1, false);
+        set_header(&mut resp, "link", &format!("<{link}>; rel=next"));
     }
     (resp, None)
+}
+
+/// The absolute URL of list page `page`, as this server spells it in `Link: rel=next`.
+///
+/// Page 004 ("Pagination") shows one example only, `…/tickets?page=2`, for a first request that
+/// had no other parameter; whether a real server keeps the caller's `order` and filters is not
+/// said. [`crate::LinkReading::KeepsQuery`] keeps every parameter (in the caller's order, `page`
+/// last); [`crate::LinkReading::PageOnly`] carries `page` alone, and the next request is then
+/// served in the default order, unfiltered — exactly what a server that ignores what it did not
+/// put in the link does. The reading is read per request, so a test can switch it at run time.
+///
+/// `respell` writes the same URL differently (host `localhost` for `127.0.0.1`, parameters in
+/// reverse order): both resolve to this server, but a client comparing URL text does not see
+/// that it was already there.
+fn next_link(
+    shared: &Shared,
+    path: &str,
+    pairs: &[(String, String)],
+    page: usize,
+    respell: bool,
+) -> String {
+    let mut next: Vec<(String, String)> = match shared.readings().link {
+        crate::LinkReading::KeepsQuery => {
+            pairs.iter().filter(|(k, _)| k != "page").cloned().collect()
+        }
+        crate::LinkReading::PageOnly => Vec::new(),
+    };
+    next.push(("page".into(), page.to_string()));
+    let mut base = shared.desk360_url.clone();
+    if respell {
+        next.reverse();
+        base = base.replacen("127.0.0.1", "localhost", 1);
+    }
+    let qs = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(next)
+        .finish();
+    format!("{base}{path}?{qs}")
 }
 
 /// Status changes of a ticket: one entry from 0 to its current status (none while still 0).

@@ -410,6 +410,14 @@ impl Sandbox {
             .change_dataset(|ds| ds.set_status(product_id, ticket_id, status))
     }
 
+    /// Changes the status of several tickets in one account second, as an agent's bulk action
+    /// does (see [`Dataset::bulk_set_status`]): they share one `updated_at`, so list-order ties
+    /// can be tested. Returns how many tickets changed.
+    pub fn bulk_set_ticket_status(&self, keys: &[(i64, i64)], status: i64) -> usize {
+        self.shared
+            .change_dataset(|ds| ds.bulk_set_status(keys, status))
+    }
+
     /// Changes a ticket's priority (0 low … 3 urgent) while the servers run, like
     /// [`Sandbox::set_ticket_status`].
     pub fn set_ticket_priority(&self, product_id: i64, ticket_id: i64, priority: i64) -> bool {
