@@ -131,6 +131,8 @@ pub struct Dataset {
     by_product: BTreeMap<i64, Vec<usize>>,
     /// Attachment URL path (from `/attachments/`) → declared size in bytes.
     attachment_sizes: HashMap<String, u64>,
+    /// Scheme and host of attachment URLs (tickets created later use it too).
+    attachment_base: String,
     /// The account's "now" in epoch seconds: the latest time it has seen (generated or changed).
     /// Every change advances it, so a changed ticket is the most recently updated one.
     clock: i64,
@@ -233,6 +235,74 @@ impl Dataset {
         t.detail["status"] = json!(status);
         t.list["status"] = json!(status);
         true
+    }
+
+    /// Creates a new ticket in `product_id` as if a customer (or an agent) opened it now, the way
+    /// a live account grows while a migration runs. It is shaped like a generated ticket (every
+    /// field, 1–3 messages minutes apart, maybe attachments, `ref:` markers in every body so
+    /// [`parse_refs`] recognises it), drawn from `seed`. Its id is the next free one: above every
+    /// ticket id of the account, so ids stay unique account-wide as generated ones are; its
+    /// `updated_at` is the newest of the account (the clock advances to its last message).
+    ///
+    /// Returns `(product_id, ticket_id)`, or `None` for an unknown product.
+    pub fn create_ticket(&mut self, product_id: i64, seed: u64) -> Option<(i64, i64)> {
+        if !self.products.iter().any(|p| p.id == product_id) {
+            return None;
+        }
+        let ticket_id = self
+            .tickets
+            .iter()
+            .map(|t| t.ticket_id)
+            .max()
+            .unwrap_or(999)
+            + 1;
+        let n = self.tickets.len();
+        let live = Live {
+            now: self.clock + 60,
+            first_message_id: self.next_message_id,
+        };
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut sizes = HashMap::new();
+        let t = gen_ticket(
+            &mut rng,
+            n,
+            product_id,
+            ticket_id,
+            &self.agents,
+            &self.attachment_base,
+            &mut sizes,
+            Some(live),
+        );
+        self.next_message_id += t.messages().len() as i64;
+        self.clock = naive_secs(&t.updated_at).unwrap_or(live.now).max(live.now);
+        self.attachment_sizes.extend(sizes);
+        self.index.insert((product_id, ticket_id), n);
+        self.tickets.push(t);
+        // Newest update and highest id: it belongs at the end of the ascending order.
+        self.by_product.entry(product_id).or_default().push(n);
+        Some((product_id, ticket_id))
+    }
+
+    /// Appends a seeded message to a seeded ticket, as a live account sees: a customer's follow-up
+    /// or an agent's reply (never a note), a phrase like the generated ones. Returns the ticket's
+    /// key, or `None` when the account has no ticket.
+    pub fn append_random_message(&mut self, seed: u64) -> Option<(i64, i64)> {
+        if self.tickets.is_empty() {
+            return None;
+        }
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let t = &self.tickets[rng.usize(..self.tickets.len())];
+        let key = (t.product_id, t.ticket_id);
+        let agent_id = if rng.bool() {
+            0
+        } else if t.agent_id != 0 {
+            t.agent_id
+        } else {
+            self.agents[rng.usize(..self.agents.len())].id
+        };
+        let phrase = PHRASES[rng.usize(..PHRASES.len())];
+        self.append_message(key.0, key.1, agent_id, false, &format!("<p>{phrase}</p>"))?;
+        Some(key)
     }
 
     /// Changes the status of several tickets in ONE account second, like an agent's bulk action in
@@ -484,6 +554,7 @@ pub fn generate_with_base(
                                 agents,
                                 attachment_base,
                                 &mut sizes,
+                                None,
                             )
                         })
                         .collect();
@@ -532,9 +603,20 @@ pub fn generate_with_base(
         index,
         by_product,
         attachment_sizes,
+        attachment_base: attachment_base.to_owned(),
         clock,
         next_message_id,
     }
+}
+
+/// A ticket created while the account is live (not at generation): when, and where its message
+/// ids start.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    /// Epoch seconds of its creation (the first message).
+    now: i64,
+    /// Id of its first message; the others follow.
+    first_message_id: i64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -546,6 +628,7 @@ fn gen_ticket(
     agents: &[Agent],
     attachment_base: &str,
     attachment_sizes: &mut HashMap<String, u64>,
+    live: Option<Live>,
 ) -> TicketData {
     let channel = pick_weighted(rng, &CHANNELS);
     let first = FIRST_NAMES[rng.usize(..FIRST_NAMES.len())];
@@ -586,21 +669,29 @@ fn gen_ticket(
     let type_id = rng.i64(1..4);
     let reason_id = rng.i64(1..5);
     let agent_opened = rng.f64() < 0.1;
-    let n_messages = match rng.u32(0..100) {
-        0..8 => 1,
-        8..85 => rng.usize(2..=6),
-        85..97 => rng.usize(7..=12),
-        _ => rng.usize(13..=30),
+    let n_messages = match live {
+        Some(_) => rng.usize(1..=3),
+        None => match rng.u32(0..100) {
+            0..8 => 1,
+            8..85 => rng.usize(2..=6),
+            85..97 => rng.usize(7..=12),
+            _ => rng.usize(13..=30),
+        },
     };
 
-    let created = BASE_TIME + rng.i64(0..3 * 365 * 86_400);
+    // A live ticket is written now, its messages minutes apart; a generated one any time in the
+    // three years after BASE_TIME, its messages up to days apart.
+    let (created, max_gap) = match live {
+        Some(l) => (l.now, 600),
+        None => (BASE_TIME + rng.i64(0..3 * 365 * 86_400), 3 * 86_400),
+    };
     let mut at = created;
     let mut messages = Vec::with_capacity(n_messages);
     let mut first_text = String::new();
     let mut last_reply = String::new();
     for idx in 0..n_messages {
         if idx > 0 && rng.f64() >= 0.05 {
-            at += rng.i64(30..3 * 86_400);
+            at += rng.i64(30..max_gap);
         }
         let (author, kind) = if idx == 0 {
             let a = if agent_opened {
@@ -634,7 +725,10 @@ fn gen_ticket(
             }
         }
         // Unique account-wide (at most 30 messages a ticket), increasing within a ticket.
-        let message_id = 50_000 + 32 * n as i64 + idx as i64;
+        let message_id = match live {
+            Some(l) => l.first_message_id + idx as i64,
+            None => 50_000 + 32 * n as i64 + idx as i64,
+        };
         let mut groups = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         if rng.f64() < 0.08 {
             for k in 0..rng.usize(1..=3) {
@@ -678,7 +772,10 @@ fn gen_ticket(
             "updated_at": ts,
         }));
     }
-    let updated = at + rng.i64(0..3600);
+    let updated = match live {
+        Some(_) => at,
+        None => at + rng.i64(0..3600),
+    };
     let subject = if rng.f64() < 0.2 {
         Value::Null
     } else {

@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub desk360_url: String,
     pub deskie_url: String,
     pub desk360: Mutex<crate::desk360::Desk360State>,
+    /// Desk360 account changes ([`crate::Churn`] and [`Sandbox::create_ticket`]): held while a
+    /// change is drawn and applied, so changes happen in one deterministic sequence.
+    pub churn: Mutex<crate::desk360::ChurnState>,
     pub deskie: Mutex<DeskieState>,
 }
 
@@ -277,6 +280,7 @@ impl Sandbox {
             desk360_url,
             deskie_url,
             desk360: Mutex::new(Default::default()),
+            churn: Mutex::new(crate::desk360::ChurnState::new(seed)),
             deskie: Mutex::new(DeskieState::new()),
         });
 
@@ -408,6 +412,19 @@ impl Sandbox {
     pub fn set_ticket_status(&self, product_id: i64, ticket_id: i64, status: i64) -> bool {
         self.shared
             .change_dataset(|ds| ds.set_status(product_id, ticket_id, status))
+    }
+
+    /// Creates a new Desk360 ticket in `product_id` while the servers run, shaped like a generated
+    /// one (see [`Dataset::create_ticket`]; content drawn from the sandbox seed, in call order):
+    /// the newest `updated_at` of the account, so it is on page 1 of the default order and last
+    /// in `order=asc`. Returns `(product_id, ticket_id)`, or `None` for an unknown product.
+    pub fn create_ticket(&self, product_id: i64) -> Option<(i64, i64)> {
+        crate::desk360::create_ticket(&self.shared, product_id)
+    }
+
+    /// Every change [`crate::Churn`] has made so far, in order (by-hand changes are not listed).
+    pub fn churn_log(&self) -> Vec<crate::ChurnEvent> {
+        lock(&self.shared.churn).log.clone()
     }
 
     /// Changes the status of several tickets in one account second, as an agent's bulk action

@@ -170,3 +170,198 @@ async fn link_page_only_drops_order_and_filters_and_the_next_page_is_served_by_d
     assert!(link.expect("next").contains("order=asc"));
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Churn: the Desk360 account changes while a run lists and fetches it.
+
+/// The first attachment URL of the account (absolute, pointing at the emulator).
+fn some_attachment(sb: &Sandbox) -> String {
+    let ds = sb.dataset();
+    ds.tickets
+        .iter()
+        .flat_map(|t| t.messages())
+        .flat_map(|m| {
+            ["images", "videos", "files", "others"]
+                .into_iter()
+                .flat_map(move |g| m["attachments"][g].as_array().cloned().unwrap_or_default())
+        })
+        .map(|a| a["url"].as_str().expect("url").to_owned())
+        .next()
+        .expect("the account has attachments")
+}
+
+fn churn_config(c: &mut sandbox::SandboxConfig) {
+    c.tickets = 120;
+    c.desk360_limit = 10_000;
+    c.churn = Some(sandbox::Churn {
+        start_after: 5,
+        every: 3,
+        updates: 3,
+        creates: 3,
+    });
+}
+
+#[tokio::test]
+async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one() {
+    let sb = start(churn_config).await;
+    let before = sb.dataset();
+    let max_id = before
+        .tickets
+        .iter()
+        .map(|t| t.ticket_id)
+        .max()
+        .expect("ids");
+    let products = format!("{}/v1/products", sb.desk360_url());
+    let file = some_attachment(&sb);
+    for i in 1..=30u64 {
+        assert_eq!(get(&sb, &products).await.status(), 200);
+        // Attachment downloads are not Desk360 API requests: they never count.
+        assert_eq!(get(&sb, &file).await.status(), 200);
+        let done = sb.churn_log().len() as u64;
+        let due = if i < 8 { 0 } else { ((i - 5) / 3).min(6) };
+        assert_eq!(done, due, "after {i} requests");
+    }
+    let log = sb.churn_log();
+    assert_eq!(
+        log.iter().map(|e| e.at_request).collect::<Vec<_>>(),
+        [8, 11, 14, 17, 20, 23]
+    );
+    assert!(
+        log.windows(2).all(|w| w[0].created != w[1].created),
+        "updates and creations alternate: {log:?}"
+    );
+    assert_eq!(log.iter().filter(|e| e.created).count(), 3);
+
+    // The snapshot taken before is untouched (copy-on-write).
+    assert_eq!(before.tickets.len(), 120);
+    let now = sb.dataset();
+    assert_eq!(now.tickets.len(), 123);
+    let newest_before = before
+        .tickets
+        .iter()
+        .map(|t| &t.updated_at)
+        .max()
+        .expect("ts");
+    let mut last_stamp = newest_before.clone();
+    let mut next_id = max_id + 1;
+    for e in &log {
+        let t = now.ticket(e.key.0, e.key.1).expect("changed ticket exists");
+        assert!(
+            t.updated_at > last_stamp,
+            "each change is the newest so far"
+        );
+        last_stamp = t.updated_at.clone();
+        let msgs = t.messages();
+        if e.created {
+            assert_eq!(t.ticket_id, next_id, "next free id");
+            next_id += 1;
+            assert!(before.ticket(e.key.0, e.key.1).is_none());
+            assert!((1..=3).contains(&msgs.len()));
+            // Every field a generated ticket has.
+            let generated = &before.tickets[0];
+            for (field, _) in generated.detail.as_object().expect("object") {
+                assert!(
+                    t.detail.get(field).is_some(),
+                    "created ticket lacks {field}"
+                );
+            }
+            for (field, _) in generated.list.as_object().expect("object") {
+                assert!(
+                    t.list.get(field).is_some(),
+                    "created list object lacks {field}"
+                );
+            }
+            assert_eq!(t.detail["created_at"], msgs[0]["created_at"]);
+        } else {
+            let old = before.ticket(e.key.0, e.key.1).expect("existed");
+            assert_eq!(msgs.len(), old.messages().len() + 1);
+            assert_eq!(msgs[msgs.len() - 1]["type"], 0, "a reply, not a note");
+        }
+        for (idx, m) in msgs.iter().enumerate() {
+            let refs = sandbox::parse_refs(m["message"].as_str().expect("html"));
+            assert!(refs.contains(&(e.key.0, e.key.1, idx)), "marker in {m}");
+        }
+    }
+    let ids: Vec<i64> = now
+        .tickets
+        .iter()
+        .flat_map(|t| t.messages())
+        .map(|m| m["id"].as_i64().expect("id"))
+        .collect();
+    let unique: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "message ids stay unique");
+
+    // The last change is on page 1 of its product's default order, first.
+    let last = log.last().expect("changes").key;
+    let (first_page, _) = page(
+        &sb,
+        &format!("{}/v1/products/{}/tickets", sb.desk360_url(), last.0),
+    )
+    .await;
+    assert_eq!(first_page[0], last.1);
+    // …and the new ticket's detail is served.
+    let created = log.iter().find(|e| e.created).expect("a creation").key;
+    let resp = get(
+        &sb,
+        &format!(
+            "{}/v1/products/{}/tickets/{}",
+            sb.desk360_url(),
+            created.0,
+            created.1
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let detail: Value = bounded(resp.json()).await.expect("json");
+    assert_eq!(detail, now.ticket(created.0, created.1).expect("t").detail);
+
+    // Nothing more once the counts are done.
+    for _ in 0..10 {
+        get(&sb, &products).await;
+    }
+    assert_eq!(sb.churn_log().len(), 6);
+    sb.shutdown().await;
+
+    // The same seed makes the same changes.
+    let again = start(churn_config).await;
+    for _ in 0..30 {
+        get(&again, &format!("{}/v1/products", again.desk360_url())).await;
+    }
+    assert_eq!(again.churn_log(), log);
+    let a = again.dataset();
+    for e in &log {
+        let (x, y) = (
+            a.ticket(e.key.0, e.key.1).expect("t"),
+            now.ticket(e.key.0, e.key.1).expect("t"),
+        );
+        assert_eq!(x.messages().len(), y.messages().len());
+        assert_eq!(x.list["last_message"], y.list["last_message"]);
+    }
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn tickets_created_by_hand_are_new_and_newest() {
+    let sb = start(|c| c.tickets = 60).await;
+    let product = sb.dataset().products[1].id;
+    let max_id = sb
+        .dataset()
+        .tickets
+        .iter()
+        .map(|t| t.ticket_id)
+        .max()
+        .expect("ids");
+    let key = sb.create_ticket(product).expect("known product");
+    assert_eq!(key, (product, max_id + 1));
+    let second = sb.create_ticket(product).expect("known product");
+    assert_eq!(second, (product, max_id + 2));
+    assert_eq!(sb.create_ticket(999_999), None, "unknown product");
+    let ds = sb.dataset();
+    let asc: Vec<i64> = ds
+        .product_tickets_asc(product)
+        .map(|t| t.ticket_id)
+        .collect();
+    assert_eq!(asc[asc.len() - 2..], [key.1, second.1]);
+    assert!(sb.churn_log().is_empty(), "by-hand changes are not churn");
+    sb.shutdown().await;
+}
