@@ -574,6 +574,20 @@ fn list_tickets(shared: &Shared, pid: &str, path: &str, query: &str) -> Answer {
     }
     let body = serde_json::to_vec(&items).unwrap_or_default();
     let mut resp = raw_response(StatusCode::OK, "application/json", body);
+    // `Faults.link_loops`: this page's `Link` leads back to an earlier page (whether or not the
+    // page is the last one), a server bug a client must survive without listing forever.
+    let looped = shared
+        .faults()
+        .link_loops
+        .iter()
+        .find(|l| l.product_id == product_id && usize::try_from(l.from_page).ok() == Some(page))
+        .map(|l| (l.to_page, l.respell));
+    if let Some((to_page, respell)) = looped {
+        let to_page = usize::try_from(to_page).unwrap_or(1).max(1);
+        let link = next_link(shared, path, &pairs, to_page, respell);
+        set_header(&mut resp, "link", &format!("<{link}>; rel=next"));
+        return (resp, Some("link_loop"));
+    }
     if has_more {
         let link = next_link(shared, path, &pairs, page + 1, false);
         set_header(&mut resp, "link", &format!("<{link}>; rel=next"));

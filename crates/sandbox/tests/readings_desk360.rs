@@ -365,3 +365,84 @@ async fn tickets_created_by_hand_are_new_and_newest() {
     assert!(sb.churn_log().is_empty(), "by-hand changes are not churn");
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. `Faults.link_loops`: a page whose `Link` leads back to a page already read.
+
+#[tokio::test]
+async fn link_loops_lead_back_under_both_link_readings_and_can_be_respelled() {
+    let sb = start(|c| {
+        c.tickets = 300;
+        c.desk360_limit = 10_000;
+    })
+    .await;
+    let product = sb.dataset().products[0].id;
+    let other = sb.dataset().products[1].id;
+    let base = format!("{}/v1/products/{product}/tickets", sb.desk360_url());
+    let desc = expected_desc(&sb, product);
+    assert!(desc.len() > 60, "more than three pages");
+    sb.set_faults(sandbox::Faults {
+        link_loops: vec![
+            sandbox::LinkLoop {
+                product_id: product,
+                from_page: 3,
+                to_page: 2,
+                respell: false,
+            },
+            sandbox::LinkLoop {
+                product_id: other,
+                from_page: 2,
+                to_page: 1,
+                respell: true,
+            },
+        ],
+        ..sandbox::Faults::default()
+    });
+
+    for reading in [LinkReading::KeepsQuery, LinkReading::PageOnly] {
+        sb.set_readings(Readings {
+            link: reading,
+            ..Readings::default()
+        });
+        // Plain loop: page 3 points at exactly the URL the client followed for page 2.
+        let (p1, to2) = page(&sb, &format!("{base}?order=desc")).await;
+        let to2 = to2.expect("page 2");
+        let (p2, to3) = page(&sb, &to2).await;
+        let (p3, back) = page(&sb, &to3.expect("page 3")).await;
+        assert_eq!([p1, p2, p3].concat(), desc[..60], "{reading:?}");
+        assert_eq!(back.as_deref(), Some(to2.as_str()), "{reading:?}");
+
+        // Respelled loop: another spelling of page 1's URL, which serves page 1 again.
+        let first = format!(
+            "{}/v1/products/{other}/tickets?order=desc&page=1",
+            sb.desk360_url()
+        );
+        let (o1, to2) = page(&sb, &first).await;
+        let (_, back) = page(&sb, &to2.expect("page 2")).await;
+        let back = back.expect("a looping link");
+        assert_ne!(back, first, "spelled differently");
+        assert!(back.starts_with("http://localhost:"), "{back}");
+        assert!(back.contains("page=1"), "{back}");
+        if reading == LinkReading::KeepsQuery {
+            assert!(
+                back.contains("?page=1&order=desc"),
+                "parameters reordered: {back}"
+            );
+        }
+        let (again, _) = page(&sb, &back).await;
+        assert_eq!(again, o1, "the same server, the same page");
+    }
+    let loops = sb
+        .journal()
+        .iter()
+        .filter(|e| e.fault.as_deref() == Some("link_loop"))
+        .count();
+    assert_eq!(loops, 4, "two loops under each reading");
+
+    // Faults off: page 3 links to page 4 again.
+    sb.set_faults(sandbox::Faults::default());
+    sb.set_readings(Readings::default());
+    let (_, next) = page(&sb, &format!("{base}?page=3")).await;
+    assert!(next.expect("page 4").ends_with("page=4"));
+    sb.shutdown().await;
+}
