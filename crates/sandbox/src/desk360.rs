@@ -251,6 +251,7 @@ async fn handle(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
         ["v1", "products"]
             | ["v1", "agents"]
             | ["v1", "me"]
+            | ["v1", "agents", "me"]
             | ["v1", "types"]
             | ["v1", "reasons"]
             | ["v1", "products", _, "tickets"]
@@ -286,10 +287,8 @@ async fn handle(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
                 .map(|a| json!({"id": a.id, "name": a.name, "email": a.email, "avatar": a.avatar}))
                 .collect(),
         )),
-        ["v1", "me"] => {
-            let a = &ds.agents[0];
-            ok(json!({"id": a.id, "name": a.name, "email": a.email, "avatar": a.avatar}))
-        }
+        // Page 004 titles it `GET /v1/me` and its curl sample calls `/v1/agents/me`: both answer.
+        ["v1", "me"] | ["v1", "agents", "me"] => ok(current_agent(shared, &ds)),
         ["v1", "types"] => ok(Value::Array(
             ds.types
                 .iter()
@@ -314,6 +313,23 @@ async fn handle(shared: &Shared, ip: IpAddr, req: Request) -> Answer {
         ["v1", "products", pid, "tickets", tid] => ticket_detail(shared, pid, tid),
         ["v1", "products", pid, "tickets", tid, "logs"] => ticket_logs(shared, pid, tid),
         _ => (method_not_allowed(), None),
+    }
+}
+
+/// The agent the token belongs to (page 004, "Get Current Agent"): the account's first agent,
+/// with its address in the account's own domain (`<local>@<account>.example`), so two sandboxes
+/// serving different accounts ([`crate::SandboxConfig::desk360_account`]) answer differently
+/// while the default account `acme` answers exactly the generated agent (`jane@acme.example`).
+fn current_agent(shared: &Shared, ds: &crate::Dataset) -> Value {
+    let account = &shared.config.desk360_account;
+    match ds.agents.first() {
+        Some(a) => {
+            let local = a.email.split('@').next().unwrap_or("api");
+            json!({"id": a.id, "name": a.name, "email": format!("{local}@{account}.example"),
+                "avatar": a.avatar})
+        }
+        None => json!({"id": 1, "name": format!("API ({account})"),
+            "email": format!("api@{account}.example"), "avatar": null}),
     }
 }
 

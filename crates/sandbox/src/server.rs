@@ -258,7 +258,8 @@ impl Sandbox {
 
         let credentials = Credentials {
             desk360_token: format!("sandbox-desk360-token-{seed:x}"),
-            desk360_email: "admin@acme.example".into(),
+            // The login address is in the account's domain (`admin@acme.example` by default).
+            desk360_email: format!("admin@{}.example", config.desk360_account),
             desk360_password: "sandbox-password".into(),
             deskie_staff_email: "importer@acme.example".into(),
             deskie_api_key: format!("sandbox-deskie-key-{seed:x}"),

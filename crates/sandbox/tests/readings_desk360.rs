@@ -446,3 +446,37 @@ async fn link_loops_lead_back_under_both_link_readings_and_can_be_respelled() {
     assert!(next.expect("page 4").ends_with("page=4"));
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Account identity in `/v1/me` and `/v1/agents/me` (page 004, "Get Current Agent").
+
+async fn me(sb: &Sandbox, path: &str) -> Value {
+    let resp = get(sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
+    assert_eq!(resp.status(), 200, "{path}");
+    bounded(resp.json()).await.expect("json")
+}
+
+#[tokio::test]
+async fn the_current_agent_names_the_account() {
+    let acme = start(|_| {}).await;
+    let globex = start(|c| c.desk360_account = "globex".into()).await;
+    let a = me(&acme, "me").await;
+    assert_eq!(
+        me(&acme, "agents/me").await,
+        a,
+        "both spellings of the page"
+    );
+    let first = &acme.dataset().agents[0];
+    // The default account answers the generated agent as it always did.
+    assert_eq!(a["id"], first.id);
+    assert_eq!(a["name"], first.name.as_str());
+    assert_eq!(a["email"], "jane@acme.example");
+    let g = me(&globex, "me").await;
+    assert_eq!(me(&globex, "agents/me").await, g);
+    assert_eq!(g["email"], "jane@globex.example");
+    assert_ne!(a, g, "two accounts can be told apart");
+    assert_eq!(acme.credentials().desk360_email, "admin@acme.example");
+    assert_eq!(globex.credentials().desk360_email, "admin@globex.example");
+    acme.shutdown().await;
+    globex.shutdown().await;
+}
