@@ -268,6 +268,8 @@ impl Sandbox {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
+        let origin = Instant::now();
+        let desk360_state = crate::desk360::Desk360State::new(&credentials.desk360_token, origin);
         let shared = Arc::new(Shared {
             faults: RwLock::new(Arc::new(config.faults.clone())),
             readings: RwLock::new(Arc::new(config.readings.clone())),
@@ -276,11 +278,11 @@ impl Sandbox {
             credentials,
             dataset: RwLock::new(Arc::new(dataset)),
             journal: Mutex::new(Vec::new()),
-            origin: Instant::now(),
+            origin,
             origin_epoch,
             desk360_url,
             deskie_url,
-            desk360: Mutex::new(Default::default()),
+            desk360: Mutex::new(desk360_state),
             churn: Mutex::new(crate::desk360::ChurnState::new(seed)),
             deskie: Mutex::new(DeskieState::new()),
         });
@@ -333,6 +335,19 @@ impl Sandbox {
     /// The credentials both emulators accept.
     pub fn credentials(&self) -> Credentials {
         self.shared.credentials.clone()
+    }
+
+    /// Makes the Desk360 token in force stop working now, as if its lifetime ran out: requests
+    /// carrying it get the documented 401 (journal fault `token_expired`) and the next
+    /// `/v1/login` generates a new token (a different string).
+    pub fn expire_desk360_token(&self) {
+        crate::desk360::expire_token(&self.shared);
+    }
+
+    /// The Desk360 token accepted now: the static one of [`Sandbox::credentials`] until it
+    /// expires, then the last one a login generated; `None` between an expiry and the next login.
+    pub fn desk360_token(&self) -> Option<String> {
+        crate::desk360::current_token(&self.shared)
     }
 
     /// Replaces the active faults (e.g. switch a rejection off before a retry run).

@@ -480,3 +480,118 @@ async fn the_current_agent_names_the_account() {
     acme.shutdown().await;
     globex.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Token expiry: an expired token answers what an invalid one does (page 004 error table).
+
+async fn login(sb: &Sandbox, post: bool) -> String {
+    let c = sb.credentials();
+    let url = format!("{}/v1/login", sb.desk360_url());
+    let req = if post {
+        client()
+            .post(&url)
+            .json(&serde_json::json!({"email": c.desk360_email, "password": c.desk360_password}))
+    } else {
+        client().get(&url).query(&[
+            ("email", &c.desk360_email),
+            ("password", &c.desk360_password),
+        ])
+    };
+    let resp = bounded(req.send()).await.expect("login");
+    assert_eq!(resp.status(), 200);
+    let body: Value = bounded(resp.json()).await.expect("json");
+    assert_eq!(body["token_type"], "Bearer");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+/// Status and error code of `/v1/products` with `token`.
+async fn products_with(sb: &Sandbox, token: &str) -> (u16, Value) {
+    let resp = get_with(sb, &format!("{}/v1/products", sb.desk360_url()), token).await;
+    let status = resp.status().as_u16();
+    (status, bounded(resp.json()).await.expect("json"))
+}
+
+fn unauthenticated(body: &Value) -> bool {
+    body["error"]["code"] == "authentication_exception"
+        && body["error"]["message"].is_string()
+        && body["error"]["doc_url"].is_string()
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_like_an_invalid_one_and_a_login_issues_a_new_one() {
+    let sb = start(|_| {}).await;
+    let fixed = sb.credentials().desk360_token;
+    assert_eq!(
+        login(&sb, false).await,
+        fixed,
+        "the token in force is returned"
+    );
+    assert_eq!(products_with(&sb, &fixed).await.0, 200);
+
+    sb.expire_desk360_token();
+    assert_eq!(sb.desk360_token(), None);
+    let (status, expired) = products_with(&sb, &fixed).await;
+    let (wrong_status, wrong) = products_with(&sb, "never-issued").await;
+    assert_eq!((status, wrong_status), (401, 401));
+    assert!(unauthenticated(&expired));
+    assert_eq!(expired, wrong, "the same documented body");
+    let faults: Vec<Option<String>> = sb
+        .journal()
+        .iter()
+        .filter(|e| e.status == 401)
+        .map(|e| e.fault.clone())
+        .collect();
+    assert_eq!(faults, [Some("token_expired".to_owned()), None]);
+
+    // A login (GET) generates a new token; it works, the old one stays refused.
+    let second = login(&sb, false).await;
+    assert_ne!(second, fixed);
+    assert_eq!(sb.desk360_token().as_deref(), Some(second.as_str()));
+    assert_eq!(products_with(&sb, &second).await.0, 200);
+    assert_eq!(products_with(&sb, &fixed).await.0, 401);
+    assert_eq!(
+        login(&sb, true).await,
+        second,
+        "already created: the same one"
+    );
+
+    // And again by POST.
+    sb.expire_desk360_token();
+    let third = login(&sb, true).await;
+    assert!(third != second && third != fixed);
+    assert_eq!(products_with(&sb, &third).await.0, 200);
+    assert_eq!(products_with(&sb, &second).await.0, 401);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn tokens_expire_after_their_ttl() {
+    let ttl = std::time::Duration::from_secs(2);
+    let sb = start(|c| c.desk360_token_ttl = Some(ttl)).await;
+    let fixed = sb.credentials().desk360_token;
+    assert_eq!(products_with(&sb, &fixed).await.0, 200);
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    let (status, body) = products_with(&sb, &fixed).await;
+    assert_eq!(status, 401);
+    assert!(unauthenticated(&body));
+    let fresh = login(&sb, true).await;
+    assert_ne!(fresh, fixed);
+    assert_eq!(products_with(&sb, &fresh).await.0, 200);
+    let expired = sb
+        .journal()
+        .iter()
+        .filter(|e| e.fault.as_deref() == Some("token_expired"))
+        .count();
+    assert_eq!(expired, 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_ttl_the_static_token_never_expires() {
+    let sb = start(|_| {}).await;
+    let fixed = sb.credentials().desk360_token;
+    assert_eq!(sb.desk360_token().as_deref(), Some(fixed.as_str()));
+    assert_eq!(products_with(&sb, &fixed).await.0, 200);
+    assert_eq!(login(&sb, true).await, fixed);
+    sb.shutdown().await;
+}
