@@ -133,6 +133,8 @@ pub struct Dataset {
     attachment_sizes: HashMap<String, u64>,
     /// Scheme and host of attachment URLs (tickets created later use it too).
     attachment_base: String,
+    /// The generator's seed: attachment bytes are drawn from it and the URL path.
+    seed: u64,
     /// The account's "now" in epoch seconds: the latest time it has seen (generated or changed).
     /// Every change advances it, so a changed ticket is the most recently updated one.
     clock: i64,
@@ -165,9 +167,86 @@ impl Dataset {
     /// Declared size of an attachment, found by the path of its URL (any host), so the Deskie
     /// emulator can apply the 25 MB / 50 MB limits to `attachment_urls`.
     pub fn attachment_size(&self, url: &str) -> Option<u64> {
+        self.attachment_path(url).map(|(_, size)| size)
+    }
+
+    /// The path of an attachment URL (any host, query and fragment dropped) when the account has
+    /// such a file, with its size.
+    pub(crate) fn attachment_path<'a>(&self, url: &'a str) -> Option<(&'a str, u64)> {
         let at = url.find("/attachments/")?;
         let path = url[at..].split(['?', '#']).next().unwrap_or_default();
-        self.attachment_sizes.get(path).copied()
+        self.attachment_sizes.get(path).map(|&size| (path, size))
+    }
+
+    /// The content of an attachment, in the 64 KiB chunks the emulator streams it in (the file
+    /// is never whole in memory): deterministic pseudo-random bytes drawn from the seed and the
+    /// URL's path, so a test can follow a file end to end. `None` for an unknown URL.
+    pub fn attachment_chunks(&self, url: &str) -> Option<impl Iterator<Item = Vec<u8>> + use<>> {
+        let (path, size) = self.attachment_path(url)?;
+        Some(file_chunks(self.seed, path, size))
+    }
+
+    /// SHA-256 (lowercase hex) of an attachment's content as the emulator serves it, found by the
+    /// URL's path like [`Dataset::attachment_size`]; computed on demand by streaming the chunks
+    /// (about a tenth of a second for a 45 MB file). `None` for an unknown URL.
+    pub fn attachment_sha256(&self, url: &str) -> Option<String> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for chunk in self.attachment_chunks(url)? {
+            hasher.update(&chunk);
+        }
+        Some(
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
+    /// Adds files of the given sizes to the first message of a ticket (in its `files` group, in
+    /// the generator's shape `{url, name, type, size}`), e.g. files over Deskie's 25 MB a file and
+    /// 50 MB a request. The ticket's `updated_at` does not move: this is how the account looked
+    /// from the start. Returns `false` for an unknown ticket or one without messages.
+    pub fn add_large_attachments(
+        &mut self,
+        product_id: i64,
+        ticket_id: i64,
+        sizes: &[u64],
+    ) -> bool {
+        let Some(&i) = self.index.get(&(product_id, ticket_id)) else {
+            return false;
+        };
+        let Some(first) = self.tickets[i]
+            .detail
+            .get_mut("messages")
+            .and_then(Value::as_array_mut)
+            .and_then(|m| m.first_mut())
+        else {
+            return false;
+        };
+        let message_id = first["id"].as_i64().unwrap_or_default();
+        let mut added = Vec::with_capacity(sizes.len());
+        for (k, &size) in sizes.iter().enumerate() {
+            let file = format!("large-{message_id}-{k}.bin");
+            let path = format!("/attachments/{product_id}/{ticket_id}/{message_id}/{file}");
+            added.push(json!({
+                "url": format!("{}{path}", self.attachment_base),
+                "name": file,
+                "type": "file",
+                "size": size,
+            }));
+            self.attachment_sizes.insert(path, size);
+        }
+        match first
+            .get_mut("attachments")
+            .and_then(|a| a.get_mut("files"))
+            .and_then(Value::as_array_mut)
+        {
+            Some(files) => files.extend(added),
+            None => first["attachments"]["files"] = Value::Array(added),
+        }
+        true
     }
 
     /// Total number of messages (notes included) across all tickets.
@@ -368,6 +447,44 @@ impl Dataset {
             });
         }
     }
+}
+
+/// Size of the chunks attachment files are produced and streamed in.
+pub(crate) const FILE_CHUNK: u64 = 64 * 1024;
+
+/// A stable 64-bit hash of `(seed, salt, text)` (FNV-1a then a SplitMix64 finish): the same on
+/// every platform and Rust version, unlike `std`'s hasher, so files and shares never change.
+pub(crate) fn stable_hash(seed: u64, salt: u64, text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed
+        .to_le_bytes()
+        .iter()
+        .chain(salt.to_le_bytes().iter())
+        .chain(text.as_bytes())
+    {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The chunks of a file of `size` bytes at `path`: each drawn from its own generator, so any
+/// chunk can be produced without the ones before it.
+pub(crate) fn file_chunks(
+    seed: u64,
+    path: &str,
+    size: u64,
+) -> impl Iterator<Item = Vec<u8>> + Send + 'static + use<> {
+    let base = stable_hash(seed, 0xf11e, path);
+    (0..size.div_ceil(FILE_CHUNK)).map(move |i| {
+        let len = FILE_CHUNK.min(size - i * FILE_CHUNK) as usize;
+        let mut chunk = vec![0u8; len];
+        fastrand::Rng::with_seed(base ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .fill(&mut chunk);
+        chunk
+    })
 }
 
 /// Generates the account deterministically: same `(seed, products, tickets)`, same output.
@@ -604,6 +721,7 @@ pub fn generate_with_base(
         by_product,
         attachment_sizes,
         attachment_base: attachment_base.to_owned(),
+        seed,
         clock,
         next_message_id,
     }

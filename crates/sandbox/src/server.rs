@@ -250,8 +250,19 @@ impl Sandbox {
 
         let (seed, products, tickets) = (config.seed, config.products, config.tickets);
         let base = desk360_url.clone();
+        let large = config.attachments.large.clone();
         let dataset: Dataset = tokio::task::spawn_blocking(move || {
-            crate::data::generate_with_base(seed, products, tickets, &base)
+            let mut ds = crate::data::generate_with_base(seed, products, tickets, &base);
+            for (product_id, ticket_id, sizes) in &large {
+                if !ds.add_large_attachments(*product_id, *ticket_id, sizes) {
+                    tracing::warn!(
+                        product_id,
+                        ticket_id,
+                        "no such ticket for large attachments"
+                    );
+                }
+            }
+            ds
         })
         .await
         .map_err(|e| SandboxError::Generate(e.to_string()))?;

@@ -595,3 +595,284 @@ async fn without_a_ttl_the_static_token_never_expires() {
     assert_eq!(login(&sb, true).await, fixed);
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Attachments: deterministic bytes, behind the token, signed and expiring, large files.
+
+/// Every attachment entry `{url, name, type, size}` of a ticket detail body.
+fn attachments_of(detail: &Value) -> Vec<Value> {
+    detail["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| {
+            ["images", "videos", "files", "others"]
+                .into_iter()
+                .flat_map(move |g| m["attachments"][g].as_array().cloned().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// A ticket detail as served.
+async fn detail(sb: &Sandbox, product: i64, ticket: i64) -> Value {
+    let resp = get(
+        sb,
+        &format!(
+            "{}/v1/products/{product}/tickets/{ticket}",
+            sb.desk360_url()
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    bounded(resp.json()).await.expect("json")
+}
+
+/// Downloads a file (optionally with the token): status, bytes and their SHA-256 hex.
+async fn download(url: &str, token: Option<&str>) -> (u16, Vec<u8>, String) {
+    use sha2::Digest;
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = bounded(req.send()).await.expect("download");
+    let status = resp.status().as_u16();
+    let bytes = bounded(resp.bytes()).await.expect("body").to_vec();
+    let sha = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (status, bytes, sha)
+}
+
+#[tokio::test]
+async fn attachment_bytes_are_deterministic_and_match_their_checksum() {
+    let sb = start(|_| {}).await;
+    let ds = sb.dataset();
+    let t = ds
+        .tickets
+        .iter()
+        .find(|t| !attachments_of(&t.detail).is_empty())
+        .expect("a ticket with files");
+    for a in attachments_of(&t.detail) {
+        let url = a["url"].as_str().expect("url");
+        let (status, bytes, sha) = download(url, None).await;
+        assert_eq!(status, 200, "public by default");
+        assert_eq!(Some(bytes.len() as u64), a["size"].as_u64());
+        assert_eq!(ds.attachment_size(url), a["size"].as_u64());
+        assert_eq!(ds.attachment_sha256(url), Some(sha.clone()));
+        assert!(bytes.iter().any(|&b| b != 0), "not zeros");
+        assert_eq!(
+            download(url, None).await.2,
+            sha,
+            "the same bytes every time"
+        );
+        let streamed: Vec<u8> = ds
+            .attachment_chunks(url)
+            .expect("known")
+            .flatten()
+            .collect();
+        assert_eq!(streamed, bytes);
+    }
+    assert_eq!(ds.attachment_sha256("/attachments/nope"), None);
+    // The content follows the seed.
+    let other = sandbox::generate(43, 3, 120);
+    let (mine, theirs) = (
+        ds.attachment_sha256(&some_attachment(&sb)),
+        other.attachment_sha256(&some_attachment(&sb)),
+    );
+    assert!(mine.is_some());
+    assert_ne!(mine, theirs);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn files_behind_the_token_need_a_valid_bearer_token() {
+    let sb = start(|c| {
+        c.attachments.behind_token_share = 1.0;
+    })
+    .await;
+    let url = some_attachment(&sb);
+    let token = sb.credentials().desk360_token;
+    let resp = bounded(client().get(&url).send()).await.expect("request");
+    assert_eq!(resp.status(), 401);
+    let body: Value = bounded(resp.json()).await.expect("json");
+    assert!(unauthenticated(&body));
+    assert_eq!(download(&url, Some("wrong")).await.0, 401);
+    let (status, _, sha) = download(&url, Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(sb.dataset().attachment_sha256(&url), Some(sha));
+    sb.expire_desk360_token();
+    assert_eq!(
+        download(&url, Some(&token)).await.0,
+        401,
+        "an expired token"
+    );
+    let fresh = login(&sb, true).await;
+    assert_eq!(download(&url, Some(&fresh)).await.0, 200);
+    // Downloads stay outside the rate limit and the request count.
+    assert!(
+        sb.journal()
+            .iter()
+            .filter(|e| e.path.starts_with("/attachments/"))
+            .all(|e| e.cost == 0)
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn signed_urls_work_until_they_expire_and_refuse_tampering() {
+    let ttl = std::time::Duration::from_secs(1);
+    let sb = start(|c| {
+        c.attachments.signed_share = 1.0;
+        c.attachments.signed_ttl = ttl;
+    })
+    .await;
+    let ds = sb.dataset();
+    let t = ds
+        .tickets
+        .iter()
+        .find(|t| !attachments_of(&t.detail).is_empty())
+        .expect("a ticket with files");
+    let served = detail(&sb, t.product_id, t.ticket_id).await;
+    let stored = attachments_of(&t.detail);
+    let signed = attachments_of(&served);
+    assert_eq!(signed.len(), stored.len());
+    for (s, plain) in signed.iter().zip(&stored) {
+        let url = s["url"].as_str().expect("url");
+        let plain_url = plain["url"].as_str().expect("url");
+        // The same entry shape; only the URL carries the signature.
+        assert_eq!(s["name"], plain["name"]);
+        assert_eq!(s["size"], plain["size"]);
+        assert_eq!(s["type"], plain["type"]);
+        let (base, query) = url.split_once('?').expect("a query");
+        assert_eq!(base, plain_url);
+        let params: Vec<&str> = query.split('&').collect();
+        assert!(params[0].starts_with("expires=") && params[1].starts_with("signature="));
+        assert!(
+            params[1]["signature=".len()..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit())
+        );
+        assert_eq!(ds.attachment_size(url), plain["size"].as_u64());
+        let (status, _, sha) = download(url, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(ds.attachment_sha256(url), Some(sha));
+        assert_eq!(download(plain_url, None).await.0, 403, "unsigned");
+        let tampered = url.replace("expires=", "expires=9");
+        assert_eq!(download(&tampered, None).await.0, 403, "tampered");
+    }
+    // Past the ttl (expiry is in whole epoch seconds, rounded up): refused.
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(1100)).await;
+    let url = signed[0]["url"].as_str().expect("url");
+    let resp = bounded(client().get(url).send()).await.expect("request");
+    assert_eq!(resp.status(), 403);
+    let body = bounded(resp.text()).await.expect("text");
+    assert!(
+        body.contains("AccessDenied") && body.contains("expired"),
+        "{body}"
+    );
+    assert!(
+        sb.journal()
+            .iter()
+            .any(|e| e.fault.as_deref() == Some("url_expired"))
+    );
+    // A fresh detail signs again.
+    let again = detail(&sb, t.product_id, t.ticket_id).await;
+    let url = attachments_of(&again)[0]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert_eq!(download(&url, None).await.0, 200);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn shares_split_the_files_between_public_token_and_signed() {
+    let sb = start(|c| {
+        c.tickets = 300;
+        c.desk360_limit = 10_000;
+        c.attachments.behind_token_share = 0.3;
+        c.attachments.signed_share = 0.3;
+    })
+    .await;
+    let ds = sb.dataset();
+    let (mut public, mut token, mut signed) = (0, 0, 0);
+    for t in ds
+        .tickets
+        .iter()
+        .filter(|t| !attachments_of(&t.detail).is_empty())
+    {
+        for a in attachments_of(&detail(&sb, t.product_id, t.ticket_id).await) {
+            let url = a["url"].as_str().expect("url");
+            if url.contains("signature=") {
+                signed += 1;
+                continue;
+            }
+            let resp = bounded(client().head(url).send()).await.expect("head");
+            match resp.status().as_u16() {
+                200 => public += 1,
+                401 => token += 1,
+                other => panic!("{other} for {url}"),
+            }
+        }
+    }
+    assert!(
+        public > 0 && token > 0 && signed > 0,
+        "{public} {token} {signed}"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_files_are_added_to_the_first_message_and_streamed() {
+    let (product, ticket) = {
+        let ds = sandbox::generate(42, 3, 120);
+        let t = &ds.tickets[5];
+        (t.product_id, t.ticket_id)
+    };
+    let sizes = vec![30_000_000u64, 20_000_000, 65_537];
+    let sb = start(|c| c.attachments.large = vec![(product, ticket, sizes.clone())]).await;
+    let ds = sb.dataset();
+    let t = ds.ticket(product, ticket).expect("ticket");
+    let files = t.messages()[0]["attachments"]["files"]
+        .as_array()
+        .expect("files")
+        .clone();
+    let large: Vec<&Value> = files
+        .iter()
+        .filter(|f| f["name"].as_str().is_some_and(|n| n.starts_with("large-")))
+        .collect();
+    assert_eq!(
+        large
+            .iter()
+            .map(|f| f["size"].as_u64().expect("size"))
+            .collect::<Vec<_>>(),
+        sizes
+    );
+    for f in &large {
+        assert_eq!(f["type"], "file");
+        assert!(
+            f["url"]
+                .as_str()
+                .expect("url")
+                .starts_with(&sb.desk360_url())
+        );
+    }
+    assert_eq!(
+        detail(&sb, product, ticket).await,
+        t.detail,
+        "served as stored"
+    );
+    let head = bounded(client().head(large[0]["url"].as_str().expect("url")).send())
+        .await
+        .expect("head");
+    assert_eq!(head.headers()["content-length"], "30000000");
+    for f in [large[0], large[2]] {
+        let url = f["url"].as_str().expect("url");
+        let (status, bytes, sha) = download(url, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(Some(bytes.len() as u64), f["size"].as_u64());
+        assert_eq!(ds.attachment_sha256(url), Some(sha));
+    }
+    sb.shutdown().await;
+}
