@@ -17,6 +17,12 @@
 //! [`Dataset::set_priority`] advance an account clock past every generated time, stamp the ticket's
 //! `updated_at` with it (so an `order=asc` listing shows the ticket last, as Desk360 does) and keep
 //! the marker rule for new messages. This is what a delta (switch-over day) run is tested with.
+//! [`Dataset::create_ticket`] adds a ticket shaped like a generated one (the churn of a live
+//! account), [`Dataset::bulk_set_status`] stamps several tickets with one second (list ties).
+//!
+//! Attachment files have deterministic pseudo-random content drawn from the seed and the URL's
+//! path, produced chunk by chunk ([`Dataset::attachment_chunks`], [`Dataset::attachment_sha256`]),
+//! so no file is ever whole in memory and a test can compare checksums end to end.
 
 use std::collections::{BTreeMap, HashMap};
 

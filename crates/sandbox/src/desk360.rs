@@ -5,6 +5,11 @@
 //! Every request counts toward the caller's window, invalid ones too (401, 404, 405…), exactly as
 //! the page warns. Routing is done by hand so 404 (`not_found_exception`) and 405
 //! (`method_not_allowed_exception`) carry the documented bodies.
+//!
+//! It also plays a live account: the readings of the page's open points ([`crate::Readings`],
+//! read per request), churn while a run lists ([`crate::Churn`]), `Link` loops, token expiry and
+//! a new token at the next login, and attachment files (deterministic bytes; public, behind the
+//! token or signed and expiring). Each choice names its page section where it is made.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
