@@ -29,7 +29,10 @@ use serde_json::{Map, Value, json};
 use crate::server::{
     Shared, Window, dropped_response, entry_for, json_response, lock, proxy_error_page, set_header,
 };
-use crate::{CaseSnapshot, DeskieSnapshot, MessageSnapshot, Server, UserSnapshot, parse_refs};
+use crate::{
+    CaseSnapshot, DeskieSnapshot, MessageSnapshot, Readings, SearchReading, Server,
+    TimeFilterReading, UserSnapshot, parse_refs,
+};
 
 const MAX_FILE: u64 = 25 * 1024 * 1024;
 const MAX_REQUEST: u64 = 50 * 1024 * 1024;
@@ -230,6 +233,8 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
     let mut journal = entry_for(Server::Deskie, &req, cost);
     shared.delay().await;
     let faults = shared.faults();
+    // One reading per request: a switch made while the request runs applies to the next one.
+    let readings = shared.readings();
     let limit = shared.config.deskie_limit;
 
     let authorized = req
@@ -306,7 +311,9 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
             Err(a) => a,
             Ok(payload) => {
                 let mut st = lock(&shared.deskie);
-                dispatch(&shared, &faults, &mut st, &method, &path, &query, payload)
+                dispatch(
+                    &shared, &faults, &readings, &mut st, &method, &path, &query, payload,
+                )
             }
         };
         if is_write && answer.0.is_success() && shared.chance(faults.drop_after_commit_rate) {
@@ -625,6 +632,7 @@ fn content_of(o: &Map<String, Value>) -> (String, String) {
 fn dispatch(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
     method: &Method,
     path: &str,
@@ -642,7 +650,7 @@ fn dispatch(
     };
     match segments.as_slice() {
         ["api", "cases.json"] => match *method {
-            Method::GET => list_cases(st, query),
+            Method::GET => list_cases(readings, st, query),
             Method::POST => create_case(shared, faults, st, payload),
             _ => wrong_method(),
         },
@@ -1026,6 +1034,21 @@ fn search_matches(pattern: &str, value: &str) -> bool {
     }
 }
 
+/// Whether a `custom_fields[cf_N]=pattern` filter (string or array form) matches a stored value,
+/// under the reading in force. Page 002 ("search"): "the search option is used in many methods",
+/// `^…^` for exact; page 001 shows the filter (both forms) without saying how it matches, so each
+/// plausible reading is offered.
+fn custom_field_matches(reading: SearchReading, pattern: &str, stored: &str) -> bool {
+    match reading {
+        // Page 002's rules: `^x^` exact, `^x` prefix, `x^` suffix, otherwise substring.
+        SearchReading::Caret => search_matches(pattern, stored),
+        // The filter is an equality test; `^` is an ordinary character (case-sensitive).
+        SearchReading::ExactOnly => pattern == stored,
+        // Always a case-insensitive substring; `^` is an ordinary character.
+        SearchReading::SubstringOnly => stored.to_lowercase().contains(&pattern.to_lowercase()),
+    }
+}
+
 fn parse_filter_time(s: &str) -> Option<Timestamp> {
     if let Some(t) = parse_time(s) {
         return Some(t);
@@ -1045,7 +1068,7 @@ fn parse_filter_time(s: &str) -> Option<Timestamp> {
     None
 }
 
-fn list_cases(st: &DeskieState, query: &str) -> Answer {
+fn list_cases(readings: &Readings, st: &DeskieState, query: &str) -> Answer {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -1103,9 +1126,12 @@ fn list_cases(st: &DeskieState, query: &str) -> Answer {
         .iter()
         .filter(|c| {
             cf.iter().all(|(field, patterns)| {
-                c.custom_fields
-                    .get(field)
-                    .is_some_and(|v| patterns.iter().any(|p| search_matches(p, &value_text(v))))
+                c.custom_fields.get(field).is_some_and(|v| {
+                    let stored = value_text(v);
+                    patterns
+                        .iter()
+                        .any(|p| custom_field_matches(readings.custom_field_search, p, &stored))
+                })
             }) && (statuses.is_empty() || statuses.contains(&c.status))
                 && (user_ids.is_empty() || user_ids.contains(&c.user_id))
                 && from.is_none_or(|f| c.created_at >= f)

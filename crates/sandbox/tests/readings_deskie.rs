@@ -1,0 +1,151 @@
+//! The Deskie emulator under every reading of its vendor pages (`sandbox::Readings`), and the
+//! Deskie behaviour added beside them: bulk update, trash / restore / delete, edited responses,
+//! uploaded files, delayed writes, a 429 storm and another consumer spending evenly.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{bounded, client, start};
+use sandbox::{
+    AgentReplyReading, NoteAuthorReading, Readings, Sandbox, SearchReading, TimeFilterReading,
+};
+use serde_json::{Value, json};
+
+const WHEN: &str = "Mon, 05 May 2014 00:15:17 +0300";
+
+fn req(sb: &Sandbox, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    let creds = sb.credentials();
+    client()
+        .request(method, format!("{}/api/{path}", sb.deskie_url()))
+        .basic_auth(creds.deskie_staff_email, Some(creds.deskie_api_key))
+}
+
+async fn send(rb: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::HeaderMap) {
+    let resp = bounded(rb.send()).await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body: Value = bounded(resp.json()).await.unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+async fn call(sb: &Sandbox, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let (s, b, _) = send(req(sb, method, path).json(&body)).await;
+    (s, b)
+}
+
+async fn post(sb: &Sandbox, path: &str, body: Value) -> (u16, Value) {
+    call(sb, reqwest::Method::POST, path, body).await
+}
+
+async fn put(sb: &Sandbox, path: &str, body: Value) -> (u16, Value) {
+    call(sb, reqwest::Method::PUT, path, body).await
+}
+
+async fn get(sb: &Sandbox, path: &str) -> (u16, Value) {
+    let (s, b, _) = send(req(sb, reqwest::Method::GET, path)).await;
+    (s, b)
+}
+
+fn email_case(email: &str, content: &str) -> Value {
+    json!({"case": {"user_email": email, "subject": "Help", "content_html": content, "created_at": WHEN}})
+}
+
+async fn create(sb: &Sandbox, body: Value) -> Value {
+    let (s, b) = post(sb, "cases.json", body).await;
+    assert_eq!(s, 200, "{b}");
+    b["case"].clone()
+}
+
+/// The case ids of a numbered list answer, in answer order.
+fn ids(list: &Value) -> Vec<i64> {
+    let total = list["total_count"].as_u64().expect("total_count") as usize;
+    (0..total)
+        .filter_map(|i| list[i.to_string()]["case"]["case_id"].as_i64())
+        .collect()
+}
+
+/// The case ids a list query answers, sorted.
+async fn listed(sb: &Sandbox, query: &str) -> Vec<i64> {
+    let (s, b) = get(sb, &format!("cases.json?{query}")).await;
+    assert_eq!(s, 200, "{query}: {b}");
+    let mut v = ids(&b);
+    v.sort_unstable();
+    v
+}
+
+fn readings(change: impl FnOnce(&mut Readings)) -> Readings {
+    let mut r = Readings::default();
+    change(&mut r);
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. custom_field_search
+
+#[tokio::test]
+async fn custom_field_search_follows_each_reading() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let mut made = Vec::new();
+    for (i, value) in ["desk360:1:4", "desk360:1:42", "DESK360:1:4x", "^odd^"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut body = email_case(&format!("s{i}@example.com"), "<p>x</p>");
+        body["case"]["custom_fields"] = json!({"cf_900": value});
+        made.push(create(&sb, body).await["case_id"].as_i64().expect("id"));
+    }
+    let [a, b, c, odd] = made[..] else {
+        panic!("four cases")
+    };
+    let q = |v: &str| format!("custom_fields[cf_900]={}", urlencode(v));
+    let arr = |vs: &[&str]| {
+        vs.iter()
+            .map(|v| format!("custom_fields[cf_900][]={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+
+    // Default: the caret rules of page 002.
+    assert_eq!(sb.readings().custom_field_search, SearchReading::Caret);
+    assert_eq!(listed(&sb, &q("^desk360:1:4^")).await, vec![a]);
+    assert_eq!(listed(&sb, &q("desk360:1:4")).await, vec![a, b, c]);
+    assert_eq!(listed(&sb, &q("^desk360")).await, vec![a, b, c]);
+    assert_eq!(listed(&sb, &q(":42^")).await, vec![b]);
+
+    // Exact only: equality, `^` is an ordinary character, case matters.
+    sb.set_readings(readings(|r| {
+        r.custom_field_search = SearchReading::ExactOnly
+    }));
+    assert_eq!(listed(&sb, &q("^desk360:1:4^")).await, Vec::<i64>::new());
+    assert_eq!(listed(&sb, &q("desk360:1:4")).await, vec![a]);
+    assert_eq!(listed(&sb, &q("desk360:1:4X")).await, Vec::<i64>::new());
+    assert_eq!(listed(&sb, &q("^odd^")).await, vec![odd]);
+    assert_eq!(
+        listed(&sb, &arr(&["desk360:1:4", "desk360:1:42"])).await,
+        vec![a, b]
+    );
+
+    // Substring only: case-insensitive inclusion, `^` ordinary.
+    sb.set_readings(readings(|r| {
+        r.custom_field_search = SearchReading::SubstringOnly
+    }));
+    assert_eq!(listed(&sb, &q("^desk360:1:4^")).await, Vec::<i64>::new());
+    assert_eq!(listed(&sb, &q("desk360:1:4")).await, vec![a, b, c]);
+    assert_eq!(listed(&sb, &q("^odd")).await, vec![odd]);
+    assert_eq!(listed(&sb, &arr(&[":42", "4x"])).await, vec![b, c]);
+    sb.shutdown().await;
+}
+
+/// Percent-encodes everything but unreserved characters (enough for these tests).
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
