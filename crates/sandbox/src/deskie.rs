@@ -1049,6 +1049,50 @@ fn custom_field_matches(reading: SearchReading, pattern: &str, stored: &str) -> 
     }
 }
 
+/// Reads a `from_time` / `to_time` value under the reading in force; `Ok(None)`: not applied.
+/// Page 001 lost its parameter table: it only says the two bound the list "taking into account
+/// the creation time", so each plausible format is offered.
+fn time_filter(
+    reading: TimeFilterReading,
+    field: &str,
+    value: &str,
+) -> Result<Option<Timestamp>, Answer> {
+    match reading {
+        // Unix seconds; the parser stays as lenient as it always was (RFC 2822 / 3339 and civil
+        // forms are accepted too), so the default behaves exactly as before the readings existed.
+        TimeFilterReading::UnixSeconds => parse_filter_time(value)
+            .map(Some)
+            .ok_or_else(|| bad(field, "cannot parse the time")),
+        // `YYYY-MM-DD HH:MM:SS` in the account's offset, nothing else (not even Unix seconds).
+        TimeFilterReading::DateTimeText => datetime_text(value).map(Some).ok_or_else(|| {
+            bad(
+                field,
+                format!("cannot parse {value:?}: expected YYYY-MM-DD HH:MM:SS"),
+            )
+        }),
+        // Accepted whatever it holds, and not applied.
+        TimeFilterReading::Ignored => Ok(None),
+    }
+}
+
+/// Strictly `YYYY-MM-DD HH:MM:SS` (zero-padded, 19 characters), read in the account's offset.
+fn datetime_text(value: &str) -> Option<Timestamp> {
+    let shape_ok = value.len() == 19
+        && value.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b' ',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return None;
+    }
+    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", value).ok()?;
+    TimeZone::fixed(Offset::constant(ACCOUNT_OFFSET_HOURS))
+        .to_timestamp(dt)
+        .ok()
+}
+
 fn parse_filter_time(s: &str) -> Option<Timestamp> {
     if let Some(t) = parse_time(s) {
         return Some(t);
@@ -1093,13 +1137,13 @@ fn list_cases(readings: &Readings, st: &DeskieState, query: &str) -> Answer {
             "user_id" | "user_id[]" => {
                 user_ids.extend(v.split(',').filter_map(|x| x.trim().parse::<i64>().ok()))
             }
-            "from_time" => match parse_filter_time(v) {
-                Some(t) => from = Some(t),
-                None => return bad("from_time", "cannot parse the time"),
+            "from_time" => match time_filter(readings.time_filter, "from_time", v) {
+                Ok(t) => from = t,
+                Err(a) => return a,
             },
-            "to_time" => match parse_filter_time(v) {
-                Some(t) => to = Some(t),
-                None => return bad("to_time", "cannot parse the time"),
+            "to_time" => match time_filter(readings.time_filter, "to_time", v) {
+                Ok(t) => to = t,
+                Err(a) => return a,
             },
             "sort" => {
                 if [

@@ -149,3 +149,82 @@ fn urlencode(v: &str) -> String {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. time_filter
+
+#[tokio::test]
+async fn time_filter_follows_each_reading() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let mut made = Vec::new();
+    for (i, at) in [
+        WHEN,
+        "Thu, 02 Jan 2020 10:00:00 +0300",
+        "2022-06-01T00:00:00Z",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = email_case(&format!("t{i}@example.com"), "<p>x</p>");
+        body["case"]["created_at"] = json!(at);
+        made.push(create(&sb, body).await["case_id"].as_i64().expect("id"));
+    }
+    let [a, b, c] = made[..] else {
+        panic!("three cases")
+    };
+    // 2020-01-02 10:00:00 +03:00 = 07:00:00 UTC.
+    let b_unix = 1_577_948_400_i64;
+
+    // Default: Unix seconds, bounds inclusive.
+    assert_eq!(
+        listed(&sb, &format!("from_time={b_unix}")).await,
+        vec![b, c]
+    );
+    assert_eq!(
+        listed(&sb, &format!("to_time={}", b_unix - 1)).await,
+        vec![a]
+    );
+
+    // Text in the account's offset (+03:00); anything else is a 400 naming the field.
+    sb.set_readings(readings(|r| {
+        r.time_filter = TimeFilterReading::DateTimeText
+    }));
+    let text = |field: &str, v: &str| format!("{field}={}", urlencode(v));
+    assert_eq!(
+        listed(&sb, &text("from_time", "2020-01-02 10:00:00")).await,
+        vec![b, c]
+    );
+    assert_eq!(
+        listed(&sb, &text("to_time", "2020-01-02 09:59:59")).await,
+        vec![a]
+    );
+    assert_eq!(
+        listed(
+            &sb,
+            &format!(
+                "{}&{}",
+                text("from_time", "2020-01-02 10:00:00"),
+                text("to_time", "2020-01-02 10:00:00")
+            )
+        )
+        .await,
+        vec![b]
+    );
+    for (field, bad) in [
+        ("from_time", b_unix.to_string()),
+        ("to_time", "2020-01-02T10:00:00Z".to_owned()),
+        ("from_time", "2020-1-2 10:00:00".to_owned()),
+    ] {
+        let (s, body) = get(&sb, &format!("cases.json?{}", text(field, &bad))).await;
+        assert_eq!(s, 400, "{field}={bad}: {body}");
+        assert!(body["errors"][field].is_string(), "{body}");
+    }
+
+    // Ignored: accepted whatever it holds, not applied.
+    sb.set_readings(readings(|r| r.time_filter = TimeFilterReading::Ignored));
+    assert_eq!(
+        listed(&sb, &format!("from_time={b_unix}&to_time=yesterday")).await,
+        vec![a, b, c]
+    );
+    sb.shutdown().await;
+}
