@@ -30,8 +30,8 @@ use crate::server::{
     Shared, Window, dropped_response, entry_for, json_response, lock, proxy_error_page, set_header,
 };
 use crate::{
-    CaseSnapshot, DeskieSnapshot, MessageSnapshot, Readings, SearchReading, Server,
-    TimeFilterReading, UserSnapshot, parse_refs,
+    AgentReplyReading, CaseSnapshot, DeskieSnapshot, MessageSnapshot, Readings, SearchReading,
+    Server, TimeFilterReading, UserSnapshot, parse_refs,
 };
 
 const MAX_FILE: u64 = 25 * 1024 * 1024;
@@ -673,7 +673,7 @@ fn dispatch(
             };
             match *method {
                 Method::GET => list_messages(st, id, query),
-                Method::POST => add_message(shared, faults, st, id, payload),
+                Method::POST => add_message(shared, faults, readings, st, id, payload),
                 _ => wrong_method(),
             }
         }
@@ -1298,6 +1298,7 @@ fn list_messages(st: &mut DeskieState, id: i64, query: &str) -> Answer {
 fn add_message(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
     id: i64,
     payload: Value,
@@ -1371,6 +1372,12 @@ fn add_message(
     if !agent && (case.status == "closed" || case.status == "waiting") {
         // A customer writing again reopens the case, as real help desks do.
         case.status = "open".into();
+    }
+    if agent && readings.agent_reply == AgentReplyReading::SetsWaiting {
+        // No page says what an agent reply does to the status (recipe 003 §1.3/2.3/3.3 only
+        // says to check the case after all messages); under this reading it waits for the
+        // customer, whatever it was. Notes never change the status (they go through add_note).
+        case.status = "waiting".into();
     }
     case.messages.push(msg);
     case.updated_at = Timestamp::now();

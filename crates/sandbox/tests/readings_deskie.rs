@@ -228,3 +228,61 @@ async fn time_filter_follows_each_reading() {
     );
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. agent_reply
+
+#[tokio::test]
+async fn agent_reply_sets_waiting_only_under_that_reading() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let case = create(&sb, email_case("r@example.com", "<p>x</p>")).await;
+    let id = case["case_id"].as_i64().expect("id");
+    let user = case["user_id"].as_i64().expect("user");
+    let agent = json!({"message": {"staff_id": 7, "content_html": "<p>a</p>", "created_at": WHEN, "do_not_send_email": true}});
+    let customer =
+        json!({"message": {"user_id": user, "content_html": "<p>c</p>", "created_at": WHEN}});
+    let note = json!({"note": {"staff_id": 7, "content": "n"}});
+    let status = |sb: &Sandbox| sb.deskie_snapshot().cases[0].status.clone();
+    let path = format!("cases/{id}/messages.json");
+
+    // Default: an agent reply keeps the status.
+    let (s, _) = post(&sb, &path, agent.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(status(&sb), "open");
+
+    sb.set_readings(readings(|r| r.agent_reply = AgentReplyReading::SetsWaiting));
+    let (s, _) = post(&sb, &path, agent.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(status(&sb), "waiting", "an agent reply sets waiting");
+    let (s, _) = post(&sb, &path, customer.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(status(&sb), "open", "a customer reply still reopens");
+    let (s, _) = post(&sb, &format!("cases/{id}/note.json"), note).await;
+    assert_eq!(s, 200);
+    assert_eq!(status(&sb), "open", "a note does not count as a reply");
+    let (s, _) = put(
+        &sb,
+        &format!("cases/{id}.json"),
+        json!({"case": {"status": "closed"}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = post(&sb, &path, agent).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        status(&sb),
+        "waiting",
+        "even a closed case waits after a reply"
+    );
+    let (s, _) = put(
+        &sb,
+        &format!("cases/{id}.json"),
+        json!({"case": {"status": "closed"}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = post(&sb, &path, customer).await;
+    assert_eq!(s, 200);
+    assert_eq!(status(&sb), "open", "a customer reopens a closed case");
+    sb.shutdown().await;
+}
