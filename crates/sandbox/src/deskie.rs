@@ -30,8 +30,8 @@ use crate::server::{
     Shared, Window, dropped_response, entry_for, json_response, lock, proxy_error_page, set_header,
 };
 use crate::{
-    AgentReplyReading, CaseSnapshot, DeskieSnapshot, MessageSnapshot, Readings, SearchReading,
-    Server, TimeFilterReading, UserSnapshot, parse_refs,
+    AgentReplyReading, CaseSnapshot, DeskieSnapshot, MessageSnapshot, NoteAuthorReading, Readings,
+    SearchReading, Server, TimeFilterReading, UserSnapshot, parse_refs,
 };
 
 const MAX_FILE: u64 = 25 * 1024 * 1024;
@@ -682,7 +682,7 @@ fn dispatch(
                 return not_found("case");
             };
             match *method {
-                Method::POST => add_note(shared, faults, st, id, payload),
+                Method::POST => add_note(shared, faults, readings, st, id, payload),
                 _ => wrong_method(),
             }
         }
@@ -1387,6 +1387,7 @@ fn add_message(
 fn add_note(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
     id: i64,
     payload: Value,
@@ -1407,15 +1408,34 @@ fn add_note(
     if let Err(a) = check_rejections(faults, n, origin) {
         return a;
     }
-    let staff_id = match (get_int(n, "staff_id"), get_int(n, "note_staff_id")) {
-        (Ok(a), Ok(b)) => a.or(b).filter(|&s| s != 0),
-        (Err(a), _) | (_, Err(a)) => return a,
-    };
-    let Some(staff_id) = staff_id else {
-        return bad(
-            "staff_id",
-            "is required for a note (staff_id or note_staff_id)",
-        );
+    // Page 001 names the author `note_staff_id` in the request block and the curl sample, and
+    // `staff_id` in both attachment forms; the reading in force says which one counts. JSON
+    // (`note` / `message` wrappers) and multipart (`note[…]`) arrive here as the same object.
+    let staff_id = match readings.note_author {
+        NoteAuthorReading::EitherField => {
+            match (get_int(n, "staff_id"), get_int(n, "note_staff_id")) {
+                (Ok(a), Ok(b)) => match a.or(b).filter(|&s| s != 0) {
+                    Some(s) => s,
+                    None => {
+                        return bad(
+                            "staff_id",
+                            "is required for a note (staff_id or note_staff_id)",
+                        );
+                    }
+                },
+                (Err(a), _) | (_, Err(a)) => return a,
+            }
+        }
+        // Only one field is read (the other is an unknown key, ignored); without it the note is
+        // the API agent's own, the agent behind the basic-auth email.
+        NoteAuthorReading::NoteStaffIdOnly => match get_int(n, "note_staff_id") {
+            Ok(s) => s.filter(|&s| s != 0).unwrap_or(crate::DESKIE_API_STAFF_ID),
+            Err(a) => return a,
+        },
+        NoteAuthorReading::StaffIdOnly => match get_int(n, "staff_id") {
+            Ok(s) => s.filter(|&s| s != 0).unwrap_or(crate::DESKIE_API_STAFF_ID),
+            Err(a) => return a,
+        },
     };
     let (content, content_html) = content_of(n);
     if content.trim().is_empty() && content_html.trim().is_empty() {

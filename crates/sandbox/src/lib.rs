@@ -316,6 +316,12 @@ pub struct DelayedApply {
     pub delay: Duration,
 }
 
+/// Deskie staff id of the API agent, the agent behind the basic-auth `staff_email` of
+/// [`Credentials`]. Deskie acts "on behalf of the employee" whose email authenticates (page 002,
+/// "Access to data"), so under a [`NoteAuthorReading`] that does not find its author field a note
+/// is credited to this agent instead of being refused. Fixed, so tests can assert it.
+pub const DESKIE_API_STAFF_ID: i64 = 1;
+
 /// Credentials both emulators accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {

@@ -286,3 +286,113 @@ async fn agent_reply_sets_waiting_only_under_that_reading() {
     assert_eq!(status(&sb), "open", "a customer reopens a closed case");
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. note_author
+
+/// A multipart/form-data body (reqwest's multipart feature is off in the workspace): text fields,
+/// then files `(field name, file name, bytes)`. Returns the content type and the body.
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "sandbox-boundary-h2";
+    let mut form = Vec::new();
+    for (name, value) in fields {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (name, file, bytes) in files {
+        form.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        form.extend_from_slice(bytes);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), form)
+}
+
+async fn post_multipart(
+    sb: &Sandbox,
+    path: &str,
+    fields: &[(&str, &str)],
+    files: &[(&str, &str, &[u8])],
+) -> (u16, Value) {
+    let (ct, body) = multipart(fields, files);
+    let (s, b, _) = send(
+        req(sb, reqwest::Method::POST, path)
+            .header("content-type", ct)
+            .body(body),
+    )
+    .await;
+    (s, b)
+}
+
+/// Adds a note in one of the page's forms and answers the author Deskie recorded (or the status).
+async fn note_author(sb: &Sandbox, case: i64, form: &str, field: Option<&str>) -> Result<i64, u16> {
+    let path = format!("cases/{case}/note.json");
+    let (s, b) = match form {
+        "multipart" => {
+            let key = field.map(|f| format!("note[{f}]"));
+            let mut fields = vec![("note[content]", "n")];
+            if let Some(k) = &key {
+                fields.push((k.as_str(), "55"));
+            }
+            post_multipart(sb, &path, &fields, &[]).await
+        }
+        wrapper => {
+            let mut inner = json!({"content": "n"});
+            if let Some(f) = field {
+                inner[f] = json!(55);
+            }
+            post(sb, &path, json!({ wrapper: inner })).await
+        }
+    };
+    if s != 200 {
+        return Err(s);
+    }
+    Ok(b["message"]["staff_id"].as_i64().expect("staff_id"))
+}
+
+#[tokio::test]
+async fn note_author_follows_each_reading_in_every_form() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let id = create(&sb, email_case("n@example.com", "<p>x</p>")).await["case_id"]
+        .as_i64()
+        .expect("id");
+    let api = sandbox::DESKIE_API_STAFF_ID;
+    let cases: [(NoteAuthorReading, [Result<i64, u16>; 3]); 3] = [
+        // (reading, [note_staff_id only, staff_id only, neither])
+        (NoteAuthorReading::EitherField, [Ok(55), Ok(55), Err(400)]),
+        (
+            NoteAuthorReading::NoteStaffIdOnly,
+            [Ok(55), Ok(api), Ok(api)],
+        ),
+        (NoteAuthorReading::StaffIdOnly, [Ok(api), Ok(55), Ok(api)]),
+    ];
+    for (reading, expected) in cases {
+        sb.set_readings(readings(|r| r.note_author = reading));
+        for form in ["note", "message", "multipart"] {
+            for (field, want) in [Some("note_staff_id"), Some("staff_id"), None]
+                .into_iter()
+                .zip(expected)
+            {
+                let got = note_author(&sb, id, form, field).await;
+                assert_eq!(got, want, "{reading:?}, {form} form, field {field:?}");
+            }
+        }
+    }
+    // What was answered is what is stored.
+    let snap = sb.deskie_snapshot();
+    let stored: Vec<i64> = snap.cases[0]
+        .messages
+        .iter()
+        .filter(|m| m.note)
+        .map(|m| m.staff_id)
+        .collect();
+    assert_eq!(stored.len(), 3 * 2 + 3 * 3 + 3 * 3);
+    assert_eq!(stored.iter().filter(|&&s| s == api).count(), 3 * 4);
+    sb.shutdown().await;
+}
