@@ -618,6 +618,36 @@ fn attachments(shared: &Shared, o: &Map<String, Value>) -> Result<Vec<Attachment
     Ok(out)
 }
 
+/// Whether a case channel (`custom:<id>`) is a synchronous custom channel under the readings.
+fn is_sync_channel(readings: &Readings, channel: &str) -> bool {
+    channel
+        .strip_prefix("custom:")
+        .and_then(|id| id.trim().parse::<i64>().ok())
+        .is_some_and(|id| readings.sync_custom_channels.contains(&id))
+}
+
+/// Recipe 003 §3.1/§3.2: a synchronous custom channel takes plain `content` "(or content for a
+/// custom channel of synchronous type)" in place of `content_html`; we read "in place of" as
+/// strict: HTML there is refused with a 400 naming `content_html`, and `content` is required.
+fn check_sync_content(o: &Map<String, Value>) -> Result<(), Answer> {
+    if o.get("content_html")
+        .map(value_text)
+        .is_some_and(|h| !h.trim().is_empty())
+    {
+        return Err(bad(
+            "content_html",
+            "is not accepted by a synchronous custom channel: send plain content",
+        ));
+    }
+    if get_str(o, "content").is_none() {
+        return Err(bad(
+            "content",
+            "is required for a synchronous custom channel",
+        ));
+    }
+    Ok(())
+}
+
 fn content_of(o: &Map<String, Value>) -> (String, String) {
     (
         o.get("content").map(value_text).unwrap_or_default(),
@@ -651,7 +681,7 @@ fn dispatch(
     match segments.as_slice() {
         ["api", "cases.json"] => match *method {
             Method::GET => list_cases(readings, st, query),
-            Method::POST => create_case(shared, faults, st, payload),
+            Method::POST => create_case(shared, faults, readings, st, payload),
             _ => wrong_method(),
         },
         ["api", "cases", id] if id.ends_with(".json") => {
@@ -861,6 +891,7 @@ fn find_or_create_user(
 fn create_case(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
     payload: Value,
 ) -> Answer {
@@ -914,6 +945,11 @@ fn create_case(
         let Some(ch) = get_str(c, "user_custom_channel") else {
             return bad("user_custom_channel", "is required with user_custom_id");
         };
+        if is_sync_channel(readings, &format!("custom:{ch}"))
+            && let Err(a) = check_sync_content(c)
+        {
+            return a;
+        }
         if content.trim().is_empty() && content_html.trim().is_empty() {
             return bad(
                 "content_html",
@@ -1306,11 +1342,18 @@ fn add_message(
     let Some(m) = payload.get("message").and_then(Value::as_object) else {
         return bad("message", "is required: send {\"message\": {…}}");
     };
-    let (case_user, origin) = match st.case_mut(id) {
-        Some(c) => (c.user_id, c.source_ticket),
+    let (case_user, origin, sync) = match st.case_mut(id) {
+        Some(c) => (
+            c.user_id,
+            c.source_ticket,
+            is_sync_channel(readings, &c.channel),
+        ),
         None => return not_found("case"),
     };
     if let Err(a) = check_rejections(faults, m, origin) {
+        return a;
+    }
+    if sync && let Err(a) = check_sync_content(m) {
         return a;
     }
     let (staff_id, user_id) = match (get_int(m, "staff_id"), get_int(m, "user_id")) {
@@ -1401,11 +1444,14 @@ fn add_note(
     else {
         return bad("note", "is required: send {\"note\": {…}}");
     };
-    let origin = match st.case_mut(id) {
-        Some(c) => c.source_ticket,
+    let (origin, sync) = match st.case_mut(id) {
+        Some(c) => (c.source_ticket, is_sync_channel(readings, &c.channel)),
         None => return not_found("case"),
     };
     if let Err(a) = check_rejections(faults, n, origin) {
+        return a;
+    }
+    if sync && let Err(a) = check_sync_content(n) {
         return a;
     }
     // Page 001 names the author `note_staff_id` in the request block and the curl sample, and

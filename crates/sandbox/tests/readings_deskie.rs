@@ -396,3 +396,94 @@ async fn note_author_follows_each_reading_in_every_form() {
     assert_eq!(stored.iter().filter(|&&s| s == api).count(), 3 * 4);
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. sync_custom_channels
+
+#[tokio::test]
+async fn synchronous_custom_channels_take_plain_content_only() {
+    let sb = start(|c| {
+        c.deskie_limit = 100_000;
+        c.readings.sync_custom_channels = BTreeSet::from([7]);
+    })
+    .await;
+    let custom = |channel: i64, user: &str, content: Value| {
+        let mut case = json!({"user_custom_id": user, "user_custom_channel": channel.to_string(), "subject": "S", "created_at": WHEN});
+        for (k, v) in content.as_object().expect("object") {
+            case[k] = v.clone();
+        }
+        json!({ "case": case })
+    };
+    // Synchronous channel 7: HTML is refused naming the field, plain content is required.
+    let (s, b) = post(
+        &sb,
+        "cases.json",
+        custom(7, "u1", json!({"content_html": "<p>x</p>"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(b["errors"]["content_html"].is_string(), "{b}");
+    let (s, b) = post(
+        &sb,
+        "cases.json",
+        custom(7, "u1", json!({"content": "x", "content_html": "<p>x</p>"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(b["errors"]["content_html"].is_string(), "{b}");
+    let sync = create(&sb, custom(7, "u1", json!({"content": "x"}))).await;
+    // Another custom channel is unchanged: HTML is fine.
+    let other = create(&sb, custom(8, "u2", json!({"content_html": "<p>x</p>"}))).await;
+
+    let (sync_id, sync_user) = (
+        sync["case_id"].as_i64().expect("id"),
+        sync["user_id"].clone(),
+    );
+    let msg = |content: Value, who: Value| {
+        let mut m = json!({"created_at": WHEN});
+        for (k, v) in content
+            .as_object()
+            .expect("object")
+            .iter()
+            .chain(who.as_object().expect("object"))
+        {
+            m[k] = v.clone();
+        }
+        json!({ "message": m })
+    };
+    let path = format!("cases/{sync_id}/messages.json");
+    for who in [json!({"user_id": sync_user}), json!({"staff_id": 3})] {
+        let (s, b) = post(
+            &sb,
+            &path,
+            msg(json!({"content_html": "<p>r</p>"}), who.clone()),
+        )
+        .await;
+        assert_eq!(s, 400, "{who}");
+        assert!(b["errors"]["content_html"].is_string(), "{b}");
+        let (s, b) = post(&sb, &path, msg(json!({"content": "r"}), who.clone())).await;
+        assert_eq!(s, 200, "{who}: {b}");
+    }
+    let note = format!("cases/{sync_id}/note.json");
+    let (s, b) = post(
+        &sb,
+        &note,
+        json!({"note": {"staff_id": 3, "content_html": "<p>n</p>"}}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(b["errors"]["content_html"].is_string(), "{b}");
+    let (s, _) = post(&sb, &note, json!({"note": {"staff_id": 3, "content": "n"}})).await;
+    assert_eq!(s, 200);
+    let (s, _) = post(
+        &sb,
+        &format!("cases/{}/messages.json", other["case_id"]),
+        msg(json!({"content_html": "<p>r</p>"}), json!({"staff_id": 3})),
+    )
+    .await;
+    assert_eq!(s, 200, "an ordinary custom channel keeps taking HTML");
+    // Email is unchanged too.
+    create(&sb, email_case("e@example.com", "<p>x</p>")).await;
+    assert_eq!(sb.deskie_snapshot().cases[0].messages.len(), 4);
+    sb.shutdown().await;
+}
