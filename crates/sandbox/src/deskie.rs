@@ -200,6 +200,31 @@ fn fmt_time(ts: Timestamp) -> String {
         .to_string()
 }
 
+/// The `created_at` a write stores: the one sent (required on cases and responses by the recipe,
+/// optional on notes: absent means now), or the server's now under `ignores_created_at`, which
+/// neither requires nor reads the field (a reading `preflight` must detect).
+fn incoming_time(
+    readings: &Readings,
+    o: &Map<String, Value>,
+    required: bool,
+) -> Result<Timestamp, Answer> {
+    if readings.ignores_created_at {
+        return Ok(Timestamp::now());
+    }
+    match get_str(o, "created_at") {
+        None if required => Err(bad("created_at", "is required")),
+        None => Ok(Timestamp::now()),
+        Some(raw) => parse_time(raw).ok_or_else(|| {
+            bad(
+                "created_at",
+                format!(
+                    "cannot parse {raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
+                ),
+            )
+        }),
+    }
+}
+
 /// Parses an incoming `created_at`: RFC 2822 or RFC 3339 (with an offset); anything else fails.
 fn parse_time(s: &str) -> Option<Timestamp> {
     let s = s.trim();
@@ -972,16 +997,9 @@ fn create_case(
         Some(s) => s.to_owned(),
         None => return bad("subject", "is required and must not be empty"),
     };
-    let Some(created_raw) = get_str(c, "created_at") else {
-        return bad("created_at", "is required");
-    };
-    let Some(created_at) = parse_time(created_raw) else {
-        return bad(
-            "created_at",
-            format!(
-                "cannot parse {created_raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
-            ),
-        );
+    let created_at = match incoming_time(readings, c, true) {
+        Ok(t) => t,
+        Err(a) => return a,
     };
     let status = match check_enum(c, "status", &STATUSES) {
         Ok(s) => s.unwrap_or_else(|| "open".into()),
@@ -1380,16 +1398,9 @@ fn add_message(
     if content.trim().is_empty() && content_html.trim().is_empty() {
         return bad("content_html", "is required (or content)");
     }
-    let Some(created_raw) = get_str(m, "created_at") else {
-        return bad("created_at", "is required");
-    };
-    let Some(created_at) = parse_time(created_raw) else {
-        return bad(
-            "created_at",
-            format!(
-                "cannot parse {created_raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
-            ),
-        );
+    let created_at = match incoming_time(readings, m, true) {
+        Ok(t) => t,
+        Err(a) => return a,
     };
     let files = match attachments(shared, m) {
         Ok(f) => f,
@@ -1487,19 +1498,9 @@ fn add_note(
     if content.trim().is_empty() && content_html.trim().is_empty() {
         return bad("content", "is required");
     }
-    let created_at = match get_str(n, "created_at") {
-        None => Timestamp::now(),
-        Some(raw) => match parse_time(raw) {
-            Some(t) => t,
-            None => {
-                return bad(
-                    "created_at",
-                    format!(
-                        "cannot parse {raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
-                    ),
-                );
-            }
-        },
+    let created_at = match incoming_time(readings, n, false) {
+        Ok(t) => t,
+        Err(a) => return a,
     };
     let files = match attachments(shared, n) {
         Ok(f) => f,

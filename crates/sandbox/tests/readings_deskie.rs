@@ -487,3 +487,64 @@ async fn synchronous_custom_channels_take_plain_content_only() {
     assert_eq!(sb.deskie_snapshot().cases[0].messages.len(), 4);
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. ignores_created_at
+
+#[tokio::test]
+async fn ignores_created_at_stores_and_answers_the_servers_now() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    // Default: kept as sent.
+    let kept = create(&sb, email_case("k@example.com", "<p>x</p>")).await;
+    assert_eq!(kept["created_at"], WHEN);
+
+    sb.set_readings(readings(|r| r.ignores_created_at = true));
+    let before = jiff::Timestamp::now();
+    let case = create(&sb, email_case("i@example.com", "<p>x</p>")).await;
+    let id = case["case_id"].as_i64().expect("id");
+    // Neither required nor read.
+    let (s, b) = post(
+        &sb,
+        &format!("cases/{id}/messages.json"),
+        json!({"message": {"staff_id": 3, "content_html": "<p>a</p>", "created_at": "not a time"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b2) = post(
+        &sb,
+        &format!("cases/{id}/messages.json"),
+        json!({"message": {"user_id": case["user_id"], "content_html": "<p>c</p>"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b2}");
+    let (s, b3) = post(
+        &sb,
+        &format!("cases/{id}/note.json"),
+        json!({"note": {"staff_id": 3, "content": "n", "created_at": WHEN}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b3}");
+    let after = jiff::Timestamp::now();
+    for answered in [
+        &case["created_at"],
+        &b["message"]["created_at"],
+        &b3["message"]["created_at"],
+    ] {
+        assert_ne!(answered, WHEN, "the answer carries the server's time");
+    }
+    let snap = sb.deskie_snapshot();
+    let stored = &snap.cases[1];
+    let in_run = |t: &str| {
+        let t: jiff::Timestamp = t.parse().expect("rfc3339");
+        // Second precision is enough: the stored time lies within this test's own run.
+        t >= before - jiff::SignedDuration::from_secs(1)
+            && t <= after + jiff::SignedDuration::from_secs(1)
+    };
+    assert!(in_run(&stored.created_at), "{}", stored.created_at);
+    assert_eq!(stored.messages.len(), 4);
+    for m in &stored.messages {
+        assert!(in_run(&m.created_at), "{}", m.created_at);
+    }
+    assert_eq!(snap.cases[0].created_at, "2014-05-04T21:15:17Z");
+    sb.shutdown().await;
+}
