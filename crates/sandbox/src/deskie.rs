@@ -34,6 +34,8 @@ use crate::{
     SearchReading, Server, TimeFilterReading, UserSnapshot, parse_refs,
 };
 
+mod manage;
+
 const MAX_FILE: u64 = 25 * 1024 * 1024;
 const MAX_REQUEST: u64 = 50 * 1024 * 1024;
 /// The account's time-zone offset, used for every timestamp Deskie answers with.
@@ -80,6 +82,12 @@ struct Case {
     updated_at: Timestamp,
     messages: Vec<Message>,
     source_ticket: Option<(i64, i64)>,
+    /// In the trash (`deleted` in the answers).
+    trashed: bool,
+    /// In the spam filter.
+    spam: bool,
+    /// Deleted permanently: kept only so ids stay positions; invisible everywhere.
+    purged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +99,13 @@ struct User {
     custom_id: Option<String>,
     full_name: Option<String>,
     created_at: Timestamp,
+    updated_at: Timestamp,
+    /// In the "Deleted" list (page 000, "Delete a user"); restorable.
+    deleted: bool,
+    /// `false` once blocked.
+    active: bool,
+    /// Deleted permanently: invisible everywhere.
+    purged: bool,
 }
 
 /// The Deskie account: its rate window and its data.
@@ -120,15 +135,23 @@ impl DeskieState {
         }
     }
 
+    /// A case that exists (not permanently deleted).
     fn case_mut(&mut self, id: i64) -> Option<&mut Case> {
         let i = usize::try_from(id.checked_sub(FIRST_CASE_ID)?).ok()?;
-        self.cases.get_mut(i)
+        self.cases.get_mut(i).filter(|c| !c.purged)
+    }
+
+    /// A user that exists (not permanently deleted).
+    fn user_mut(&mut self, id: i64) -> Option<&mut User> {
+        let i = usize::try_from(id.checked_sub(FIRST_USER_ID)?).ok()?;
+        self.users.get_mut(i).filter(|u| !u.purged)
     }
 
     pub(crate) fn snapshot(&self) -> DeskieSnapshot {
         let cases: Vec<CaseSnapshot> = self
             .cases
             .iter()
+            .filter(|c| !c.purged)
             .map(|c| CaseSnapshot {
                 case_id: c.case_id,
                 case_number: c.case_number.clone(),
@@ -159,6 +182,8 @@ impl DeskieState {
                     })
                     .collect(),
                 source_ticket: c.source_ticket,
+                deleted: c.trashed,
+                spam: c.spam,
             })
             .collect();
         let customer_emailed = cases
@@ -171,6 +196,7 @@ impl DeskieState {
             users: self
                 .users
                 .iter()
+                .filter(|u| !u.purged)
                 .map(|u| UserSnapshot {
                     user_id: u.user_id,
                     kind: u.kind.clone(),
@@ -178,6 +204,8 @@ impl DeskieState {
                     phone: u.phone.clone(),
                     custom_id: u.custom_id.clone(),
                     full_name: u.full_name.clone(),
+                    deleted: u.deleted,
+                    active: u.active,
                 })
                 .collect(),
             customer_emailed,
@@ -709,16 +737,38 @@ fn dispatch(
             Method::POST => create_case(shared, faults, readings, st, payload),
             _ => wrong_method(),
         },
-        ["api", "cases", id] if id.ends_with(".json") => {
-            let Some(id) = id_of(id) else {
+        ["api", "cases", ids] if ids.ends_with(".json") => {
+            let Some(ids) = manage::parse_ids(ids) else {
                 return not_found("case");
             };
-            match *method {
-                Method::GET => match st.case_mut(id) {
+            match (method.clone(), ids.as_slice()) {
+                (Method::GET, [id]) => match st.case_mut(*id) {
                     Some(c) => (StatusCode::OK, json!({"case": case_json(c)}), None),
                     None => not_found("case"),
                 },
-                Method::PUT => update_case(faults, st, id, payload),
+                (Method::GET, _) => not_found("case"),
+                (Method::PUT, [id]) => manage::update_case(faults, st, *id, &payload),
+                (Method::PUT, ids) => manage::update_cases(faults, st, ids, &payload),
+                (Method::DELETE, ids) => manage::delete_cases(faults, st, ids),
+                _ => wrong_method(),
+            }
+        }
+        [
+            "api",
+            "cases",
+            ids,
+            action @ ("trash.json" | "spam.json" | "restore.json"),
+        ] => {
+            let Some(ids) = manage::parse_ids(ids) else {
+                return not_found("case");
+            };
+            let to = match *action {
+                "trash.json" => manage::Move::Trash,
+                "spam.json" => manage::Move::Spam,
+                _ => manage::Move::Restore,
+            };
+            match *method {
+                Method::PUT => manage::move_cases(faults, st, &ids, to),
                 _ => wrong_method(),
             }
         }
@@ -750,15 +800,30 @@ fn dispatch(
                 return not_found("user");
             };
             match *method {
-                Method::GET => {
-                    match usize::try_from(id - FIRST_USER_ID)
-                        .ok()
-                        .and_then(|i| st.users.get(i))
-                    {
-                        Some(u) => (StatusCode::OK, json!({"user": user_json(u)}), None),
-                        None => not_found("user"),
-                    }
-                }
+                Method::GET => match st.user_mut(id) {
+                    Some(u) => (StatusCode::OK, json!({"user": user_json(u)}), None),
+                    None => not_found("user"),
+                },
+                Method::DELETE => manage::delete_user(st, id),
+                _ => wrong_method(),
+            }
+        }
+        [
+            "api",
+            "users",
+            id,
+            action @ ("disable.json" | "block.json" | "restore.json"),
+        ] => {
+            let Some(id) = id_of(id) else {
+                return not_found("user");
+            };
+            let action = match *action {
+                "disable.json" => manage::UserAction::Disable,
+                "block.json" => manage::UserAction::Block,
+                _ => manage::UserAction::Restore,
+            };
+            match *method {
+                Method::PUT => manage::act_on_user(st, id, action),
                 _ => wrong_method(),
             }
         }
@@ -784,8 +849,8 @@ fn case_json(c: &Case) -> Value {
         "recipient": c.recipient,
         "recipient_cc": "",
         "recipient_bcc": "",
-        "deleted": false,
-        "spam": false,
+        "deleted": c.trashed,
+        "spam": c.spam,
         "created_at": fmt_time(c.created_at),
         "updated_at": fmt_time(c.updated_at),
         "closed_at": if closed { fmt_time(c.updated_at) } else { "-".to_owned() },
@@ -826,10 +891,10 @@ fn user_json(u: &User) -> Value {
         "company_position": "",
         "thumbnail": "",
         "confirmed": false,
-        "active": true,
-        "deleted": false,
+        "active": u.active,
+        "deleted": u.deleted,
         "created_at": fmt_time(u.created_at),
-        "updated_at": fmt_time(u.created_at),
+        "updated_at": fmt_time(u.updated_at),
         "type": u.kind,
         "language_id": 1,
         "custom_fields": {},
@@ -902,6 +967,10 @@ fn find_or_create_user(
         custom_id: None,
         full_name: full_name.map(str::to_owned),
         created_at: now,
+        updated_at: now,
+        deleted: false,
+        active: true,
+        purged: false,
     };
     match kind {
         "email" => u.email = Some(key.to_owned()),
@@ -1030,6 +1099,7 @@ fn create_case(
 
     let now = Timestamp::now();
     let user_id = find_or_create_user(st, user_kind, &user_key, get_str(c, "user_full_name"), now);
+    let blocked = st.user_mut(user_id).is_some_and(|u| !u.active);
     let source_ticket = ["content", "content_html", "subject"]
         .iter()
         .filter_map(|k| c.get(*k).and_then(Value::as_str))
@@ -1070,6 +1140,10 @@ fn create_case(
         updated_at: now,
         messages: vec![first],
         source_ticket,
+        trashed: false,
+        // Page 000, "Block a user": new cases from a blocked user are marked as spam.
+        spam: blocked,
+        purged: false,
     };
     let body = json!({"case": case_json(&case)});
     st.cases.push(case);
@@ -1222,6 +1296,7 @@ fn list_cases(readings: &Readings, st: &DeskieState, query: &str) -> Answer {
     let mut hits: Vec<&Case> = st
         .cases
         .iter()
+        .filter(|c| !c.purged)
         .filter(|c| {
             cf.iter().all(|(field, patterns)| {
                 c.custom_fields.get(field).is_some_and(|v| {
@@ -1252,67 +1327,6 @@ fn list_cases(readings: &Readings, st: &DeskieState, query: &str) -> Answer {
         .map(case_json)
         .collect();
     (StatusCode::OK, numbered("case", items, total), None)
-}
-
-fn update_case(faults: &crate::Faults, st: &mut DeskieState, id: i64, payload: Value) -> Answer {
-    let Some(c) = payload.get("case").and_then(Value::as_object) else {
-        return bad("case", "is required: send {\"case\": {…}}");
-    };
-    let origin = match st.case_mut(id) {
-        Some(case) => case.source_ticket,
-        None => return not_found("case"),
-    };
-    if let Err(a) = check_rejections(faults, c, origin) {
-        return a;
-    }
-    let status = match check_enum(c, "status", &STATUSES) {
-        Ok(s) => s,
-        Err(a) => return a,
-    };
-    let priority = match check_enum(c, "priority", &PRIORITIES) {
-        Ok(p) => p,
-        Err(a) => return a,
-    };
-    let (staff_id, group_id) = match (get_int(c, "staff_id"), get_int(c, "group_id")) {
-        (Ok(s), Ok(g)) => (s, g),
-        (Err(a), _) | (_, Err(a)) => return a,
-    };
-    if c.contains_key("subject") && get_str(c, "subject").is_none() {
-        return bad("subject", "must not be empty");
-    }
-    let Some(case) = st.case_mut(id) else {
-        return not_found("case");
-    };
-    if let Some(s) = status {
-        case.status = s;
-    }
-    if let Some(p) = priority {
-        case.priority = p;
-    }
-    if let Some(s) = staff_id {
-        case.staff_id = s;
-    }
-    if let Some(g) = group_id {
-        case.group_id = Some(g);
-    }
-    if let Some(s) = get_str(c, "subject") {
-        case.subject = s.to_owned();
-    }
-    if let Some(Value::Object(m)) = c.get("custom_fields") {
-        for (k, v) in m {
-            case.custom_fields.insert(k.clone(), v.clone());
-        }
-    }
-    if c.contains_key("labels") {
-        case.labels = int_list(c.get("labels"));
-    }
-    for l in int_list(c.get("add_labels")) {
-        if !case.labels.contains(&l) {
-            case.labels.push(l);
-        }
-    }
-    case.updated_at = Timestamp::now();
-    (StatusCode::OK, json!({"case": case_json(case)}), None)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1546,6 +1560,7 @@ fn list_users(st: &DeskieState, query: &str) -> Answer {
     let mut users: Vec<&User> = st
         .users
         .iter()
+        .filter(|u| !u.purged)
         .filter(|u| {
             email
                 .as_deref()

@@ -424,6 +424,11 @@ pub struct CaseSnapshot {
     pub messages: Vec<MessageSnapshot>,
     /// The source ticket whose `ref:` marker the creating write carried, if any.
     pub source_ticket: Option<(i64, i64)>,
+    /// In the trash (`PUT …/trash.json`; `restore.json` brings it back). A permanently deleted
+    /// case is not in the snapshot at all.
+    pub deleted: bool,
+    /// Marked as spam (`PUT …/spam.json`, or created for a blocked user).
+    pub spam: bool,
 }
 
 /// One Deskie message or note.
@@ -465,6 +470,11 @@ pub struct UserSnapshot {
     pub custom_id: Option<String>,
     /// Full name, if one was sent.
     pub full_name: Option<String>,
+    /// In the "Deleted" list (`PUT …/disable.json`, page 000 "Delete a user"); a permanently
+    /// deleted user is not in the snapshot at all.
+    pub deleted: bool,
+    /// `false` once blocked (`PUT …/block.json`); `restore.json` sets it back.
+    pub active: bool,
 }
 
 /// The dataset the emulators serve: a snapshot is taken per request (an `Arc` clone), and a test's

@@ -548,3 +548,222 @@ async fn ignores_created_at_stores_and_answers_the_servers_now() {
     assert_eq!(snap.cases[0].created_at, "2014-05-04T21:15:17Z");
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Bulk update
+
+/// Creates `n` email cases whose first message carries `ref:p1t<i>m0`; answers their ids.
+async fn cases_with_refs(sb: &Sandbox, n: i64) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 1..=n {
+        let body = email_case(
+            &format!("b{i}@example.com"),
+            &format!("<p>ref:p1t{i}m0</p>"),
+        );
+        ids.push(create(sb, body).await["case_id"].as_i64().expect("id"));
+    }
+    ids
+}
+
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[tokio::test]
+async fn bulk_update_answers_the_ids_it_updated() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let ids = cases_with_refs(&sb, 11).await;
+    let closed = json!({"case": {"status": "closed", "add_labels": [5]}});
+
+    // Unknown ids are left out; a repeated id counts once.
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{},{},99999,{}.json", ids[0], ids[1], ids[0]),
+        closed.clone(),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b, json!({"case_success_id": [ids[0], ids[1]]}));
+    let snap = sb.deskie_snapshot();
+    assert_eq!(snap.cases[0].status, "closed");
+    assert_eq!(snap.cases[1].labels, vec![5]);
+    assert_eq!(snap.cases[2].status, "open");
+
+    // More than 10 cases: 400, nothing applied.
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{}.json", id_list(&ids)),
+        closed.clone(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(b["errors"]["case_id"].is_string(), "{b}");
+    assert_eq!(sb.deskie_snapshot().cases[10].status, "open");
+    // An invalid field: 400 for the whole request.
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{}.json", id_list(&ids[2..4])),
+        json!({"case": {"status": "done"}}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(b["errors"]["status"].is_string(), "{b}");
+    assert_eq!(sb.deskie_snapshot().cases[2].status, "open");
+
+    // A rejected ticket's case is left out, the others are updated; the journal says why.
+    let mut faults = sb.faults();
+    faults.reject_tickets = BTreeSet::from([(1, 4)]);
+    sb.set_faults(faults);
+    sb.clear_journal();
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{}.json", id_list(&ids[2..5])),
+        json!({"case": {"priority": "high"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b, json!({"case_success_id": [ids[2], ids[4]]}));
+    let journal = sb.journal();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].cost, 2, "a bulk update costs 2 like any write");
+    assert_eq!(journal[0].fault.as_deref(), Some("rejected"));
+    let snap = sb.deskie_snapshot();
+    let priorities: Vec<&str> = snap.cases[2..5]
+        .iter()
+        .map(|c| c.priority.as_str())
+        .collect();
+    assert_eq!(priorities, ["high", "normal", "high"]);
+    sb.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Trash, spam, restore, delete; users disable, block, restore, delete
+
+async fn delete(sb: &Sandbox, path: &str) -> (u16, Value) {
+    let (s, b, _) = send(req(sb, reqwest::Method::DELETE, path)).await;
+    (s, b)
+}
+
+#[tokio::test]
+async fn trash_restore_and_permanent_delete_of_cases() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let ids = cases_with_refs(&sb, 5).await;
+
+    // Single trash answers the case, marked deleted; it stays in the default list.
+    let (s, b) = put(&sb, &format!("cases/{}/trash.json", ids[0]), json!({})).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["case"]["deleted"], true);
+    assert!(sb.deskie_snapshot().cases[0].deleted);
+    assert_eq!(listed(&sb, "").await, ids);
+    let (_, view) = get(&sb, &format!("cases/{}.json", ids[0])).await;
+    assert_eq!(view["case"]["deleted"], true);
+
+    // Bulk trash / restore answer the ids; unknown ones left out.
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{},{},424242/trash.json", ids[1], ids[2]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(b, json!({"case_success_id": [ids[1], ids[2]]}));
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{},{}/restore.json", ids[0], ids[1]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(b, json!({"case_success_id": [ids[0], ids[1]]}));
+    let trashed: Vec<bool> = sb
+        .deskie_snapshot()
+        .cases
+        .iter()
+        .map(|c| c.deleted)
+        .collect();
+    assert_eq!(trashed, [false, false, true, false, false]);
+    let (s, b) = put(&sb, &format!("cases/{}/spam.json", ids[3]), json!({})).await;
+    assert_eq!((s, &b["case"]["spam"]), (200, &json!(true)));
+    let (s, b) = put(&sb, &format!("cases/{}/restore.json", ids[3]), json!({})).await;
+    assert_eq!((s, &b["case"]["spam"]), (200, &json!(false)));
+    let (s, _) = put(&sb, "cases/424242/trash.json", json!({})).await;
+    assert_eq!(s, 404);
+    let eleven: Vec<i64> = (0..11).map(|i| 5000 + i).collect();
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{}/trash.json", id_list(&eleven)),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+
+    // Permanent delete needs no trash first; the case is gone from views, lists and snapshot.
+    let (s, _) = delete(&sb, &format!("cases/{}.json", ids[4])).await;
+    assert_eq!(s, 200);
+    let (s, _) = get(&sb, &format!("cases/{}.json", ids[4])).await;
+    assert_eq!(s, 404);
+    let (s, _) = delete(&sb, &format!("cases/{}.json", ids[4])).await;
+    assert_eq!(s, 404, "already gone");
+    let (s, _) = post(
+        &sb,
+        &format!("cases/{}/messages.json", ids[4]),
+        json!({"message": {"staff_id": 3, "content_html": "<p>x</p>", "created_at": WHEN}}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = delete(&sb, &format!("cases/{},{}.json", ids[2], ids[3])).await;
+    assert_eq!(s, 200);
+    assert_eq!(listed(&sb, "").await, ids[..2].to_vec());
+    let snap = sb.deskie_snapshot();
+    let left: Vec<i64> = snap.cases.iter().map(|c| c.case_id).collect();
+    assert_eq!(left, ids[..2].to_vec());
+    // New cases keep fresh ids.
+    let next = create(&sb, email_case("new@example.com", "<p>n</p>")).await;
+    assert!(next["case_id"].as_i64().expect("id") > ids[4]);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn users_disable_block_restore_and_delete() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let first = create(&sb, email_case("u@example.com", "<p>x</p>")).await;
+    let user = first["user_id"].as_i64().expect("user");
+
+    let (s, b) = put(&sb, &format!("users/{user}/disable.json"), json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (&b["user"]["deleted"], &b["user"]["active"]),
+        (&json!(true), &json!(true))
+    );
+    assert!(sb.deskie_snapshot().users[0].deleted);
+    let (s, b) = put(&sb, &format!("users/{user}/restore.json"), json!({})).await;
+    assert_eq!((s, &b["user"]["deleted"]), (200, &json!(false)));
+    let (s, b) = put(&sb, &format!("users/{user}/block.json"), json!({})).await;
+    assert_eq!((s, &b["user"]["active"]), (200, &json!(false)));
+    assert!(!sb.deskie_snapshot().users[0].active);
+    // Page 000: new cases from a blocked user are marked as spam.
+    let blocked_case = create(&sb, email_case("u@example.com", "<p>again</p>")).await;
+    assert_eq!(blocked_case["spam"], true);
+    assert_eq!(blocked_case["user_id"], user);
+    let (s, _) = put(&sb, &format!("users/{user}/restore.json"), json!({})).await;
+    assert_eq!(s, 200);
+    assert!(sb.deskie_snapshot().users[0].active);
+
+    // Permanent delete: gone from views, lists and the snapshot; the cases stay.
+    let (s, _) = delete(&sb, &format!("users/{user}.json")).await;
+    assert_eq!(s, 200);
+    let (s, _) = get(&sb, &format!("users/{user}.json")).await;
+    assert_eq!(s, 404);
+    let (s, _) = put(&sb, &format!("users/{user}/restore.json"), json!({})).await;
+    assert_eq!(s, 404);
+    let (_, list) = get(&sb, "users.json").await;
+    assert_eq!(list["total_count"], 0);
+    let snap = sb.deskie_snapshot();
+    assert!(snap.users.is_empty());
+    assert_eq!(snap.cases.len(), 2);
+    // The same address later creates a new user.
+    let again = create(&sb, email_case("u@example.com", "<p>back</p>")).await;
+    assert_ne!(again["user_id"], user);
+    assert_eq!(again["spam"], false);
+    sb.shutdown().await;
+}
