@@ -791,6 +791,19 @@ fn dispatch(
                 _ => wrong_method(),
             }
         }
+        ["api", "cases", id, kind @ ("messages" | "note"), message_id] => {
+            let (Some(id), Some(message_id)) = (id_of(id), id_of(message_id)) else {
+                return not_found("message");
+            };
+            let notes_only = *kind == "note";
+            match *method {
+                Method::PUT => {
+                    edit_message(faults, readings, st, id, message_id, notes_only, &payload)
+                }
+                Method::DELETE => delete_message(faults, st, id, message_id, notes_only),
+                _ => wrong_method(),
+            }
+        }
         ["api", "users.json"] => match *method {
             Method::GET => list_users(st, query),
             _ => wrong_method(),
@@ -1540,6 +1553,116 @@ fn add_note(
     case.messages.push(msg);
     case.updated_at = Timestamp::now();
     (StatusCode::OK, body, None)
+}
+
+/// Finds a message of a case for an edit or a delete: the note paths reach only notes, the
+/// messages paths reach both (page 001's "Edit a note" sample itself sends the note to
+/// `…/messages/[message_id].json`).
+fn message_index(
+    st: &mut DeskieState,
+    case_id: i64,
+    message_id: i64,
+    notes_only: bool,
+) -> Result<usize, Answer> {
+    let Some(case) = st.case_mut(case_id) else {
+        return Err(not_found("case"));
+    };
+    case.messages
+        .iter()
+        .position(|m| m.message_id == message_id && (m.note || !notes_only))
+        .ok_or_else(|| not_found(if notes_only { "note" } else { "message" }))
+}
+
+/// `PUT /api/cases/[id]/messages/[message_id].json` ("Edit a response") and
+/// `PUT /api/cases/[id]/note/[message_id].json` ("Edit a note"), page 001: replaces the
+/// `content` and/or `content_html` sent (a field not sent keeps its value). Both wrappers are
+/// accepted on both paths (`message` in the response form and the note sample, `note` in the
+/// note request block). Rejection faults and synchronous channels apply as to a new message.
+#[allow(clippy::too_many_arguments)]
+fn edit_message(
+    faults: &crate::Faults,
+    readings: &Readings,
+    st: &mut DeskieState,
+    case_id: i64,
+    message_id: i64,
+    notes_only: bool,
+    payload: &Value,
+) -> Answer {
+    let wrappers = if notes_only {
+        ["note", "message"]
+    } else {
+        ["message", "note"]
+    };
+    let Some(m) = wrappers
+        .iter()
+        .find_map(|w| payload.get(*w).and_then(Value::as_object))
+    else {
+        return bad(
+            wrappers[0],
+            format!("is required: send {{\"{}\": {{…}}}}", wrappers[0]),
+        );
+    };
+    let index = match message_index(st, case_id, message_id, notes_only) {
+        Ok(i) => i,
+        Err(a) => return a,
+    };
+    let Some(case) = st.case_mut(case_id) else {
+        return not_found("case");
+    };
+    if let Err(a) = check_rejections(faults, m, case.source_ticket) {
+        return a;
+    }
+    if is_sync_channel(readings, &case.channel)
+        && let Err(a) = check_sync_content(m)
+    {
+        return a;
+    }
+    let content = m.get("content").map(value_text);
+    let content_html = m.get("content_html").map(value_text);
+    let any = [&content, &content_html]
+        .into_iter()
+        .flatten()
+        .any(|t| !t.trim().is_empty());
+    if !any {
+        return bad("content", "is required (or content_html)");
+    }
+    let Some(msg) = case.messages.get_mut(index) else {
+        return not_found("message");
+    };
+    if let Some(c) = content {
+        msg.content = c;
+    }
+    if let Some(h) = content_html {
+        msg.content_html = h;
+    }
+    let body = json!({"message": message_json(msg)});
+    case.updated_at = Timestamp::now();
+    (StatusCode::OK, body, None)
+}
+
+/// `DELETE /api/cases/[id]/messages/[message_id].json` / `…/note/[message_id].json` (page 001):
+/// answers 200 with `{}` (the page shows only the status); the message's files stop being
+/// served.
+fn delete_message(
+    faults: &crate::Faults,
+    st: &mut DeskieState,
+    case_id: i64,
+    message_id: i64,
+    notes_only: bool,
+) -> Answer {
+    let index = match message_index(st, case_id, message_id, notes_only) {
+        Ok(i) => i,
+        Err(a) => return a,
+    };
+    let Some(case) = st.case_mut(case_id) else {
+        return not_found("case");
+    };
+    if let Err(a) = check_rejections(faults, &Map::new(), case.source_ticket) {
+        return a;
+    }
+    case.messages.remove(index);
+    case.updated_at = Timestamp::now();
+    (StatusCode::OK, json!({}), None)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -767,3 +767,117 @@ async fn users_disable_block_restore_and_delete() {
     assert_eq!(again["spam"], false);
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Edit (and delete) a response or a note
+
+#[tokio::test]
+async fn edit_a_response_and_a_note() {
+    let sb = start(|c| {
+        c.deskie_limit = 100_000;
+        c.readings.sync_custom_channels = BTreeSet::from([7]);
+    })
+    .await;
+    let case = create(&sb, email_case("ed@example.com", "<p>first</p>")).await;
+    let id = case["case_id"].as_i64().expect("id");
+    let (_, reply) = post(
+        &sb,
+        &format!("cases/{id}/messages.json"),
+        json!({"message": {"staff_id": 3, "content_html": "<p>old</p>", "created_at": WHEN, "do_not_send_email": true}}),
+    )
+    .await;
+    let reply_id = reply["message"]["message_id"].as_i64().expect("message id");
+    let (_, note) = post(
+        &sb,
+        &format!("cases/{id}/note.json"),
+        json!({"note": {"staff_id": 3, "content": "old note"}}),
+    )
+    .await;
+    let note_id = note["message"]["message_id"].as_i64().expect("note id");
+
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{id}/messages/{reply_id}.json"),
+        json!({"message": {"content_html": "<p>new</p>"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["message"]["content_html"], "<p>new</p>");
+    assert_eq!(b["message"]["message_id"], reply_id);
+    let snap = sb.deskie_snapshot();
+    let stored = snap.cases[0]
+        .messages
+        .iter()
+        .find(|m| m.message_id == reply_id)
+        .expect("edited reply");
+    assert_eq!(stored.content_html, "<p>new</p>");
+    assert_eq!(
+        snap.cases[0].messages.len(),
+        3,
+        "edited in place, not added"
+    );
+
+    // A note through its own path (note wrapper) and through the messages path (the page's
+    // sample); a reply is not a note.
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{id}/note/{note_id}.json"),
+        json!({"note": {"content": "note v2"}}),
+    )
+    .await;
+    assert_eq!((s, &b["message"]["content"]), (200, &json!("note v2")));
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{id}/messages/{note_id}.json"),
+        json!({"message": {"content": "note v3"}}),
+    )
+    .await;
+    assert_eq!((s, &b["message"]["note"]), (200, &json!(true)));
+    let (s, _) = put(
+        &sb,
+        &format!("cases/{id}/note/{reply_id}.json"),
+        json!({"note": {"content": "x"}}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{id}/messages/{reply_id}.json"),
+        json!({"message": {"content": ""}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    let (s, _) = put(
+        &sb,
+        &format!("cases/{id}/messages/999.json"),
+        json!({"message": {"content": "x"}}),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // A synchronous custom channel keeps refusing HTML on edits.
+    let sync = create(
+        &sb,
+        json!({"case": {"user_custom_id": "c1", "user_custom_channel": "7", "subject": "S", "content": "hi", "created_at": WHEN}}),
+    )
+    .await;
+    let sync_id = sync["case_id"].as_i64().expect("id");
+    let (_, list) = get(&sb, &format!("cases/{sync_id}/messages.json")).await;
+    let first = list["0"]["message"]["message_id"].as_i64().expect("first");
+    let (s, b) = put(
+        &sb,
+        &format!("cases/{sync_id}/messages/{first}.json"),
+        json!({"message": {"content_html": "<p>x</p>"}}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(b["errors"]["content_html"].is_string(), "{b}");
+
+    // Delete a note, then a response.
+    let (s, _) = delete(&sb, &format!("cases/{id}/note/{note_id}.json")).await;
+    assert_eq!(s, 200);
+    let (s, _) = delete(&sb, &format!("cases/{id}/messages/{reply_id}.json")).await;
+    assert_eq!(s, 200);
+    assert_eq!(sb.deskie_snapshot().cases[0].messages.len(), 1);
+    sb.shutdown().await;
+}
