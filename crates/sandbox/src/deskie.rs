@@ -30,10 +30,12 @@ use crate::server::{
     Shared, Window, dropped_response, entry_for, json_response, lock, proxy_error_page, set_header,
 };
 use crate::{
-    AgentReplyReading, CaseSnapshot, DeskieSnapshot, MessageSnapshot, NoteAuthorReading, Readings,
-    SearchReading, Server, TimeFilterReading, UserSnapshot, parse_refs,
+    AgentReplyReading, CaseSnapshot, DeskieSnapshot, FileSnapshot, MessageSnapshot,
+    NoteAuthorReading, Readings, SearchReading, Server, TimeFilterReading, UserSnapshot,
+    parse_refs,
 };
 
+mod files;
 mod manage;
 
 const MAX_FILE: u64 = 25 * 1024 * 1024;
@@ -43,9 +45,16 @@ const ACCOUNT_OFFSET_HOURS: i8 = 3;
 
 #[derive(Debug, Clone)]
 struct Attachment {
+    /// Unique in the account; answered as `file_id`.
+    file_id: i64,
     name: String,
     size: u64,
+    /// As recorded in the snapshot's `attachment_urls`: the URL sent, or `multipart:<name>`.
     url: String,
+    /// The URL answered: the URL sent, or where the emulator serves the uploaded bytes.
+    link: String,
+    /// The uploaded file (multipart writes only).
+    upload: Option<files::Upload>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +125,9 @@ pub(crate) struct DeskieState {
     users: Vec<User>,
     users_by_key: HashMap<(String, String), usize>,
     next_message_id: i64,
+    /// Uploaded file id → (case id, message id), to serve it.
+    file_index: HashMap<i64, (i64, i64)>,
+    next_file_id: i64,
 }
 
 const FIRST_CASE_ID: i64 = 2000;
@@ -132,6 +144,8 @@ impl DeskieState {
             users: Vec::new(),
             users_by_key: HashMap::new(),
             next_message_id: 200_000,
+            file_index: HashMap::new(),
+            next_file_id: 300_000,
         }
     }
 
@@ -139,6 +153,14 @@ impl DeskieState {
     fn case_mut(&mut self, id: i64) -> Option<&mut Case> {
         let i = usize::try_from(id.checked_sub(FIRST_CASE_ID)?).ok()?;
         self.cases.get_mut(i).filter(|c| !c.purged)
+    }
+
+    /// Records where the uploaded files of a message just stored live, so they can be served.
+    fn index_files(&mut self, case_id: i64, message: &Message) {
+        for a in message.attachments.iter().filter(|a| a.upload.is_some()) {
+            self.file_index
+                .insert(a.file_id, (case_id, message.message_id));
+        }
     }
 
     /// A user that exists (not permanently deleted).
@@ -178,6 +200,18 @@ impl DeskieState {
                         note: m.note,
                         created_at: m.created_at.to_string(),
                         attachment_urls: m.attachments.iter().map(|a| a.url.clone()).collect(),
+                        files: m
+                            .attachments
+                            .iter()
+                            .filter_map(|a| {
+                                a.upload.as_ref().map(|u| FileSnapshot {
+                                    name: u.name.clone(),
+                                    size: u.size,
+                                    sha256: u.sha256.clone(),
+                                    url: a.link.clone(),
+                                })
+                            })
+                            .collect(),
                         customer_emailed: m.customer_emailed,
                     })
                     .collect(),
@@ -308,6 +342,11 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
             )
         });
 
+    // Files are fetched outside the API: not charged, not rate limited (deskie/files.rs).
+    if req.method() == Method::GET && req.uri().path().starts_with("/files/") {
+        return files::serve(&shared, &req, authorized);
+    }
+
     // Charge the window (or refuse) before anything is applied.
     let (index, left) = shared.window_now();
     let charge = authorized && !faults.deskie_down;
@@ -356,17 +395,22 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let payload = if method == Method::GET {
-            Ok(Value::Null)
+            Ok((Value::Null, Vec::new()))
         } else {
             read_payload(req).await
         };
         let answer = match payload {
             Err(a) => a,
-            Ok(payload) => {
+            Ok((payload, uploads)) => {
                 let mut st = lock(&shared.deskie);
-                dispatch(
-                    &shared, &faults, &readings, &mut st, &method, &path, &query, payload,
-                )
+                let request = Incoming {
+                    method: &method,
+                    path: &path,
+                    query: &query,
+                    payload,
+                    uploads: &uploads,
+                };
+                dispatch(&shared, &faults, &readings, &mut st, request)
             }
         };
         if is_write && answer.0.is_success() && shared.chance(faults.drop_after_commit_rate) {
@@ -396,8 +440,8 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
 }
 
 /// Reads a write's body: JSON, or multipart form fields `case[field]`, `message[...]`,
-/// `note[...]` (files become `{"__files": [{name, size}]}` inside the root object).
-async fn read_payload(req: Request) -> Result<Value, Answer> {
+/// `note[...]` (nested into the same JSON shape) and files, returned beside it in part order.
+async fn read_payload(req: Request) -> Result<(Value, Vec<files::Upload>), Answer> {
     let is_multipart = req
         .headers()
         .get("content-type")
@@ -408,6 +452,8 @@ async fn read_payload(req: Request) -> Result<Value, Answer> {
             .await
             .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
         let mut root = Value::Object(Map::new());
+        let mut uploads = Vec::new();
+        let mut kept = 0u64;
         loop {
             let field = match mp.next_field().await {
                 Ok(Some(f)) => f,
@@ -415,40 +461,27 @@ async fn read_payload(req: Request) -> Result<Value, Answer> {
                 Err(e) => return Err(bad("body", format!("invalid multipart body: {e}"))),
             };
             let name = field.name().unwrap_or_default().to_owned();
-            let file_name = field.file_name().map(str::to_owned);
-            let parts = bracket_path(&name);
-            if let Some(file_name) = file_name {
-                let data = field
-                    .bytes()
-                    .await
-                    .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
-                let top = parts.first().cloned().unwrap_or_default();
-                let obj = root
-                    .as_object_mut()
-                    .map(|m| m.entry(top).or_insert_with(|| json!({})));
-                if let Some(Value::Object(o)) = obj {
-                    let files = o.entry("__files").or_insert_with(|| json!([]));
-                    if let Value::Array(a) = files {
-                        a.push(json!({"name": file_name, "size": data.len()}));
-                    }
-                }
+            if let Some(file_name) = field.file_name().map(str::to_owned) {
+                uploads.push(files::read_upload(field, file_name, &mut kept).await?);
             } else {
                 let text = field
                     .text()
                     .await
                     .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
-                insert_path(&mut root, &parts, Value::String(text));
+                insert_path(&mut root, &bracket_path(&name), Value::String(text));
             }
         }
-        return Ok(root);
+        return Ok((root, uploads));
     }
     let bytes = axum::body::to_bytes(req.into_body(), crate::server::MAX_BODY)
         .await
         .map_err(|e| bad("body", format!("unreadable body: {e}")))?;
     if bytes.is_empty() {
-        return Ok(json!({}));
+        return Ok((json!({}), Vec::new()));
     }
-    serde_json::from_slice(&bytes).map_err(|e| bad("body", format!("invalid JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(|v| (v, Vec::new()))
+        .map_err(|e| bad("body", format!("invalid JSON: {e}")))
 }
 
 /// `case[custom_fields][cf_1]` → `["case", "custom_fields", "cf_1"]`; `x[]` ends with `""`.
@@ -623,32 +656,37 @@ fn check_rejections(
     Ok(())
 }
 
-/// Checks attachment sizes (known from the dataset for sandbox URLs, from the upload for files).
-fn attachments(shared: &Shared, o: &Map<String, Value>) -> Result<Vec<Attachment>, Answer> {
+/// The attachments of a write: `attachment_urls` (sizes known from the dataset for sandbox URLs)
+/// then the uploaded files, each with a new file id; refused with a 400 naming the file when one
+/// passes 25 MB or the request's files pass 50 MB (page 001, "Create a case with attachments").
+fn attachments(
+    shared: &Shared,
+    st: &mut DeskieState,
+    o: &Map<String, Value>,
+    uploads: &[files::Upload],
+) -> Result<Vec<Attachment>, Answer> {
     let mut out = Vec::new();
     for url in url_list(o.get("attachment_urls")) {
         let size = shared.dataset().attachment_size(&url);
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
         out.push(Attachment {
+            file_id: 0,
             name,
             size: size.unwrap_or(0),
+            link: url.clone(),
             url,
+            upload: None,
         });
     }
-    if let Some(Value::Array(files)) = o.get("__files") {
-        for f in files {
-            let name = f
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("file")
-                .to_owned();
-            let size = f.get("size").and_then(Value::as_u64).unwrap_or(0);
-            out.push(Attachment {
-                url: format!("multipart:{name}"),
-                name,
-                size,
-            });
-        }
+    for u in uploads {
+        out.push(Attachment {
+            file_id: 0,
+            url: format!("multipart:{}", u.name),
+            link: String::new(),
+            name: u.name.clone(),
+            size: u.size,
+            upload: Some(u.clone()),
+        });
     }
     for a in &out {
         if a.size > MAX_FILE {
@@ -661,12 +699,25 @@ fn attachments(shared: &Shared, o: &Map<String, Value>) -> Result<Vec<Attachment
             ));
         }
     }
-    let total: u64 = out.iter().map(|a| a.size).sum();
-    if total > MAX_REQUEST {
-        return Err(bad(
-            "attachments",
-            format!("the total size of all files is {total} bytes; it should not exceed 50MB"),
-        ));
+    let mut total = 0u64;
+    for a in &out {
+        total += a.size;
+        if total > MAX_REQUEST {
+            return Err(bad(
+                "attachments",
+                format!(
+                    "{} brings the total size of all files to {total} bytes; it should not exceed 50MB",
+                    a.name
+                ),
+            ));
+        }
+    }
+    for a in &mut out {
+        a.file_id = st.next_file_id;
+        st.next_file_id += 1;
+        if a.upload.is_some() {
+            a.link = files::file_url(shared, a.file_id);
+        }
     }
     Ok(out)
 }
@@ -711,17 +762,29 @@ fn content_of(o: &Map<String, Value>) -> (String, String) {
 // ---------------------------------------------------------------------------------------------
 // Routing
 
-#[allow(clippy::too_many_arguments)]
+/// One request as the handlers see it, once its body is read.
+struct Incoming<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a str,
+    payload: Value,
+    uploads: &'a [files::Upload],
+}
+
 fn dispatch(
     shared: &Shared,
     faults: &crate::Faults,
     readings: &Readings,
     st: &mut DeskieState,
-    method: &Method,
-    path: &str,
-    query: &str,
-    payload: Value,
+    request: Incoming<'_>,
 ) -> Answer {
+    let Incoming {
+        method,
+        path,
+        query,
+        payload,
+        uploads,
+    } = request;
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let id_of = |s: &str| s.strip_suffix(".json").unwrap_or(s).parse::<i64>().ok();
     let wrong_method = || {
@@ -734,7 +797,7 @@ fn dispatch(
     match segments.as_slice() {
         ["api", "cases.json"] => match *method {
             Method::GET => list_cases(readings, st, query),
-            Method::POST => create_case(shared, faults, readings, st, payload),
+            Method::POST => create_case(shared, faults, readings, st, payload, uploads),
             _ => wrong_method(),
         },
         ["api", "cases", ids] if ids.ends_with(".json") => {
@@ -778,7 +841,7 @@ fn dispatch(
             };
             match *method {
                 Method::GET => list_messages(st, id, query),
-                Method::POST => add_message(shared, faults, readings, st, id, payload),
+                Method::POST => add_message(shared, faults, readings, st, id, payload, uploads),
                 _ => wrong_method(),
             }
         }
@@ -787,7 +850,7 @@ fn dispatch(
                 return not_found("case");
             };
             match *method {
-                Method::POST => add_note(shared, faults, readings, st, id, payload),
+                Method::POST => add_note(shared, faults, readings, st, id, payload, uploads),
                 _ => wrong_method(),
             }
         }
@@ -882,12 +945,12 @@ fn message_json(m: &Message) -> Value {
         "staff_id": m.staff_id,
         "content": m.content,
         "content_html": m.content_html,
-        "attachments": m.attachments.iter().enumerate().map(|(i, a)| json!({
-            "file_id": m.message_id * 10 + i as i64,
+        "attachments": m.attachments.iter().map(|a| json!({
+            "file_id": a.file_id,
             "file_name": a.name,
             "file_size": a.size,
-            "mime_type": "application/octet-stream",
-            "url": a.url,
+            "mime_type": a.upload.as_ref().map_or("application/octet-stream", |u| u.mime.as_str()),
+            "url": a.link,
         })).collect::<Vec<_>>(),
         "note": m.note,
         "sent_via_rule": false,
@@ -1001,6 +1064,7 @@ fn create_case(
     readings: &Readings,
     st: &mut DeskieState,
     payload: Value,
+    uploads: &[files::Upload],
 ) -> Answer {
     let Some(c) = payload.get("case").and_then(Value::as_object) else {
         return bad("case", "is required: send {\"case\": {…}}");
@@ -1099,7 +1163,7 @@ fn create_case(
         (Ok(s), Ok(g), Ok(l)) => (s.unwrap_or(0), g, l.unwrap_or(1)),
         (Err(a), _, _) | (_, Err(a), _) | (_, _, Err(a)) => return a,
     };
-    let files = match attachments(shared, c) {
+    let files = match attachments(shared, st, c, uploads) {
         Ok(f) => f,
         Err(a) => return a,
     };
@@ -1159,6 +1223,9 @@ fn create_case(
         purged: false,
     };
     let body = json!({"case": case_json(&case)});
+    if let Some(first) = case.messages.first() {
+        st.index_files(case_id, first);
+    }
     st.cases.push(case);
     (StatusCode::OK, body, None)
 }
@@ -1376,6 +1443,7 @@ fn list_messages(st: &mut DeskieState, id: i64, query: &str) -> Answer {
     (StatusCode::OK, numbered("message", items, total), None)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_message(
     shared: &Shared,
     faults: &crate::Faults,
@@ -1383,6 +1451,7 @@ fn add_message(
     st: &mut DeskieState,
     id: i64,
     payload: Value,
+    uploads: &[files::Upload],
 ) -> Answer {
     let Some(m) = payload.get("message").and_then(Value::as_object) else {
         return bad("message", "is required: send {\"message\": {…}}");
@@ -1429,7 +1498,7 @@ fn add_message(
         Ok(t) => t,
         Err(a) => return a,
     };
-    let files = match attachments(shared, m) {
+    let files = match attachments(shared, st, m, uploads) {
         Ok(f) => f,
         Err(a) => return a,
     };
@@ -1447,6 +1516,7 @@ fn add_message(
         customer_emailed: agent && !get_bool(m, "do_not_send_email"),
     };
     let body = json!({"message": message_json(&msg)});
+    st.index_files(id, &msg);
     let Some(case) = st.case_mut(id) else {
         return not_found("case");
     };
@@ -1465,6 +1535,7 @@ fn add_message(
     (StatusCode::OK, body, None)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_note(
     shared: &Shared,
     faults: &crate::Faults,
@@ -1472,6 +1543,7 @@ fn add_note(
     st: &mut DeskieState,
     id: i64,
     payload: Value,
+    uploads: &[files::Upload],
 ) -> Answer {
     // The page shows two payloads: {"note": {"note_staff_id"|"staff_id", content}} in the request
     // block and {"message": {content, note_staff_id}} in the curl sample. Accept both.
@@ -1529,7 +1601,7 @@ fn add_note(
         Ok(t) => t,
         Err(a) => return a,
     };
-    let files = match attachments(shared, n) {
+    let files = match attachments(shared, st, n, uploads) {
         Ok(f) => f,
         Err(a) => return a,
     };
@@ -1547,6 +1619,7 @@ fn add_note(
         customer_emailed: false,
     };
     let body = json!({"message": message_json(&msg)});
+    st.index_files(id, &msg);
     let Some(case) = st.case_mut(id) else {
         return not_found("case");
     };

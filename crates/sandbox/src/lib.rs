@@ -450,9 +450,25 @@ pub struct MessageSnapshot {
     pub created_at: String,
     /// `attachment_urls` sent, plus `multipart:<file name>` for uploaded files.
     pub attachment_urls: Vec<String>,
+    /// The files uploaded with this message (multipart writes; a case create's go to its first
+    /// message), in part order.
+    pub files: Vec<FileSnapshot>,
     /// Whether the real service would have emailed the customer (agent message or agent-initiated
     /// case sent without `do_not_send_email = true`).
     pub customer_emailed: bool,
+}
+
+/// One file uploaded to Deskie, for end-to-end checks of attachment migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSnapshot {
+    /// The part's file name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the bytes received.
+    pub sha256: String,
+    /// Where the Deskie emulator serves the bytes (the `url` its answers give for the file).
+    pub url: String,
 }
 
 /// One Deskie user (created by the cases).

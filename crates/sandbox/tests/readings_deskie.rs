@@ -881,3 +881,189 @@ async fn edit_a_response_and_a_note() {
     assert_eq!(sb.deskie_snapshot().cases[0].messages.len(), 1);
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. Uploaded files recorded and served
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn fetch(url: &str, auth: Option<&Sandbox>) -> (u16, Vec<u8>) {
+    let mut rb = client().get(url);
+    if let Some(sb) = auth {
+        let creds = sb.credentials();
+        rb = rb.basic_auth(creds.deskie_staff_email, Some(creds.deskie_api_key));
+    }
+    let resp = bounded(rb.send()).await.expect("send");
+    let status = resp.status().as_u16();
+    let bytes = bounded(resp.bytes()).await.expect("body").to_vec();
+    (status, bytes)
+}
+
+#[tokio::test]
+async fn uploaded_files_are_recorded_and_served() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let png: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let pdf: Vec<u8> = (0..1234u32).map(|i| (i % 13) as u8).collect();
+    let (s, b) = post_multipart(
+        &sb,
+        "cases.json",
+        &[
+            ("case[user_email]", "files@example.com"),
+            ("case[subject]", "Files"),
+            ("case[content_html]", "<p>see <img src=\"x\"></p>"),
+            ("case[created_at]", WHEN),
+        ],
+        &[
+            ("case[attachments][0]", "shot.png", &png),
+            ("case[attachments][1]", "doc.pdf", &pdf),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let id = b["case"]["case_id"].as_i64().expect("id");
+
+    // The snapshot records name, size and SHA-256 on the first message; URLs as before.
+    let snap = sb.deskie_snapshot();
+    let first = &snap.cases[0].messages[0];
+    assert_eq!(
+        first.attachment_urls,
+        ["multipart:shot.png", "multipart:doc.pdf"]
+    );
+    let recorded: Vec<(&str, u64, &str)> = first
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.size, f.sha256.as_str()))
+        .collect();
+    let (png_sha, pdf_sha) = (sha256_hex(&png), sha256_hex(&pdf));
+    assert_eq!(
+        recorded,
+        [
+            ("shot.png", 5000, png_sha.as_str()),
+            ("doc.pdf", 1234, pdf_sha.as_str())
+        ]
+    );
+
+    // The messages list answers each file with a URL on the Deskie server serving the bytes;
+    // a message older than 30 days needs the API's authentication (page 001).
+    let (_, list) = get(&sb, &format!("cases/{id}/messages.json")).await;
+    let answered = list["0"]["message"]["attachments"].clone();
+    assert_eq!(answered[0]["file_name"], "shot.png");
+    assert_eq!(answered[0]["file_size"], 5000);
+    assert_ne!(answered[0]["file_id"], answered[1]["file_id"]);
+    let url = answered[0]["url"].as_str().expect("url").to_owned();
+    assert!(url.starts_with(&sb.deskie_url()), "{url}");
+    assert_eq!(url, first.files[0].url);
+    sb.clear_journal();
+    assert_eq!(fetch(&url, Some(&sb)).await, (200, png.clone()));
+    assert_eq!(fetch(&url, None).await.0, 401);
+    let journal = sb.journal();
+    assert_eq!(journal.len(), 2);
+    assert!(
+        journal.iter().all(|e| e.cost == 0),
+        "file fetches are not charged"
+    );
+
+    // A fresh response's files work without authorization; notes take files too.
+    let now = jiff::Timestamp::now().to_string();
+    let user = b["case"]["user_id"].to_string();
+    let (s, m) = post_multipart(
+        &sb,
+        &format!("cases/{id}/messages.json"),
+        &[
+            ("message[user_id]", &user),
+            ("message[content_html]", "<p>more</p>"),
+            ("message[created_at]", &now),
+        ],
+        &[("message[attachments][0]", "more.png", &pdf)],
+    )
+    .await;
+    assert_eq!(s, 200, "{m}");
+    let fresh = m["message"]["attachments"][0]["url"].as_str().expect("url");
+    assert_eq!(fetch(fresh, None).await, (200, pdf.clone()));
+    let (s, n) = post_multipart(
+        &sb,
+        &format!("cases/{id}/note.json"),
+        &[("note[staff_id]", "3"), ("note[content]", "docs")],
+        &[("note[attachments][0]", "n.bin", &png)],
+    )
+    .await;
+    assert_eq!(s, 200, "{n}");
+    let snap = sb.deskie_snapshot();
+    let note = snap.cases[0]
+        .messages
+        .iter()
+        .find(|m| m.note)
+        .expect("note");
+    assert_eq!(note.files[0].sha256, png_sha);
+
+    // Deleted with its case: no longer served.
+    let (s, _) = delete(&sb, &format!("cases/{id}.json")).await;
+    assert_eq!(s, 200);
+    assert_eq!(fetch(&url, Some(&sb)).await.0, 404);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn upload_limits_name_the_file() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let fields = [
+        ("case[user_email]", "big@example.com"),
+        ("case[subject]", "Big"),
+        ("case[content_html]", "<p>big</p>"),
+        ("case[created_at]", WHEN),
+    ];
+    let mb = 1024 * 1024;
+    let over = vec![1u8; 25 * mb + 1];
+    let small = vec![2u8; 10];
+    let (s, b) = post_multipart(
+        &sb,
+        "cases.json",
+        &fields,
+        &[
+            ("case[attachments][0]", "ok.txt", &small),
+            ("case[attachments][1]", "huge.bin", &over),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    let why = b["errors"]["attachments"].as_str().expect("message");
+    assert!(why.contains("huge.bin"), "{why}");
+    let twenty = vec![3u8; 20 * mb];
+    let (s, b) = post_multipart(
+        &sb,
+        "cases.json",
+        &fields,
+        &[
+            ("case[attachments][0]", "one.bin", &twenty),
+            ("case[attachments][1]", "two.bin", &twenty),
+            ("case[attachments][2]", "three.bin", &twenty),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    let why = b["errors"]["attachments"].as_str().expect("message");
+    assert!(why.contains("three.bin") && why.contains("50MB"), "{why}");
+    assert!(sb.deskie_snapshot().cases.is_empty());
+    // Exactly at the limits is fine.
+    let at = vec![4u8; 25 * mb];
+    let (s, b) = post_multipart(
+        &sb,
+        "cases.json",
+        &fields,
+        &[
+            ("case[attachments][0]", "a.bin", &at),
+            ("case[attachments][1]", "b.bin", &at),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let snap = sb.deskie_snapshot();
+    assert_eq!(snap.cases[0].messages[0].files[1].size, 25 * mb as u64);
+    sb.shutdown().await;
+}
