@@ -15,8 +15,9 @@
 //! - A customer message added to a `closed` or `waiting` case reopens it (`open`).
 //! - `limit` above 100 is clamped to 100; `page` above 500 is a 400.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -128,6 +129,8 @@ pub(crate) struct DeskieState {
     /// Uploaded file id → (case id, message id), to serve it.
     file_index: HashMap<i64, (i64, i64)>,
     next_file_id: i64,
+    /// Tickets whose first write carrying content was already held by `delayed_apply`.
+    delayed_tickets: BTreeSet<(i64, i64)>,
 }
 
 const FIRST_CASE_ID: i64 = 2000;
@@ -146,6 +149,7 @@ impl DeskieState {
             next_message_id: 200_000,
             file_index: HashMap::new(),
             next_file_id: 300_000,
+            delayed_tickets: BTreeSet::new(),
         }
     }
 
@@ -349,27 +353,60 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
 
     // Charge the window (or refuse) before anything is applied.
     let (index, left) = shared.window_now();
-    let charge = authorized && !faults.deskie_down;
+    let storm = faults.deskie_429_retry_after;
+    let charge = authorized && !faults.deskie_down && storm.is_none();
     let (allowed, left_units) = {
+        let other_share = faults.other_consumer_share.clamp(0.0, 1.0) * f64::from(limit);
         let mut st = lock(&shared.deskie);
         if st.window.index != index {
-            let other = (faults.other_consumer_share.clamp(0.0, 1.0) * f64::from(limit)).floor();
+            // The other user spends its share at the window start, or (spread) evenly over it:
+            // then `used` counts only our own units and the other's are added as time passes.
+            let at_start = if faults.other_consumer_spread {
+                0.0
+            } else {
+                other_share.floor()
+            };
             st.window = Window {
                 index,
-                used: other as u32,
+                used: at_start as u32,
             };
         }
-        let fits = st.window.used.saturating_add(cost) <= limit;
+        let other_now = if faults.other_consumer_spread {
+            let window = shared.config.window.as_secs_f64().max(1e-9);
+            let elapsed = (1.0 - left.as_secs_f64() / window).clamp(0.0, 1.0);
+            (other_share * elapsed).floor() as u32
+        } else {
+            0
+        };
+        let fits = st
+            .window
+            .used
+            .saturating_add(other_now)
+            .saturating_add(cost)
+            <= limit;
         if charge && fits {
             st.window.used += cost;
         }
-        (fits || !charge, limit.saturating_sub(st.window.used))
+        let left_units = if storm.is_some() {
+            0
+        } else {
+            limit.saturating_sub(st.window.used.saturating_add(other_now))
+        };
+        (fits || !charge, left_units)
     };
 
     let mut dropped = false;
+    let mut journaled = false;
     let (status, body, fault) = if faults.deskie_down {
         // An outage looks like the proxy's page, not like an API answer.
         (StatusCode::SERVICE_UNAVAILABLE, Value::Null, Some("down"))
+    } else if storm.is_some() {
+        // A 429 storm: everything is refused, nothing is charged.
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"errors": {"rate_limit": "429 Too Many Requests"}}),
+            Some("rate_limited"),
+        )
     } else if !authorized {
         (
             StatusCode::UNAUTHORIZED,
@@ -399,24 +436,68 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
         } else {
             read_payload(req).await
         };
-        let answer = match payload {
-            Err(a) => a,
-            Ok((payload, uploads)) => {
-                let mut st = lock(&shared.deskie);
-                let request = Incoming {
-                    method: &method,
-                    path: &path,
-                    query: &query,
-                    payload,
-                    uploads: &uploads,
-                };
-                dispatch(&shared, &faults, &readings, &mut st, request)
-            }
+        let delay = match &payload {
+            Ok((payload, _)) if is_write => delayed(&shared, &faults, payload),
+            _ => None,
         };
-        if is_write && answer.0.is_success() && shared.chance(faults.drop_after_commit_rate) {
-            dropped = true;
+        match (payload, delay) {
+            (Err(a), _) => a,
+            (Ok((payload, uploads)), Some(delay)) => {
+                // Held past the client's timeout, then applied, then answered (to a socket the
+                // client has probably closed): the work runs in its own task so that a dropped
+                // connection cannot cancel it, and it journals itself.
+                journaled = true;
+                let task = {
+                    let shared = shared.clone();
+                    let (faults, readings) = (faults.clone(), readings.clone());
+                    let mut journal = journal.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let answer = {
+                            let mut st = lock(&shared.deskie);
+                            let request = Incoming {
+                                method: &method,
+                                path: &path,
+                                query: &query,
+                                payload,
+                                uploads: &uploads,
+                            };
+                            dispatch(&shared, &faults, &readings, &mut st, request)
+                        };
+                        journal.status = answer.0.as_u16();
+                        journal.fault = Some("delayed".into());
+                        shared.record(journal);
+                        answer
+                    })
+                };
+                match task.await {
+                    Ok((status, body, _)) => (status, body, Some("delayed")),
+                    Err(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"errors": {"server": "internal error"}}),
+                        Some("delayed"),
+                    ),
+                }
+            }
+            (Ok((payload, uploads)), None) => {
+                let answer = {
+                    let mut st = lock(&shared.deskie);
+                    let request = Incoming {
+                        method: &method,
+                        path: &path,
+                        query: &query,
+                        payload,
+                        uploads: &uploads,
+                    };
+                    dispatch(&shared, &faults, &readings, &mut st, request)
+                };
+                if is_write && answer.0.is_success() && shared.chance(faults.drop_after_commit_rate)
+                {
+                    dropped = true;
+                }
+                answer
+            }
         }
-        answer
     };
 
     let mut resp = if dropped {
@@ -428,15 +509,55 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
     };
     set_header(&mut resp, "rate_limit_per_minute", &limit.to_string());
     set_header(&mut resp, "api_calls_left", &left_units.to_string());
-    set_header(&mut resp, "retry_after", &shared.fmt_secs(left));
-    journal.status = if dropped { 0 } else { status.as_u16() };
-    journal.fault = if dropped {
-        Some("dropped".into())
-    } else {
-        fault.map(str::to_owned)
-    };
-    shared.record(journal);
+    set_header(
+        &mut resp,
+        "retry_after",
+        &shared.fmt_secs(storm.unwrap_or(left)),
+    );
+    if !journaled {
+        journal.status = if dropped { 0 } else { status.as_u16() };
+        journal.fault = if dropped {
+            Some("dropped".into())
+        } else {
+            fault.map(str::to_owned)
+        };
+        shared.record(journal);
+    }
     resp
+}
+
+/// Whether the `delayed_apply` fault holds this write, and for how long: the first write
+/// carrying content (a `ref:` marker in `content`, `content_html` or `subject`) of each listed
+/// ticket, then a drawn share of the other writes.
+fn delayed(shared: &Shared, faults: &crate::Faults, payload: &Value) -> Option<Duration> {
+    let d = faults.delayed_apply.as_ref()?;
+    let tickets: Vec<(i64, i64)> = payload
+        .as_object()
+        .into_iter()
+        .flat_map(|root| root.values())
+        .filter_map(Value::as_object)
+        .flat_map(|o| {
+            ["content", "content_html", "subject"]
+                .into_iter()
+                .filter_map(|k| o.get(k).and_then(Value::as_str))
+                .collect::<Vec<_>>()
+        })
+        .flat_map(parse_refs)
+        .map(|(p, t, _)| (p, t))
+        .filter(|key| d.tickets.contains(key))
+        .collect();
+    if !tickets.is_empty() {
+        let mut st = lock(&shared.deskie);
+        let mut first = false;
+        for key in tickets {
+            first |= st.delayed_tickets.insert(key);
+        }
+        if first {
+            return Some(d.delay);
+        }
+        drop(st);
+    }
+    shared.chance(d.share).then_some(d.delay)
 }
 
 /// Reads a write's body: JSON, or multipart form fields `case[field]`, `message[...]`,

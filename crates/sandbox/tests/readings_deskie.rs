@@ -1067,3 +1067,158 @@ async fn upload_limits_name_the_file() {
     assert_eq!(snap.cases[0].messages[0].files[1].size, 25 * mb as u64);
     sb.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. Faults: delayed writes, a 429 storm, another consumer spending evenly
+
+#[tokio::test]
+async fn delayed_apply_holds_the_write_past_the_client_timeout_then_applies_it() {
+    let sb = start(|c| {
+        c.deskie_limit = 100_000;
+        c.faults.delayed_apply = Some(sandbox::DelayedApply {
+            tickets: BTreeSet::from([(1, 1)]),
+            share: 0.0,
+            delay: Duration::from_millis(1500),
+        });
+    })
+    .await;
+    let creds = sb.credentials();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .expect("client");
+    let body = email_case("late@example.com", "<p>ref:p1t1m0</p>");
+    let sent = bounded(
+        impatient
+            .post(format!("{}/api/cases.json", sb.deskie_url()))
+            .basic_auth(&creds.deskie_staff_email, Some(&creds.deskie_api_key))
+            .json(&body)
+            .send(),
+    )
+    .await;
+    assert!(
+        sent.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "{sent:?}"
+    );
+    assert!(sb.deskie_snapshot().cases.is_empty(), "not applied yet");
+    // Applied after the client gave up.
+    bounded(async {
+        while sb.deskie_snapshot().cases.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let journal = sb.journal();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(
+        (journal[0].status, journal[0].fault.as_deref()),
+        (200, Some("delayed"))
+    );
+    // Only the first write carrying that ticket's content is held.
+    let case = sb.deskie_snapshot().cases[0].case_id;
+    let (s, _) = post(
+        &sb,
+        &format!("cases/{case}/messages.json"),
+        json!({"message": {"staff_id": 3, "content_html": "<p>ref:p1t1m1</p>", "created_at": WHEN}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(sb.journal()[1].fault, None);
+
+    // `share`: other writes, drawn per request (1.0: every one); reads are never held.
+    sb.set_faults(sandbox::Faults {
+        delayed_apply: Some(sandbox::DelayedApply {
+            tickets: BTreeSet::new(),
+            share: 1.0,
+            delay: Duration::from_millis(100),
+        }),
+        ..sandbox::Faults::default()
+    });
+    sb.clear_journal();
+    let (s, b) = post(
+        &sb,
+        "cases.json",
+        email_case("other@example.com", "<p>x</p>"),
+    )
+    .await;
+    assert_eq!(s, 200, "a patient client gets the answer: {b}");
+    let (s, _) = get(&sb, "cases.json").await;
+    assert_eq!(s, 200);
+    let faults: Vec<Option<String>> = sb.journal().into_iter().map(|e| e.fault).collect();
+    assert_eq!(faults, [Some("delayed".to_owned()), None]);
+    assert_eq!(sb.deskie_snapshot().cases.len(), 2);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_429_storm_refuses_everything_with_its_retry_after() {
+    let sb = start(|c| c.deskie_limit = 100).await;
+    sb.set_faults(sandbox::Faults {
+        deskie_429_retry_after: Some(Duration::from_secs(7)),
+        ..sandbox::Faults::default()
+    });
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let rb =
+            req(&sb, method.clone(), "cases.json").json(&email_case("s@example.com", "<p>x</p>"));
+        let (s, b, h) = send(rb).await;
+        assert_eq!(s, 429, "{method}: {b}");
+        assert_eq!(h["retry_after"], "7");
+        assert_eq!(h["api_calls_left"], "0");
+    }
+    assert!(sb.deskie_snapshot().cases.is_empty());
+    assert!(
+        sb.journal()
+            .iter()
+            .all(|e| e.status == 429 && e.fault.as_deref() == Some("rate_limited"))
+    );
+    // Nothing was charged: once the storm is over the whole budget is there.
+    sb.set_faults(sandbox::Faults::default());
+    let (s, _, h) = send(req(&sb, reqwest::Method::GET, "cases.json")).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["api_calls_left"], "99");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_consumer_spending_evenly_drains_the_window_as_time_passes() {
+    let left = |h: &reqwest::header::HeaderMap| -> i64 {
+        h["api_calls_left"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("int")
+    };
+    // At the window start (default): half the budget is gone at once.
+    let at_start = start(|c| {
+        c.deskie_limit = 6000;
+        c.faults.other_consumer_share = 0.5;
+    })
+    .await;
+    let (_, _, h) = send(req(&at_start, reqwest::Method::GET, "cases.json")).await;
+    assert_eq!(left(&h), 6000 - 3000 - 1);
+    at_start.shutdown().await;
+
+    // Spread: little is gone at first, and the budget drops faster than our own spend.
+    let spread = start(|c| {
+        c.deskie_limit = 6000;
+        c.faults.other_consumer_share = 0.5;
+        c.faults.other_consumer_spread = true;
+    })
+    .await;
+    let (_, _, h) = send(req(&spread, reqwest::Method::GET, "cases.json")).await;
+    let first = left(&h);
+    assert!(
+        first > 6000 - 3000 - 1,
+        "the share is not spent at the start: {first}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, _, h) = send(req(&spread, reqwest::Method::GET, "cases.json")).await;
+    let second = left(&h);
+    // Our own spend between the two answers is 1 unit; 300 ms of a 60 s window is 15 units of
+    // the other's 3000 (a window boundary cannot fall here: both requests are in the first one).
+    assert!(
+        first - second > 1,
+        "the other consumer spent meanwhile: {first} → {second}"
+    );
+    spread.shutdown().await;
+}
