@@ -1,6 +1,8 @@
-//! The Deskie emulator (vendor pages 000–003): basic auth, cases (create / list / view / update),
-//! messages (list / add response), notes, users (list / view), the per-account weighted window,
-//! and the migration recipe's required fields enforced with 400s.
+//! The Deskie emulator (vendor pages 000–003): basic auth, cases (create / list / view / update,
+//! single and bulk, trash / spam / restore, permanent delete), messages (list / add / edit /
+//! delete), notes, users (list / view / delete / block / restore), uploaded files served back,
+//! the per-account weighted window, and the migration recipe's required fields enforced with 400s.
+//! Case and user management lives in `deskie/manage.rs`, uploaded files in `deskie/files.rs`.
 //!
 //! Choices where the pages are silent (the importer must not depend on anything else):
 //! - Error bodies are `{"errors": {"<field>": "<message>"}}` for every 4xx we produce.
@@ -14,6 +16,18 @@
 //! - Answers carry timestamps in RFC 2822 in the account offset +03:00.
 //! - A customer message added to a `closed` or `waiting` case reopens it (`open`).
 //! - `limit` above 100 is clamped to 100; `page` above 500 is a 400.
+//!
+//! Where the pages are ambiguous, every plausible reading is offered ([`crate::Readings`], read
+//! once per request): how `custom_fields[cf_N]` matches, the `from_time` / `to_time` format,
+//! what an agent reply does to the status, which note field names the author (a note without it
+//! is the API agent's, [`crate::DESKIE_API_STAFF_ID`]), synchronous custom channels (plain
+//! `content` only), and whether `created_at` is kept.
+//!
+//! Faults beyond the plain ones: `delayed_apply` holds a write longer than the client waits, then
+//! applies it in its own task (so a closed connection cannot cancel it) and journals it as
+//! `"delayed"`; `deskie_429_retry_after` refuses every request with that `retry_after` and
+//! `api_calls_left: 0`, uncharged; `other_consumer_spread` spends the other user's share evenly
+//! over the window instead of at its start.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
