@@ -1,6 +1,8 @@
-//! The Deskie emulator (vendor pages 000–003): basic auth, cases (create / list / view / update),
-//! messages (list / add response), notes, users (list / view), the per-account weighted window,
-//! and the migration recipe's required fields enforced with 400s.
+//! The Deskie emulator (vendor pages 000–003): basic auth, cases (create / list / view / update,
+//! single and bulk, trash / spam / restore, permanent delete), messages (list / add / edit /
+//! delete), notes, users (list / view / delete / block / restore), uploaded files served back,
+//! the per-account weighted window, and the migration recipe's required fields enforced with 400s.
+//! Case and user management lives in `deskie/manage.rs`, uploaded files in `deskie/files.rs`.
 //!
 //! Choices where the pages are silent (the importer must not depend on anything else):
 //! - Error bodies are `{"errors": {"<field>": "<message>"}}` for every 4xx we produce.
@@ -14,9 +16,22 @@
 //! - Answers carry timestamps in RFC 2822 in the account offset +03:00.
 //! - A customer message added to a `closed` or `waiting` case reopens it (`open`).
 //! - `limit` above 100 is clamped to 100; `page` above 500 is a 400.
+//!
+//! Where the pages are ambiguous, every plausible reading is offered ([`crate::Readings`], read
+//! once per request): how `custom_fields[cf_N]` matches, the `from_time` / `to_time` format,
+//! what an agent reply does to the status, which note field names the author (a note without it
+//! is the API agent's, [`crate::DESKIE_API_STAFF_ID`]), synchronous custom channels (plain
+//! `content` only), and whether `created_at` is kept.
+//!
+//! Faults beyond the plain ones: `delayed_apply` holds a write longer than the client waits, then
+//! applies it in its own task (so a closed connection cannot cancel it) and journals it as
+//! `"delayed"`; `deskie_429_retry_after` refuses every request with that `retry_after` and
+//! `api_calls_left: 0`, uncharged; `other_consumer_spread` spends the other user's share evenly
+//! over the window instead of at its start.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -29,7 +44,14 @@ use serde_json::{Map, Value, json};
 use crate::server::{
     Shared, Window, dropped_response, entry_for, json_response, lock, proxy_error_page, set_header,
 };
-use crate::{CaseSnapshot, DeskieSnapshot, MessageSnapshot, Server, UserSnapshot, parse_refs};
+use crate::{
+    AgentReplyReading, CaseSnapshot, DeskieSnapshot, FileSnapshot, MessageSnapshot,
+    NoteAuthorReading, Readings, SearchReading, Server, TimeFilterReading, UserSnapshot,
+    parse_refs,
+};
+
+mod files;
+mod manage;
 
 const MAX_FILE: u64 = 25 * 1024 * 1024;
 const MAX_REQUEST: u64 = 50 * 1024 * 1024;
@@ -38,9 +60,16 @@ const ACCOUNT_OFFSET_HOURS: i8 = 3;
 
 #[derive(Debug, Clone)]
 struct Attachment {
+    /// Unique in the account; answered as `file_id`.
+    file_id: i64,
     name: String,
     size: u64,
+    /// As recorded in the snapshot's `attachment_urls`: the URL sent, or `multipart:<name>`.
     url: String,
+    /// The URL answered: the URL sent, or where the emulator serves the uploaded bytes.
+    link: String,
+    /// The uploaded file (multipart writes only).
+    upload: Option<files::Upload>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +106,12 @@ struct Case {
     updated_at: Timestamp,
     messages: Vec<Message>,
     source_ticket: Option<(i64, i64)>,
+    /// In the trash (`deleted` in the answers).
+    trashed: bool,
+    /// In the spam filter.
+    spam: bool,
+    /// Deleted permanently: kept only so ids stay positions; invisible everywhere.
+    purged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +123,13 @@ struct User {
     custom_id: Option<String>,
     full_name: Option<String>,
     created_at: Timestamp,
+    updated_at: Timestamp,
+    /// In the "Deleted" list (page 000, "Delete a user"); restorable.
+    deleted: bool,
+    /// `false` once blocked.
+    active: bool,
+    /// Deleted permanently: invisible everywhere.
+    purged: bool,
 }
 
 /// The Deskie account: its rate window and its data.
@@ -98,6 +140,11 @@ pub(crate) struct DeskieState {
     users: Vec<User>,
     users_by_key: HashMap<(String, String), usize>,
     next_message_id: i64,
+    /// Uploaded file id → (case id, message id), to serve it.
+    file_index: HashMap<i64, (i64, i64)>,
+    next_file_id: i64,
+    /// Tickets whose first write carrying content was already held by `delayed_apply`.
+    delayed_tickets: BTreeSet<(i64, i64)>,
 }
 
 const FIRST_CASE_ID: i64 = 2000;
@@ -114,18 +161,37 @@ impl DeskieState {
             users: Vec::new(),
             users_by_key: HashMap::new(),
             next_message_id: 200_000,
+            file_index: HashMap::new(),
+            next_file_id: 300_000,
+            delayed_tickets: BTreeSet::new(),
         }
     }
 
+    /// A case that exists (not permanently deleted).
     fn case_mut(&mut self, id: i64) -> Option<&mut Case> {
         let i = usize::try_from(id.checked_sub(FIRST_CASE_ID)?).ok()?;
-        self.cases.get_mut(i)
+        self.cases.get_mut(i).filter(|c| !c.purged)
+    }
+
+    /// Records where the uploaded files of a message just stored live, so they can be served.
+    fn index_files(&mut self, case_id: i64, message: &Message) {
+        for a in message.attachments.iter().filter(|a| a.upload.is_some()) {
+            self.file_index
+                .insert(a.file_id, (case_id, message.message_id));
+        }
+    }
+
+    /// A user that exists (not permanently deleted).
+    fn user_mut(&mut self, id: i64) -> Option<&mut User> {
+        let i = usize::try_from(id.checked_sub(FIRST_USER_ID)?).ok()?;
+        self.users.get_mut(i).filter(|u| !u.purged)
     }
 
     pub(crate) fn snapshot(&self) -> DeskieSnapshot {
         let cases: Vec<CaseSnapshot> = self
             .cases
             .iter()
+            .filter(|c| !c.purged)
             .map(|c| CaseSnapshot {
                 case_id: c.case_id,
                 case_number: c.case_number.clone(),
@@ -152,10 +218,24 @@ impl DeskieState {
                         note: m.note,
                         created_at: m.created_at.to_string(),
                         attachment_urls: m.attachments.iter().map(|a| a.url.clone()).collect(),
+                        files: m
+                            .attachments
+                            .iter()
+                            .filter_map(|a| {
+                                a.upload.as_ref().map(|u| FileSnapshot {
+                                    name: u.name.clone(),
+                                    size: u.size,
+                                    sha256: u.sha256.clone(),
+                                    url: a.link.clone(),
+                                })
+                            })
+                            .collect(),
                         customer_emailed: m.customer_emailed,
                     })
                     .collect(),
                 source_ticket: c.source_ticket,
+                deleted: c.trashed,
+                spam: c.spam,
             })
             .collect();
         let customer_emailed = cases
@@ -168,6 +248,7 @@ impl DeskieState {
             users: self
                 .users
                 .iter()
+                .filter(|u| !u.purged)
                 .map(|u| UserSnapshot {
                     user_id: u.user_id,
                     kind: u.kind.clone(),
@@ -175,6 +256,8 @@ impl DeskieState {
                     phone: u.phone.clone(),
                     custom_id: u.custom_id.clone(),
                     full_name: u.full_name.clone(),
+                    deleted: u.deleted,
+                    active: u.active,
                 })
                 .collect(),
             customer_emailed,
@@ -195,6 +278,31 @@ fn fmt_time(ts: Timestamp) -> String {
     ts.to_zoned_datetime(tz)
         .strftime("%a, %d %b %Y %H:%M:%S %z")
         .to_string()
+}
+
+/// The `created_at` a write stores: the one sent (required on cases and responses by the recipe,
+/// optional on notes: absent means now), or the server's now under `ignores_created_at`, which
+/// neither requires nor reads the field (a reading `preflight` must detect).
+fn incoming_time(
+    readings: &Readings,
+    o: &Map<String, Value>,
+    required: bool,
+) -> Result<Timestamp, Answer> {
+    if readings.ignores_created_at {
+        return Ok(Timestamp::now());
+    }
+    match get_str(o, "created_at") {
+        None if required => Err(bad("created_at", "is required")),
+        None => Ok(Timestamp::now()),
+        Some(raw) => parse_time(raw).ok_or_else(|| {
+            bad(
+                "created_at",
+                format!(
+                    "cannot parse {raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
+                ),
+            )
+        }),
+    }
 }
 
 /// Parses an incoming `created_at`: RFC 2822 or RFC 3339 (with an offset); anything else fails.
@@ -230,6 +338,8 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
     let mut journal = entry_for(Server::Deskie, &req, cost);
     shared.delay().await;
     let faults = shared.faults();
+    // One reading per request: a switch made while the request runs applies to the next one.
+    let readings = shared.readings();
     let limit = shared.config.deskie_limit;
 
     let authorized = req
@@ -250,29 +360,67 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
             )
         });
 
+    // Files are fetched outside the API: not charged, not rate limited (deskie/files.rs).
+    if req.method() == Method::GET && req.uri().path().starts_with("/files/") {
+        return files::serve(&shared, &req, authorized);
+    }
+
     // Charge the window (or refuse) before anything is applied.
     let (index, left) = shared.window_now();
-    let charge = authorized && !faults.deskie_down;
+    let storm = faults.deskie_429_retry_after;
+    let charge = authorized && !faults.deskie_down && storm.is_none();
     let (allowed, left_units) = {
+        let other_share = faults.other_consumer_share.clamp(0.0, 1.0) * f64::from(limit);
         let mut st = lock(&shared.deskie);
         if st.window.index != index {
-            let other = (faults.other_consumer_share.clamp(0.0, 1.0) * f64::from(limit)).floor();
+            // The other user spends its share at the window start, or (spread) evenly over it:
+            // then `used` counts only our own units and the other's are added as time passes.
+            let at_start = if faults.other_consumer_spread {
+                0.0
+            } else {
+                other_share.floor()
+            };
             st.window = Window {
                 index,
-                used: other as u32,
+                used: at_start as u32,
             };
         }
-        let fits = st.window.used.saturating_add(cost) <= limit;
+        let other_now = if faults.other_consumer_spread {
+            let window = shared.config.window.as_secs_f64().max(1e-9);
+            let elapsed = (1.0 - left.as_secs_f64() / window).clamp(0.0, 1.0);
+            (other_share * elapsed).floor() as u32
+        } else {
+            0
+        };
+        let fits = st
+            .window
+            .used
+            .saturating_add(other_now)
+            .saturating_add(cost)
+            <= limit;
         if charge && fits {
             st.window.used += cost;
         }
-        (fits || !charge, limit.saturating_sub(st.window.used))
+        let left_units = if storm.is_some() {
+            0
+        } else {
+            limit.saturating_sub(st.window.used.saturating_add(other_now))
+        };
+        (fits || !charge, left_units)
     };
 
     let mut dropped = false;
+    let mut journaled = false;
     let (status, body, fault) = if faults.deskie_down {
         // An outage looks like the proxy's page, not like an API answer.
         (StatusCode::SERVICE_UNAVAILABLE, Value::Null, Some("down"))
+    } else if storm.is_some() {
+        // A 429 storm: everything is refused, nothing is charged.
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"errors": {"rate_limit": "429 Too Many Requests"}}),
+            Some("rate_limited"),
+        )
     } else if !authorized {
         (
             StatusCode::UNAUTHORIZED,
@@ -298,21 +446,72 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let payload = if method == Method::GET {
-            Ok(Value::Null)
+            Ok((Value::Null, Vec::new()))
         } else {
             read_payload(req).await
         };
-        let answer = match payload {
-            Err(a) => a,
-            Ok(payload) => {
-                let mut st = lock(&shared.deskie);
-                dispatch(&shared, &faults, &mut st, &method, &path, &query, payload)
-            }
+        let delay = match &payload {
+            Ok((payload, _)) if is_write => delayed(&shared, &faults, payload),
+            _ => None,
         };
-        if is_write && answer.0.is_success() && shared.chance(faults.drop_after_commit_rate) {
-            dropped = true;
+        match (payload, delay) {
+            (Err(a), _) => a,
+            (Ok((payload, uploads)), Some(delay)) => {
+                // Held past the client's timeout, then applied, then answered (to a socket the
+                // client has probably closed): the work runs in its own task so that a dropped
+                // connection cannot cancel it, and it journals itself.
+                journaled = true;
+                let task = {
+                    let shared = shared.clone();
+                    let (faults, readings) = (faults.clone(), readings.clone());
+                    let mut journal = journal.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let answer = {
+                            let mut st = lock(&shared.deskie);
+                            let request = Incoming {
+                                method: &method,
+                                path: &path,
+                                query: &query,
+                                payload,
+                                uploads: &uploads,
+                            };
+                            dispatch(&shared, &faults, &readings, &mut st, request)
+                        };
+                        journal.status = answer.0.as_u16();
+                        journal.fault = Some("delayed".into());
+                        shared.record(journal);
+                        answer
+                    })
+                };
+                match task.await {
+                    Ok((status, body, _)) => (status, body, Some("delayed")),
+                    Err(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"errors": {"server": "internal error"}}),
+                        Some("delayed"),
+                    ),
+                }
+            }
+            (Ok((payload, uploads)), None) => {
+                let answer = {
+                    let mut st = lock(&shared.deskie);
+                    let request = Incoming {
+                        method: &method,
+                        path: &path,
+                        query: &query,
+                        payload,
+                        uploads: &uploads,
+                    };
+                    dispatch(&shared, &faults, &readings, &mut st, request)
+                };
+                if is_write && answer.0.is_success() && shared.chance(faults.drop_after_commit_rate)
+                {
+                    dropped = true;
+                }
+                answer
+            }
         }
-        answer
     };
 
     let mut resp = if dropped {
@@ -324,20 +523,60 @@ pub(crate) async fn entry(State(shared): State<Arc<Shared>>, req: Request) -> Re
     };
     set_header(&mut resp, "rate_limit_per_minute", &limit.to_string());
     set_header(&mut resp, "api_calls_left", &left_units.to_string());
-    set_header(&mut resp, "retry_after", &shared.fmt_secs(left));
-    journal.status = if dropped { 0 } else { status.as_u16() };
-    journal.fault = if dropped {
-        Some("dropped".into())
-    } else {
-        fault.map(str::to_owned)
-    };
-    shared.record(journal);
+    set_header(
+        &mut resp,
+        "retry_after",
+        &shared.fmt_secs(storm.unwrap_or(left)),
+    );
+    if !journaled {
+        journal.status = if dropped { 0 } else { status.as_u16() };
+        journal.fault = if dropped {
+            Some("dropped".into())
+        } else {
+            fault.map(str::to_owned)
+        };
+        shared.record(journal);
+    }
     resp
 }
 
+/// Whether the `delayed_apply` fault holds this write, and for how long: the first write
+/// carrying content (a `ref:` marker in `content`, `content_html` or `subject`) of each listed
+/// ticket, then a drawn share of the other writes.
+fn delayed(shared: &Shared, faults: &crate::Faults, payload: &Value) -> Option<Duration> {
+    let d = faults.delayed_apply.as_ref()?;
+    let tickets: Vec<(i64, i64)> = payload
+        .as_object()
+        .into_iter()
+        .flat_map(|root| root.values())
+        .filter_map(Value::as_object)
+        .flat_map(|o| {
+            ["content", "content_html", "subject"]
+                .into_iter()
+                .filter_map(|k| o.get(k).and_then(Value::as_str))
+                .collect::<Vec<_>>()
+        })
+        .flat_map(parse_refs)
+        .map(|(p, t, _)| (p, t))
+        .filter(|key| d.tickets.contains(key))
+        .collect();
+    if !tickets.is_empty() {
+        let mut st = lock(&shared.deskie);
+        let mut first = false;
+        for key in tickets {
+            first |= st.delayed_tickets.insert(key);
+        }
+        if first {
+            return Some(d.delay);
+        }
+        drop(st);
+    }
+    shared.chance(d.share).then_some(d.delay)
+}
+
 /// Reads a write's body: JSON, or multipart form fields `case[field]`, `message[...]`,
-/// `note[...]` (files become `{"__files": [{name, size}]}` inside the root object).
-async fn read_payload(req: Request) -> Result<Value, Answer> {
+/// `note[...]` (nested into the same JSON shape) and files, returned beside it in part order.
+async fn read_payload(req: Request) -> Result<(Value, Vec<files::Upload>), Answer> {
     let is_multipart = req
         .headers()
         .get("content-type")
@@ -348,6 +587,8 @@ async fn read_payload(req: Request) -> Result<Value, Answer> {
             .await
             .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
         let mut root = Value::Object(Map::new());
+        let mut uploads = Vec::new();
+        let mut kept = 0u64;
         loop {
             let field = match mp.next_field().await {
                 Ok(Some(f)) => f,
@@ -355,40 +596,27 @@ async fn read_payload(req: Request) -> Result<Value, Answer> {
                 Err(e) => return Err(bad("body", format!("invalid multipart body: {e}"))),
             };
             let name = field.name().unwrap_or_default().to_owned();
-            let file_name = field.file_name().map(str::to_owned);
-            let parts = bracket_path(&name);
-            if let Some(file_name) = file_name {
-                let data = field
-                    .bytes()
-                    .await
-                    .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
-                let top = parts.first().cloned().unwrap_or_default();
-                let obj = root
-                    .as_object_mut()
-                    .map(|m| m.entry(top).or_insert_with(|| json!({})));
-                if let Some(Value::Object(o)) = obj {
-                    let files = o.entry("__files").or_insert_with(|| json!([]));
-                    if let Value::Array(a) = files {
-                        a.push(json!({"name": file_name, "size": data.len()}));
-                    }
-                }
+            if let Some(file_name) = field.file_name().map(str::to_owned) {
+                uploads.push(files::read_upload(field, file_name, &mut kept).await?);
             } else {
                 let text = field
                     .text()
                     .await
                     .map_err(|e| bad("body", format!("invalid multipart body: {e}")))?;
-                insert_path(&mut root, &parts, Value::String(text));
+                insert_path(&mut root, &bracket_path(&name), Value::String(text));
             }
         }
-        return Ok(root);
+        return Ok((root, uploads));
     }
     let bytes = axum::body::to_bytes(req.into_body(), crate::server::MAX_BODY)
         .await
         .map_err(|e| bad("body", format!("unreadable body: {e}")))?;
     if bytes.is_empty() {
-        return Ok(json!({}));
+        return Ok((json!({}), Vec::new()));
     }
-    serde_json::from_slice(&bytes).map_err(|e| bad("body", format!("invalid JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(|v| (v, Vec::new()))
+        .map_err(|e| bad("body", format!("invalid JSON: {e}")))
 }
 
 /// `case[custom_fields][cf_1]` → `["case", "custom_fields", "cf_1"]`; `x[]` ends with `""`.
@@ -563,32 +791,37 @@ fn check_rejections(
     Ok(())
 }
 
-/// Checks attachment sizes (known from the dataset for sandbox URLs, from the upload for files).
-fn attachments(shared: &Shared, o: &Map<String, Value>) -> Result<Vec<Attachment>, Answer> {
+/// The attachments of a write: `attachment_urls` (sizes known from the dataset for sandbox URLs)
+/// then the uploaded files, each with a new file id; refused with a 400 naming the file when one
+/// passes 25 MB or the request's files pass 50 MB (page 001, "Create a case with attachments").
+fn attachments(
+    shared: &Shared,
+    st: &mut DeskieState,
+    o: &Map<String, Value>,
+    uploads: &[files::Upload],
+) -> Result<Vec<Attachment>, Answer> {
     let mut out = Vec::new();
     for url in url_list(o.get("attachment_urls")) {
         let size = shared.dataset().attachment_size(&url);
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
         out.push(Attachment {
+            file_id: 0,
             name,
             size: size.unwrap_or(0),
+            link: url.clone(),
             url,
+            upload: None,
         });
     }
-    if let Some(Value::Array(files)) = o.get("__files") {
-        for f in files {
-            let name = f
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("file")
-                .to_owned();
-            let size = f.get("size").and_then(Value::as_u64).unwrap_or(0);
-            out.push(Attachment {
-                url: format!("multipart:{name}"),
-                name,
-                size,
-            });
-        }
+    for u in uploads {
+        out.push(Attachment {
+            file_id: 0,
+            url: format!("multipart:{}", u.name),
+            link: String::new(),
+            name: u.name.clone(),
+            size: u.size,
+            upload: Some(u.clone()),
+        });
     }
     for a in &out {
         if a.size > MAX_FILE {
@@ -601,14 +834,57 @@ fn attachments(shared: &Shared, o: &Map<String, Value>) -> Result<Vec<Attachment
             ));
         }
     }
-    let total: u64 = out.iter().map(|a| a.size).sum();
-    if total > MAX_REQUEST {
-        return Err(bad(
-            "attachments",
-            format!("the total size of all files is {total} bytes; it should not exceed 50MB"),
-        ));
+    let mut total = 0u64;
+    for a in &out {
+        total += a.size;
+        if total > MAX_REQUEST {
+            return Err(bad(
+                "attachments",
+                format!(
+                    "{} brings the total size of all files to {total} bytes; it should not exceed 50MB",
+                    a.name
+                ),
+            ));
+        }
+    }
+    for a in &mut out {
+        a.file_id = st.next_file_id;
+        st.next_file_id += 1;
+        if a.upload.is_some() {
+            a.link = files::file_url(shared, a.file_id);
+        }
     }
     Ok(out)
+}
+
+/// Whether a case channel (`custom:<id>`) is a synchronous custom channel under the readings.
+fn is_sync_channel(readings: &Readings, channel: &str) -> bool {
+    channel
+        .strip_prefix("custom:")
+        .and_then(|id| id.trim().parse::<i64>().ok())
+        .is_some_and(|id| readings.sync_custom_channels.contains(&id))
+}
+
+/// Recipe 003 §3.1/§3.2: a synchronous custom channel takes plain `content` "(or content for a
+/// custom channel of synchronous type)" in place of `content_html`; we read "in place of" as
+/// strict: HTML there is refused with a 400 naming `content_html`, and `content` is required.
+fn check_sync_content(o: &Map<String, Value>) -> Result<(), Answer> {
+    if o.get("content_html")
+        .map(value_text)
+        .is_some_and(|h| !h.trim().is_empty())
+    {
+        return Err(bad(
+            "content_html",
+            "is not accepted by a synchronous custom channel: send plain content",
+        ));
+    }
+    if get_str(o, "content").is_none() {
+        return Err(bad(
+            "content",
+            "is required for a synchronous custom channel",
+        ));
+    }
+    Ok(())
 }
 
 fn content_of(o: &Map<String, Value>) -> (String, String) {
@@ -621,16 +897,29 @@ fn content_of(o: &Map<String, Value>) -> (String, String) {
 // ---------------------------------------------------------------------------------------------
 // Routing
 
-#[allow(clippy::too_many_arguments)]
+/// One request as the handlers see it, once its body is read.
+struct Incoming<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a str,
+    payload: Value,
+    uploads: &'a [files::Upload],
+}
+
 fn dispatch(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
-    method: &Method,
-    path: &str,
-    query: &str,
-    payload: Value,
+    request: Incoming<'_>,
 ) -> Answer {
+    let Incoming {
+        method,
+        path,
+        query,
+        payload,
+        uploads,
+    } = request;
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let id_of = |s: &str| s.strip_suffix(".json").unwrap_or(s).parse::<i64>().ok();
     let wrong_method = || {
@@ -642,20 +931,42 @@ fn dispatch(
     };
     match segments.as_slice() {
         ["api", "cases.json"] => match *method {
-            Method::GET => list_cases(st, query),
-            Method::POST => create_case(shared, faults, st, payload),
+            Method::GET => list_cases(readings, st, query),
+            Method::POST => create_case(shared, faults, readings, st, payload, uploads),
             _ => wrong_method(),
         },
-        ["api", "cases", id] if id.ends_with(".json") => {
-            let Some(id) = id_of(id) else {
+        ["api", "cases", ids] if ids.ends_with(".json") => {
+            let Some(ids) = manage::parse_ids(ids) else {
                 return not_found("case");
             };
-            match *method {
-                Method::GET => match st.case_mut(id) {
+            match (method.clone(), ids.as_slice()) {
+                (Method::GET, [id]) => match st.case_mut(*id) {
                     Some(c) => (StatusCode::OK, json!({"case": case_json(c)}), None),
                     None => not_found("case"),
                 },
-                Method::PUT => update_case(faults, st, id, payload),
+                (Method::GET, _) => not_found("case"),
+                (Method::PUT, [id]) => manage::update_case(faults, st, *id, &payload),
+                (Method::PUT, ids) => manage::update_cases(faults, st, ids, &payload),
+                (Method::DELETE, ids) => manage::delete_cases(faults, st, ids),
+                _ => wrong_method(),
+            }
+        }
+        [
+            "api",
+            "cases",
+            ids,
+            action @ ("trash.json" | "spam.json" | "restore.json"),
+        ] => {
+            let Some(ids) = manage::parse_ids(ids) else {
+                return not_found("case");
+            };
+            let to = match *action {
+                "trash.json" => manage::Move::Trash,
+                "spam.json" => manage::Move::Spam,
+                _ => manage::Move::Restore,
+            };
+            match *method {
+                Method::PUT => manage::move_cases(faults, st, &ids, to),
                 _ => wrong_method(),
             }
         }
@@ -665,7 +976,7 @@ fn dispatch(
             };
             match *method {
                 Method::GET => list_messages(st, id, query),
-                Method::POST => add_message(shared, faults, st, id, payload),
+                Method::POST => add_message(shared, faults, readings, st, id, payload, uploads),
                 _ => wrong_method(),
             }
         }
@@ -674,7 +985,20 @@ fn dispatch(
                 return not_found("case");
             };
             match *method {
-                Method::POST => add_note(shared, faults, st, id, payload),
+                Method::POST => add_note(shared, faults, readings, st, id, payload, uploads),
+                _ => wrong_method(),
+            }
+        }
+        ["api", "cases", id, kind @ ("messages" | "note"), message_id] => {
+            let (Some(id), Some(message_id)) = (id_of(id), id_of(message_id)) else {
+                return not_found("message");
+            };
+            let notes_only = *kind == "note";
+            match *method {
+                Method::PUT => {
+                    edit_message(faults, readings, st, id, message_id, notes_only, &payload)
+                }
+                Method::DELETE => delete_message(faults, st, id, message_id, notes_only),
                 _ => wrong_method(),
             }
         }
@@ -687,15 +1011,30 @@ fn dispatch(
                 return not_found("user");
             };
             match *method {
-                Method::GET => {
-                    match usize::try_from(id - FIRST_USER_ID)
-                        .ok()
-                        .and_then(|i| st.users.get(i))
-                    {
-                        Some(u) => (StatusCode::OK, json!({"user": user_json(u)}), None),
-                        None => not_found("user"),
-                    }
-                }
+                Method::GET => match st.user_mut(id) {
+                    Some(u) => (StatusCode::OK, json!({"user": user_json(u)}), None),
+                    None => not_found("user"),
+                },
+                Method::DELETE => manage::delete_user(st, id),
+                _ => wrong_method(),
+            }
+        }
+        [
+            "api",
+            "users",
+            id,
+            action @ ("disable.json" | "block.json" | "restore.json"),
+        ] => {
+            let Some(id) = id_of(id) else {
+                return not_found("user");
+            };
+            let action = match *action {
+                "disable.json" => manage::UserAction::Disable,
+                "block.json" => manage::UserAction::Block,
+                _ => manage::UserAction::Restore,
+            };
+            match *method {
+                Method::PUT => manage::act_on_user(st, id, action),
                 _ => wrong_method(),
             }
         }
@@ -721,8 +1060,8 @@ fn case_json(c: &Case) -> Value {
         "recipient": c.recipient,
         "recipient_cc": "",
         "recipient_bcc": "",
-        "deleted": false,
-        "spam": false,
+        "deleted": c.trashed,
+        "spam": c.spam,
         "created_at": fmt_time(c.created_at),
         "updated_at": fmt_time(c.updated_at),
         "closed_at": if closed { fmt_time(c.updated_at) } else { "-".to_owned() },
@@ -741,12 +1080,12 @@ fn message_json(m: &Message) -> Value {
         "staff_id": m.staff_id,
         "content": m.content,
         "content_html": m.content_html,
-        "attachments": m.attachments.iter().enumerate().map(|(i, a)| json!({
-            "file_id": m.message_id * 10 + i as i64,
+        "attachments": m.attachments.iter().map(|a| json!({
+            "file_id": a.file_id,
             "file_name": a.name,
             "file_size": a.size,
-            "mime_type": "application/octet-stream",
-            "url": a.url,
+            "mime_type": a.upload.as_ref().map_or("application/octet-stream", |u| u.mime.as_str()),
+            "url": a.link,
         })).collect::<Vec<_>>(),
         "note": m.note,
         "sent_via_rule": false,
@@ -763,10 +1102,10 @@ fn user_json(u: &User) -> Value {
         "company_position": "",
         "thumbnail": "",
         "confirmed": false,
-        "active": true,
-        "deleted": false,
+        "active": u.active,
+        "deleted": u.deleted,
         "created_at": fmt_time(u.created_at),
-        "updated_at": fmt_time(u.created_at),
+        "updated_at": fmt_time(u.updated_at),
         "type": u.kind,
         "language_id": 1,
         "custom_fields": {},
@@ -839,6 +1178,10 @@ fn find_or_create_user(
         custom_id: None,
         full_name: full_name.map(str::to_owned),
         created_at: now,
+        updated_at: now,
+        deleted: false,
+        active: true,
+        purged: false,
     };
     match kind {
         "email" => u.email = Some(key.to_owned()),
@@ -853,8 +1196,10 @@ fn find_or_create_user(
 fn create_case(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
     payload: Value,
+    uploads: &[files::Upload],
 ) -> Answer {
     let Some(c) = payload.get("case").and_then(Value::as_object) else {
         return bad("case", "is required: send {\"case\": {…}}");
@@ -906,6 +1251,11 @@ fn create_case(
         let Some(ch) = get_str(c, "user_custom_channel") else {
             return bad("user_custom_channel", "is required with user_custom_id");
         };
+        if is_sync_channel(readings, &format!("custom:{ch}"))
+            && let Err(a) = check_sync_content(c)
+        {
+            return a;
+        }
         if content.trim().is_empty() && content_html.trim().is_empty() {
             return bad(
                 "content_html",
@@ -928,16 +1278,9 @@ fn create_case(
         Some(s) => s.to_owned(),
         None => return bad("subject", "is required and must not be empty"),
     };
-    let Some(created_raw) = get_str(c, "created_at") else {
-        return bad("created_at", "is required");
-    };
-    let Some(created_at) = parse_time(created_raw) else {
-        return bad(
-            "created_at",
-            format!(
-                "cannot parse {created_raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
-            ),
-        );
+    let created_at = match incoming_time(readings, c, true) {
+        Ok(t) => t,
+        Err(a) => return a,
     };
     let status = match check_enum(c, "status", &STATUSES) {
         Ok(s) => s.unwrap_or_else(|| "open".into()),
@@ -955,7 +1298,7 @@ fn create_case(
         (Ok(s), Ok(g), Ok(l)) => (s.unwrap_or(0), g, l.unwrap_or(1)),
         (Err(a), _, _) | (_, Err(a), _) | (_, _, Err(a)) => return a,
     };
-    let files = match attachments(shared, c) {
+    let files = match attachments(shared, st, c, uploads) {
         Ok(f) => f,
         Err(a) => return a,
     };
@@ -968,6 +1311,7 @@ fn create_case(
 
     let now = Timestamp::now();
     let user_id = find_or_create_user(st, user_kind, &user_key, get_str(c, "user_full_name"), now);
+    let blocked = st.user_mut(user_id).is_some_and(|u| !u.active);
     let source_ticket = ["content", "content_html", "subject"]
         .iter()
         .filter_map(|k| c.get(*k).and_then(Value::as_str))
@@ -1008,8 +1352,15 @@ fn create_case(
         updated_at: now,
         messages: vec![first],
         source_ticket,
+        trashed: false,
+        // Page 000, "Block a user": new cases from a blocked user are marked as spam.
+        spam: blocked,
+        purged: false,
     };
     let body = json!({"case": case_json(&case)});
+    if let Some(first) = case.messages.first() {
+        st.index_files(case_id, first);
+    }
     st.cases.push(case);
     (StatusCode::OK, body, None)
 }
@@ -1024,6 +1375,65 @@ fn search_matches(pattern: &str, value: &str) -> bool {
         (_, Some(rest)) => value.ends_with(rest),
         _ => value.contains(&p),
     }
+}
+
+/// Whether a `custom_fields[cf_N]=pattern` filter (string or array form) matches a stored value,
+/// under the reading in force. Page 002 ("search"): "the search option is used in many methods",
+/// `^…^` for exact; page 001 shows the filter (both forms) without saying how it matches, so each
+/// plausible reading is offered.
+fn custom_field_matches(reading: SearchReading, pattern: &str, stored: &str) -> bool {
+    match reading {
+        // Page 002's rules: `^x^` exact, `^x` prefix, `x^` suffix, otherwise substring.
+        SearchReading::Caret => search_matches(pattern, stored),
+        // The filter is an equality test; `^` is an ordinary character (case-sensitive).
+        SearchReading::ExactOnly => pattern == stored,
+        // Always a case-insensitive substring; `^` is an ordinary character.
+        SearchReading::SubstringOnly => stored.to_lowercase().contains(&pattern.to_lowercase()),
+    }
+}
+
+/// Reads a `from_time` / `to_time` value under the reading in force; `Ok(None)`: not applied.
+/// Page 001 lost its parameter table: it only says the two bound the list "taking into account
+/// the creation time", so each plausible format is offered.
+fn time_filter(
+    reading: TimeFilterReading,
+    field: &str,
+    value: &str,
+) -> Result<Option<Timestamp>, Answer> {
+    match reading {
+        // Unix seconds; the parser stays as lenient as it always was (RFC 2822 / 3339 and civil
+        // forms are accepted too), so the default behaves exactly as before the readings existed.
+        TimeFilterReading::UnixSeconds => parse_filter_time(value)
+            .map(Some)
+            .ok_or_else(|| bad(field, "cannot parse the time")),
+        // `YYYY-MM-DD HH:MM:SS` in the account's offset, nothing else (not even Unix seconds).
+        TimeFilterReading::DateTimeText => datetime_text(value).map(Some).ok_or_else(|| {
+            bad(
+                field,
+                format!("cannot parse {value:?}: expected YYYY-MM-DD HH:MM:SS"),
+            )
+        }),
+        // Accepted whatever it holds, and not applied.
+        TimeFilterReading::Ignored => Ok(None),
+    }
+}
+
+/// Strictly `YYYY-MM-DD HH:MM:SS` (zero-padded, 19 characters), read in the account's offset.
+fn datetime_text(value: &str) -> Option<Timestamp> {
+    let shape_ok = value.len() == 19
+        && value.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b' ',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return None;
+    }
+    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", value).ok()?;
+    TimeZone::fixed(Offset::constant(ACCOUNT_OFFSET_HOURS))
+        .to_timestamp(dt)
+        .ok()
 }
 
 fn parse_filter_time(s: &str) -> Option<Timestamp> {
@@ -1045,7 +1455,7 @@ fn parse_filter_time(s: &str) -> Option<Timestamp> {
     None
 }
 
-fn list_cases(st: &DeskieState, query: &str) -> Answer {
+fn list_cases(readings: &Readings, st: &DeskieState, query: &str) -> Answer {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -1070,13 +1480,13 @@ fn list_cases(st: &DeskieState, query: &str) -> Answer {
             "user_id" | "user_id[]" => {
                 user_ids.extend(v.split(',').filter_map(|x| x.trim().parse::<i64>().ok()))
             }
-            "from_time" => match parse_filter_time(v) {
-                Some(t) => from = Some(t),
-                None => return bad("from_time", "cannot parse the time"),
+            "from_time" => match time_filter(readings.time_filter, "from_time", v) {
+                Ok(t) => from = t,
+                Err(a) => return a,
             },
-            "to_time" => match parse_filter_time(v) {
-                Some(t) => to = Some(t),
-                None => return bad("to_time", "cannot parse the time"),
+            "to_time" => match time_filter(readings.time_filter, "to_time", v) {
+                Ok(t) => to = t,
+                Err(a) => return a,
             },
             "sort" => {
                 if [
@@ -1101,11 +1511,15 @@ fn list_cases(st: &DeskieState, query: &str) -> Answer {
     let mut hits: Vec<&Case> = st
         .cases
         .iter()
+        .filter(|c| !c.purged)
         .filter(|c| {
             cf.iter().all(|(field, patterns)| {
-                c.custom_fields
-                    .get(field)
-                    .is_some_and(|v| patterns.iter().any(|p| search_matches(p, &value_text(v))))
+                c.custom_fields.get(field).is_some_and(|v| {
+                    let stored = value_text(v);
+                    patterns
+                        .iter()
+                        .any(|p| custom_field_matches(readings.custom_field_search, p, &stored))
+                })
             }) && (statuses.is_empty() || statuses.contains(&c.status))
                 && (user_ids.is_empty() || user_ids.contains(&c.user_id))
                 && from.is_none_or(|f| c.created_at >= f)
@@ -1128,67 +1542,6 @@ fn list_cases(st: &DeskieState, query: &str) -> Answer {
         .map(case_json)
         .collect();
     (StatusCode::OK, numbered("case", items, total), None)
-}
-
-fn update_case(faults: &crate::Faults, st: &mut DeskieState, id: i64, payload: Value) -> Answer {
-    let Some(c) = payload.get("case").and_then(Value::as_object) else {
-        return bad("case", "is required: send {\"case\": {…}}");
-    };
-    let origin = match st.case_mut(id) {
-        Some(case) => case.source_ticket,
-        None => return not_found("case"),
-    };
-    if let Err(a) = check_rejections(faults, c, origin) {
-        return a;
-    }
-    let status = match check_enum(c, "status", &STATUSES) {
-        Ok(s) => s,
-        Err(a) => return a,
-    };
-    let priority = match check_enum(c, "priority", &PRIORITIES) {
-        Ok(p) => p,
-        Err(a) => return a,
-    };
-    let (staff_id, group_id) = match (get_int(c, "staff_id"), get_int(c, "group_id")) {
-        (Ok(s), Ok(g)) => (s, g),
-        (Err(a), _) | (_, Err(a)) => return a,
-    };
-    if c.contains_key("subject") && get_str(c, "subject").is_none() {
-        return bad("subject", "must not be empty");
-    }
-    let Some(case) = st.case_mut(id) else {
-        return not_found("case");
-    };
-    if let Some(s) = status {
-        case.status = s;
-    }
-    if let Some(p) = priority {
-        case.priority = p;
-    }
-    if let Some(s) = staff_id {
-        case.staff_id = s;
-    }
-    if let Some(g) = group_id {
-        case.group_id = Some(g);
-    }
-    if let Some(s) = get_str(c, "subject") {
-        case.subject = s.to_owned();
-    }
-    if let Some(Value::Object(m)) = c.get("custom_fields") {
-        for (k, v) in m {
-            case.custom_fields.insert(k.clone(), v.clone());
-        }
-    }
-    if c.contains_key("labels") {
-        case.labels = int_list(c.get("labels"));
-    }
-    for l in int_list(c.get("add_labels")) {
-        if !case.labels.contains(&l) {
-            case.labels.push(l);
-        }
-    }
-    case.updated_at = Timestamp::now();
-    (StatusCode::OK, json!({"case": case_json(case)}), None)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1225,21 +1578,31 @@ fn list_messages(st: &mut DeskieState, id: i64, query: &str) -> Answer {
     (StatusCode::OK, numbered("message", items, total), None)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_message(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
     id: i64,
     payload: Value,
+    uploads: &[files::Upload],
 ) -> Answer {
     let Some(m) = payload.get("message").and_then(Value::as_object) else {
         return bad("message", "is required: send {\"message\": {…}}");
     };
-    let (case_user, origin) = match st.case_mut(id) {
-        Some(c) => (c.user_id, c.source_ticket),
+    let (case_user, origin, sync) = match st.case_mut(id) {
+        Some(c) => (
+            c.user_id,
+            c.source_ticket,
+            is_sync_channel(readings, &c.channel),
+        ),
         None => return not_found("case"),
     };
     if let Err(a) = check_rejections(faults, m, origin) {
+        return a;
+    }
+    if sync && let Err(a) = check_sync_content(m) {
         return a;
     }
     let (staff_id, user_id) = match (get_int(m, "staff_id"), get_int(m, "user_id")) {
@@ -1266,18 +1629,11 @@ fn add_message(
     if content.trim().is_empty() && content_html.trim().is_empty() {
         return bad("content_html", "is required (or content)");
     }
-    let Some(created_raw) = get_str(m, "created_at") else {
-        return bad("created_at", "is required");
+    let created_at = match incoming_time(readings, m, true) {
+        Ok(t) => t,
+        Err(a) => return a,
     };
-    let Some(created_at) = parse_time(created_raw) else {
-        return bad(
-            "created_at",
-            format!(
-                "cannot parse {created_raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
-            ),
-        );
-    };
-    let files = match attachments(shared, m) {
+    let files = match attachments(shared, st, m, uploads) {
         Ok(f) => f,
         Err(a) => return a,
     };
@@ -1295,6 +1651,7 @@ fn add_message(
         customer_emailed: agent && !get_bool(m, "do_not_send_email"),
     };
     let body = json!({"message": message_json(&msg)});
+    st.index_files(id, &msg);
     let Some(case) = st.case_mut(id) else {
         return not_found("case");
     };
@@ -1302,17 +1659,26 @@ fn add_message(
         // A customer writing again reopens the case, as real help desks do.
         case.status = "open".into();
     }
+    if agent && readings.agent_reply == AgentReplyReading::SetsWaiting {
+        // No page says what an agent reply does to the status (recipe 003 §1.3/2.3/3.3 only
+        // says to check the case after all messages); under this reading it waits for the
+        // customer, whatever it was. Notes never change the status (they go through add_note).
+        case.status = "waiting".into();
+    }
     case.messages.push(msg);
     case.updated_at = Timestamp::now();
     (StatusCode::OK, body, None)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn add_note(
     shared: &Shared,
     faults: &crate::Faults,
+    readings: &Readings,
     st: &mut DeskieState,
     id: i64,
     payload: Value,
+    uploads: &[files::Upload],
 ) -> Answer {
     // The page shows two payloads: {"note": {"note_staff_id"|"staff_id", content}} in the request
     // block and {"message": {content, note_staff_id}} in the curl sample. Accept both.
@@ -1323,42 +1689,54 @@ fn add_note(
     else {
         return bad("note", "is required: send {\"note\": {…}}");
     };
-    let origin = match st.case_mut(id) {
-        Some(c) => c.source_ticket,
+    let (origin, sync) = match st.case_mut(id) {
+        Some(c) => (c.source_ticket, is_sync_channel(readings, &c.channel)),
         None => return not_found("case"),
     };
     if let Err(a) = check_rejections(faults, n, origin) {
         return a;
     }
-    let staff_id = match (get_int(n, "staff_id"), get_int(n, "note_staff_id")) {
-        (Ok(a), Ok(b)) => a.or(b).filter(|&s| s != 0),
-        (Err(a), _) | (_, Err(a)) => return a,
-    };
-    let Some(staff_id) = staff_id else {
-        return bad(
-            "staff_id",
-            "is required for a note (staff_id or note_staff_id)",
-        );
+    if sync && let Err(a) = check_sync_content(n) {
+        return a;
+    }
+    // Page 001 names the author `note_staff_id` in the request block and the curl sample, and
+    // `staff_id` in both attachment forms; the reading in force says which one counts. JSON
+    // (`note` / `message` wrappers) and multipart (`note[…]`) arrive here as the same object.
+    let staff_id = match readings.note_author {
+        NoteAuthorReading::EitherField => {
+            match (get_int(n, "staff_id"), get_int(n, "note_staff_id")) {
+                (Ok(a), Ok(b)) => match a.or(b).filter(|&s| s != 0) {
+                    Some(s) => s,
+                    None => {
+                        return bad(
+                            "staff_id",
+                            "is required for a note (staff_id or note_staff_id)",
+                        );
+                    }
+                },
+                (Err(a), _) | (_, Err(a)) => return a,
+            }
+        }
+        // Only one field is read (the other is an unknown key, ignored); without it the note is
+        // the API agent's own, the agent behind the basic-auth email.
+        NoteAuthorReading::NoteStaffIdOnly => match get_int(n, "note_staff_id") {
+            Ok(s) => s.filter(|&s| s != 0).unwrap_or(crate::DESKIE_API_STAFF_ID),
+            Err(a) => return a,
+        },
+        NoteAuthorReading::StaffIdOnly => match get_int(n, "staff_id") {
+            Ok(s) => s.filter(|&s| s != 0).unwrap_or(crate::DESKIE_API_STAFF_ID),
+            Err(a) => return a,
+        },
     };
     let (content, content_html) = content_of(n);
     if content.trim().is_empty() && content_html.trim().is_empty() {
         return bad("content", "is required");
     }
-    let created_at = match get_str(n, "created_at") {
-        None => Timestamp::now(),
-        Some(raw) => match parse_time(raw) {
-            Some(t) => t,
-            None => {
-                return bad(
-                    "created_at",
-                    format!(
-                        "cannot parse {raw:?}: use RFC 2822 (Mon, 05 May 2014 00:15:17 +0300) or RFC 3339"
-                    ),
-                );
-            }
-        },
+    let created_at = match incoming_time(readings, n, false) {
+        Ok(t) => t,
+        Err(a) => return a,
     };
-    let files = match attachments(shared, n) {
+    let files = match attachments(shared, st, n, uploads) {
         Ok(f) => f,
         Err(a) => return a,
     };
@@ -1376,12 +1754,123 @@ fn add_note(
         customer_emailed: false,
     };
     let body = json!({"message": message_json(&msg)});
+    st.index_files(id, &msg);
     let Some(case) = st.case_mut(id) else {
         return not_found("case");
     };
     case.messages.push(msg);
     case.updated_at = Timestamp::now();
     (StatusCode::OK, body, None)
+}
+
+/// Finds a message of a case for an edit or a delete: the note paths reach only notes, the
+/// messages paths reach both (page 001's "Edit a note" sample itself sends the note to
+/// `…/messages/[message_id].json`).
+fn message_index(
+    st: &mut DeskieState,
+    case_id: i64,
+    message_id: i64,
+    notes_only: bool,
+) -> Result<usize, Answer> {
+    let Some(case) = st.case_mut(case_id) else {
+        return Err(not_found("case"));
+    };
+    case.messages
+        .iter()
+        .position(|m| m.message_id == message_id && (m.note || !notes_only))
+        .ok_or_else(|| not_found(if notes_only { "note" } else { "message" }))
+}
+
+/// `PUT /api/cases/[id]/messages/[message_id].json` ("Edit a response") and
+/// `PUT /api/cases/[id]/note/[message_id].json` ("Edit a note"), page 001: replaces the
+/// `content` and/or `content_html` sent (a field not sent keeps its value). Both wrappers are
+/// accepted on both paths (`message` in the response form and the note sample, `note` in the
+/// note request block). Rejection faults and synchronous channels apply as to a new message.
+#[allow(clippy::too_many_arguments)]
+fn edit_message(
+    faults: &crate::Faults,
+    readings: &Readings,
+    st: &mut DeskieState,
+    case_id: i64,
+    message_id: i64,
+    notes_only: bool,
+    payload: &Value,
+) -> Answer {
+    let wrappers = if notes_only {
+        ["note", "message"]
+    } else {
+        ["message", "note"]
+    };
+    let Some(m) = wrappers
+        .iter()
+        .find_map(|w| payload.get(*w).and_then(Value::as_object))
+    else {
+        return bad(
+            wrappers[0],
+            format!("is required: send {{\"{}\": {{…}}}}", wrappers[0]),
+        );
+    };
+    let index = match message_index(st, case_id, message_id, notes_only) {
+        Ok(i) => i,
+        Err(a) => return a,
+    };
+    let Some(case) = st.case_mut(case_id) else {
+        return not_found("case");
+    };
+    if let Err(a) = check_rejections(faults, m, case.source_ticket) {
+        return a;
+    }
+    if is_sync_channel(readings, &case.channel)
+        && let Err(a) = check_sync_content(m)
+    {
+        return a;
+    }
+    let content = m.get("content").map(value_text);
+    let content_html = m.get("content_html").map(value_text);
+    let any = [&content, &content_html]
+        .into_iter()
+        .flatten()
+        .any(|t| !t.trim().is_empty());
+    if !any {
+        return bad("content", "is required (or content_html)");
+    }
+    let Some(msg) = case.messages.get_mut(index) else {
+        return not_found("message");
+    };
+    if let Some(c) = content {
+        msg.content = c;
+    }
+    if let Some(h) = content_html {
+        msg.content_html = h;
+    }
+    let body = json!({"message": message_json(msg)});
+    case.updated_at = Timestamp::now();
+    (StatusCode::OK, body, None)
+}
+
+/// `DELETE /api/cases/[id]/messages/[message_id].json` / `…/note/[message_id].json` (page 001):
+/// answers 200 with `{}` (the page shows only the status); the message's files stop being
+/// served.
+fn delete_message(
+    faults: &crate::Faults,
+    st: &mut DeskieState,
+    case_id: i64,
+    message_id: i64,
+    notes_only: bool,
+) -> Answer {
+    let index = match message_index(st, case_id, message_id, notes_only) {
+        Ok(i) => i,
+        Err(a) => return a,
+    };
+    let Some(case) = st.case_mut(case_id) else {
+        return not_found("case");
+    };
+    if let Err(a) = check_rejections(faults, &Map::new(), case.source_ticket) {
+        return a;
+    }
+    case.messages.remove(index);
+    case.updated_at = Timestamp::now();
+    (StatusCode::OK, json!({}), None)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1402,6 +1891,7 @@ fn list_users(st: &DeskieState, query: &str) -> Answer {
     let mut users: Vec<&User> = st
         .users
         .iter()
+        .filter(|u| !u.purged)
         .filter(|u| {
             email
                 .as_deref()

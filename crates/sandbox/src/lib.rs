@@ -316,6 +316,12 @@ pub struct DelayedApply {
     pub delay: Duration,
 }
 
+/// Deskie staff id of the API agent, the agent behind the basic-auth `staff_email` of
+/// [`Credentials`]. Deskie acts "on behalf of the employee" whose email authenticates (page 002,
+/// "Access to data"), so under a [`NoteAuthorReading`] that does not find its author field a note
+/// is credited to this agent instead of being refused. Fixed, so tests can assert it.
+pub const DESKIE_API_STAFF_ID: i64 = 1;
+
 /// Credentials both emulators accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -418,6 +424,11 @@ pub struct CaseSnapshot {
     pub messages: Vec<MessageSnapshot>,
     /// The source ticket whose `ref:` marker the creating write carried, if any.
     pub source_ticket: Option<(i64, i64)>,
+    /// In the trash (`PUT …/trash.json`; `restore.json` brings it back). A permanently deleted
+    /// case is not in the snapshot at all.
+    pub deleted: bool,
+    /// Marked as spam (`PUT …/spam.json`, or created for a blocked user).
+    pub spam: bool,
 }
 
 /// One Deskie message or note.
@@ -439,9 +450,25 @@ pub struct MessageSnapshot {
     pub created_at: String,
     /// `attachment_urls` sent, plus `multipart:<file name>` for uploaded files.
     pub attachment_urls: Vec<String>,
+    /// The files uploaded with this message (multipart writes; a case create's go to its first
+    /// message), in part order.
+    pub files: Vec<FileSnapshot>,
     /// Whether the real service would have emailed the customer (agent message or agent-initiated
     /// case sent without `do_not_send_email = true`).
     pub customer_emailed: bool,
+}
+
+/// One file uploaded to Deskie, for end-to-end checks of attachment migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSnapshot {
+    /// The part's file name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the bytes received.
+    pub sha256: String,
+    /// Where the Deskie emulator serves the bytes (the `url` its answers give for the file).
+    pub url: String,
 }
 
 /// One Deskie user (created by the cases).
@@ -459,6 +486,11 @@ pub struct UserSnapshot {
     pub custom_id: Option<String>,
     /// Full name, if one was sent.
     pub full_name: Option<String>,
+    /// In the "Deleted" list (`PUT …/disable.json`, page 000 "Delete a user"); a permanently
+    /// deleted user is not in the snapshot at all.
+    pub deleted: bool,
+    /// `false` once blocked (`PUT …/block.json`); `restore.json` sets it back.
+    pub active: bool,
 }
 
 /// The dataset the emulators serve: a snapshot is taken per request (an `Arc` clone), and a test's

@@ -303,9 +303,12 @@ impl Sandbox {
             .fallback(crate::desk360::entry)
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
+        // No framework limit on Deskie bodies: JSON is read up to MAX_BODY by the handler, and
+        // multipart files are streamed and counted (kept only within 25 MB a file, 50 MB a
+        // request), so an oversized upload is a 400 naming the file, not a cut connection.
         let deskie_app = Router::new()
             .fallback(crate::deskie::entry)
-            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(DefaultBodyLimit::disable())
             .with_state(shared.clone());
         let mut tasks = Vec::new();
         for (listener, app) in [
