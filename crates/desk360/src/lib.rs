@@ -541,13 +541,14 @@ impl Desk360Client {
             .await
     }
 
-    /// The first list page of a product, oldest update first: `order=asc` makes a ticket updated
-    /// during the run move to the end of the list instead of shifting every later page.
+    /// The first list page of a product, in the documented default order: newest update first
+    /// (page 004, `order`: "default descending"). No query parameter is sent, so the list is the
+    /// same whether the server's `Link: rel=next` keeps our parameters or carries only `page`
+    /// (the page's only example); a ticket updated or created during the run moves to page 1,
+    /// where the engine's catch-up finds it, and only shifts later pages down (seen twice, never
+    /// skipped).
     pub fn first_page_url(&self, product_id: i64) -> String {
-        format!(
-            "{}/v1/products/{product_id}/tickets?order=asc",
-            self.inner.base_str
-        )
+        format!("{}/v1/products/{product_id}/tickets", self.inner.base_str)
     }
 
     /// One list page. `url` is [`Desk360Client::first_page_url`] or a previous page's `next`;

@@ -46,6 +46,24 @@ use crate::responses::{
 const MAX_LIMIT: u32 = 100;
 /// Highest page number Deskie serves.
 const MAX_PAGE: u32 = 500;
+/// Pages a source-key lookup reads at most before it gives up proving absence (a filter that
+/// works returns one or two cases; hundreds mean the server ignored it).
+pub const LOOKUP_MAX_PAGES: u32 = 3;
+/// Cases one bulk update may name (page 001: "No more than 10 cases in one request").
+pub const BULK_MAX: usize = 10;
+
+/// What a lookup of a case by its source key found.
+#[derive(Debug, Clone)]
+pub enum CaseLookup {
+    /// Exactly one case carries the key.
+    Found(Box<Case>),
+    /// The server returned its whole result set and no case carries the key.
+    Absent,
+    /// Several cases carry the key (a duplicate made earlier, e.g. by another tool).
+    Several(Vec<Case>),
+    /// Absence could not be proven (the reason says why); never create on this answer.
+    Unknown(String),
+}
 
 /// How to reach one Deskie account.
 pub struct DeskieConfig {
@@ -252,54 +270,99 @@ impl DeskieClient {
         })
     }
 
-    /// Finds the case whose custom field `field` is exactly `value` (the source id written at
-    /// creation), to reconcile a create whose answer was lost. Deskie's search matches
-    /// substrings, so the value is sent as `^value^` (exact) *and* every hit is re-checked here;
-    /// if Deskie ignored the anchors, further pages are read until every hit was seen. When
-    /// several cases match (a duplicate from an earlier tool), the oldest (lowest id) is
-    /// returned and a warning logged.
-    pub async fn find_case_by_custom_field(
+    /// Looks for the case whose custom field `field` holds exactly one of `values` (the source
+    /// key written at creation, and its older spellings), to reconcile a create whose answer was
+    /// lost. The answer must hold under every reading of Deskie's search (page 002: "the search
+    /// option is used in many methods", `^…^` for exact; page 001 shows the filter without
+    /// saying): each value is sent plainly, without `^` anchors, which an exact-only filter, a
+    /// substring filter and the `^` syntax all answer with the case if it exists (the engine's
+    /// keys end with a terminator, so no other key contains one), and every hit is checked
+    /// exactly here. Absence is proven only when the server returned its whole result set
+    /// (`total_count` reached) without an exact hit; a server that ignores the filter (a result
+    /// set larger than [`LOOKUP_MAX_PAGES`] pages) leaves the answer [`CaseLookup::Unknown`].
+    pub async fn lookup_case_by_custom_field(
         &self,
         field: &str,
-        value: &str,
-    ) -> Result<Option<Case>> {
-        let mut query = CaseQuery {
-            limit: Some(MAX_LIMIT),
-            ..CaseQuery::default()
-        };
-        query
-            .custom_fields
-            .insert(field.to_string(), format!("^{value}^"));
+        values: &[String],
+    ) -> Result<CaseLookup> {
         let mut matches: Vec<Case> = Vec::new();
-        let mut seen: u64 = 0;
-        for page in 1..=MAX_PAGE {
-            query.page = Some(page);
-            let list = self.list_cases(&query).await?;
-            let count = list.cases.len() as u64;
-            seen += count;
-            matches.extend(list.cases.into_iter().filter(|case| {
-                case.custom_field_text(field)
-                    .is_some_and(|v| v.trim() == value.trim())
-            }));
-            let more = match list.total_count {
-                Some(total) => seen < total,
-                None => count >= u64::from(MAX_LIMIT),
+        for value in values {
+            let mut query = CaseQuery {
+                limit: Some(MAX_LIMIT),
+                ..CaseQuery::default()
             };
-            if count == 0 || !more {
+            query.custom_fields.insert(field.to_string(), value.clone());
+            let mut seen: u64 = 0;
+            let mut complete = false;
+            for page in 1..=LOOKUP_MAX_PAGES {
+                query.page = Some(page);
+                let list = self.list_cases(&query).await?;
+                let count = list.cases.len() as u64;
+                seen += count;
+                matches.extend(list.cases.into_iter().filter(|case| {
+                    case.custom_field_text(field)
+                        .is_some_and(|v| v.trim() == value.trim())
+                }));
+                let more = match list.total_count {
+                    Some(total) => seen < total,
+                    None => count >= u64::from(MAX_LIMIT),
+                };
+                if count == 0 || !more {
+                    complete = true;
+                    break;
+                }
+            }
+            if !matches.is_empty() {
                 break;
+            }
+            if !complete {
+                return Ok(CaseLookup::Unknown(format!(
+                    "the search by custom field {field} returned more than {} cases without an exact match: the filter does not seem to apply",
+                    LOOKUP_MAX_PAGES * MAX_LIMIT
+                )));
             }
         }
         matches.sort_by_key(|case| case.case_id);
         matches.dedup_by_key(|case| case.case_id);
-        if matches.len() > 1 {
-            warn!(
-                field,
-                count = matches.len(),
-                case_id = matches[0].case_id,
-                "several Deskie cases carry the same source id; using the oldest"
-            );
+        Ok(match matches.len() {
+            0 => CaseLookup::Absent,
+            1 => CaseLookup::Found(Box::new(matches.remove(0))),
+            _ => CaseLookup::Several(matches),
+        })
+    }
+
+    /// Changes the same parameters of up to 10 cases in one request (`PUT cases/{id},{id}….json`,
+    /// page 001 "Bulk update", cost 2). Returns the ids the server reports as updated
+    /// (`case_success_id`); an id missing from it was not changed. More than 10 ids is a
+    /// configuration error (the page's limit), never sent.
+    pub async fn update_cases(&self, case_ids: &[i64], update: &CaseUpdate) -> Result<Vec<i64>> {
+        if case_ids.is_empty() || case_ids.len() > BULK_MAX {
+            return Err(DeskieError::config(format!(
+                "a bulk update takes 1 to {BULK_MAX} cases, not {}",
+                case_ids.len()
+            )));
         }
-        Ok(matches.into_iter().next())
+        let ids: Vec<String> = case_ids.iter().map(i64::to_string).collect();
+        let path = format!("cases/{}.json", ids.join(","));
+        let value = self
+            .write(Verb::Put, &path, &CaseBody { case: update })
+            .await?;
+        // One case: the page answers the case itself.
+        if case_ids.len() == 1 && value.get("case").is_some() {
+            let case: Case = decode(value, &["case"], Verb::Put, &path)?;
+            return Ok(vec![case.case_id]);
+        }
+        let ids = value
+            .get("case_success_id")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| DeskieError::Ambiguous {
+                what: format!("PUT {path}"),
+                detail: "the bulk update answer has no case_success_id".into(),
+            })?;
+        Ok(ids
+            .iter()
+            .filter_map(crate::lenient::value_to_i64)
+            .collect())
     }
 
     /// Reads one page of a case's messages (`GET cases/{id}/messages.json`, cost 1).

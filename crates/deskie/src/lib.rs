@@ -25,7 +25,7 @@ pub mod requests;
 pub mod responses;
 mod time;
 
-pub use client::{DeskieClient, DeskieConfig};
+pub use client::{BULK_MAX, CaseLookup, DeskieClient, DeskieConfig, LOOKUP_MAX_PAGES};
 pub use error::{DeskieError, ErrorClass, Result};
 pub use requests::{
     CasePriority, CaseQuery, CaseSort, CaseStatus, CaseUpdate, Content, NewCase, NewMessage,

@@ -325,6 +325,10 @@ impl NewMessage {
 pub struct NewNote {
     /// The agent the note is from.
     pub staff_id: i64,
+    /// The same agent again under the name the page's first block and curl line use
+    /// (`note_staff_id`): a server that reads only one of the two documented fields still
+    /// credits the note to its author instead of the API agent. Set by [`NewNote::new`].
+    pub note_staff_id: i64,
     /// The note's text.
     pub content: String,
     /// The original time of the note, when known.
@@ -336,6 +340,19 @@ pub struct NewNote {
     /// Links Deskie downloads the note's attachments from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachment_urls: Vec<String>,
+}
+
+impl NewNote {
+    /// A note by `staff_id`, naming its author in both documented fields.
+    pub fn new(staff_id: i64, content: impl Into<String>, created_at: Option<Timestamp>) -> Self {
+        Self {
+            staff_id,
+            note_staff_id: staff_id,
+            content: content.into(),
+            created_at,
+            attachment_urls: Vec::new(),
+        }
+    }
 }
 
 /// Changes a case (`PUT cases/{id}.json`), e.g. to set the final status/priority once all
@@ -658,15 +675,10 @@ mod tests {
 
     #[test]
     fn note() {
-        let n = NewNote {
-            staff_id: 101,
-            content: "internal".into(),
-            created_at: None,
-            attachment_urls: Vec::new(),
-        };
+        let n = NewNote::new(101, "internal", None);
         assert_eq!(
             serde_json::to_value(NoteBody { note: &n }).unwrap(),
-            json!({"note": {"staff_id": 101, "content": "internal"}})
+            json!({"note": {"staff_id": 101, "note_staff_id": 101, "content": "internal"}})
         );
         let n = NewNote {
             created_at: Some(ts()),
@@ -677,6 +689,7 @@ mod tests {
             serde_json::to_value(NoteBody { note: &n }).unwrap(),
             json!({"note": {
                 "staff_id": 101,
+                "note_staff_id": 101,
                 "content": "internal",
                 "created_at": TS,
                 "attachment_urls": ["https://files.example/c.txt"],

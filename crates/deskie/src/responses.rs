@@ -87,6 +87,12 @@ impl Case {
         self.created_at.as_deref().and_then(parse_timestamp)
     }
 
+    /// The time of the case's last change as an instant: the documented default sort of the
+    /// case list (`updated_at_desc`) orders by it, which a lookup without a source-id field uses.
+    pub fn updated_at_ts(&self) -> Option<Timestamp> {
+        self.updated_at.as_deref().and_then(parse_timestamp)
+    }
+
     /// A custom field's value as text (numbers printed), for exact-match checks.
     pub fn custom_field_text(&self, field: &str) -> Option<String> {
         self.custom_fields

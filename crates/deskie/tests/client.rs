@@ -14,8 +14,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response, Uri};
 use base64::Engine as _;
 use deskie::{
-    CaseQuery, CaseUpdate, Content, DeskieClient, DeskieConfig, DeskieError, ErrorClass, NewCase,
-    NewMessage, NewNote,
+    CaseLookup, CaseQuery, CaseStatus, CaseUpdate, Content, DeskieClient, DeskieConfig,
+    DeskieError, ErrorClass, NewCase, NewMessage, NewNote,
 };
 use jiff::Timestamp;
 use secrecy::SecretString;
@@ -308,12 +308,7 @@ async fn messages_notes_and_updates_go_to_their_paths() {
         let n = client
             .add_note(
                 2000,
-                &NewNote {
-                    staff_id: 101,
-                    content: "internal".into(),
-                    created_at: None,
-                    attachment_urls: vec![],
-                },
+                &NewNote::new(101, "internal", None),
             )
             .await
             .unwrap();
@@ -331,7 +326,7 @@ async fn messages_notes_and_updates_go_to_their_paths() {
             log[0].json(),
             json!({"message": {"content_html": "<p>ok</p>", "created_at": "Tue, 05 Mar 2024 09:04:05 +0000", "staff_id": 101, "do_not_send_email": true}})
         );
-        assert_eq!(log[1].json(), json!({"note": {"staff_id": 101, "content": "internal"}}));
+        assert_eq!(log[1].json(), json!({"note": {"staff_id": 101, "note_staff_id": 101, "content": "internal"}}));
         assert_eq!(log[2].method, "PUT");
         assert_eq!(log[2].json(), json!({"case": {"status": "closed"}}));
         assert_eq!(client.limiter().stats().units, 6);
@@ -596,12 +591,7 @@ async fn error_bodies_become_typed_errors() {
         );
 
         // A write answered 200 whose answer cannot be read was applied: reconcile, not fail.
-        let note = NewNote {
-            staff_id: 1,
-            content: "x".into(),
-            created_at: None,
-            attachment_urls: vec![],
-        };
+        let note = NewNote::new(1, "x", None);
         let err = client.add_note(4, &note).await.unwrap_err();
         assert_eq!(err.class(), ErrorClass::Ambiguous, "{err:?}");
 
@@ -627,50 +617,155 @@ async fn error_bodies_become_typed_errors() {
     .await;
 }
 
+/// A fake case list for `custom_fields[cf_900]` under one search reading.
+fn search_server(reading: &'static str) -> impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static {
+    move |seen, _| {
+        let wanted = seen
+            .param("custom_fields[cf_900]")
+            .unwrap_or("")
+            .to_string();
+        let all = [
+            "desk360:1:420;",
+            "desk360:1:42;",
+            "desk360:1:4;",
+            "desk360:1:4",
+        ];
+        let hits: Vec<_> = all
+            .iter()
+            .filter(|v| match reading {
+                "exact" => **v == wanted,
+                "substring" => v.contains(&wanted),
+                // `^x^` exact, otherwise substring.
+                _ => match wanted.strip_prefix('^').and_then(|w| w.strip_suffix('^')) {
+                    Some(exact) => **v == exact,
+                    None => v.contains(&wanted),
+                },
+            })
+            .collect();
+        let mut body = serde_json::Map::new();
+        for (i, v) in hits.iter().enumerate() {
+            body.insert(
+                i.to_string(),
+                json!({"case": {"case_id": 700 + i, "custom_fields": {"cf_900": v}}}),
+            );
+        }
+        body.insert("total_count".into(), json!(hits.len()));
+        Reply::json(200, Value::Object(body))
+    }
+}
+
 #[tokio::test]
-async fn find_case_by_custom_field_is_exact() {
+async fn a_case_is_found_by_its_source_key_under_every_search_reading() {
     bounded(async {
-        // The server ignores the anchors and matches substrings, as Deskie's search may.
-        let (base, log) = serve(|seen, _| {
-            let wanted = seen
-                .param("custom_fields[cf_900]")
-                .unwrap_or("")
-                .to_string();
-            let needle = wanted.trim_matches('^').to_string();
-            let all = ["desk360:1:420", "desk360:1:42", "desk360:1:4"];
+        for reading in ["exact", "substring", "caret"] {
+            let (base, log) = serve(search_server(reading)).await;
+            let client = client(base);
+            let key = vec!["desk360:1:42;".to_string()];
+            let found = client
+                .lookup_case_by_custom_field("cf_900", &key)
+                .await
+                .unwrap();
+            let CaseLookup::Found(case) = found else {
+                panic!("{reading}: {found:?}");
+            };
+            assert_eq!(
+                case.custom_field_text("cf_900").as_deref(),
+                Some("desk360:1:42;"),
+                "{reading}"
+            );
+            let absent = client
+                .lookup_case_by_custom_field("cf_900", &["desk360:9:9;".to_string()])
+                .await
+                .unwrap();
+            assert!(
+                matches!(absent, CaseLookup::Absent),
+                "{reading}: {absent:?}"
+            );
+            // An older, unterminated spelling is looked up second and matched exactly.
+            let legacy = client
+                .lookup_case_by_custom_field(
+                    "cf_900",
+                    &["desk360:1:4;;".to_string(), "desk360:1:4".to_string()],
+                )
+                .await
+                .unwrap();
+            let CaseLookup::Found(case) = legacy else {
+                panic!("{reading} legacy: {legacy:?}");
+            };
+            assert_eq!(
+                case.custom_field_text("cf_900").as_deref(),
+                Some("desk360:1:4")
+            );
+            let log = log.lock().unwrap();
+            assert_eq!(
+                log[0].param("custom_fields[cf_900]"),
+                Some("desk360:1:42;"),
+                "sent plainly, without anchors"
+            );
+            assert_eq!(log[0].param("limit"), Some("100"));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_search_that_ignores_the_filter_proves_nothing() {
+    bounded(async {
+        // Every lookup answers a full page of other cases and a large total.
+        let (base, _log) = serve(|seen, _| {
+            let page: i64 = seen.param("page").unwrap_or("1").parse().unwrap_or(1);
             let mut body = serde_json::Map::new();
-            let hits: Vec<_> = all.iter().filter(|v| v.contains(&needle)).collect();
-            for (i, v) in hits.iter().enumerate() {
+            for i in 0..100 {
+                let id = page * 1000 + i;
                 body.insert(
                     i.to_string(),
-                    json!({"case": {"case_id": 700 + i, "custom_fields": {"cf_900": v}}}),
+                    json!({"case": {"case_id": id, "custom_fields": {"cf_900": format!("desk360:2:{id};")}}}),
                 );
             }
-            body.insert("total_count".into(), json!(hits.len()));
+            body.insert("total_count".into(), json!(50_000));
             Reply::json(200, Value::Object(body))
         })
         .await;
         let client = client(base);
         let found = client
-            .find_case_by_custom_field("cf_900", "desk360:1:42")
+            .lookup_case_by_custom_field("cf_900", &["desk360:1:1;".to_string()])
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(found.case_id, 701);
+        assert!(matches!(found, CaseLookup::Unknown(_)), "{found:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bulk_update_names_every_case_and_reads_the_success_list() {
+    bounded(async {
+        let (base, log) = serve(|seen, _| {
+            if seen.path.contains("cases/5,6,7.json") {
+                Reply::json(200, json!({"case_success_id": [5, 7]}))
+            } else {
+                Reply::json(200, json!({"case": {"case_id": 9, "status": "closed"}}))
+            }
+        })
+        .await;
+        let client = client(base);
+        let update = CaseUpdate {
+            status: Some(CaseStatus::Closed),
+            ..CaseUpdate::default()
+        };
+        assert_eq!(
+            client.update_cases(&[5, 6, 7], &update).await.unwrap(),
+            vec![5, 7]
+        );
+        assert_eq!(client.update_cases(&[9], &update).await.unwrap(), vec![9]);
+        let eleven: Vec<i64> = (1..=11).collect();
         assert!(
-            client
-                .find_case_by_custom_field("cf_900", "desk360:9:9")
-                .await
-                .unwrap()
-                .is_none()
+            client.update_cases(&eleven, &update).await.is_err(),
+            "never more than 10"
         );
         let log = log.lock().unwrap();
-        assert_eq!(
-            log[0].param("custom_fields[cf_900]"),
-            Some("^desk360:1:42^")
-        );
-        assert_eq!(log[0].param("limit"), Some("100"));
-        assert_eq!(log.len(), 2, "one read per lookup");
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].method, "PUT");
+        assert_eq!(log[0].json(), json!({"case": {"status": "closed"}}));
     })
     .await;
 }

@@ -1,19 +1,24 @@
 //! The extract stage: Desk360 list pages → batches → ticket details → the store.
 //!
-//! The lister follows each product's `Link: rel=next` chain from the cursor the store kept, and
-//! records every page (batch + tickets + next URL) in one transaction, so after a kill it resumes
-//! at the first page not recorded and never lists a page twice within one pass. Details are
-//! fetched by a few concurrent fetchers fed through a bounded channel (so listing never runs far
-//! ahead of fetching), and saved by one writer in batched transactions. A ticket already stored
-//! with the same `updated_at` is not fetched again, which also makes a later delta run cheap.
-//! A detail that fails (malformed body, 404, retries exhausted) becomes that ticket's failure and
-//! the run goes on.
+//! Listing follows each product's pages in Desk360's documented default order (newest update
+//! first) by the server's `Link: rel=next`, and records every page (batch + tickets + cursor) in
+//! one transaction, so after a kill it resumes at the first page not recorded. A full pass is
+//! followed by catch-ups from page 1 down to the high-water mark until one finds nothing new:
+//! a ticket updated or created while the run lists is still migrated by the same run, and a later
+//! run (switch-over day) costs the pages that hold changes, not the size of the account. A `Link`
+//! that leads back to a page already read stops that product with a failure naming the page.
+//! Details are fetched by a few concurrent fetchers fed through a bounded channel (so listing
+//! never runs far ahead of fetching), and saved by one writer in batched transactions. A ticket
+//! already stored with the same `updated_at` is not fetched again. A detail that fails
+//! (malformed body, 404, retries exhausted) becomes that ticket's failure and the run goes on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use desk360::{Desk360Client, Desk360Error, ErrorClass};
+use desk360::{Desk360Client, Desk360Error, ErrorClass, parse_naive_timestamp};
+use jiff::civil::DateTime;
 use model::{Agent, Category, Product, TicketKey};
-use store::{FailureClass, FailureRecord, ListedTicket, RunKind, Stage};
+use store::{CursorUpdate, FailureClass, FailureRecord, ListMode, ListedTicket, RunKind, Stage};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::error::Result;
@@ -28,12 +33,24 @@ enum Fetched {
     Failed(TicketKey, FailureRecord),
 }
 
+/// What the extract stage lists before fetching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listing {
+    /// Every product: a full pass where none completed yet, then catch-ups down to the mark.
+    All,
+    /// No listing: only fetch the details of tickets already listed and still `pending`
+    /// (`retry-failed` after an extraction failure).
+    PendingOnly,
+}
+
 /// Runs the whole extract stage until every product is listed and every listed ticket fetched,
 /// or the run is cancelled.
-pub(crate) async fn run(ctx: &Arc<Ctx>, client: Desk360Client) -> Result<()> {
-    let fresh = start_new_pass(ctx).await?;
-    if fresh || ctx.store.products().await?.is_empty() {
-        refresh_reference(ctx, &client).await?;
+pub(crate) async fn run(ctx: &Arc<Ctx>, client: Desk360Client, listing: Listing) -> Result<()> {
+    if listing == Listing::All {
+        let delta = previous_run_completed(ctx).await?;
+        if delta || ctx.store.products().await?.is_empty() {
+            refresh_reference(ctx, &client).await?;
+        }
     }
     let products: Vec<i64> = if ctx.settings.source.products.is_empty() {
         ctx.store.products().await?.iter().map(|p| p.id).collect()
@@ -58,7 +75,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: Desk360Client) -> Result<()> {
     }
     drop(done_tx);
 
-    let list_result = list_all(ctx, &client, &products, &key_tx).await;
+    let list_result = list_all(ctx, &client, &products, &key_tx, listing).await;
     drop(key_tx);
     for f in fetchers {
         if let Err(e) = f.await {
@@ -72,28 +89,17 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: Desk360Client) -> Result<()> {
     list_result
 }
 
-/// A new listing pass starts when the latest run or dry run before this one was a real run that
-/// completed: that is a delta run (switch-over day), which must look at every page again for
-/// changed tickets. Otherwise — an interrupted run, or a dry run's listing that the real run
-/// reuses — the cursors are resumed and nothing is listed twice. `retry-failed` does not count.
-async fn start_new_pass(ctx: &Ctx) -> Result<bool> {
+/// Whether the latest real run (or dry run) before this one completed: this run is then a delta
+/// run (switch-over day) and refreshes the reference data. `retry-failed` does not count.
+async fn previous_run_completed(ctx: &Ctx) -> Result<bool> {
     let runs = ctx.store.last_runs(50).await?;
     // The newest run is the one that just began.
     let last_real = runs
         .iter()
         .skip(1)
         .find(|r| matches!(r.kind, RunKind::Run | RunKind::DryRun));
-    let previous_completed = last_real
-        .is_some_and(|r| r.kind == RunKind::Run && r.outcome.as_deref() == Some("completed"));
-    let products = ctx.store.products().await?;
-    if !previous_completed || products.is_empty() {
-        return Ok(false);
-    }
-    for p in &products {
-        ctx.store.reset_list_cursor(p.id).await?;
-    }
-    tracing::info!("previous run completed: starting a delta pass over every list page");
-    Ok(true)
+    Ok(last_real
+        .is_some_and(|r| r.kind == RunKind::Run && r.outcome.as_deref() == Some("completed")))
 }
 
 async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Result<()> {
@@ -142,12 +148,13 @@ fn with_raw<T: serde::Serialize, M>(items: Vec<T>, to_model: impl Fn(&T) -> M) -
         .collect()
 }
 
-/// Queues what an earlier run listed but did not fetch, then follows every product's pages.
+/// Queues what an earlier run listed but did not fetch, then lists every product.
 async fn list_all(
     ctx: &Ctx,
     client: &Desk360Client,
     products: &[i64],
     keys: &mpsc::Sender<TicketKey>,
+    listing: Listing,
 ) -> Result<()> {
     let pending = ctx.store.pending_tickets(u32::MAX).await?;
     Progress::add(&ctx.progress.to_extract, pending.len() as u64);
@@ -157,84 +164,409 @@ async fn list_all(
             r = keys.send(key) => if r.is_err() { return Ok(()) },
         }
     }
+    if listing == Listing::PendingOnly {
+        return Ok(());
+    }
     for &product in products {
+        if ctx.cancel.is_cancelled() {
+            return Ok(());
+        }
+        list_product(ctx, client, product, keys).await?;
+    }
+    Ok(())
+}
+
+/// How far below the previous listing's high-water mark a catch-up keeps reading. Desk360
+/// stamps `updated_at` in whole seconds when it writes a ticket; a write that commits a little
+/// after its stamp (a slow transaction) can show a time just below a mark taken meanwhile. Two
+/// minutes is far beyond any such delay and costs at most a page more per catch-up.
+const CATCHUP_MARGIN_SECS: i64 = 120;
+/// Catch-ups per product and run at most: a help desk busy enough to change tickets faster
+/// than we list them would otherwise keep one run listing forever; the next run goes on from
+/// the stored mark.
+const MAX_CATCHUPS: usize = 20;
+
+/// Where one product's listing goes next.
+struct ListingState {
+    url: String,
+    page: i64,
+    mode: ListMode,
+    stop_at: Option<String>,
+    top: Option<String>,
+    mark: Option<String>,
+}
+
+/// Lists one product exactly, whatever the server's `Link` carries.
+///
+/// Pages are read in Desk360's documented default order, newest update first, with no query
+/// parameter of ours (so a `Link` that keeps our parameters and one that carries only `page`
+/// lead to the same pages). A ticket updated or created during a pass moves to page 1 and only
+/// shifts later pages down: a ticket may be listed twice, never skipped. After a full pass,
+/// catch-ups read from page 1 down to the previous listing's high-water mark (the newest
+/// `updated_at` on page 1 when it started, minus [`CATCHUP_MARGIN_SECS`]) until one finds nothing
+/// new. A completed product is caught up the same way at the start of every later run, so a
+/// switch-over run costs the pages that hold changes plus one per product.
+async fn list_product(
+    ctx: &Ctx,
+    client: &Desk360Client,
+    product: i64,
+    keys: &mpsc::Sender<TicketKey>,
+) -> Result<()> {
+    let mut catchups = 0usize;
+    loop {
         let cursor = ctx.store.list_cursor(product).await?;
-        let (mut url, mut page) = match cursor {
-            Some(c) if c.complete => continue,
-            Some(c) => match c.next_url {
-                Some(u) => (u, c.next_page),
-                None => (client.first_page_url(product), 1),
+        let first = client.first_page_url(product);
+        let state = match cursor {
+            None => ListingState {
+                url: first,
+                page: 1,
+                mode: ListMode::Full,
+                stop_at: None,
+                top: None,
+                mark: None,
             },
-            None => (client.first_page_url(product), 1),
+            // A cursor of an earlier version that listed oldest first (`order=asc`): its later
+            // pages would be read in another order; start a pass in the default order instead.
+            Some(c) if !c.complete && c.next_url.as_deref().is_some_and(is_ascending_url) => {
+                ListingState {
+                    url: first,
+                    page: 1,
+                    mode: ListMode::Full,
+                    stop_at: None,
+                    top: None,
+                    mark: None,
+                }
+            }
+            Some(c) if !c.complete => ListingState {
+                url: c.next_url.unwrap_or(first),
+                page: c.next_page,
+                mode: c.mode,
+                stop_at: c.stop_at,
+                top: c.top,
+                mark: c.mark,
+            },
+            Some(c) => {
+                if catchups >= MAX_CATCHUPS {
+                    tracing::warn!(
+                        product,
+                        catchups,
+                        "Desk360 keeps changing faster than the catch-ups; the next run continues from the stored mark"
+                    );
+                    return Ok(());
+                }
+                ListingState {
+                    url: first,
+                    page: 1,
+                    mode: ListMode::CatchUp,
+                    // No mark (a listing of an earlier version): read every page once more.
+                    stop_at: c.mark.clone(),
+                    top: None,
+                    mark: c.mark,
+                }
+            }
         };
-        loop {
-            if ctx.cancel.is_cancelled() {
-                return Ok(());
-            }
-            let result = tokio::select! {
-                _ = ctx.cancel.cancelled() => return Ok(()),
-                r = client.ticket_page(&url) => r,
-            };
-            let listing = match result {
-                Ok(p) => p,
-                Err(e) => {
-                    if e.class() == ErrorClass::Fatal {
-                        return Err(e.into());
+        let mode = state.mode;
+        match follow_listing(ctx, client, product, keys, state).await? {
+            Followed::Stopped => return Ok(()),
+            Followed::Finished { changed } => {
+                if mode == ListMode::CatchUp {
+                    catchups += 1;
+                    if changed == 0 {
+                        return Ok(());
                     }
-                    // Without this page there is no next link: stop this product; the next
-                    // run resumes from the stored cursor.
-                    tracing::warn!(product, page, error = %e, "list page failed; the next run resumes here");
-                    ctx.store
-                        .record_page_failure(
-                            product,
-                            page,
-                            &FailureRecord {
-                                stage: Stage::Extract,
-                                step: "list".into(),
-                                class: class_of(&e),
-                                code: e
-                                    .api_code()
-                                    .map(str::to_string)
-                                    .or(e.status().map(|s| s.to_string())),
-                                message: e.to_string(),
-                                request: Some(format!("GET {url}")),
-                            },
-                        )
-                        .await?;
-                    break;
                 }
-            };
-            let listed: Vec<ListedTicket> = listing
-                .tickets
-                .iter()
-                .map(|t| ListedTicket {
-                    ticket_id: t.id,
-                    updated_at: t.updated_at.clone().unwrap_or_default(),
-                })
-                .collect();
-            let outcome = ctx
-                .store
-                .record_page(product, page, &listed, listing.next.as_deref())
-                .await?;
-            Progress::add(&ctx.progress.pages, 1);
-            Progress::add(&ctx.progress.listed, listed.len() as u64);
-            Progress::add(&ctx.progress.to_extract, outcome.to_fetch.len() as u64);
-            for key in outcome.to_fetch {
-                tokio::select! {
-                    _ = ctx.cancel.cancelled() => return Ok(()),
-                    r = keys.send(key) => if r.is_err() { return Ok(()) },
-                }
-            }
-            match listing.next {
-                Some(next) => {
-                    url = next;
-                    page += 1;
-                }
-                None => break,
             }
         }
     }
+}
+
+/// How following one listing ended.
+enum Followed {
+    /// Cancelled, or a page failed (recorded; the next run resumes at the stored cursor).
+    Stopped,
+    /// The listing reached its end; `changed` tickets were new or updated.
+    Finished { changed: usize },
+}
+
+/// Follows one listing (a full pass or a catch-up) page by page from `state`.
+async fn follow_listing(
+    ctx: &Ctx,
+    client: &Desk360Client,
+    product: i64,
+    keys: &mpsc::Sender<TicketKey>,
+    mut state: ListingState,
+) -> Result<Followed> {
+    let mut changed = 0usize;
+    // Pages read in this listing by what they hold, to stop a `Link` that leads back.
+    let mut seen_pages: HashMap<u64, i64> = HashMap::new();
+    // Whether every page so far was newest-first, as the page documents; if not, a catch-up
+    // cannot stop early and reads every page.
+    let mut ordered = true;
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Ok(Followed::Stopped);
+        }
+        let url = state.url.clone();
+        let page = state.page;
+        let result = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(Followed::Stopped),
+            r = client.ticket_page(&url) => r,
+        };
+        let listing = match result {
+            Ok(p) => p,
+            Err(e) => {
+                if e.class() == ErrorClass::Fatal {
+                    return Err(e.into());
+                }
+                // Without this page there is no next link: stop this product; the next run
+                // resumes from the stored cursor.
+                tracing::warn!(product, page, error = %e, "list page failed; the next run resumes here");
+                ctx.store
+                    .record_page_failure(
+                        product,
+                        page,
+                        &FailureRecord {
+                            stage: Stage::Extract,
+                            step: "list".into(),
+                            class: class_of(&e),
+                            code: e
+                                .api_code()
+                                .map(str::to_string)
+                                .or(e.status().map(|s| s.to_string())),
+                            message: e.to_string(),
+                            request: Some(format!("GET {url}")),
+                        },
+                    )
+                    .await?;
+                return Ok(Followed::Stopped);
+            }
+        };
+
+        let fingerprint = page_fingerprint(&listing.tickets);
+        let leads_back = listing
+            .next
+            .as_deref()
+            .and_then(page_param)
+            .is_some_and(|next| next <= page_param(&url).unwrap_or(page));
+        if let Some(&earlier) = seen_pages
+            .get(&fingerprint)
+            .filter(|_| !listing.tickets.is_empty())
+        {
+            return link_loop(ctx, product, page, &url, Some(earlier)).await;
+        }
+        seen_pages.insert(fingerprint, page);
+
+        let times: Vec<Option<DateTime>> = listing
+            .tickets
+            .iter()
+            .map(|t| t.updated_at.as_deref().and_then(parse_naive_timestamp))
+            .collect();
+        if times
+            .windows(2)
+            .any(|w| matches!(w, [Some(a), Some(b)] if a < b))
+            && ordered
+        {
+            ordered = false;
+            tracing::warn!(
+                product,
+                page,
+                "Desk360 list page is not newest-first as documented; catch-ups read every page"
+            );
+        }
+        if page == 1 || state.top.is_none() {
+            let newest = listing
+                .tickets
+                .iter()
+                .filter_map(|t| t.updated_at.clone())
+                .max_by_key(|u| parse_naive_timestamp(u));
+            state.top = newest.or(state.top.take());
+        }
+        // A catch-up is done once a page reaches below its stop mark (minus the margin).
+        let below_stop = state.mode == ListMode::CatchUp
+            && ordered
+            && state
+                .stop_at
+                .as_deref()
+                .and_then(parse_naive_timestamp)
+                .is_some_and(|stop| {
+                    let limit = stop
+                        .checked_sub(jiff::SignedDuration::from_secs(CATCHUP_MARGIN_SECS))
+                        .unwrap_or(stop);
+                    times
+                        .last()
+                        .copied()
+                        .flatten()
+                        .is_some_and(|oldest| oldest < limit)
+                });
+        let finished = listing.next.is_none() || below_stop;
+        if leads_back && !finished {
+            return link_loop(ctx, product, page, &url, None).await;
+        }
+        let new_mark = if finished {
+            newer_of(state.top.as_deref(), state.mark.as_deref())
+        } else {
+            state.mark.clone()
+        };
+        let listed: Vec<ListedTicket> = listing
+            .tickets
+            .iter()
+            .map(|t| ListedTicket {
+                ticket_id: t.id,
+                updated_at: t.updated_at.clone().unwrap_or_default(),
+            })
+            .collect();
+        let cursor = CursorUpdate {
+            next_url: if finished {
+                None
+            } else {
+                listing.next.as_deref()
+            },
+            mode: state.mode,
+            stop_at: state.stop_at.as_deref(),
+            top: state.top.as_deref(),
+            mark: new_mark.as_deref(),
+        };
+        let outcome = ctx
+            .store
+            .record_listing_page(product, page, &listed, &cursor)
+            .await?;
+        if !listing.invalid.is_empty() {
+            record_unreadable_entries(ctx, product, page, &url, &listing.invalid).await?;
+        }
+        changed += outcome.changed;
+        Progress::add(&ctx.progress.pages, 1);
+        Progress::add(&ctx.progress.listed, outcome.changed as u64);
+        Progress::add(&ctx.progress.to_extract, outcome.to_fetch.len() as u64);
+        for key in outcome.to_fetch {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return Ok(Followed::Stopped),
+                r = keys.send(key) => if r.is_err() { return Ok(Followed::Stopped) },
+            }
+        }
+        if finished {
+            return Ok(Followed::Finished { changed });
+        }
+        match listing.next {
+            Some(next) => {
+                state.url = next;
+                state.page += 1;
+            }
+            None => return Ok(Followed::Finished { changed }),
+        }
+    }
+}
+
+/// Stops a product whose `Link` leads back to a page already read: recorded as a failure of
+/// that page that names it, so the run ends with something to look at instead of listing forever.
+async fn link_loop(
+    ctx: &Ctx,
+    product: i64,
+    page: i64,
+    url: &str,
+    same_as: Option<i64>,
+) -> Result<Followed> {
+    let message = match same_as {
+        Some(earlier) => format!(
+            "Desk360's list of product {product} loops: page {page} ({url}) holds exactly the tickets of page {earlier} already read in this pass; listing of this product stopped. Check the product's ticket list in Desk360 and run again"
+        ),
+        None => format!(
+            "Desk360's list of product {product} loops: the Link of page {page} ({url}) leads back to an earlier page; listing of this product stopped. Run again later"
+        ),
+    };
+    tracing::error!(product, page, "{message}");
+    ctx.store
+        .record_page_failure(
+            product,
+            page,
+            &FailureRecord {
+                stage: Stage::Extract,
+                step: "list".into(),
+                class: FailureClass::Permanent,
+                code: Some("link_loop".into()),
+                message,
+                request: Some(format!("GET {url}")),
+            },
+        )
+        .await?;
+    Ok(Followed::Stopped)
+}
+
+/// A list entry Desk360 sent that could not be read (no usable id): counted in the report as a
+/// failure of the page, never dropped with only a log line.
+async fn record_unreadable_entries(
+    ctx: &Ctx,
+    product: i64,
+    page: i64,
+    url: &str,
+    invalid: &[desk360::InvalidEntry],
+) -> Result<()> {
+    let details: Vec<String> = invalid
+        .iter()
+        .map(|e| format!("{} ({})", e.detail, e.excerpt))
+        .collect();
+    ctx.store
+        .record_page_failure(
+            product,
+            page,
+            &FailureRecord {
+                stage: Stage::Extract,
+                step: "list entry".into(),
+                class: FailureClass::Permanent,
+                code: Some("unreadable_entry".into()),
+                message: format!(
+                    "{} entr{} of product {product}'s ticket list could not be read and cannot be migrated: {}",
+                    invalid.len(),
+                    if invalid.len() == 1 { "y" } else { "ies" },
+                    details.join("; ")
+                ),
+                request: Some(format!("GET {url}")),
+            },
+        )
+        .await?;
+    Progress::add(&ctx.progress.extract_failed, invalid.len() as u64);
     Ok(())
+}
+
+/// What a page holds, to recognise the same page under another URL.
+fn page_fingerprint(tickets: &[desk360::TicketSummary]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in tickets {
+        t.id.hash(&mut h);
+        t.updated_at.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The `page` query parameter of a list URL, when it has one.
+fn page_param(url: &str) -> Option<i64> {
+    let parsed = url::Url::parse(url).ok()?;
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+/// Whether a stored cursor URL lists oldest first (written by an earlier version).
+fn is_ascending_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        u.query_pairs()
+            .any(|(k, v)| k == "order" && v.eq_ignore_ascii_case("asc"))
+    })
+}
+
+/// The later of two Desk360 `updated_at` texts (an unreadable one loses).
+fn newer_of(a: Option<&str>, b: Option<&str>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            if parse_naive_timestamp(a) >= parse_naive_timestamp(b) {
+                Some(a.to_string())
+            } else {
+                Some(b.to_string())
+            }
+        }
+        (a, b) => a.or(b).map(str::to_string),
+    }
 }
 
 fn class_of(e: &Desk360Error) -> FailureClass {

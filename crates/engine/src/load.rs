@@ -611,9 +611,14 @@ async fn find_case(
 ) -> deskie::Result<Option<Case>> {
     Progress::add(&ctx.progress.reconcile_reads, 1);
     if let Some(field) = &ctx.settings.target.source_id_field {
-        return client
-            .find_case_by_custom_field(field, &key.source_id())
-            .await;
+        return match client
+            .lookup_case_by_custom_field(field, &[key.source_id()])
+            .await?
+        {
+            deskie::CaseLookup::Found(case) => Ok(Some(*case)),
+            deskie::CaseLookup::Several(mut cases) => Ok(Some(cases.remove(0))),
+            deskie::CaseLookup::Absent | deskie::CaseLookup::Unknown(_) => Ok(None),
+        };
     }
     let at = plan.create.created_at;
     let query = CaseQuery {

@@ -440,10 +440,12 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
         steps.push(Step::Note {
             source_id: m.id,
             note: NewNote {
-                staff_id: staff,
-                content: html_body(m, &mut warnings),
-                created_at: Some(to_timestamp(m.created_at, cx.timezone)),
                 attachment_urls: attachment_urls(m, &mut warnings),
+                ..NewNote::new(
+                    staff,
+                    html_body(m, &mut warnings),
+                    Some(to_timestamp(m.created_at, cx.timezone)),
+                )
             },
         });
     }

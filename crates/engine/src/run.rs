@@ -247,19 +247,28 @@ impl Engine {
         let deskie = build_deskie(&ctx.settings, ctx.deskie_limiter.clone(), ctx.retry)?;
         deskie.check_credentials().await?;
 
-        let extract_task = if options.skip_extract {
-            Progress::add(&ctx.progress.extract_done, 1);
-            None
+        // `retry-failed` lists nothing, but tickets whose extraction failed are back to
+        // `pending` and their details are fetched again.
+        let listing = if !options.skip_extract {
+            Some(extract::Listing::All)
+        } else if !ctx.store.pending_tickets(1).await?.is_empty() {
+            Some(extract::Listing::PendingOnly)
         } else {
+            None
+        };
+        let extract_task = if let Some(listing) = listing {
             let desk360 =
                 build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?;
             let ctx2 = ctx.clone();
             Some(tokio::spawn(async move {
-                let r = extract::run(&ctx2, desk360).await;
+                let r = extract::run(&ctx2, desk360, listing).await;
                 Progress::add(&ctx2.progress.extract_done, 1);
                 ctx2.extracted.notify_waiters();
                 r
             }))
+        } else {
+            Progress::add(&ctx.progress.extract_done, 1);
+            None
         };
 
         let load_result = if options.dry_run {

@@ -8,13 +8,14 @@ use sqlx::Row;
 
 use crate::error::Result;
 use crate::rows::key_from_row;
-use crate::{BatchId, ListCursor, ListedTicket, PageOutcome, Store, now};
+use crate::{BatchId, CursorUpdate, ListCursor, ListMode, ListedTicket, PageOutcome, Store, now};
 
 impl Store {
     /// Where the listing of `product_id` stands; `None` when it never started (fetch page 1).
     pub async fn list_cursor(&self, product_id: i64) -> Result<Option<ListCursor>> {
         let row = sqlx::query(
-            "SELECT product_id, next_url, next_page, complete FROM list_cursors WHERE product_id = ?",
+            "SELECT product_id, next_url, next_page, complete, mode, stop_at, top, mark
+             FROM list_cursors WHERE product_id = ?",
         )
         .bind(product_id)
         .fetch_optional(&self.read)
@@ -25,6 +26,10 @@ impl Store {
                 next_url: r.try_get("next_url")?,
                 next_page: r.try_get("next_page")?,
                 complete: r.try_get("complete")?,
+                mode: ListMode::parse(&r.try_get::<String, _>("mode")?),
+                stop_at: r.try_get("stop_at")?,
+                top: r.try_get("top")?,
+                mark: r.try_get("mark")?,
             })
         })
         .transpose()
@@ -59,6 +64,28 @@ impl Store {
         listed: &[ListedTicket],
         next_url: Option<&str>,
     ) -> Result<PageOutcome> {
+        let cursor = CursorUpdate {
+            next_url,
+            mode: ListMode::Full,
+            stop_at: None,
+            top: None,
+            mark: None,
+        };
+        self.record_listing_page(product_id, page, listed, &cursor)
+            .await
+    }
+
+    /// [`Store::record_page`] with the whole cursor state: the listing by high-water mark
+    /// (full pass, then catch-ups) records where it goes next, and when it finishes (`next_url`
+    /// `None`) the cursor is marked complete with the given `mark`.
+    pub async fn record_listing_page(
+        &self,
+        product_id: i64,
+        page: i64,
+        listed: &[ListedTicket],
+        cursor: &CursorUpdate<'_>,
+    ) -> Result<PageOutcome> {
+        let next_url = cursor.next_url;
         let now = now();
         let count = i64::try_from(listed.len()).unwrap_or(i64::MAX);
         let mut tx = self.begin_write().await?;
@@ -76,6 +103,7 @@ impl Store {
         .await?;
 
         let mut to_fetch: Vec<TicketKey> = Vec::new();
+        let mut changed = 0usize;
         for item in listed {
             let key = TicketKey::new(product_id, item.ticket_id);
             let existing = sqlx::query(
@@ -100,12 +128,16 @@ impl Store {
                     .bind(&now)
                     .execute(&mut *tx)
                     .await?;
+                    changed += 1;
                     true
                 }
                 Some(row) => {
                     let state: String = row.try_get("state")?;
                     let listed_at: String = row.try_get("listed_updated_at")?;
                     let fetched: Option<String> = row.try_get("fetched_updated_at")?;
+                    if listed_at != item.updated_at {
+                        changed += 1;
+                    }
                     if listed_at == item.updated_at {
                         state == "pending"
                             || (state == "loading"
@@ -154,16 +186,23 @@ impl Store {
         }
 
         sqlx::query(
-            "INSERT INTO list_cursors (product_id, next_url, next_page, complete, updated_at)
-             VALUES (?1, ?2, ?3, ?2 IS NULL, ?4)
+            "INSERT INTO list_cursors (product_id, next_url, next_page, complete, updated_at,
+                                       mode, stop_at, top, mark)
+             VALUES (?1, ?2, ?3, ?2 IS NULL, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (product_id) DO UPDATE
              SET next_url = excluded.next_url, next_page = excluded.next_page,
-                 complete = excluded.complete, updated_at = excluded.updated_at",
+                 complete = excluded.complete, updated_at = excluded.updated_at,
+                 mode = excluded.mode, stop_at = excluded.stop_at, top = excluded.top,
+                 mark = excluded.mark",
         )
         .bind(product_id)
         .bind(next_url)
         .bind(page.saturating_add(1))
         .bind(&now)
+        .bind(cursor.mode.db())
+        .bind(cursor.stop_at)
+        .bind(cursor.top)
+        .bind(cursor.mark)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -178,6 +217,7 @@ impl Store {
         Ok(PageOutcome {
             batch_id: BatchId(batch_id),
             to_fetch,
+            changed,
         })
     }
 

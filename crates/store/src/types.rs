@@ -89,8 +89,64 @@ pub struct ListCursor {
     pub next_url: Option<String>,
     /// The page number `next_url` refers to (1-based).
     pub next_page: i64,
-    /// True once the last page was recorded.
+    /// True once the listing (a full pass or a catch-up) finished.
     pub complete: bool,
+    /// What the current (or last) listing is.
+    pub mode: ListMode,
+    /// A catch-up stops after the first page holding a ticket updated before this (Desk360's
+    /// `updated_at` text); `None`: every page is read.
+    pub stop_at: Option<String>,
+    /// The newest `updated_at` on page 1 when the current listing started; it becomes `mark`
+    /// when the listing completes.
+    pub top: Option<String>,
+    /// High-water mark of the last complete listing: every ticket updated up to it was listed.
+    pub mark: Option<String>,
+}
+
+/// Which kind of listing a cursor follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListMode {
+    /// Every page, from page 1 to the last.
+    Full,
+    /// From page 1 down to the previous listing's high-water mark.
+    CatchUp,
+}
+
+impl ListMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            ListMode::Full => "full",
+            ListMode::CatchUp => "catchup",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        if s == "catchup" {
+            ListMode::CatchUp
+        } else {
+            ListMode::Full
+        }
+    }
+
+    pub(crate) fn db(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Where the cursor goes after a recorded page: written in the page's transaction, so a kill
+/// never leaves a page recorded without its cursor or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorUpdate<'a> {
+    /// The next page's URL; `None` when this listing is finished.
+    pub next_url: Option<&'a str>,
+    /// The listing kind.
+    pub mode: ListMode,
+    /// See [`ListCursor::stop_at`].
+    pub stop_at: Option<&'a str>,
+    /// See [`ListCursor::top`].
+    pub top: Option<&'a str>,
+    /// See [`ListCursor::mark`]; written as given (the new mark when finishing).
+    pub mark: Option<&'a str>,
 }
 
 /// One ticket as the list page shows it: enough to decide whether its detail must be fetched.
@@ -119,6 +175,9 @@ pub struct PageOutcome {
     pub batch_id: BatchId,
     /// Tickets of the page whose detail is not stored or is stale, in page order.
     pub to_fetch: Vec<TicketKey>,
+    /// Tickets of the page that were not stored before or whose `updated_at` changed: what a
+    /// catch-up counts to decide whether another one is needed.
+    pub changed: usize,
 }
 
 /// Where a ticket is in the pipeline (see the migration for the meaning of each state).
