@@ -187,6 +187,9 @@ impl Engine {
             .begin_run(kind, &fingerprint(&ctx.settings))
             .await?;
 
+        if ctx.settings.target.source_id_field.is_none() {
+            tracing::warn!("{}", crate::report::SOURCE_ID_FIELD_NOTICE);
+        }
         // Whatever a crashed run held goes back in line; transient failures get another go.
         ctx.store.release_loading().await?;
         if !options.dry_run {

@@ -30,8 +30,17 @@ impl TicketKey {
     }
 
     /// The value written to Deskie's `source_id_field` custom field, so a case can be found again
-    /// by an exact search (`^desk360:1:42^`) when a create's response was lost.
+    /// when a create's response was lost: `desk360:<product>:<ticket>;`. The `;` terminator
+    /// makes it a substring of no other key (`desk360:11:1` is inside `desk360:11:10`, but
+    /// `desk360:11:1;` is not inside `desk360:11:10;`), so one plain search finds exactly it
+    /// whether Deskie's filter matches exactly, by substring, or by its `^…^` syntax.
     pub fn source_id(&self) -> String {
+        format!("desk360:{}:{};", self.product_id, self.ticket_id)
+    }
+
+    /// The key as versions before the terminator wrote it (`desk360:<product>:<ticket>`): a
+    /// create reconciled after an upgrade may have been sent with it.
+    pub fn legacy_source_id(&self) -> String {
         format!("desk360:{}:{}", self.product_id, self.ticket_id)
     }
 }
@@ -240,7 +249,8 @@ mod tests {
 
     #[test]
     fn source_id_is_stable() {
-        assert_eq!(TicketKey::new(3, 42).source_id(), "desk360:3:42");
+        assert_eq!(TicketKey::new(3, 42).source_id(), "desk360:3:42;");
+        assert_eq!(TicketKey::new(3, 42).legacy_source_id(), "desk360:3:42");
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn customer_initiated_email_case_follows_the_recipe() {
     assert_eq!(create["staff_id"], 101);
     assert_eq!(create["status"], "closed");
     assert_eq!(create["priority"], "critical");
-    assert_eq!(create["custom_fields"]["cf_900"], "desk360:1:42");
+    assert_eq!(create["custom_fields"]["cf_900"], "desk360:1:42;");
     assert_eq!(create["custom_fields"]["cf_901"], "Billing");
     assert_eq!(create["labels"], serde_json::json!([501]));
     assert_eq!(create["do_not_send_email"], true);
@@ -357,7 +357,9 @@ fn equal_timestamps_keep_source_order_by_id() {
 }
 
 #[test]
-fn open_status_needs_no_final_update() {
+fn every_reply_after_the_create_gets_the_final_status() {
+    // What a reply does to the status is not documented (a customer reply may reopen the case,
+    // an agent reply may set it waiting): any reply after the create makes the status uncertain.
     let s = settings("");
     let mut t = ticket(
         "Email",
@@ -379,10 +381,18 @@ fn open_status_needs_no_final_update() {
         ],
     );
     t.status = Some(0);
-    assert!(plan(map(&t, &s).0).final_update.is_none());
-    // Only agent messages after the create: no reopen, no update.
+    assert_eq!(
+        plan(map(&t, &s).0).final_update.and_then(|u| u.status),
+        Some(CaseStatus::Open)
+    );
     t.status = Some(1);
     t.messages[1].author = Author::Agent(74);
+    assert_eq!(
+        plan(map(&t, &s).0).final_update.and_then(|u| u.status),
+        Some(CaseStatus::Closed)
+    );
+    // A note does not touch the status: no update after notes only.
+    t.messages[1].kind = MessageKind::Note;
     assert!(plan(map(&t, &s).0).final_update.is_none());
 }
 
