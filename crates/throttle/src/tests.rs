@@ -5,6 +5,8 @@
 use super::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio_util::sync::CancellationToken;
+
 /// A fixed-window server: `limit` units per `window`, windows aligned to its own start.
 struct FakeServer {
     start: Instant,
@@ -93,7 +95,7 @@ async fn drive(
         let server = server.clone();
         handles.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let permit = limiter.acquire(cost).await;
+                let permit = limiter.acquire(cost).await.unwrap();
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -111,11 +113,7 @@ async fn drive(
 }
 
 fn config(limit: u32) -> LimiterConfig {
-    LimiterConfig {
-        name: "test",
-        limit,
-        window: Duration::from_secs(60),
-    }
+    LimiterConfig::new("test", limit, Duration::from_secs(60))
 }
 
 #[tokio::test(start_paused = true)]
@@ -238,7 +236,7 @@ async fn shares_the_window_with_another_consumer() {
 #[tokio::test(start_paused = true)]
 async fn a_429_pauses_every_task_until_retry_after() {
     let limiter = Limiter::new(config(100));
-    let p = limiter.acquire(1).await;
+    let p = limiter.acquire(1).await.unwrap();
     p.finish(
         429,
         &RateInfo {
@@ -251,7 +249,7 @@ async fn a_429_pauses_every_task_until_retry_after() {
     for _ in 0..4 {
         let l = limiter.clone();
         handles.push(tokio::spawn(async move {
-            let _p = l.acquire(1).await;
+            let _p = l.acquire(1).await.unwrap();
             Instant::now()
         }));
     }
@@ -278,7 +276,7 @@ async fn call_retries_transient_then_gives_up() {
         max_delay: Duration::from_millis(100),
     };
     let attempts = AtomicU64::new(0);
-    let result: Result<(), &str> = call(&limiter, &policy, 1, || {
+    let result: Result<(), CallError<&str>> = call(&limiter, &policy, 1, || {
         attempts.fetch_add(1, Ordering::SeqCst);
         async {
             (
@@ -291,23 +289,23 @@ async fn call_retries_transient_then_gives_up() {
         }
     })
     .await;
-    assert_eq!(result, Err("down"));
+    assert_eq!(result, Err(CallError::Request("down")));
     assert_eq!(attempts.load(Ordering::SeqCst), 4);
     assert_eq!(limiter.stats().transient_retries, 3);
 
     // A fatal outcome is never retried.
     let attempts = AtomicU64::new(0);
-    let result: Result<(), &str> = call(&limiter, &policy, 2, || {
+    let result: Result<(), CallError<&str>> = call(&limiter, &policy, 2, || {
         attempts.fetch_add(1, Ordering::SeqCst);
         async { (None, Outcome::Fatal("lost response")) }
     })
     .await;
-    assert_eq!(result, Err("lost response"));
+    assert_eq!(result, Err(CallError::Request("lost response")));
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 
     // Rate limited then done.
     let attempts = AtomicU64::new(0);
-    let result: Result<u8, &str> = call(&limiter, &policy, 1, || {
+    let result: Result<u8, CallError<&str>> = call(&limiter, &policy, 1, || {
         let n = attempts.fetch_add(1, Ordering::SeqCst);
         async move {
             if n == 0 {
@@ -347,4 +345,204 @@ fn parses_header_values() {
     assert_eq!(RateInfo::parse_seconds("-1"), None);
     assert_eq!(RateInfo::parse_count("178"), Some(178));
     assert_eq!(RateInfo::parse_count("x"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded, cancellable waits (issue #11.5).
+
+fn throttled(retry_after: Duration) -> RateInfo {
+    RateInfo {
+        retry_after: Some(retry_after),
+        ..RateInfo::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_day_long_retry_after_fails_at_once_naming_when_to_resume() {
+    let limiter = Limiter::new(config(100));
+    assert_eq!(limiter.max_wait(), LimiterConfig::DEFAULT_MAX_WAIT);
+    let before = jiff::Timestamp::now();
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(86_400)));
+    let start = Instant::now();
+    let err = limiter.acquire(1).await.unwrap_err();
+    assert_eq!(Instant::now(), start, "no sleep before giving up");
+    match &err {
+        ThrottleError::WaitTooLong {
+            limiter: name,
+            wait,
+            resume_at,
+            max_wait,
+        } => {
+            assert_eq!(*name, "test");
+            assert!(*wait >= Duration::from_secs(86_400), "{wait:?}");
+            assert_eq!(*max_wait, LimiterConfig::DEFAULT_MAX_WAIT);
+            let ahead = resume_at.duration_since(before);
+            assert!(
+                ahead >= jiff::SignedDuration::from_secs(86_400)
+                    && ahead < jiff::SignedDuration::from_secs(86_400 + 60),
+                "{resume_at} is {ahead:?} ahead"
+            );
+            assert!(err.to_string().contains(&resume_at.to_string()), "{err}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_within_the_bound_is_waited() {
+    let limiter = Limiter::new(LimiterConfig {
+        max_wait: Duration::from_secs(120),
+        ..config(100)
+    });
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(90)));
+    let start = Instant::now();
+    let _permit = limiter.acquire(1).await.unwrap();
+    assert!(Instant::now() - start >= Duration::from_secs(90));
+    // Just beyond the bound fails instead.
+    let limiter = Limiter::new(LimiterConfig {
+        max_wait: Duration::from_secs(120),
+        ..config(100)
+    });
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(121)));
+    assert!(matches!(
+        limiter.acquire(1).await,
+        Err(ThrottleError::WaitTooLong { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_ends_a_429_pause_at_once() {
+    let cancel = CancellationToken::new();
+    let limiter = Limiter::with_cancel(config(100), cancel.clone());
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(600)));
+    let start = Instant::now();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let l = limiter.clone();
+            tokio::spawn(async move { (l.acquire(2).await.map(|p| p.cost()), Instant::now()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cancel.cancel();
+    for w in waiters {
+        let (result, at) = w.await.unwrap();
+        assert_eq!(
+            result.unwrap_err(),
+            ThrottleError::Cancelled { limiter: "test" }
+        );
+        assert_eq!(at - start, Duration::from_secs(5), "ended with the cancel");
+    }
+    // Nothing new is handed out afterwards, even once budget would be back.
+    tokio::time::sleep(Duration::from_secs(700)).await;
+    assert!(matches!(
+        limiter.acquire(1).await,
+        Err(ThrottleError::Cancelled { .. })
+    ));
+    assert_eq!(limiter.stats().requests, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_ends_window_pacing() {
+    let cancel = CancellationToken::new();
+    // 2 units a minute: the second request waits for the next window.
+    let limiter = Limiter::with_cancel(config(2), cancel.clone());
+    let _first = limiter.acquire(2).await.unwrap();
+    let l = limiter.clone();
+    let waiter = tokio::spawn(async move { l.acquire(1).await.map(|p| p.cost()) });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!waiter.is_finished(), "still waiting for the window");
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_millis(1), waiter)
+        .await
+        .expect("ended at once")
+        .unwrap();
+    assert!(matches!(result, Err(ThrottleError::Cancelled { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_ends_a_backoff_sleep_in_call() {
+    let cancel = CancellationToken::new();
+    let limiter = Limiter::with_cancel(config(1000), cancel.clone());
+    let policy = RetryPolicy {
+        max_transient_retries: 5,
+        max_rate_limited_retries: 2,
+        min_delay: Duration::from_secs(20),
+        max_delay: Duration::from_secs(60),
+    };
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = attempts.clone();
+    let (l, p) = (limiter.clone(), policy);
+    let task = tokio::spawn(async move {
+        call(&l, &p, 1, || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                (
+                    None::<Observed>,
+                    Outcome::<(), &str>::Retryable("connection reset"),
+                )
+            }
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_millis(1), task)
+        .await
+        .expect("ended at once")
+        .unwrap();
+    assert_eq!(
+        result,
+        Err(CallError::Wait(ThrottleError::Cancelled {
+            limiter: "test"
+        }))
+    );
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "no attempt after cancel"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_stops_on_a_too_long_429() {
+    let limiter = Limiter::new(config(1000));
+    let policy = RetryPolicy::default();
+    let attempts = AtomicU64::new(0);
+    let result: Result<(), CallError<&str>> = call(&limiter, &policy, 2, || {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        async {
+            (
+                Some(Observed {
+                    status: 429,
+                    info: throttled(Duration::from_secs(86_400)),
+                }),
+                Outcome::RateLimited("429"),
+            )
+        }
+    })
+    .await;
+    assert!(
+        matches!(
+            result,
+            Err(CallError::Wait(ThrottleError::WaitTooLong { .. }))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
 }
