@@ -13,6 +13,19 @@
 //! * Every response corrects the model through [`Permit::finish`] with the parsed [`RateInfo`];
 //!   a 429 pauses every task sharing the limiter until the server's time is up, then traffic
 //!   resumes at the paced rate instead of all at once.
+//! * The window's *length* is learned too (issue #14.1): a server that says "per minute" but
+//!   refreshes every 10 s shows it by the end it announces jumping by 10 s (Deskie's
+//!   `retry_after` jumping up, Desk360's `X-RateLimit-Reset` epoch moving on). Ends announced
+//!   late by whole-second rounding are corrected once an answer from the next window arrives
+//!   before the announced end.
+//! * What the account's *other* consumers spend shows as the server's remaining count dropping
+//!   faster than our own spending; what they spent in the last window is kept back for them in
+//!   the rest of the current one (spent at the window's start or spread over it alike).
+//! * An explicit `rpm` is a ceiling ([`LimiterConfig::ceiling`]): headers may lower the limit,
+//!   never raise it above.
+//! * Every wait is bounded ([`LimiterConfig::max_wait`]: beyond it [`ThrottleError::WaitTooLong`]
+//!   says when the budget returns) and ends at once when the limiter's cancellation token fires
+//!   ([`Limiter::with_cancel`], [`ThrottleError::Cancelled`]: nothing was sent).
 //! * [`call`] wraps one logical request: acquire budget, send, feed the headers back, and retry
 //!   what is safe to retry with bounded exponential backoff and jitter ([`RetryPolicy`], built on
 //!   `backon`; the `backoff` crate is unmaintained, RUSTSEC-2025-0012). Whether a failure is safe
@@ -190,10 +203,22 @@ struct State {
     window_known: bool,
     /// End of the previous window, to recognise late answers from it.
     prev_end: Option<Instant>,
+    /// How much later than the truth the headers put a window's end: learned when an answer
+    /// from the next window arrives before the end they announced (a reset epoch rounded up
+    /// to whole seconds is a constant fraction of a second late), subtracted from every reading.
+    end_bias: Duration,
+    /// Answers that agreed on the current window's end: only an end read several times is
+    /// tight enough to learn `end_bias` from.
+    end_readings: u32,
     /// Largest estimate, in this window, of what the account's other consumers spent.
     others_seen: i64,
     /// What the other consumers spent in the previous window: expected again in this one.
     others_last: i64,
+    /// (when, estimate) at the first reading past the middle of the window and at the latest
+    /// increase: if the others were still spending in the second half, what they spent after
+    /// our last reading is extrapolated from that pace.
+    others_mid: Option<(Instant, i64)>,
+    others_latest: Option<(Instant, i64)>,
     paused_until: Option<Instant>,
     next_at: Instant,
     inflight: u32,
@@ -259,8 +284,12 @@ impl Limiter {
             window_end: now + window,
             window_known: false,
             prev_end: None,
+            end_bias: Duration::ZERO,
+            end_readings: 0,
             others_seen: 0,
             others_last: 0,
+            others_mid: None,
+            others_latest: None,
             paused_until: None,
             next_at: now,
             inflight: 0,
@@ -398,17 +427,29 @@ impl Limiter {
             }
             s.prev_end = Some(last_end);
             s.window_known = false;
-            self.start_window(s);
+            Self::start_window(s, last_end);
         }
     }
 
-    /// Resets the per-window counters at the start of a window.
-    fn start_window(&self, s: &mut State) {
+    /// Resets the per-window counters at the start of a window; the previous one ended at
+    /// `ended`.
+    fn start_window(s: &mut State, ended: Instant) {
         s.remaining = i64::from(s.limit);
         s.spent = 0;
         s.carried = i64::from(s.inflight);
-        s.others_last = s.others_seen;
+        let mut others = s.others_seen;
+        if let (Some((mid_at, mid)), Some((last_at, last))) = (s.others_mid, s.others_latest)
+            && last_at > mid_at
+            && last > mid
+        {
+            let pace = (last - mid) as f64 / (last_at - mid_at).as_secs_f64();
+            let tail = ended.saturating_duration_since(last_at).as_secs_f64();
+            others = last + (pace * tail).ceil() as i64;
+        }
+        s.others_last = others.min(i64::from(s.limit));
         s.others_seen = 0;
+        s.others_mid = None;
+        s.others_latest = None;
     }
 
     /// A small safety margin after the estimated end of a window absorbs clock skew and the
@@ -444,11 +485,20 @@ impl Limiter {
         // are spending it too.
         let after = available - i64::from(cost);
         let left = s.window_end.saturating_duration_since(now);
-        let spacing = if after > 0 {
+        let mut spacing = if after > 0 {
             left.mul_f64(f64::from(cost) / (after as f64 + f64::from(cost)))
         } else {
             Duration::ZERO
         };
+        if let Some(ceiling) = self.inner.config.ceiling {
+            // Never faster than the ceiling's own pace, even before the window is learned.
+            let pace = self
+                .inner
+                .config
+                .window
+                .mul_f64(f64::from(cost) / f64::from(ceiling.max(1)));
+            spacing = spacing.max(pace);
+        }
         s.next_at = now + spacing;
         s.stats = snapshot(&self.inner.config, s);
         Ok(())
@@ -520,15 +570,31 @@ impl Limiter {
         let mut new_window = false;
         let mut stale = false;
         if let Some(reset_after) = info.reset_after {
-            let server_end = now + reset_after;
+            let server_end = (now + reset_after)
+                .checked_sub(s.end_bias)
+                .unwrap_or(now)
+                .max(now);
             if s.window_known {
                 if server_end > s.window_end + tolerance {
-                    // The server is already in a later window than we assumed.
-                    let jump = server_end - s.window_end;
+                    // The server is already in a later window than we assumed. If the end we
+                    // believed is still ahead, the headers put ends too late by at least that
+                    // much: the next window began no later than this answer was written.
+                    let late = if s.end_readings >= 3 {
+                        s.window_end.saturating_duration_since(now)
+                    } else {
+                        Duration::ZERO
+                    };
+                    if !late.is_zero() {
+                        s.end_bias = (s.end_bias + late).min(tolerance);
+                    }
+                    let server_end = server_end.checked_sub(late).unwrap_or(server_end);
+                    let jump = server_end - s.window_end.min(now);
                     self.learn_window(&mut s, jump);
-                    s.prev_end = Some(s.window_end);
+                    let ended = s.window_end.min(now);
+                    s.prev_end = Some(ended);
                     s.window_end = server_end;
-                    self.start_window(&mut s);
+                    s.end_readings = 1;
+                    Self::start_window(&mut s, ended);
                     new_window = true;
                 } else if server_end + tolerance < s.window_end {
                     // A late answer from a window that already ended.
@@ -536,6 +602,7 @@ impl Limiter {
                 } else {
                     // Same window: the earliest end seen is the tightest (headers round up).
                     s.window_end = s.window_end.min(server_end).max(now);
+                    s.end_readings += 1;
                 }
             } else {
                 match s.prev_end {
@@ -553,6 +620,7 @@ impl Limiter {
                         }
                         s.window_known = true;
                         s.window_end = server_end;
+                        s.end_readings = 1;
                         new_window = true;
                     }
                 }
@@ -570,8 +638,19 @@ impl Limiter {
             }
             // What the server counted beyond our own spending came from someone else: a lower
             // bound (our in-flight units are assumed counted), kept as the window's maximum.
-            let others = i64::from(s.limit) - remaining - s.spent - s.carried;
-            s.others_seen = s.others_seen.max(others.max(0));
+            // Only an ordinary answer in a window whose end the server told is clear enough.
+            if s.window_known && status != Some(429) {
+                let others = i64::from(s.limit) - remaining - s.spent - s.carried;
+                let others = others.clamp(0, i64::from(s.limit));
+                if others > s.others_seen {
+                    s.others_seen = others;
+                    s.others_latest = Some((now, others));
+                }
+                let middle = s.window_end.checked_sub(s.window / 2).unwrap_or(now);
+                if s.others_mid.is_none() && now >= middle {
+                    s.others_mid = Some((now, s.others_seen));
+                }
+            }
         }
         if status == Some(429) {
             s.stats.throttled += 1;
@@ -580,9 +659,18 @@ impl Limiter {
             let until = now + wait + Self::margin(&s);
             s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
             s.remaining = 0;
-            // The server refills when the pause ends: make our window end there too.
-            s.window_end = now + wait;
-            s.window_known = true;
+            // Whatever was learned about late window ends did not keep us out of this one.
+            s.end_bias = Duration::ZERO;
+            // The server refills when the pause ends: make our window end there too (the
+            // earlier of the two when they speak of the same window: headers round up).
+            let end = now + wait;
+            if s.window_known && end.max(s.window_end) - end.min(s.window_end) <= tolerance {
+                s.window_end = s.window_end.min(end).max(now);
+            } else {
+                s.window_end = end;
+                s.window_known = true;
+                s.end_readings = 1;
+            }
             tracing::warn!(
                 limiter = self.inner.name,
                 wait_ms = wait.as_millis() as u64,
@@ -601,9 +689,15 @@ fn cap(config: &LimiterConfig, s: &State) -> Option<i64> {
 }
 
 /// Units held back for the other consumers: what they spent last window, less what they have
-/// already spent in this one.
+/// already spent in this one. What they spent is a lower bound (read from answers, the last of
+/// which comes a little before the window's end), so 2 % and a unit more are kept back while
+/// they spend.
 fn reserve(s: &State) -> i64 {
-    (s.others_last - s.others_seen).max(0)
+    if s.others_last <= 0 {
+        return 0;
+    }
+    let expected = s.others_last + s.others_last / 50 + 1;
+    (expected - s.others_seen).max(0)
 }
 
 /// What we may still spend in the current window.

@@ -546,3 +546,320 @@ async fn call_stops_on_a_too_long_429() {
     );
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A server model with its own window length, header style and other consumer (issues #11.7 and
+// #14.1): deterministic on paused time, no sockets.
+
+/// How the server reports the end of its window.
+#[derive(Debug, Clone, Copy)]
+enum Headers {
+    /// Deskie: `retry_after` in whole seconds (rounded up) until the window refreshes.
+    DeskieWhole,
+    /// Desk360: `X-RateLimit-Reset` as a whole Unix epoch (rounded up), read against the
+    /// client's clock; the server's windows start at a fractional epoch.
+    Desk360Epoch,
+}
+
+/// How the account's other consumer spends its share of every window.
+#[derive(Debug, Clone, Copy)]
+enum Other {
+    None,
+    /// All of it the moment the window opens.
+    AtStart(u32),
+    /// Spread evenly over the window.
+    Even(u32),
+}
+
+#[derive(Default)]
+struct SimState {
+    index: u64,
+    used: u32,
+    others: u32,
+    ours: Vec<u32>,
+    ours_rejected: u64,
+    others_refused: u64,
+}
+
+/// A fixed-window server that says `limit` "per minute" whatever its real window is.
+struct Sim {
+    start: Instant,
+    start_epoch: f64,
+    window: Duration,
+    limit: u32,
+    headers: Headers,
+    other: Other,
+    state: Mutex<SimState>,
+}
+
+impl Sim {
+    fn new(window: Duration, limit: u32, headers: Headers, other: Other) -> Arc<Self> {
+        let mut state = SimState {
+            ours: vec![0],
+            ..SimState::default()
+        };
+        if let Other::AtStart(units) = other {
+            state.others = units;
+            state.used = units;
+        }
+        Arc::new(Self {
+            start: Instant::now(),
+            start_epoch: 1_700_000_000.37,
+            window,
+            limit,
+            headers,
+            other,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Lets the other consumer spend what it wants up to `fraction` of the window.
+    fn other_spends(&self, st: &mut SimState, fraction: f64) {
+        let target = match self.other {
+            Other::None => return,
+            Other::AtStart(units) => units,
+            Other::Even(units) => (f64::from(units) * fraction).floor() as u32,
+        };
+        let want = target.saturating_sub(st.others);
+        let granted = want.min(self.limit - st.used);
+        st.others += want;
+        st.used += granted;
+        st.others_refused += u64::from(want - granted);
+    }
+
+    fn handle(&self, cost: u32) -> Observed {
+        let now = Instant::now();
+        let elapsed = now - self.start;
+        let index = (elapsed.as_nanos() / self.window.as_nanos()) as u64;
+        let mut st = self.state.lock().unwrap();
+        while st.index < index {
+            self.other_spends(&mut st, 1.0);
+            st.index += 1;
+            st.used = 0;
+            st.others = 0;
+            st.ours.push(0);
+            self.other_spends(&mut st, 0.0);
+        }
+        let window_start = self.window * index as u32;
+        let fraction = (elapsed - window_start).as_secs_f64() / self.window.as_secs_f64();
+        self.other_spends(&mut st, fraction);
+        let left = window_start + self.window - elapsed;
+        let reset_after = match self.headers {
+            Headers::DeskieWhole => Duration::from_secs(left.as_secs_f64().ceil() as u64),
+            Headers::Desk360Epoch => {
+                let now_epoch = self.start_epoch + elapsed.as_secs_f64();
+                let end_epoch = (now_epoch + left.as_secs_f64()).ceil();
+                Duration::from_secs_f64(end_epoch - now_epoch)
+            }
+        };
+        let status = if st.used + cost > self.limit {
+            st.ours_rejected += 1;
+            if std::env::var("SIM_DEBUG").is_ok() {
+                eprintln!(
+                    "429 at {:.3}s (window {index}, {:.3} in): used {} others {} ours {}",
+                    elapsed.as_secs_f64(),
+                    fraction,
+                    st.used,
+                    st.others,
+                    st.ours.last().unwrap()
+                );
+            }
+            429
+        } else {
+            st.used += cost;
+            *st.ours.last_mut().unwrap() += cost;
+            200
+        };
+        Observed {
+            status,
+            info: RateInfo {
+                limit: Some(self.limit),
+                remaining: Some(self.limit - st.used),
+                reset_after: Some(reset_after),
+                retry_after: (status == 429).then_some(reset_after),
+            },
+        }
+    }
+}
+
+/// `workers` tasks sending requests of `cost` with `latency` through `limiter` for `windows`
+/// server windows; returns (our units per window, our 429s, the other consumer's refused units).
+async fn simulate(
+    limiter: Limiter,
+    sim: Arc<Sim>,
+    workers: usize,
+    cost: u32,
+    latency: Duration,
+    windows: u32,
+) -> (Vec<u32>, u64, u64) {
+    let deadline = sim.start + sim.window * windows;
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let limiter = limiter.clone();
+        let sim = sim.clone();
+        handles.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let permit = limiter.acquire(cost).await.unwrap();
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(latency / 2).await;
+                let obs = sim.handle(cost);
+                tokio::time::sleep(latency / 2).await;
+                permit.finish(obs.status, &obs.info);
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let st = sim.state.lock().unwrap();
+    let ours = st.ours.iter().copied().take(windows as usize).collect();
+    (ours, st.ours_rejected, st.others_refused)
+}
+
+fn use_of(ours: &[u32], per_window: u32) -> f64 {
+    f64::from(ours.iter().sum::<u32>()) / (f64::from(per_window) * ours.len() as f64)
+}
+
+#[tokio::test(start_paused = true)]
+async fn follows_a_10s_server_window_that_says_per_minute() {
+    for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
+        let sim = Sim::new(Duration::from_secs(10), 750, headers, Other::None);
+        let limiter = Limiter::new(config(750));
+        let label = "10s";
+        let (ours, rejected, _) =
+            simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 15).await;
+        let used = use_of(&ours, 750);
+        eprintln!("figure: {label} {headers:?}: use {used:.4}, 429s {rejected}");
+        assert_eq!(
+            rejected, 0,
+            "{headers:?}: no 429 expected; windows {ours:?}"
+        );
+        assert!(used >= 0.97, "{headers:?}: budget use {used:.3}; {ours:?}");
+        let window = limiter.window();
+        assert!(
+            window >= Duration::from_secs(9) && window <= Duration::from_secs(11),
+            "{headers:?}: learned {window:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keeps_the_whole_budget_of_a_60s_window() {
+    for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
+        let sim = Sim::new(Duration::from_secs(60), 750, headers, Other::None);
+        let limiter = Limiter::new(config(750));
+        let label = "60s";
+        let (ours, rejected, _) =
+            simulate(limiter.clone(), sim, 8, 2, Duration::from_millis(150), 10).await;
+        let used = use_of(&ours, 750);
+        eprintln!("figure: {label} {headers:?}: use {used:.4}, 429s {rejected}");
+        assert_eq!(
+            rejected, 0,
+            "{headers:?}: no 429 expected; windows {ours:?}"
+        );
+        assert!(used >= 0.97, "{headers:?}: budget use {used:.3}; {ours:?}");
+        let window = limiter.window();
+        assert!(
+            window >= Duration::from_secs(59) && window <= Duration::from_secs(61),
+            "{headers:?}: learned {window:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn leaves_the_other_consumers_share_at_both_window_lengths() {
+    for window in [Duration::from_secs(10), Duration::from_secs(60)] {
+        for other in [Other::Even(300), Other::AtStart(300)] {
+            for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
+                let sim = Sim::new(window, 750, headers, other);
+                let limiter = Limiter::new(config(750));
+                let (ours, rejected, refused) =
+                    simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 20).await;
+                let case = format!("{window:?} {other:?} {headers:?}");
+                eprintln!(
+                    "figure: {case}: use of what was left {:.4}, our 429s {rejected}, other refused {refused}",
+                    use_of(&ours, 450)
+                );
+                assert!(
+                    rejected <= 2,
+                    "{case}: at most one 429 per 10 windows, got {rejected}; {ours:?}"
+                );
+                let used = use_of(&ours, 450);
+                assert!(
+                    used >= 0.9,
+                    "{case}: use of what was left {used:.3}; {ours:?}"
+                );
+                assert!(
+                    refused <= 20 * 4,
+                    "{case}: the other consumer was refused {refused} units; {ours:?}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An explicit rpm is a ceiling (issue #11.7).
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_rpm_is_a_ceiling_the_headers_cannot_raise() {
+    for server_window in [Duration::from_secs(60), Duration::from_secs(10)] {
+        // The server allows 1 500 units a window; the user asked for at most 120 a minute.
+        let sim = Sim::new(server_window, 1500, Headers::DeskieWhole, Other::None);
+        let limiter = Limiter::new(LimiterConfig {
+            ceiling: Some(120),
+            ..config(120)
+        });
+        let windows = (Duration::from_secs(600).as_secs() / server_window.as_secs()) as u32;
+        let (ours, rejected, _) = simulate(
+            limiter.clone(),
+            sim,
+            8,
+            2,
+            Duration::from_millis(150),
+            windows,
+        )
+        .await;
+        assert_eq!(rejected, 0);
+        // Per minute of the run (server windows grouped by the minute).
+        let per_window_of_minute = (60 / server_window.as_secs()) as usize;
+        let minutes: Vec<u32> = ours
+            .chunks(per_window_of_minute)
+            .map(|c| c.iter().sum())
+            .collect();
+        eprintln!("figure: ceiling 120 at {server_window:?} windows: units a minute {minutes:?}");
+        assert_eq!(minutes.len(), 10);
+        for m in &minutes {
+            assert!(
+                *m <= 120,
+                "{server_window:?}: {m} units in a minute; {minutes:?}"
+            );
+        }
+        let total: u32 = minutes.iter().sum();
+        assert!(
+            f64::from(total) >= 0.95 * 1200.0,
+            "{server_window:?}: the ceiling itself is used: {minutes:?}"
+        );
+        let stats = limiter.stats();
+        assert!(stats.limit <= 120, "limit in force {}", stats.limit);
+        assert!(stats.remaining <= i64::from(stats.limit));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_ceiling_the_headers_raise_the_limit() {
+    let sim = Sim::new(
+        Duration::from_secs(60),
+        1500,
+        Headers::DeskieWhole,
+        Other::None,
+    );
+    let limiter = Limiter::new(config(120));
+    let (ours, rejected, _) =
+        simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 5).await;
+    assert_eq!(rejected, 0);
+    assert_eq!(limiter.stats().limit, 1500);
+    assert!(ours[1..].iter().all(|u| *u > 1400), "{ours:?}");
+}
