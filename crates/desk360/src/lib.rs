@@ -38,7 +38,7 @@ pub use models::{
     AgentInfo, AttachmentDto, Attachments, InvalidEntry, MessageDto, ProductInfo, ReasonInfo,
     TicketDetail, TicketPage, TicketSummary, TypeInfo,
 };
-pub use normalize::{ModelTicket, parse_naive_timestamp};
+pub use normalize::{ModelTicket, parse_timestamp};
 
 /// Shorthand for this crate's results.
 pub type Result<T, E = Desk360Error> = std::result::Result<T, E>;
