@@ -53,10 +53,43 @@ fn message_to_model(m: &MessageDto, warnings: &mut Vec<String>) -> Result<Messag
             )),
         }
     }
+    // Only absent, null, 0 and "0" mean the customer (page 004: "agent_id 0" is the customer);
+    // anything else that is not an agent id leaves the author unknown, and a guess could post an
+    // agent's reply as the customer's: the ticket fails, naming the message.
+    if let Some(raw) = &m.agent_id_unreadable {
+        return Err(format!(
+            "message {} has an unreadable agent_id {raw:?}: whether the customer or an agent \
+             wrote it is unknown, so it is not migrated by a guess",
+            m.id
+        ));
+    }
+    // Page 004 shows two message types: 0 a reply, 6 a note. Absent or null is read as a reply
+    // (the page's examples always carry it; older bodies without it are conversation). Any
+    // other value could be internal: it goes in as a note, never as a public reply.
+    let kind = match (m.kind, &m.kind_unreadable) {
+        (Some(6), _) => MessageKind::Note,
+        (Some(0), _) | (None, None) => MessageKind::Reply,
+        (Some(other), _) => {
+            warnings.push(format!(
+                "message {}: unknown message type {other}; migrated as an internal note, not a \
+                 public reply",
+                m.id
+            ));
+            MessageKind::Note
+        }
+        (None, Some(raw)) => {
+            warnings.push(format!(
+                "message {}: unknown message type {raw:?}; migrated as an internal note, not a \
+                 public reply",
+                m.id
+            ));
+            MessageKind::Note
+        }
+    };
     Ok(Message {
         id: m.id,
         author: Author::from_desk360_agent_id(m.agent_id),
-        kind: MessageKind::from_desk360_type(m.kind.unwrap_or(0)),
+        kind,
         body: m.message.clone().unwrap_or_default(),
         created_at,
         attachments,
@@ -145,6 +178,90 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(s), Some(SourceTime::Exact(utc)), "{s}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_agent_id_fails_the_ticket_naming_the_message() {
+        for raw_id in [r#""-""#, r#""n/a""#, "true", "7.5", r#""74a""#] {
+            let raw = format!(
+                r#"{{"id": 5, "messages": [
+                  {{"id": 1, "agent_id": 0, "message": "hi", "created_at": "2021-01-17 10:00:00"}},
+                  {{"id": 2, "agent_id": {raw_id}, "message": "agent?", "created_at": "2021-01-17 11:00:00"}}
+                ]}}"#
+            );
+            let d = TicketDetail::from_json(&raw, "ticket 1/5").unwrap();
+            assert!(!d.messages[1].is_from_customer(), "{raw_id}");
+            let err = d.to_model(1).unwrap_err();
+            assert!(
+                err.contains("message 2") && err.contains("agent_id"),
+                "{err}"
+            );
+            // Serialized and read again, it is still refused.
+            let again: TicketDetail =
+                serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+            assert!(again.to_model(1).is_err(), "{raw_id} after a round trip");
+        }
+        // Absent, null, 0 and "0" are the customer; a numeric string is an agent.
+        let raw = r#"{"id": 5, "messages": [
+              {"id": 1, "message": "a", "created_at": "2021-01-17 10:00:00"},
+              {"id": 2, "agent_id": null, "message": "b", "created_at": "2021-01-17 10:01:00"},
+              {"id": 3, "agent_id": "0", "message": "c", "created_at": "2021-01-17 10:02:00"},
+              {"id": 4, "agent_id": 0, "message": "d", "created_at": "2021-01-17 10:03:00"},
+              {"id": 5, "agent_id": "74", "message": "e", "created_at": "2021-01-17 10:04:00"}
+            ]}"#;
+        let t = TicketDetail::from_json(raw, "t")
+            .unwrap()
+            .to_model(1)
+            .unwrap()
+            .ticket;
+        let authors: Vec<_> = t.messages.iter().map(|m| m.author).collect();
+        assert_eq!(
+            authors,
+            [
+                Author::Customer,
+                Author::Customer,
+                Author::Customer,
+                Author::Customer,
+                Author::Agent(74)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_message_type_is_never_a_public_reply() {
+        let raw = r#"{"id": 5, "messages": [
+              {"id": 1, "agent_id": 0, "type": 0, "message": "hi", "created_at": "2021-01-17 10:00:00"},
+              {"id": 2, "agent_id": 74, "type": 3, "message": "system?", "created_at": "2021-01-17 10:01:00"},
+              {"id": 3, "agent_id": 74, "type": "whisper", "message": "x", "created_at": "2021-01-17 10:02:00"},
+              {"id": 4, "agent_id": 74, "type": 6, "message": "note", "created_at": "2021-01-17 10:03:00"},
+              {"id": 5, "agent_id": 74, "message": "reply", "created_at": "2021-01-17 10:04:00"}
+            ]}"#;
+        let m = TicketDetail::from_json(raw, "t")
+            .unwrap()
+            .to_model(1)
+            .unwrap();
+        let kinds: Vec<_> = m.ticket.messages.iter().map(|m| m.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                MessageKind::Reply,
+                MessageKind::Note,
+                MessageKind::Note,
+                MessageKind::Note,
+                MessageKind::Reply
+            ]
+        );
+        assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].contains("message 2") && m.warnings[0].contains("type 3"),
+            "{:?}",
+            m.warnings
+        );
+        assert!(
+            m.warnings[1].contains("message 3") && m.warnings[1].contains("whisper"),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]

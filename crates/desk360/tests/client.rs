@@ -884,3 +884,38 @@ async fn a_cancelled_limiter_sends_nothing_and_says_so() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn list_entries_with_an_unusable_id_are_kept_as_unreadable() {
+    bounded(async {
+        let server = serve(|_, _, _| {
+            ok(r#"[
+                {"id": 7},
+                {"id": "abc", "subject": "lost?"},
+                {"id": 1.5},
+                {"id": null},
+                {"id": 8}
+            ]"#)
+        })
+        .await;
+        let c = client(&server).await;
+        let page = c.ticket_page(&c.first_page_url(1)).await.unwrap();
+        assert_eq!(
+            page.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
+            vec![7, 8]
+        );
+        assert_eq!(page.invalid.len(), 3, "{:?}", page.invalid);
+        assert!(
+            page.invalid[0].detail.contains("unusable id"),
+            "{:?}",
+            page.invalid
+        );
+        assert!(
+            page.invalid[0].excerpt.contains("lost?"),
+            "{:?}",
+            page.invalid
+        );
+        assert!(page.invalid[1].detail.contains("1.5"), "{:?}", page.invalid);
+    })
+    .await;
+}
