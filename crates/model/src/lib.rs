@@ -115,7 +115,8 @@ fn split_offset(s: &str) -> Option<(&str, &str)> {
     if let Some(body) = s.strip_suffix(['Z', 'z']) {
         return Some((body, &s[body.len()..]));
     }
-    let time_part = &s[10..];
+    // Not a char boundary: not a date followed by a time (found by the property tests).
+    let time_part = s.get(10..)?;
     let at = time_part.rfind(['+', '-'])? + 10;
     let offset = &s[at..];
     let valid = offset.len() >= 3 && offset[1..].chars().all(|c| c.is_ascii_digit() || c == ':');
@@ -535,5 +536,102 @@ mod tests {
         let json = serde_json::to_string(&exact).unwrap();
         assert_eq!(serde_json::from_str::<SourceTime>(&json).unwrap(), exact);
         assert!(serde_json::from_str::<SourceTime>("\"soon\"").is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Timestamp conversion: deterministic in every zone, offsets independent of the zone.
+
+    use super::*;
+    use jiff::civil::date;
+    use proptest::prelude::*;
+
+    fn zones() -> Vec<String> {
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn civil() -> impl Strategy<Value = DateTime> {
+        (1970i16..2100, 1i8..=12, 1i8..=28, 0i8..24, 0i8..60, 0i8..60)
+            .prop_map(|(y, mo, d, h, mi, s)| date(y, mo, d).at(h, mi, s, 0))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn naive_times_resolve_deterministically_in_any_zone(dt in civil(), pick in any::<prop::sample::Index>()) {
+            let names = zones();
+            let name = &names[pick.index(names.len())];
+            let tz = TimeZone::get(name).unwrap();
+            let t = SourceTime::Naive(dt);
+            let ts = t.to_timestamp(&tz);
+            prop_assert_eq!(ts, t.to_timestamp(&tz), "deterministic");
+            let back = tz.to_datetime(ts);
+            let amb = tz.to_ambiguous_timestamp(dt);
+            if amb.compatible().is_ok() {
+                match amb.offset() {
+                    jiff::tz::AmbiguousOffset::Gap { .. } => {
+                        // A time the clocks skipped: moved forward by the gap, never back.
+                        prop_assert!(back > dt, "{name}: gap {dt} -> {back}");
+                    }
+                    jiff::tz::AmbiguousOffset::Fold { .. } => {
+                        // A time the clocks showed twice: the earlier instant.
+                        prop_assert_eq!(back, dt, "{}", name);
+                        prop_assert!(ts < amb.later().unwrap(), "{name}: fold takes the earlier");
+                    }
+                    jiff::tz::AmbiguousOffset::Unambiguous { .. } => {
+                        prop_assert_eq!(back, dt, "{}", name);
+                    }
+                }
+            }
+            // Stored as text and read back, it is the same naive time.
+            prop_assert_eq!(t.to_string().parse::<SourceTime>().unwrap(), t);
+        }
+
+        #[test]
+        fn explicit_offsets_give_one_instant_whatever_the_zone(
+            dt in civil(),
+            offset_minutes in (-12 * 60i32..=14 * 60).prop_map(|m| m - m % 15),
+            spelling in 0usize..4,
+            space in any::<bool>(),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let sign = if offset_minutes < 0 { '-' } else { '+' };
+            let (hh, mm) = (offset_minutes.abs() / 60, offset_minutes.abs() % 60);
+            let offset = match spelling {
+                0 => format!("{sign}{hh:02}:{mm:02}"),
+                1 => format!("{sign}{hh:02}{mm:02}"),
+                2 if mm == 0 => format!("{sign}{hh:02}"),
+                _ if offset_minutes == 0 => "Z".to_owned(),
+                _ => format!("{sign}{hh:02}:{mm:02}"),
+            };
+            let text = format!(
+                "{}{}{offset}",
+                dt.strftime("%Y-%m-%d %H:%M:%S"),
+                if space { " " } else { "" }
+            );
+            let parsed = SourceTime::parse(&text);
+            prop_assert!(matches!(parsed, Some(SourceTime::Exact(_))), "{text} -> {parsed:?}");
+            let parsed = parsed.unwrap();
+            let want = TimeZone::fixed(jiff::tz::Offset::from_seconds(offset_minutes * 60).unwrap())
+                .to_timestamp(dt)
+                .unwrap();
+            let names = zones();
+            let tz = TimeZone::get(&names[pick.index(names.len())]).unwrap();
+            prop_assert_eq!(parsed.to_timestamp(&tz), want, "{}", text);
+            prop_assert_eq!(parsed.to_timestamp(&TimeZone::UTC), want);
+            prop_assert_eq!(parsed.to_string().parse::<SourceTime>().unwrap(), parsed);
+        }
+
+        #[test]
+        fn any_text_parses_or_not_without_panicking(s in ".{0,40}") {
+            let _ = SourceTime::parse(&s);
+        }
     }
 }

@@ -863,3 +863,117 @@ async fn without_a_ceiling_the_headers_raise_the_limit() {
     assert_eq!(limiter.stats().limit, 1500);
     assert!(ours[1..].iter().all(|u| *u > 1400), "{ours:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Properties: whatever the permits and the headers, `remaining` never exceeds the limit and no
+// acquire waits past `max_wait`.
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Acquire(u32),
+        Finish { status: u16, info: RateInfo },
+        Drop,
+        Advance(u64),
+    }
+
+    fn secs() -> impl Strategy<Value = Option<Duration>> {
+        prop::option::of((0u64..200_000).prop_map(Duration::from_millis))
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u32..4).prop_map(Op::Acquire),
+            3 => (
+                prop_oneof![Just(200u16), Just(429u16), Just(503u16)],
+                prop::option::of(0u32..3000),
+                prop::option::of(0u32..4000),
+                secs(),
+                secs(),
+            )
+                .prop_map(|(status, limit, remaining, reset_after, retry_after)| Op::Finish {
+                    status,
+                    info: RateInfo { limit, remaining, reset_after, retry_after },
+                }),
+            1 => Just(Op::Drop),
+            1 => (0u64..90_000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn remaining_never_exceeds_the_limit_and_no_wait_passes_max_wait(
+            limit in 1u32..2000,
+            window_ms in 100u64..120_000,
+            ceiling in prop::option::of(1u32..2000),
+            max_wait_ms in 1_000u64..300_000,
+            ops in prop::collection::vec(op(), 1..60),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let max_wait = Duration::from_millis(max_wait_ms);
+                let limiter = Limiter::new(LimiterConfig {
+                    name: "prop",
+                    limit,
+                    window: Duration::from_millis(window_ms),
+                    ceiling,
+                    max_wait,
+                });
+                let mut held: Vec<Permit> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Acquire(cost) => {
+                            let start = Instant::now();
+                            let result = limiter.acquire(cost).await;
+                            let waited = Instant::now() - start;
+                            prop_assert!(waited <= max_wait, "waited {waited:?} > {max_wait:?}");
+                            match result {
+                                Ok(p) => held.push(p),
+                                Err(ThrottleError::WaitTooLong { wait, .. }) => {
+                                    prop_assert!(wait > Duration::ZERO);
+                                }
+                                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+                            }
+                        }
+                        Op::Finish { status, info } => {
+                            if let Some(p) = held.pop() {
+                                p.finish(status, &info);
+                            }
+                        }
+                        Op::Drop => {
+                            held.pop();
+                        }
+                        Op::Advance(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                    }
+                    let stats = limiter.stats();
+                    prop_assert!(
+                        stats.remaining <= i64::from(stats.limit),
+                        "remaining {} > limit {}",
+                        stats.remaining,
+                        stats.limit
+                    );
+                    if let Some(c) = ceiling {
+                        // The ceiling holds per configured window, scaled to the one in force.
+                        let scaled = (f64::from(c) * stats.window.as_secs_f64()
+                            / (window_ms as f64 / 1000.0)
+                            + 1e-6)
+                            .floor()
+                            .max(1.0);
+                        prop_assert!(f64::from(stats.limit) <= scaled, "{stats:?}");
+                    }
+                    prop_assert!(stats.window > Duration::ZERO);
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
