@@ -240,12 +240,13 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
-    /// Desk360 message `type` 6 is a note; every other type is part of the conversation.
+    /// Desk360 message `type` 0 is a reply, 6 a note (the two page 004 shows). Any other type
+    /// might be internal, so it is a note: nothing is made public by a guess (issue #11.10).
     pub fn from_desk360_type(kind: i64) -> Self {
-        if kind == 6 {
-            MessageKind::Note
-        } else {
+        if kind == 0 {
             MessageKind::Reply
+        } else {
+            MessageKind::Note
         }
     }
 }
@@ -418,6 +419,13 @@ mod tests {
         assert_eq!(Author::from_desk360_agent_id(Some(0)), Author::Customer);
         assert_eq!(Author::from_desk360_agent_id(None), Author::Customer);
         assert_eq!(Author::from_desk360_agent_id(Some(7)), Author::Agent(7));
+    }
+
+    #[test]
+    fn only_type_0_is_a_public_reply() {
+        assert_eq!(MessageKind::from_desk360_type(0), MessageKind::Reply);
+        assert_eq!(MessageKind::from_desk360_type(6), MessageKind::Note);
+        assert_eq!(MessageKind::from_desk360_type(3), MessageKind::Note);
     }
 
     #[test]
