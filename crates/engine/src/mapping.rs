@@ -258,7 +258,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     }
 
     let mut messages: Vec<&Message> = ticket.messages.iter().collect();
-    messages.sort_by_key(|m| (m.created_at, m.id));
+    messages.sort_by_cached_key(|m| (to_timestamp(m.created_at, cx.timezone), m.id));
     let Some(first_pos) = messages.iter().position(|m| m.kind == MessageKind::Reply) else {
         let reason = if messages.is_empty() {
             "the ticket has no messages in Desk360, so there is nothing to open a case with; check the ticket in Desk360 (it may have been emptied)".to_string()
@@ -596,17 +596,12 @@ fn dedup_warnings(w: &mut Vec<Warning>) {
     });
 }
 
-/// Reads a Desk360 naive time in the configured zone. Times that fall in a daylight-saving gap
-/// or overlap resolve the way clocks do ("compatible"), so no ticket fails on a DST night.
-pub fn to_timestamp(dt: jiff::civil::DateTime, tz: &TimeZone) -> Timestamp {
-    match tz.to_ambiguous_timestamp(dt).compatible() {
-        Ok(ts) => ts,
-        // Only out-of-range years can fail; fall back to reading it as UTC.
-        Err(_) => TimeZone::UTC
-            .to_ambiguous_timestamp(dt)
-            .compatible()
-            .unwrap_or(Timestamp::UNIX_EPOCH),
-    }
+/// The instant of a Desk360 time: one that carried its own offset as it is, whatever the
+/// configured zone; a naive one read in `tz` (`source.timezone`). Naive times that fall in a
+/// daylight-saving gap or overlap resolve the way clocks do ("compatible"), so no ticket fails
+/// on a DST night ([`model::SourceTime::to_timestamp`]).
+pub fn to_timestamp(t: impl Into<model::SourceTime>, tz: &TimeZone) -> Timestamp {
+    t.into().to_timestamp(tz)
 }
 
 /// The first line of the first message's text, trimmed and shortened; never empty.

@@ -113,11 +113,13 @@ impl Engine {
             name: "desk360",
             limit: settings.source.rpm,
             window: settings.source.window,
+            ..LimiterConfig::default()
         });
         let deskie_limiter = Limiter::new(LimiterConfig {
             name: "deskie",
             limit: settings.target.rpm,
             window: settings.target.window,
+            ..LimiterConfig::default()
         });
         Ok(Engine {
             ctx: Arc::new(Ctx {
