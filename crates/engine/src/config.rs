@@ -309,6 +309,9 @@ pub struct TargetSettings {
     pub agents: u32,
     /// Units per window (plan rule, or the explicit override).
     pub rpm: u32,
+    /// The explicit `rpm`, when one was configured: a ceiling the response headers may lower the
+    /// limit below but never raise it above (room left for the account's other integrations).
+    pub rpm_ceiling: Option<u32>,
     /// Custom field for the source key, if configured.
     pub source_id_field: Option<String>,
     /// Rate-limit window.
@@ -681,6 +684,7 @@ fn validate(
         plan,
         agents,
         rpm,
+        rpm_ceiling: t.rpm,
         source_id_field: custom_field_name("target.source_id_field", t.source_id_field)?,
         window: target_window,
         timeout: secs("target.timeout_secs", t.timeout_secs, 30.0)?,

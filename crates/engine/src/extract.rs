@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use desk360::{Desk360Client, Desk360Error, ErrorClass, parse_naive_timestamp};
-use jiff::civil::DateTime;
+use desk360::{Desk360Client, Desk360Error, ErrorClass};
+use jiff::Timestamp;
 use model::{Agent, Category, Product, TicketKey};
 use store::{CursorUpdate, FailureClass, FailureRecord, ListMode, ListedTicket, RunKind, Stage};
 use tokio::sync::{Mutex, mpsc};
@@ -373,6 +373,10 @@ async fn follow_listing(
         let listing = match result {
             Ok(p) => p,
             Err(e) => {
+                if e.class() == ErrorClass::Cancelled {
+                    // Nothing was sent: the run is stopping.
+                    return Ok(Followed::Stopped);
+                }
                 if e.class() == ErrorClass::Fatal {
                     return Err(e.into());
                 }
@@ -414,10 +418,11 @@ async fn follow_listing(
         }
         seen_pages.insert(fingerprint, page);
 
-        let times: Vec<Option<DateTime>> = listing
+        let tz = &ctx.settings.source.timezone;
+        let times: Vec<Option<Timestamp>> = listing
             .tickets
             .iter()
-            .map(|t| t.updated_at.as_deref().and_then(parse_naive_timestamp))
+            .map(|t| t.updated_at.as_deref().and_then(|u| listed_time(u, tz)))
             .collect();
         if times
             .windows(2)
@@ -436,7 +441,7 @@ async fn follow_listing(
                 .tickets
                 .iter()
                 .filter_map(|t| t.updated_at.clone())
-                .max_by_key(|u| parse_naive_timestamp(u));
+                .max_by_key(|u| listed_time(u, tz));
             state.top = newest.or(state.top.take());
         }
         // A catch-up is done once a page reaches below its stop mark (minus the margin).
@@ -445,7 +450,7 @@ async fn follow_listing(
             && state
                 .stop_at
                 .as_deref()
-                .and_then(parse_naive_timestamp)
+                .and_then(|u| listed_time(u, tz))
                 .is_some_and(|stop| {
                     let limit = stop
                         .checked_sub(jiff::SignedDuration::from_secs(CATCHUP_MARGIN_SECS))
@@ -461,7 +466,7 @@ async fn follow_listing(
             return link_loop(ctx, product, page, &url, None).await;
         }
         let new_mark = if finished {
-            newer_of(state.top.as_deref(), state.mark.as_deref())
+            newer_of(state.top.as_deref(), state.mark.as_deref(), tz)
         } else {
             state.mark.clone()
         };
@@ -616,11 +621,17 @@ fn is_ascending_url(url: &str) -> bool {
     })
 }
 
+/// A listed `updated_at` as an instant (naive values in `source.timezone`, explicit offsets
+/// honoured), so marks compare correctly whatever form Desk360 sends.
+fn listed_time(s: &str, tz: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    desk360::parse_timestamp(s).map(|t| t.to_timestamp(tz))
+}
+
 /// The later of two Desk360 `updated_at` texts (an unreadable one loses).
-fn newer_of(a: Option<&str>, b: Option<&str>) -> Option<String> {
+fn newer_of(a: Option<&str>, b: Option<&str>, tz: &jiff::tz::TimeZone) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => {
-            if parse_naive_timestamp(a) >= parse_naive_timestamp(b) {
+            if listed_time(a, tz) >= listed_time(b, tz) {
                 Some(a.to_string())
             } else {
                 Some(b.to_string())
@@ -659,7 +670,7 @@ async fn fetcher(
             r = client.ticket(key.product_id, key.ticket_id) => r,
         };
         let item = match result {
-            Ok(detail) => match detail.to_model(key.product_id) {
+            Ok(detail) => match detail.to_model_in(key.product_id, &ctx.settings.source.timezone) {
                 Ok(m) => {
                     for w in &m.warnings {
                         tracing::warn!(ticket = %key, warning = %w, "ticket detail");
@@ -681,6 +692,8 @@ async fn fetcher(
                     },
                 ),
             },
+            // Nothing was sent: the run is stopping; the ticket stays pending.
+            Err(e) if e.class() == ErrorClass::Cancelled => return,
             Err(e) if e.class() == ErrorClass::Fatal => {
                 tracing::error!(error = %e, "Desk360 refused the run; stopping");
                 ctx.cancel.cancel();

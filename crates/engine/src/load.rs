@@ -617,6 +617,14 @@ async fn send_finals(
             Progress::add(&ctx.progress.writes, 1);
             ids.into_iter().collect()
         }
+        Err(e) if e.class() == ErrorClass::Cancelled => {
+            // Nothing was sent: the cases wait for their update in the next run.
+            for (item, intent) in opened {
+                let r = ctx.store.abandon_intent(intent).await;
+                out.push((item.key, r.map(|()| Done::Interrupted).map_err(Into::into)));
+            }
+            return out;
+        }
         Err(e) if e.class() == ErrorClass::Fatal => {
             // The run stops; the open update intents are sent again by the next run.
             let mut fatal = Some(EngineError::from(e));
@@ -666,6 +674,9 @@ async fn single_final(
         return Ok(Done::Interrupted);
     };
     ctx.store.abandon_intent(intent).await?;
+    if e.class() == ErrorClass::Cancelled {
+        return Ok(Done::Interrupted);
+    }
     match item_error(e, "update", Some(json_of(&item.update))) {
         WriteError::Item(record) => {
             tracing::warn!(ticket = %item.key, message = %record.message, "final update failed");
@@ -721,6 +732,11 @@ async fn create_case(
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
             Ok(r)
+        }
+        Err(e) if e.class() == ErrorClass::Cancelled => {
+            // Nothing was sent (the run is stopping): the intent is known not to have happened.
+            ctx.store.abandon_intent(intent).await?;
+            Err(WriteError::Cancelled)
         }
         Err(e) if e.class() == ErrorClass::Ambiguous => {
             tracing::warn!(ticket = %key, error = %e, "case create outcome unknown; parked until it can no longer land");
@@ -792,6 +808,10 @@ async fn write_step(
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
             Ok(info.message_id)
+        }
+        Err(e) if e.class() == ErrorClass::Cancelled => {
+            ctx.store.abandon_intent(intent).await?;
+            Err(WriteError::Cancelled)
         }
         Err(e) if e.class() == ErrorClass::Ambiguous => {
             tracing::warn!(ticket = %key, step = %step_name, error = %e, "write outcome unknown; parked until it can no longer land");
@@ -1028,6 +1048,9 @@ fn payload_hash<T: serde::Serialize + ?Sized>(v: &T) -> String {
 
 /// Turns a client error into a ticket failure (or a run stop for fatal ones).
 fn item_error(e: DeskieError, step: &str, request: Option<String>) -> WriteError {
+    if e.class() == ErrorClass::Cancelled {
+        return WriteError::Cancelled;
+    }
     if e.class() == ErrorClass::Fatal {
         return WriteError::Fatal(e.into());
     }

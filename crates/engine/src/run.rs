@@ -109,24 +109,33 @@ impl Engine {
             max_transient_retries: settings.run.max_retries,
             ..RetryPolicy::default()
         };
-        let desk360_limiter = Limiter::new(LimiterConfig {
-            name: "desk360",
-            limit: settings.source.rpm,
-            window: settings.source.window,
-            ..LimiterConfig::default()
-        });
-        let deskie_limiter = Limiter::new(LimiterConfig {
-            name: "deskie",
-            limit: settings.target.rpm,
-            window: settings.target.window,
-            ..LimiterConfig::default()
-        });
+        // Every wait of both limiters ends at Ctrl-C: after it, no request is sent.
+        let cancel = CancellationToken::new();
+        let desk360_limiter = Limiter::with_cancel(
+            LimiterConfig {
+                name: "desk360",
+                limit: settings.source.rpm,
+                window: settings.source.window,
+                ..LimiterConfig::default()
+            },
+            cancel.clone(),
+        );
+        let deskie_limiter = Limiter::with_cancel(
+            LimiterConfig {
+                name: "deskie",
+                limit: settings.target.rpm,
+                window: settings.target.window,
+                ceiling: settings.target.rpm_ceiling,
+                ..LimiterConfig::default()
+            },
+            cancel.clone(),
+        );
         Ok(Engine {
             ctx: Arc::new(Ctx {
                 settings,
                 store,
                 progress: Arc::new(Progress::default()),
-                cancel: CancellationToken::new(),
+                cancel,
                 load_cancel: CancellationToken::new(),
                 desk360_limiter,
                 deskie_limiter,
