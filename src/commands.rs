@@ -23,7 +23,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             dry_run,
             retry_failed,
         } => {
-            let engine = open(&global).await?;
+            let engine = open_writer(&global).await?;
             let options = RunOptions {
                 dry_run,
                 retry: retry_failed.then(|| RetryFilter {
@@ -37,7 +37,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
         }
         Command::RetryFailed { batches, tickets } => {
             let filter = retry_filter(&batches, &tickets)?;
-            let engine = open(&global).await?;
+            let engine = open_writer(&global).await?;
             let mut resume = format!(
                 "deskie-import retry-failed --config {}",
                 global.config.display()
@@ -135,6 +135,13 @@ fn settings(g: &GlobalArgs, path: &Path) -> Result<Settings, CliError> {
 async fn open(g: &GlobalArgs) -> Result<Engine, CliError> {
     let settings = settings(g, &g.config)?;
     Ok(Engine::open(settings).await?)
+}
+
+/// Opens the store for a writing command: takes its write lock first, so a second writer
+/// exits 1 at once naming the holder (`status` and `report` use [`open`] and never wait).
+async fn open_writer(g: &GlobalArgs) -> Result<Engine, CliError> {
+    let settings = settings(g, &g.config)?;
+    Ok(Engine::open_writer(settings).await?)
 }
 
 /// `--batch` / `--ticket` into the store's filter; none given = every failed ticket.

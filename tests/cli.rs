@@ -871,3 +871,67 @@ fn example_config_parses_and_documents_every_key() {
         assert!(mentioned, "example documents `{key}`");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_store_a_second_exits_1_naming_the_holder() {
+    // Slow enough that the first run is still loading while the others try.
+    let mut cfg = sandbox_config(120, 20);
+    cfg.deskie_limit = 400;
+    let s = Setup::start(cfg).await;
+    let c = cfg_arg(&s.config());
+    let child = spawn_bin(&["run", "--config", &c]);
+    let pid = child.id();
+    let started = wait_until(Duration::from_secs(60), || {
+        s.sandbox
+            .journal()
+            .iter()
+            .any(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
+    })
+    .await;
+    assert!(started, "the first run is loading");
+
+    for second in [
+        vec!["run", "--config", &c],
+        vec!["run", "--dry-run", "--config", &c],
+        vec!["retry-failed", "--config", &c],
+    ] {
+        let out = run_bin(args(&second), vec![], Duration::from_secs(30)).await;
+        assert_eq!(out.status.code(), Some(1), "{second:?}: {}", show(&out));
+        let err = text(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{second:?}: one line: {err}");
+        assert!(
+            err.contains(&format!("pid {pid}")) && err.contains("in use by another deskie-import"),
+            "{second:?} names the holder: {err}"
+        );
+    }
+    // Readers work alongside.
+    for reader in [
+        vec!["status", "--config", &c],
+        vec!["report", "--config", &c],
+    ] {
+        let out = run_bin(args(&reader), vec![], Duration::from_secs(30)).await;
+        assert_eq!(out.status.code(), Some(0), "{reader:?}: {}", show(&out));
+    }
+    // kill -9: the kernel releases the lock, the next run takes it and finishes exactly once.
+    let status = StdCommand::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = wait_child(child, Duration::from_secs(30)).await;
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    s.assert_no_duplicates();
+    let out = run_bin(
+        args(&["verify", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}

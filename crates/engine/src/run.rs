@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use store::{Counts, RequestStat, RetryFilter, RunKind, Side, Store};
+use store::{Counts, RequestStat, RetryFilter, RunKind, Side, Store, StoreLock};
 use throttle::{Limiter, LimiterConfig, LimiterStats, RetryPolicy};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -99,11 +99,27 @@ pub(crate) struct Ctx {
 /// An opened migration: store, limiters, progress counters and the cancellation token.
 pub struct Engine {
     ctx: Arc<Ctx>,
+    /// The store's write lock, when opened with [`Engine::open_writer`] (held until dropped).
+    writer: Option<StoreLock>,
 }
 
 impl Engine {
-    /// Opens (creating if needed) the store named in the settings. No network.
+    /// Opens (creating if needed) the store named in the settings, for reading: `status`,
+    /// `report`, `verify`. No network, no lock; [`Engine::run`] still takes the write lock for
+    /// its own duration.
     pub async fn open(settings: Settings) -> Result<Engine> {
+        Self::open_with(settings, None).await
+    }
+
+    /// Takes the store's write lock (failing at once with `StoreError::Locked` when another
+    /// process writes it), then opens it: what every writing command does first, so the lock
+    /// covers the command's whole life, schema migrations included.
+    pub async fn open_writer(settings: Settings) -> Result<Engine> {
+        let lock = StoreLock::acquire(&settings.store_path)?;
+        Self::open_with(settings, Some(lock)).await
+    }
+
+    async fn open_with(settings: Settings, writer: Option<StoreLock>) -> Result<Engine> {
         let store = Store::open(&settings.store_path).await?;
         let retry = RetryPolicy {
             max_transient_retries: settings.run.max_retries,
@@ -132,6 +148,7 @@ impl Engine {
                 retry,
                 stat_marks: std::sync::Mutex::new(StatMarks::default()),
             }),
+            writer,
         })
     }
 
@@ -172,7 +189,14 @@ impl Engine {
     }
 
     /// Runs extraction and loading (or only extraction for a dry run) until done or cancelled.
+    ///
+    /// Holds the store's write lock throughout: the engine's own (see [`Engine::open_writer`]),
+    /// or one taken here for the run's duration.
     pub async fn run(&self, options: RunOptions) -> Result<RunSummary> {
+        let _lock = match self.writer {
+            Some(_) => None,
+            None => Some(StoreLock::acquire(self.ctx.store.path())?),
+        };
         let ctx = self.ctx.clone();
         let started = Instant::now();
         let kind = if options.dry_run {

@@ -45,6 +45,7 @@ mod error;
 mod failures;
 mod listing;
 mod loading;
+mod lock;
 mod reference;
 mod reports;
 mod rows;
@@ -62,6 +63,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
+pub use lock::StoreLock;
 pub use reference::ReferenceTable;
 pub use types::*;
 
