@@ -22,6 +22,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
         Command::Run {
             dry_run,
             retry_failed,
+            retarget,
         } => {
             let engine = open_writer(&global).await?;
             let options = RunOptions {
@@ -31,6 +32,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                     ..RetryFilter::default()
                 }),
                 skip_extract: false,
+                retarget,
             };
             let resume = format!("deskie-import run --config {}", global.config.display());
             execute(&engine, options, &ui, Some(&global.config), &resume).await
@@ -52,6 +54,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                 dry_run: false,
                 retry: Some(filter),
                 skip_extract: true,
+                retarget: false,
             };
             execute(&engine, options, &ui, Some(&global.config), &resume).await
         }

@@ -935,3 +935,127 @@ async fn one_writer_per_store_a_second_exits_1_naming_the_holder() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_belongs_to_one_source_and_one_target_account() {
+    // Two sandboxes with the same seed: the same data and credentials, other ports (until the
+    // sandbox's `desk360_account` shows in `/v1/me`, a Desk360 sandbox differs by its URL).
+    let a = Setup::start(sandbox_config(40, 0)).await;
+    let b = Setup::start(sandbox_config(40, 0)).await;
+    let config = a.config();
+    let c = cfg_arg(&config);
+    let text_a = std::fs::read_to_string(&config).unwrap();
+    let other_target = a.dir.path().join("other-target.toml");
+    std::fs::write(
+        &other_target,
+        text_a.replace(&a.sandbox.deskie_url(), &b.sandbox.deskie_url()),
+    )
+    .unwrap();
+    let other_source = a.dir.path().join("other-source.toml");
+    std::fs::write(
+        &other_source,
+        text_a.replace(&a.sandbox.desk360_url(), &b.sandbox.desk360_url()),
+    )
+    .unwrap();
+    let t = cfg_arg(&other_target);
+    let src = cfg_arg(&other_source);
+
+    // A dry run records both accounts.
+    let out = run_bin(
+        args(&["run", "--dry-run", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let refused = |out: &Output, side: &str, hint: &str| {
+        assert_eq!(out.status.code(), Some(2), "{}", show(out));
+        let err = text(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {}", show(out));
+        assert!(
+            err.contains(&format!("the {side}")) && err.contains(hint),
+            "names the side and the fix: {}",
+            show(out)
+        );
+    };
+    // Another Deskie: refused before any request reaches it.
+    let out = run_bin(
+        args(&["run", "--config", &t]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Deskie target differs", "--retarget");
+    assert!(
+        b.sandbox.journal().is_empty(),
+        "nothing sent to the other Deskie"
+    );
+
+    // The real run into A.
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    let loaded_in_a = a.assert_no_duplicates();
+    assert_eq!(loaded_in_a, a.migratable().len());
+
+    // Another Desk360 (same product ids): refused, nothing written to A's Deskie.
+    a.sandbox.clear_journal();
+    let out = run_bin(
+        args(&["run", "--config", &src]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Desk360 source differs", "[store] path");
+    let writes = |s: &Setup| {
+        s.sandbox
+            .journal()
+            .into_iter()
+            .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
+            .count()
+    };
+    assert_eq!(writes(&a), 0, "nothing written for another source");
+    // retry-failed compares too.
+    let out = run_bin(
+        args(&["retry-failed", "--config", &t]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Deskie target differs", "--retarget");
+    assert!(
+        b.sandbox.journal().is_empty(),
+        "nothing sent to the other Deskie"
+    );
+
+    // Deliberately re-targeted: everything is migrated again into B, exactly once, and A is
+    // left alone.
+    let out = run_bin(
+        args(&["run", "--retarget", "--config", &t]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    assert_eq!(b.assert_no_duplicates(), b.migratable().len());
+    assert_eq!(writes(&a), 0, "the old target is not touched");
+    // From now on the store belongs to B: A is refused, B verifies.
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Deskie target differs", "--retarget");
+    let out = run_bin(
+        args(&["verify", "--config", &t]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}

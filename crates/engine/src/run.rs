@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Settings, SourceAuth};
 use crate::error::{EngineError, Result};
+use crate::identity::{self, TargetPlan};
 use crate::progress::{Progress, ProgressSnapshot};
 use crate::{extract, load};
 
@@ -27,6 +28,9 @@ pub struct RunOptions {
     pub retry: Option<RetryFilter>,
     /// Load only what is already extracted; do not contact Desk360 (`retry-failed`).
     pub skip_extract: bool,
+    /// The configured Deskie account may differ from the store's: forget every case made in the
+    /// previous one and migrate everything again into the configured one (`run --retarget`).
+    pub retarget: bool,
 }
 
 /// What a finished (or interrupted) run did, for the summary the binary prints.
@@ -199,6 +203,8 @@ impl Engine {
         };
         let ctx = self.ctx.clone();
         let started = Instant::now();
+        // Both accounts are checked against the store before anything is written.
+        let clients = self.prepare(&options).await?;
         let kind = if options.dry_run {
             RunKind::DryRun
         } else if options.skip_extract {
@@ -224,7 +230,7 @@ impl Engine {
         }
 
         let stats_task = tokio::spawn(flush_stats(ctx.clone()));
-        let result = self.run_inner(&options).await;
+        let result = self.run_inner(&options, clients).await;
         ctx.load_cancel.cancel();
         stats_task.abort();
         let _ = stats_task.await;
@@ -265,18 +271,33 @@ impl Engine {
         })
     }
 
-    async fn run_inner(&self, options: &RunOptions) -> Result<Option<String>> {
-        let ctx = self.ctx.clone();
+    /// Builds both clients and checks that the store belongs to the accounts they reach
+    /// (identity.rs): the target by its host before any request, the source by `/v1/me`. The
+    /// first run records both (after the credentials were accepted); `retarget` moves the store
+    /// to another Deskie account. Nothing is written to the store before this passes.
+    async fn prepare(&self, options: &RunOptions) -> Result<Clients> {
+        let ctx = &self.ctx;
+        let target = TargetPlan::check(&ctx.store, &ctx.settings, options.retarget).await?;
         // The Deskie client first: with bad credentials nothing should be read either.
         let deskie = build_deskie(&ctx.settings, ctx.deskie_limiter.clone(), ctx.retry)?;
         deskie.check_credentials().await?;
-
-        let extract_task = if options.skip_extract {
-            Progress::add(&ctx.progress.extract_done, 1);
+        let desk360 = if options.skip_extract {
             None
         } else {
-            let desk360 =
-                build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?;
+            Some(build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?)
+        };
+        let source = identity::check_source(&ctx.store, &ctx.settings, desk360.as_ref()).await?;
+        target.apply(&ctx.store).await?;
+        if let Some(source) = source {
+            ctx.store.record_account(&source).await?;
+        }
+        Ok(Clients { deskie, desk360 })
+    }
+
+    async fn run_inner(&self, options: &RunOptions, clients: Clients) -> Result<Option<String>> {
+        let ctx = self.ctx.clone();
+        let Clients { deskie, desk360 } = clients;
+        let extract_task = if let Some(desk360) = desk360.filter(|_| !options.skip_extract) {
             let ctx2 = ctx.clone();
             Some(tokio::spawn(async move {
                 let r = extract::run(&ctx2, desk360).await;
@@ -284,6 +305,9 @@ impl Engine {
                 ctx2.extracted.notify_waiters();
                 r
             }))
+        } else {
+            Progress::add(&ctx.progress.extract_done, 1);
+            None
         };
 
         let load_result = if options.dry_run {
@@ -307,6 +331,13 @@ impl Engine {
         extract_result?;
         load_result
     }
+}
+
+/// The clients of one run, built (and checked) by `Engine::prepare`.
+struct Clients {
+    deskie: deskie::DeskieClient,
+    /// `None` when the run does not read Desk360 (`retry-failed`).
+    desk360: Option<desk360::Desk360Client>,
 }
 
 /// Builds the Deskie client from the settings.

@@ -40,6 +40,7 @@
 //! `listing`, `details`, `loading`, `failures`, `reports`, `stats`), each adding methods to
 //! [`Store`]. The schema, with a comment on every table, is in `migrations/` at the workspace root.
 
+mod accounts;
 mod details;
 mod error;
 mod failures;
