@@ -256,11 +256,81 @@ pub async fn execute(
             "the run stopped early: {reason}; once that is fixed, continue with: {resume}"
         )));
     }
-    if summary.failed > 0 {
-        print_failures(engine, summary.failed, config).await;
+    // Exit 0 means nothing is left to do: no failed ticket, no unread list page, and no ticket
+    // still waiting (e.g. an extraction failure `retry-failed` re-queued but did not fetch).
+    let left = if summary.kind == "dry-run" {
+        Leftover::default()
+    } else {
+        Leftover::of(engine, &summary).await
+    };
+    if summary.failed > 0 || left.any() {
+        if summary.failed > 0 {
+            print_failures(engine, summary.failed, config).await;
+        }
+        left.print(config);
         return Ok(FAILED);
     }
     Ok(OK)
+}
+
+/// What a finished run left undone besides failed tickets.
+#[derive(Debug, Default)]
+struct Leftover {
+    /// List pages that could not be read (their tickets are unknown yet).
+    pages: u64,
+    /// Tickets listed but whose details are not stored (`pending`).
+    unfetched: u64,
+    /// Tickets extracted or held but not loaded.
+    unloaded: u64,
+}
+
+impl Leftover {
+    async fn of(engine: &Engine, summary: &RunSummary) -> Leftover {
+        let n = |s: TicketState| summary.counts.tickets.get(&s).copied().unwrap_or(0);
+        let pages = match engine.store().failures().await {
+            Ok(list) => list.iter().filter(|f| f.key.is_none()).count() as u64,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the list page failures");
+                0
+            }
+        };
+        Leftover {
+            pages,
+            unfetched: n(TicketState::Pending),
+            unloaded: n(TicketState::Extracted) + n(TicketState::Loading),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.pages + self.unfetched + self.unloaded > 0
+    }
+
+    fn print(&self, config: Option<&Path>) {
+        if !self.any() {
+            return;
+        }
+        let mut parts = Vec::new();
+        if self.pages > 0 {
+            parts.push(format!("{} list pages could not be read", self.pages));
+        }
+        if self.unfetched > 0 {
+            parts.push(format!(
+                "{} tickets still need their details from Desk360",
+                self.unfetched
+            ));
+        }
+        if self.unloaded > 0 {
+            parts.push(format!("{} tickets are not loaded yet", self.unloaded));
+        }
+        let hint = match config {
+            Some(c) => format!(
+                "; finish them with: deskie-import run --config {}",
+                c.display()
+            ),
+            None => String::new(),
+        };
+        println!("Not finished: {}{hint}", parts.join(", "));
+    }
 }
 
 /// First Ctrl-C: stop taking work and let in-flight writes finish. Second: exit at once (still

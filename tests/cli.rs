@@ -1059,3 +1059,85 @@ async fn a_store_belongs_to_one_source_and_one_target_account() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded() {
+    let s = Setup::start(sandbox_config(40, 0)).await;
+    // Every channel routes without needing an email or a phone, so the only failure is ours.
+    let routable = std::fs::read_to_string(s.config())
+        .unwrap()
+        .replace("\"default\" = \"email\"", "\"default\" = \"custom:481\"")
+        .replace("\"Phone\" = \"calls\"", "\"Phone\" = \"custom:481\"");
+    let config = s.dir.path().join("routable.toml");
+    std::fs::write(&config, routable).unwrap();
+    let c = cfg_arg(&config);
+    let broken = *s.migratable().first().unwrap();
+    let has_case = |s: &Setup| {
+        !s.sandbox
+            .deskie_snapshot()
+            .cases_of(broken.0, broken.1)
+            .is_empty()
+    };
+    // Its details cannot be read (a body that is not JSON, like a 404 page), later they can.
+    s.sandbox.set_faults(Faults {
+        malformed_tickets: [broken].into_iter().collect(),
+        ..Faults::default()
+    });
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(!has_case(&s));
+    let out = run_bin(
+        args(&["status", "--json", "--config", &c]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = status["failed_tickets"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{status:#}");
+    assert_eq!(
+        failed[0]["failure"]["record"]["stage"], "extract",
+        "{status:#}"
+    );
+
+    s.sandbox.set_faults(Faults::default());
+    let out = run_bin(
+        args(&["retry-failed", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    // Exit 0 only when nothing is left failed: the ticket is then in Deskie. Otherwise the
+    // output says how to finish.
+    match out.status.code() {
+        Some(0) => assert!(
+            has_case(&s),
+            "exit 0 but the ticket is missing: {}",
+            show(&out)
+        ),
+        Some(3) => {
+            assert!(!has_case(&s), "{}", show(&out));
+            assert!(
+                text(&out.stdout).contains("need their details from Desk360")
+                    && text(&out.stdout).contains("deskie-import run --config"),
+                "{}",
+                show(&out)
+            );
+        }
+        _ => panic!("{}", show(&out)),
+    }
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(has_case(&s));
+    assert_eq!(s.assert_no_duplicates(), s.migratable().len());
+}

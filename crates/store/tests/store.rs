@@ -994,3 +994,51 @@ async fn accounts_are_recorded_and_retarget_forgets_the_old_target_only() {
         "new.deskie.io"
     );
 }
+
+#[tokio::test]
+async fn retry_failed_requeues_extraction_failures_for_the_next_extraction() {
+    let (_dir, store) = fresh().await;
+    let k = |i| TicketKey::new(2, i);
+    let page: Vec<_> = (1..=3).map(|i| listed(i, "u")).collect();
+    store.record_page(2, 1, &page, None).await.unwrap();
+    store
+        .save_details(&[(ticket(2, 1, 2), "{}")])
+        .await
+        .unwrap();
+    // 2: the detail was a 404 (permanent); 3: timed out (transient)
+    store
+        .record_failure(k(2), &fail(Stage::Extract, FailureClass::Permanent, "404"))
+        .await
+        .unwrap();
+    store
+        .record_failure(
+            k(3),
+            &fail(Stage::Extract, FailureClass::Transient, "timeout"),
+        )
+        .await
+        .unwrap();
+    assert!(store.pending_tickets(10).await.unwrap().is_empty());
+    // A new run gives the transient one another go without a flag: back to pending.
+    assert_eq!(store.requeue_transient().await.unwrap(), 1);
+    assert_eq!(store.pending_tickets(10).await.unwrap(), vec![k(3)]);
+    // retry-failed: the permanent extraction failure is fetched again too (pending, not
+    // extracted: there is no detail to load).
+    let n = store
+        .retry_failed(&RetryFilter {
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(store.pending_tickets(10).await.unwrap(), vec![k(2), k(3)]);
+    assert!(store.failed_tickets().await.unwrap().is_empty());
+    assert!(store.claim_for_load(10).await.unwrap() == vec![k(1)]);
+    // Fetched now: extracted, and its old failure is gone for good.
+    store
+        .save_details(&[(ticket(2, 2, 2), "{}"), (ticket(2, 3, 1), "{}")])
+        .await
+        .unwrap();
+    assert_eq!(store.claim_for_load(10).await.unwrap(), vec![k(2), k(3)]);
+    assert!(store.failures().await.unwrap().is_empty());
+}
