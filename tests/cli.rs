@@ -1141,3 +1141,35 @@ async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded
     assert!(has_case(&s));
     assert_eq!(s.assert_no_duplicates(), s.migratable().len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_clean_stop_the_sqlite_file_alone_holds_the_store() {
+    let s = Setup::start(sandbox_config(40, 0)).await;
+    let c = cfg_arg(&s.config());
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    let cases = s.assert_no_duplicates();
+    let wal = s.dir.path().join("store.sqlite-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the -wal is empty or absent after a clean stop");
+    // Copy only the .sqlite file: it has every case.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy.sqlite");
+    std::fs::copy(s.dir.path().join("store.sqlite"), &copy).unwrap();
+    let store = store::Store::open(&copy).await.unwrap();
+    let mut mapped = 0;
+    let mut after = None;
+    loop {
+        let page = store.cases_page(after, 100).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.0);
+        mapped += page.len();
+    }
+    assert_eq!(mapped, cases, "every case is in the copied .sqlite");
+    store.close().await;
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use store::{Counts, RequestStat, RetryFilter, RunKind, Side, Store, StoreLock};
+use store::{CheckpointMode, Counts, RequestStat, RetryFilter, RunKind, Side, Store, StoreLock};
 use throttle::{Limiter, LimiterConfig, LimiterStats, RetryPolicy};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -230,10 +230,13 @@ impl Engine {
         }
 
         let stats_task = tokio::spawn(flush_stats(ctx.clone()));
+        let checkpoint_task = tokio::spawn(checkpoints(ctx.store.clone()));
         let result = self.run_inner(&options, clients).await;
         ctx.load_cancel.cancel();
         stats_task.abort();
+        checkpoint_task.abort();
         let _ = stats_task.await;
+        let _ = checkpoint_task.await;
         flush_once(&ctx, true).await;
         // Tickets a cancelled loader still held go back in line.
         ctx.store.release_loading().await?;
@@ -250,6 +253,10 @@ impl Engine {
             (Ok(None), false) => "completed",
         };
         ctx.store.finish_run(run_id, outcome).await?;
+        // A clean stop leaves the whole store in the .sqlite file (an empty -wal).
+        if let Err(e) = ctx.store.checkpoint(CheckpointMode::Truncate).await {
+            tracing::warn!(error = %e, "could not checkpoint the store's WAL at the end of the run");
+        }
         result?;
 
         let counts = ctx.store.counts().await?;
@@ -390,6 +397,24 @@ fn fingerprint(s: &Settings) -> String {
     );
     let digest = sha2::Sha256::digest(text.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// How often a run copies the WAL into the main file: bounds what a copy of the `.sqlite` file
+/// alone (without its `-wal`) would miss after a crash.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
+/// Every [`CHECKPOINT_EVERY`], a passive WAL checkpoint: it never waits for readers nor blocks
+/// the writer (see `store::CheckpointMode`), and runs between the single writer's transactions.
+async fn checkpoints(store: Store) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.checkpoint(CheckpointMode::Passive).await {
+            tracing::warn!(error = %e, "periodic WAL checkpoint failed; the next one retries");
+        }
+    }
 }
 
 #[derive(Default)]

@@ -1042,3 +1042,40 @@ async fn retry_failed_requeues_extraction_failures_for_the_next_extraction() {
     assert_eq!(store.claim_for_load(10).await.unwrap(), vec![k(2), k(3)]);
     assert!(store.failures().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_truncating_checkpoint_leaves_everything_in_the_sqlite_file() {
+    let (dir, store) = fresh().await;
+    let path = dir.path().join("store.sqlite");
+    let wal = dir.path().join("store.sqlite-wal");
+    let page: Vec<_> = (1..=20).map(|i| listed(i, "u")).collect();
+    store.record_page(5, 1, &page, None).await.unwrap();
+    let details: Vec<_> = (1..=20).map(|i| (ticket(5, i, 4), "{}")).collect();
+    store.save_details(&details).await.unwrap();
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the commits are in the WAL"
+    );
+    let passive = store
+        .checkpoint(store::CheckpointMode::Passive)
+        .await
+        .unwrap();
+    assert!(passive.complete, "{passive:?}");
+    store.mark_skipped(TicketKey::new(5, 1), "x").await.unwrap();
+    let done = store
+        .checkpoint(store::CheckpointMode::Truncate)
+        .await
+        .unwrap();
+    assert!(done.complete, "{done:?}");
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "-wal truncated");
+
+    // Only the .sqlite file, copied elsewhere, holds every commit.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy.sqlite");
+    std::fs::copy(&path, &copy).unwrap();
+    let copied = Store::open(&copy).await.unwrap();
+    let counts = copied.counts().await.unwrap();
+    assert_eq!(counts.tickets[&TicketState::Extracted], 19);
+    assert_eq!(counts.tickets[&TicketState::Skipped], 1);
+    assert_eq!(copied.integrity_check().await.unwrap(), vec!["ok"]);
+}
