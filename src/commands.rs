@@ -130,9 +130,62 @@ fn overrides(g: &GlobalArgs) -> SecretOverrides {
     }
 }
 
-/// Reads and validates the configuration (exit 2 on any problem; no request is sent).
+/// Reads and validates the configuration (exit 2 on any problem; no request is sent), and
+/// warns when the file holds a secret other users can read.
 fn settings(g: &GlobalArgs, path: &Path) -> Result<Settings, CliError> {
-    config::load(path, overrides(g)).map_err(CliError::usage)
+    let settings = config::load(path, overrides(g)).map_err(CliError::usage)?;
+    if let Some(warning) = readable_secrets_warning(path) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(settings)
+}
+
+/// The secret keys a configuration file may hold (each also has an environment variable).
+const SECRET_KEYS: [(&str, &str); 3] = [
+    ("source", "token"),
+    ("source", "password"),
+    ("target", "api_key"),
+];
+
+/// One line when `path` holds a secret (token, password, api_key) and its Unix mode lets the
+/// group or others read it (issue #11.12): the file, the keys and the fix. `None` otherwise
+/// (and always on systems without Unix modes).
+fn readable_secrets_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o044 == 0 {
+            return None;
+        }
+        let table: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+        let keys: Vec<String> = SECRET_KEYS
+            .iter()
+            .filter(|(section, key)| {
+                table
+                    .get(*section)
+                    .and_then(|s| s.get(*key))
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| !v.trim().is_empty())
+            })
+            .map(|(section, key)| format!("{section}.{key}"))
+            .collect();
+        if keys.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{f} holds secrets ({k}) and is readable by other users (mode {mode:o}): run \
+             `chmod 600 {f}`, or move them to the environment (DESK360_TOKEN, DESK360_PASSWORD, \
+             DESKIE_API_KEY) and out of the file",
+            f = path.display(),
+            k = keys.join(", "),
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 async fn open(g: &GlobalArgs) -> Result<Engine, CliError> {

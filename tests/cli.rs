@@ -142,6 +142,8 @@ max_retries = 2
         );
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
+        // It holds the sandbox's secrets: owner-readable, as README asks of real configs.
+        private(&path);
         path
     }
 
@@ -180,6 +182,12 @@ max_retries = 2
             .map(|t| (t.product_id, t.ticket_id))
             .collect()
     }
+}
+
+/// `chmod 600`.
+fn private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn cfg_arg(p: &Path) -> String {
@@ -957,6 +965,8 @@ async fn a_store_belongs_to_one_source_and_one_target_account() {
         text_a.replace(&a.sandbox.desk360_url(), &b.sandbox.desk360_url()),
     )
     .unwrap();
+    private(&other_target);
+    private(&other_source);
     let t = cfg_arg(&other_target);
     let src = cfg_arg(&other_source);
 
@@ -1070,6 +1080,7 @@ async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded
         .replace("\"Phone\" = \"calls\"", "\"Phone\" = \"custom:481\"");
     let config = s.dir.path().join("routable.toml");
     std::fs::write(&config, routable).unwrap();
+    private(&config);
     let c = cfg_arg(&config);
     let broken = *s.migratable().first().unwrap();
     let has_case = |s: &Setup| {
@@ -1172,4 +1183,73 @@ async fn after_a_clean_stop_the_sqlite_file_alone_holds_the_store() {
     }
     assert_eq!(mapped, cases, "every case is in the copied .sqlite");
     store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readable_config_holding_secrets_gets_one_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::start(sandbox_config(10, 0)).await;
+    let config = s.config();
+    let c = cfg_arg(&config);
+    let warnings = |out: &Output| {
+        text(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run_bin(
+        args(&["status", "--config", &c]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "warned once: {}", show(&out));
+    assert!(
+        w[0].contains(&c)
+            && w[0].contains(&format!("chmod 600 {c}"))
+            && w[0].contains("source.token")
+            && w[0].contains("target.api_key")
+            && w[0].contains("DESKIE_API_KEY"),
+        "names the file, the keys and the fix: {}",
+        w[0]
+    );
+    assert!(
+        !w[0].contains(&s.sandbox.credentials().deskie_api_key),
+        "never the secret itself"
+    );
+    // Owner-only: no warning.
+    private(&config);
+    let out = run_bin(
+        args(&["status", "--config", &c]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(warnings(&out).is_empty(), "{}", show(&out));
+    // Readable, but the secrets are in the environment: nothing to protect in the file.
+    let no_secrets = s.dir.path().join("no-secrets.toml");
+    let text_without: String = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("token =") && !l.starts_with("api_key ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&no_secrets, text_without).unwrap();
+    std::fs::set_permissions(&no_secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let creds = s.sandbox.credentials();
+    let out = run_bin(
+        args(&["status", "--config", &cfg_arg(&no_secrets)]),
+        vec![
+            ("DESKIE_API_KEY".into(), creds.deskie_api_key),
+            ("DESK360_TOKEN".into(), creds.desk360_token),
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(warnings(&out).is_empty(), "{}", show(&out));
 }
