@@ -20,6 +20,12 @@
 //! some loading/loaded → loading, any pending → pending, else extracted).
 //!
 //! # How the engine drives it
+//! - A writing command first takes [`StoreLock::acquire`] (one writer per store, released by the
+//!   kernel however the process ends), then compares the configured accounts with
+//!   [`Store::account`] before writing anything (recording them with [`Store::record_account`] on
+//!   the first run; [`Store::retarget`] moves the store to another Deskie account on request).
+//! - During a run, [`Store::checkpoint`] (`Passive`) at intervals; `Truncate` on a clean stop, so
+//!   the `.sqlite` file alone holds everything.
 //! - Start of every run: [`Store::begin_run`], [`Store::release_loading`] (tickets a killed run
 //!   held), [`Store::requeue_transient`] (failed-transient tickets get another go without a flag),
 //!   then [`Store::open_intents`] to reconcile against Deskie before writing anything.
@@ -37,7 +43,7 @@
 //!   [`Store::request_stats`].
 //!
 //! Layout of the code: [`Store::open`] here; one module per concern (`runs`, `reference`,
-//! `listing`, `details`, `loading`, `failures`, `reports`, `stats`), each adding methods to
+//! `listing`, `details`, `loading`, `failures`, `reports`, `stats`, `accounts`, `lock`), each adding methods to
 //! [`Store`]. The schema, with a comment on every table, is in `migrations/` at the workspace root.
 
 mod accounts;
