@@ -273,6 +273,11 @@ pub struct ContentWarnings {
     pub empty_messages_total: u64,
     /// The first [`LIST_CAP`] of them.
     pub empty_messages: Vec<EmptyMessage>,
+    /// Things Desk360 sent that were carried over in a safer form (e.g. a message of an unknown
+    /// type kept as an internal note, never published), by ticket.
+    pub source_warnings_total: u64,
+    /// The first [`LIST_CAP`] of them: `product/ticket: what`.
+    pub source_warnings: Vec<String>,
 }
 
 /// A subject the mapping made up.
