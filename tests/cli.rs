@@ -132,6 +132,7 @@ path = "store.sqlite"
 [run]
 concurrency = 8
 max_retries = 2
+reconcile_settle_secs = 0.5
 {extra}
 "#,
             d = self.sandbox.desk360_url(),

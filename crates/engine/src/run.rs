@@ -304,8 +304,14 @@ impl Engine {
         deskie.check_credentials().await?;
         // `retry-failed` lists nothing, but tickets whose extraction failed go back to `pending`
         // and their details are fetched again: it needs the Desk360 client too.
+        let extraction_failed = options.retry.is_some()
+            && ctx.store.failed_tickets().await?.iter().any(|f| {
+                f.failure
+                    .as_ref()
+                    .is_some_and(|x| x.record.stage == store::Stage::Extract)
+            });
         let desk360 = if options.skip_extract
-            && options.retry.is_none()
+            && !extraction_failed
             && ctx.store.pending_tickets(1).await?.is_empty()
         {
             None
