@@ -51,6 +51,7 @@ mod rows;
 mod runs;
 mod stats;
 mod types;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +65,9 @@ use sqlx::{Sqlite, Transaction};
 pub use error::{Result, StoreError};
 pub use reference::ReferenceTable;
 pub use types::*;
+pub use verify::{
+    CaseCheckRow, DuplicateRow, ScopeRow, SeenCase, SeenVia, VerifyFinding, VerifyRunRecord,
+};
 
 /// How long a statement waits for a lock held by another connection or process before failing
 /// with [`StoreError::Busy`].
