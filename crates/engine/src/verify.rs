@@ -353,7 +353,8 @@ pub async fn run(engine: &Engine, options: &VerifyOptions) -> Result<VerifyRepor
     }
     // 2. Cases the walk did not show, then the case-level findings.
     if complete && !record.cases_done {
-        complete &= read_unseen(&client, store, id, field, settings.run.concurrency, &cancel).await?;
+        complete &=
+            read_unseen(&client, store, id, field, settings.run.concurrency, &cancel).await?;
         if complete {
             let findings = case_findings(engine, id, field.is_some()).await?;
             store.finish_verify_cases(id, &findings).await?;
@@ -567,7 +568,11 @@ fn expected_final(
 }
 
 /// Compares every stored case with what the walk and the direct reads saw.
-async fn case_findings(engine: &Engine, id: i64, by_source_key: bool) -> Result<Vec<VerifyFinding>> {
+async fn case_findings(
+    engine: &Engine,
+    id: i64,
+    by_source_key: bool,
+) -> Result<Vec<VerifyFinding>> {
     let store = engine.store();
     let mut findings = Vec::new();
     let mut after = None;

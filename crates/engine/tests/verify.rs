@@ -115,7 +115,11 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
     // A clean migration verifies clean, at the stated cost.
     let clean = verify_with(&engine, &options).await;
     assert!(clean.complete);
-    assert!(clean.ok(), "a clean migration has no findings: {:#?}", clean.problems);
+    assert!(
+        clean.ok(),
+        "a clean migration has no findings: {:#?}",
+        clean.problems
+    );
     assert_eq!(clean.cases_checked, cases);
     assert_eq!(clean.checked, 50);
     let (lists, singles, messages) = deskie_reads(&h);
@@ -143,15 +147,10 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
         .ticket_keys(engine::TicketState::Loaded)
         .await
         .unwrap();
-    let case_of = |key: TicketKey| async move {
-        engine
-            .store()
-            .load_ticket(key)
-            .await
-            .unwrap()
-            .case
-            .unwrap()
-            .case_id
+    let store = engine.store().clone();
+    let case_of = |key: TicketKey| {
+        let store = store.clone();
+        async move { store.load_ticket(key).await.unwrap().case.unwrap().case_id }
     };
     let client = deskie_client(&h);
     // A message deleted in a sampled case with at least two messages.
@@ -174,7 +173,12 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
         .iter()
         .copied()
         .filter(|k| !sampled.contains(k))
-        .filter(|k| matches!(expected.get(&(k.product_id, k.ticket_id)), Some(Mapped::Case(_))))
+        .filter(|k| {
+            matches!(
+                expected.get(&(k.product_id, k.ticket_id)),
+                Some(Mapped::Case(_))
+            )
+        })
         .take(3)
         .collect();
     let (deleted_key, dup_key, status_key) = (others[0], others[1], others[2]);
@@ -210,7 +214,11 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
     eprintln!("{}", found.to_text());
     assert!(has(&found, deleted_key, "no longer exists"), "deleted case");
     assert!(
-        has(&found, dup_key, &format!("another case, {}", duplicate.case_id)),
+        has(
+            &found,
+            dup_key,
+            &format!("another case, {}", duplicate.case_id)
+        ),
         "duplicated case"
     );
     assert!(has(&found, status_key, "status is"), "changed status");
@@ -275,7 +283,10 @@ async fn a_stopped_verify_resumes_without_reading_again_what_it_recorded() {
     let done = verify_with(&second, &options).await;
     assert!(done.complete);
     assert!(done.ok(), "{:#?}", done.problems);
-    assert_eq!(done.verify_id, stopped.verify_id, "the same verification resumed");
+    assert_eq!(
+        done.verify_id, stopped.verify_id,
+        "the same verification resumed"
+    );
     assert_eq!(done.checked, cases, "every case's messages checked once");
     let (lists_after, _, messages_after) = deskie_reads(&h);
     assert_eq!(

@@ -43,6 +43,7 @@
 mod details;
 mod error;
 mod failures;
+mod history;
 mod listing;
 mod loading;
 mod reference;
@@ -63,6 +64,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
+pub use history::{HistoryMark, Throughput};
 pub use reference::ReferenceTable;
 pub use types::*;
 pub use verify::{

@@ -292,9 +292,9 @@ impl Store {
             run_columns!(),
             " FROM verify_runs WHERE id = ?"
         ))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(run_from_row).transpose()
     }
 
@@ -525,12 +525,10 @@ impl Store {
 
     /// Tickets whose message-level check is done in this verification.
     pub async fn verify_done_keys(&self, verify_id: i64) -> Result<HashSet<TicketKey>> {
-        let rows = sqlx::query(
-            "SELECT product_id, ticket_id FROM verify_done WHERE verify_id = ?",
-        )
-        .bind(verify_id)
-        .fetch_all(&self.read)
-        .await?;
+        let rows = sqlx::query("SELECT product_id, ticket_id FROM verify_done WHERE verify_id = ?")
+            .bind(verify_id)
+            .fetch_all(&self.read)
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
