@@ -70,6 +70,13 @@ pub struct VerifyOptions {
     pub since: Option<jiff::civil::Date>,
 }
 
+/// Reads a `--since` date (`YYYY-MM-DD`), with an error that shows the expected form.
+pub fn parse_since(text: &str) -> std::result::Result<jiff::civil::Date, String> {
+    text.trim()
+        .parse::<jiff::civil::Date>()
+        .map_err(|e| format!("`{text}` is not a date like 2024-01-31 ({e})"))
+}
+
 impl VerifyOptions {
     /// The canonical text of the scope: a verification with the same text resumes.
     pub fn scope_text(&self) -> String {
