@@ -463,7 +463,10 @@ mod tests {
             complete_after: Some("2024-03-01 10:00:00".into()),
             ..store::HistoryMark::default()
         };
-        assert_eq!(history_text(&mark), "history complete after 2024-03-01 10:00:00");
+        assert_eq!(
+            history_text(&mark),
+            "history complete after 2024-03-01 10:00:00"
+        );
         mark.everything = true;
         assert_eq!(history_text(&mark), "history complete");
         assert_eq!(eta_text(None, true), "?");

@@ -248,7 +248,9 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
     let json = report.to_json();
     assert!(json.contains("\"verification\""));
     // A finished migration: the whole history is complete, and both sides have a rate.
-    let long = report.long_run.expect("a started migration has the long-run section");
+    let long = report
+        .long_run
+        .expect("a started migration has the long-run section");
     assert!(long.history_complete, "{long:?}");
     assert!(long.load_tickets_per_hour.is_some() && long.extract_tickets_per_hour.is_some());
     assert!(md.contains("## Long run") && md.contains("every listed ticket is migrated"));
