@@ -259,6 +259,28 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_verify_resumes_without_reading_again_what_it_recorded() {
     let h = start(small(300, 1000, 20_000, 100_000), "").await;
+    // After a dry run nothing is loaded: the history is complete only after the newest ticket.
+    run(
+        &h.settings,
+        engine::RunOptions {
+            dry_run: true,
+            ..engine::RunOptions::default()
+        },
+    )
+    .await;
+    {
+        let engine = engine::Engine::open(h.settings.clone()).await.unwrap();
+        let mark = engine.store().history_mark().await.unwrap();
+        let newest = h
+            .sandbox
+            .dataset()
+            .tickets
+            .iter()
+            .filter_map(|t| t.detail["updated_at"].as_str().map(str::to_string))
+            .max();
+        assert!(!mark.everything);
+        assert_eq!(mark.complete_after, newest, "{mark:?}");
+    }
     run(&h.settings, engine::RunOptions::default()).await;
     let cases = {
         let engine = engine::Engine::open(h.settings.clone()).await.unwrap();
