@@ -45,10 +45,12 @@ impl CliError {
 }
 
 impl From<EngineError> for CliError {
-    /// Configuration errors exit 2 (nothing was sent); everything else exits 1.
+    /// Configuration errors and a store of another account exit 2 (nothing was sent or
+    /// written); everything else exits 1.
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Config(c) => CliError::usage(c),
+            EngineError::WrongAccount(_) => CliError::usage(e),
             other => CliError::fatal(other),
         }
     }
