@@ -474,7 +474,12 @@ async fn walk_case_list(
         };
         let list = tokio::select! {
             _ = cancel.cancelled() => return Ok(false),
-            r = client.list_cases(&query) => r?,
+            r = client.list_cases(&query) => match r {
+                Ok(list) => list,
+                // The run's limiter stops waiting when the run is cancelled.
+                Err(DeskieError::Cancelled { .. }) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            },
         };
         let seen: Vec<SeenCase> = list
             .cases
@@ -542,6 +547,8 @@ async fn read_unseen(
                         deleted: false,
                         spam: false,
                     },
+                    // Stopped: nothing recorded, the next attempt reads it.
+                    Err(DeskieError::Cancelled { .. }) => return Ok(()),
                     Err(e) => return Err(EngineError::from(e)),
                 };
                 store.record_verify_view(id, &seen).await?;
@@ -727,6 +734,8 @@ async fn check_messages_in_scope(
                 Ok(x) => x,
                 // A case deleted permanently: the case-level check reports it.
                 Err(DeskieError::NotFound { .. }) => (Vec::new(), 1),
+                // Stopped: nothing recorded, the next attempt checks it.
+                Err(DeskieError::Cancelled { .. }) => return Ok(()),
                 Err(e) => return Err(EngineError::from(e)),
             };
             let findings = match plan.as_deref() {

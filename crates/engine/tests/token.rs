@@ -120,11 +120,11 @@ async fn an_expired_login_token_is_renewed_and_the_run_finishes_exactly_once() {
 async fn a_configured_token_that_expires_is_fatal_with_the_fix_named() {
     let h = start(small(20, 1000, 600, 3000), "").await;
     let creds = h.sandbox.credentials();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig {
-        name: "desk360",
-        limit: 600,
-        window: Duration::from_secs(1),
-    });
+    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
+        "desk360",
+        600,
+        Duration::from_secs(1),
+    ));
     let config = desk360::Desk360Config::new(
         h.settings.source.base_url.clone(),
         desk360::Auth::Token(creds.desk360_token.clone().into()),
@@ -163,11 +163,11 @@ async fn a_refusal_right_after_a_fresh_login_is_fatal() {
     cfg.desk360_token_ttl = Some(Duration::from_nanos(1));
     let h = start(cfg, "").await;
     let creds = h.sandbox.credentials();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig {
-        name: "desk360",
-        limit: 600,
-        window: Duration::from_secs(1),
-    });
+    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
+        "desk360",
+        600,
+        Duration::from_secs(1),
+    ));
     let config = desk360::Desk360Config::new(
         h.settings.source.base_url.clone(),
         desk360::Auth::Login {

@@ -41,11 +41,11 @@ fn deskie_reads(h: &Harness) -> (usize, usize, usize) {
 
 fn deskie_client(h: &Harness) -> deskie::DeskieClient {
     let creds = h.sandbox.credentials();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig {
-        name: "deskie-test",
-        limit: 100_000,
-        window: Duration::from_secs(1),
-    });
+    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
+        "deskie-test",
+        100_000,
+        Duration::from_secs(1),
+    ));
     deskie::DeskieClient::new(
         deskie::DeskieConfig::new(
             h.settings.target.base_url.clone(),
