@@ -201,10 +201,31 @@ Examples:
     },
 
     /// Read Deskie back and compare it with the store: missing, duplicated, out-of-order.
+    ///
+    /// Every case is checked (exists, not duplicated, status, priority) from Deskie's case list,
+    /// one read per 100 cases; messages are checked for every case, or only for a sample or a
+    /// scope. The cost is printed before anything is sent; a stopped verify resumes with the
+    /// same command.
     #[command(after_help = "\
-Example:
-  deskie-import verify     # exit 0 when Deskie matches, 3 when problems are listed")]
-    Verify,
+Examples:
+  deskie-import verify                      # every case, every case's messages
+  deskie-import verify --sample 50          # every case; messages of 50 cases drawn from --seed
+  deskie-import verify --product 3 --since 2024-01-01
+Exit 0 when Deskie matches, 3 when problems are listed (they also go into the report).")]
+    Verify {
+        /// Check the messages of this many cases only, drawn reproducibly from --seed.
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+        /// Seed of the --sample draw (the same seed draws the same cases).
+        #[arg(long, default_value_t = 0, value_name = "S")]
+        seed: u64,
+        /// Check the messages of this Desk360 product's cases only.
+        #[arg(long, value_name = "P")]
+        product: Option<i64>,
+        /// Check the messages of tickets updated on or after this date (YYYY-MM-DD, Desk360 time).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
 
     /// Try it: starts both emulators in-process, migrates a seeded account, prints the report.
     /// Needs no configuration and no credentials.

@@ -81,9 +81,40 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             }
             Ok(OK)
         }
-        Command::Verify => {
+        Command::Verify {
+            sample,
+            seed,
+            product,
+            since,
+        } => {
+            let since = since
+                .map(|d| {
+                    verify::parse_since(&d)
+                        .map_err(|e| CliError::usage(anyhow::anyhow!("--since: {e}")))
+                })
+                .transpose()?;
+            let options = verify::VerifyOptions {
+                sample,
+                seed,
+                product,
+                since,
+            };
             let engine = open(&global).await?;
-            let result = verify::verify(&engine).await?;
+            let plan = verify::plan(&engine, &options).await?;
+            ui.note(&plan.to_text());
+            let cancel = engine.cancel_token();
+            let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
+            let signals = tokio::spawn(watch_signals(interrupts, cancel, ui.clone()));
+            let result = verify::run(&engine, &options).await;
+            signals.abort();
+            let result = result?;
+            if !result.complete {
+                ui.note(&format!(
+                    "verify interrupted: what it read is recorded; continue with the same command ({} cases' messages checked so far)",
+                    result.checked
+                ));
+                return Ok(FATAL);
+            }
             Ok(print_verify(&result))
         }
         Command::Demo {
@@ -278,9 +309,17 @@ pub async fn execute(
     tokio::pin!(run);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // How far the history is complete: a few index seeks in the store, every 10 s.
+    let mut history_tick = tokio::time::interval(Duration::from_secs(10));
+    history_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let result = loop {
         tokio::select! {
             r = &mut run => break r,
+            _ = history_tick.tick() => {
+                if let Ok(mark) = engine.store().history_mark().await {
+                    display.set_history(&mark);
+                }
+            }
             _ = tick.tick() => {
                 let (d, k) = engine.limiter_stats();
                 display.update(
@@ -485,15 +524,17 @@ async fn print_failures(engine: &Engine, failed: u64, config: Option<&Path>) {
 pub fn print_verify(v: &verify::VerifyReport) -> u8 {
     if v.ok() {
         println!(
-            "verify: {} cases checked, Deskie matches the store",
-            v.checked
+            "verify: {} cases checked ({} with their messages) with {} reads, Deskie matches the store",
+            v.cases_checked, v.checked, v.reads
         );
         OK
     } else {
         println!(
-            "verify: {} cases checked, {} problems:",
+            "verify: {} cases checked ({} with their messages) with {} reads, {} problems (listed in the report too):",
+            v.cases_checked,
             v.checked,
-            v.problems.len()
+            v.reads,
+            v.by_kind.values().sum::<u64>()
         );
         for p in &v.problems {
             println!("  {p}");

@@ -544,6 +544,12 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         failures,
         caps,
         runs,
+        long_run: if matches!(phase, Phase::InProgress | Phase::Finished) {
+            Some(super::longrun::long_run(store, &counts).await?)
+        } else {
+            None
+        },
+        verification: super::longrun::verification(store).await?,
     })
 }
 

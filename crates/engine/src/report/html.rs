@@ -681,6 +681,8 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
         );
     }
 
+    super::longrun::html(r.long_run.as_ref(), r.verification.as_ref(), esc, o);
+
     // ---- failures
     let f = &r.failures;
     o.push_str("<h2>Failures</h2>");

@@ -343,6 +343,8 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
         writeln!(o)?;
     }
 
+    super::longrun::markdown(r.long_run.as_ref(), r.verification.as_ref(), o)?;
+
     // ---- failures
     let f = &r.failures;
     writeln!(o, "## Failures\n")?;
