@@ -248,7 +248,10 @@ reconcile_settle_secs = 0.5
             if aimed >= after {
                 break Some((aim, aimed));
             }
-            if most >= 12 + after {
+            // Final updates go out in bulk (≤ 10 cases a request) once enough cases wait for
+            // the same status: give that stage more patience before another stage decides.
+            let patience = if aim == Stage::FinalUpdates { 150 } else { 12 };
+            if most >= patience + after {
                 break Some((busiest, most));
             }
             let c = child.as_mut().unwrap();
