@@ -45,6 +45,7 @@ mod error;
 mod failures;
 mod listing;
 mod loading;
+mod preflight;
 mod reference;
 mod reports;
 mod rows;
@@ -62,6 +63,9 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
+pub use preflight::{
+    PreflightRecord, ProbeId, ProbeRecord, RollbackId, RollbackIntent, TRIAL_BATCH_PAGE,
+};
 pub use reference::ReferenceTable;
 pub use types::*;
 
