@@ -431,7 +431,12 @@ impl DeskieClient {
         self.execute(Verb::Get, path, query, None).await
     }
 
-    pub(crate) async fn write<B: Serialize>(&self, verb: Verb, path: &str, body: &B) -> Result<Value> {
+    pub(crate) async fn write<B: Serialize>(
+        &self,
+        verb: Verb,
+        path: &str,
+        body: &B,
+    ) -> Result<Value> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| DeskieError::config(format!("cannot serialize the request: {e}")))?;
         self.execute(verb, path, &[], Some(bytes)).await
@@ -736,7 +741,12 @@ fn parse_json(text: &str) -> std::result::Result<Value, String> {
 
 /// Turns an answered body into `T`. For a write the request was applied (2xx), so a body we
 /// cannot read is [`DeskieError::Ambiguous`]: the engine must reconcile to learn the new ids.
-pub(crate) fn decode<T: DeserializeOwned>(value: Value, keys: &[&str], verb: Verb, path: &str) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    value: Value,
+    keys: &[&str],
+    verb: Verb,
+    path: &str,
+) -> Result<T> {
     parse_entity::<T>(value.clone(), keys).map_err(|detail| {
         let what = format!("{} {path}", verb.as_str());
         if verb.is_write() {

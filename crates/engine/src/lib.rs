@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod load;
 pub mod mapping;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 mod run;
