@@ -11,6 +11,7 @@ pub mod mapping;
 pub mod preflight;
 pub mod progress;
 pub mod report;
+pub mod rollback;
 mod run;
 pub mod verify;
 
