@@ -19,6 +19,10 @@ pub enum EngineError {
     /// Deskie refused something the whole run needs (credentials).
     #[error("Deskie: {0}")]
     Target(#[from] deskie::DeskieError),
+    /// A preflight finding with no fallback forbids the run (exit 2: nothing was written); the
+    /// line names the finding and the fix.
+    #[error("{0}")]
+    Refused(String),
     /// A task of the run panicked or was aborted: a bug; the store stays consistent.
     #[error("internal error: {0}")]
     Internal(String),

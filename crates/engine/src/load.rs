@@ -100,7 +100,9 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
             lookups = Arc::new(load_lookups(ctx).await?);
             lookups_loaded_with_extract_done = true;
         }
-        let claimed = if free > 0 {
+        let claimed = if free > 0 && ctx.selected_only.load(Ordering::Relaxed) {
+            ctx.store.claim_for_load_selected(free as u32).await?
+        } else if free > 0 {
             ctx.store.claim_for_load(free as u32).await?
         } else {
             Vec::new()
