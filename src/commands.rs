@@ -22,8 +22,18 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
         Command::Run {
             dry_run,
             retry_failed,
+            limit,
+            tickets,
         } => {
+            let trial = ticket_keys(&tickets)?;
             let engine = open(&global).await?;
+            if dry_run {
+                // DESIGN.md: a dry run runs the preflight first (its probe is deleted again). A
+                // blocking finding does not stop a dry run (it writes nothing); `run` refuses.
+                if let Some(line) = crate::preflight_cmd::preflight_report(&engine, true).await? {
+                    ui.note(&format!("warning: {line}; `run` will refuse until fixed"));
+                }
+            }
             let options = RunOptions {
                 dry_run,
                 retry: retry_failed.then(|| RetryFilter {
@@ -31,10 +41,34 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                     ..RetryFilter::default()
                 }),
                 skip_extract: false,
+                limit,
+                tickets: trial,
             };
-            let resume = format!("deskie-import run --config {}", global.config.display());
-            execute(&engine, options, &ui, Some(&global.config), &resume).await
+            let mut resume = format!("deskie-import run --config {}", global.config.display());
+            if let Some(n) = limit {
+                resume.push_str(&format!(" --limit {n}"));
+            }
+            for t in &tickets {
+                resume.push_str(&format!(" --ticket {t}"));
+            }
+            let code = execute(&engine, options, &ui, Some(&global.config), &resume).await?;
+            if dry_run {
+                crate::preflight_cmd::print_checklist();
+            }
+            Ok(code)
         }
+        Command::Preflight { no_probe } => {
+            let engine = open(&global).await?;
+            crate::preflight_cmd::preflight(&engine, !no_probe).await
+        }
+        Command::Rollback { all, tickets, yes } => {
+            let keys = ticket_keys(&tickets)?;
+            debug_assert!(all || !keys.is_empty());
+            let engine = open(&global).await?;
+            crate::preflight_cmd::rollback(&engine, &keys, yes).await
+        }
+        Command::Completions { shell } => crate::preflight_cmd::completions(shell),
+        Command::Man => crate::preflight_cmd::man(),
         Command::RetryFailed { batches, tickets } => {
             let filter = retry_filter(&batches, &tickets)?;
             let engine = open(&global).await?;
@@ -52,6 +86,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                 dry_run: false,
                 retry: Some(filter),
                 skip_extract: true,
+                ..RunOptions::default()
             };
             execute(&engine, options, &ui, Some(&global.config), &resume).await
         }
@@ -137,6 +172,20 @@ async fn open(g: &GlobalArgs) -> Result<Engine, CliError> {
     Ok(Engine::open(settings).await?)
 }
 
+/// `--ticket P/T` values of a trial or a rollback (exit 2 on a malformed one).
+fn ticket_keys(tickets: &[String]) -> Result<Vec<model::TicketKey>, CliError> {
+    tickets
+        .iter()
+        .map(|t| {
+            store::parse_ticket_key(t).ok_or_else(|| {
+                CliError::usage(anyhow::anyhow!(
+                    "--ticket `{t}`: use product/ticket, e.g. 3/1045"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// `--batch` / `--ticket` into the store's filter; none given = every failed ticket.
 fn retry_filter(batches: &[i64], tickets: &[String]) -> Result<RetryFilter, CliError> {
     let mut filter = RetryFilter {
@@ -205,6 +254,7 @@ pub async fn execute(
     resume: &str,
 ) -> Result<u8, CliError> {
     let baseline = baseline(engine, &options).await;
+    let trial = options.is_trial();
     let cancel = engine.cancel_token();
     let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
     let signals = tokio::spawn(watch_signals(interrupts, cancel.clone(), ui.clone()));
@@ -233,6 +283,9 @@ pub async fn execute(
 
     let summary = result?;
     print_summary(engine, &summary).await;
+    if trial && !summary.interrupted && summary.stopped_reason.is_none() {
+        crate::preflight_cmd::print_trial(engine, &summary);
+    }
     if summary.interrupted {
         ui.note(&format!(
             "interrupted: stopped cleanly, nothing is lost or duplicated ({} tickets loaded in this run). \

@@ -49,6 +49,8 @@ impl From<EngineError> for CliError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Config(c) => CliError::usage(c),
+            // A preflight finding forbids the run: nothing was sent.
+            e @ EngineError::Refused(_) => CliError::usage(e),
             other => CliError::fatal(other),
         }
     }
