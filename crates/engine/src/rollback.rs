@@ -106,7 +106,10 @@ pub async fn run(engine: &Engine, plan: &RollbackPlan) -> Result<RollbackSummary
     for intent in engine.store().open_rollbacks().await? {
         match deskie.case(intent.case_id).await {
             Err(DeskieError::NotFound { .. }) => {
-                engine.store().complete_rollback(&[intent.clone()]).await?;
+                engine
+                    .store()
+                    .complete_rollback(std::slice::from_ref(&intent))
+                    .await?;
                 summary.already_gone += 1;
                 settled.insert(intent.key);
             }

@@ -103,7 +103,7 @@ async fn trial_of_20_then_rollback_then_run_migrates_everything_once() {
         .unwrap();
     let newer_unselected = ds.tickets.iter().filter(|x| {
         !selection.contains(&model::TicketKey::new(x.product_id, x.ticket_id))
-            && x.detail["updated_at"].as_str().unwrap().to_string() > oldest_selected
+            && x.detail["updated_at"].as_str().unwrap() > oldest_selected.as_str()
     });
     assert_eq!(
         newer_unselected.count(),
