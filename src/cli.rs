@@ -10,7 +10,9 @@ const TOP_HELP: &str = "\
 Typical session:
   deskie-import demo                                  # try it: no config, no credentials
   cp config/deskie-import.example.toml deskie-import.toml   # then fill it in
+  deskie-import preflight                             # check both accounts, probe Deskie (deleted again)
   deskie-import run --dry-run                         # read everything, write nothing, get a report
+  deskie-import run --limit 20                        # a trial; undo it with: deskie-import rollback --all
   deskie-import run                                   # migrate; re-run the same command to resume
   deskie-import retry-failed                          # after fixing what the report says
   deskie-import verify                                # read Deskie back and compare
