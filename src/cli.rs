@@ -132,9 +132,18 @@ Examples:
   deskie-import run --dry-run      # extract and plan only: no write to Deskie, prints the report
   deskie-import run                # migrate (re-run the same command after a stop to resume)
   deskie-import run --retry-failed # also re-attempt tickets that failed permanently before
+  deskie-import run --retarget     # the store was used with another Deskie account: migrate
+                                   # everything again into the one [target] points at now
 
 Ctrl-C stops cleanly (in-flight writes finish or are journaled); a second Ctrl-C exits at once,
-still safely. Run the same command again to continue.")]
+still safely. Run the same command again to continue.
+
+A store belongs to one Desk360 and one Deskie account (recorded at its first run): pointed at
+another, `run` exits 2 saying which side differs. Another Desk360 account needs a new [store]
+path; another Deskie account takes a new store path or `--retarget`.
+
+One process writes a store at a time: a second `run` or `retry-failed` on the same store exits 1
+at once, naming the holder; `status` and `report` work alongside.")]
     Run {
         /// Extract and plan only: sends no POST, PUT or DELETE to Deskie (beyond the preflight
         /// probe, which it deletes); prints the report.
@@ -143,6 +152,11 @@ still safely. Run the same command again to continue.")]
         /// Also re-attempt tickets that failed permanently in an earlier run.
         #[arg(long)]
         retry_failed: bool,
+        /// The store was used with another Deskie account: forget every case made there and
+        /// migrate everything again into the account [target] now points at (extraction is
+        /// kept). Without it, a store of another account is refused with exit 2.
+        #[arg(long)]
+        retarget: bool,
         /// A trial: migrate only the N most recently updated tickets, then stop and print the
         /// cases created (undo with `rollback --all`).
         #[arg(long, value_name = "N", conflicts_with_all = ["dry_run", "retry_failed"])]

@@ -22,11 +22,12 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
         Command::Run {
             dry_run,
             retry_failed,
+            retarget,
             limit,
             tickets,
         } => {
             let trial = ticket_keys(&tickets)?;
-            let engine = open(&global).await?;
+            let engine = open_writer(&global).await?;
             if dry_run {
                 // DESIGN.md: a dry run runs the preflight first (its probe is deleted again). A
                 // blocking finding does not stop a dry run (it writes nothing); `run` refuses.
@@ -41,6 +42,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                     ..RetryFilter::default()
                 }),
                 skip_extract: false,
+                retarget,
                 limit,
                 tickets: trial,
             };
@@ -58,20 +60,20 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             Ok(code)
         }
         Command::Preflight { no_probe } => {
-            let engine = open(&global).await?;
+            let engine = open_writer(&global).await?;
             crate::preflight_cmd::preflight(&engine, !no_probe).await
         }
         Command::Rollback { all, tickets, yes } => {
             let keys = ticket_keys(&tickets)?;
             debug_assert!(all || !keys.is_empty());
-            let engine = open(&global).await?;
+            let engine = open_writer(&global).await?;
             crate::preflight_cmd::rollback(&engine, &keys, yes).await
         }
         Command::Completions { shell } => crate::preflight_cmd::completions(shell),
         Command::Man => crate::preflight_cmd::man(),
         Command::RetryFailed { batches, tickets } => {
             let filter = retry_filter(&batches, &tickets)?;
-            let engine = open(&global).await?;
+            let engine = open_writer(&global).await?;
             let mut resume = format!(
                 "deskie-import retry-failed --config {}",
                 global.config.display()
@@ -86,6 +88,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                 dry_run: false,
                 retry: Some(filter),
                 skip_extract: true,
+                retarget: false,
                 ..RunOptions::default()
             };
             execute(&engine, options, &ui, Some(&global.config), &resume).await
@@ -162,9 +165,62 @@ fn overrides(g: &GlobalArgs) -> SecretOverrides {
     }
 }
 
-/// Reads and validates the configuration (exit 2 on any problem; no request is sent).
+/// Reads and validates the configuration (exit 2 on any problem; no request is sent), and
+/// warns when the file holds a secret other users can read.
 fn settings(g: &GlobalArgs, path: &Path) -> Result<Settings, CliError> {
-    config::load(path, overrides(g)).map_err(CliError::usage)
+    let settings = config::load(path, overrides(g)).map_err(CliError::usage)?;
+    if let Some(warning) = readable_secrets_warning(path) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(settings)
+}
+
+/// The secret keys a configuration file may hold (each also has an environment variable).
+const SECRET_KEYS: [(&str, &str); 3] = [
+    ("source", "token"),
+    ("source", "password"),
+    ("target", "api_key"),
+];
+
+/// One line when `path` holds a secret (token, password, api_key) and its Unix mode lets the
+/// group or others read it (issue #11.12): the file, the keys and the fix. `None` otherwise
+/// (and always on systems without Unix modes).
+fn readable_secrets_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o044 == 0 {
+            return None;
+        }
+        let table: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+        let keys: Vec<String> = SECRET_KEYS
+            .iter()
+            .filter(|(section, key)| {
+                table
+                    .get(*section)
+                    .and_then(|s| s.get(*key))
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| !v.trim().is_empty())
+            })
+            .map(|(section, key)| format!("{section}.{key}"))
+            .collect();
+        if keys.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{f} holds secrets ({k}) and is readable by other users (mode {mode:o}): run \
+             `chmod 600 {f}`, or move them to the environment (DESK360_TOKEN, DESK360_PASSWORD, \
+             DESKIE_API_KEY) and out of the file",
+            f = path.display(),
+            k = keys.join(", "),
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 async fn open(g: &GlobalArgs) -> Result<Engine, CliError> {
@@ -184,6 +240,13 @@ fn ticket_keys(tickets: &[String]) -> Result<Vec<model::TicketKey>, CliError> {
             })
         })
         .collect()
+}
+
+/// Opens the store for a writing command: takes its write lock first, so a second writer
+/// exits 1 at once naming the holder (`status` and `report` use [`open`] and never wait).
+async fn open_writer(g: &GlobalArgs) -> Result<Engine, CliError> {
+    let settings = settings(g, &g.config)?;
+    Ok(Engine::open_writer(settings).await?)
 }
 
 /// `--batch` / `--ticket` into the store's filter; none given = every failed ticket.
@@ -299,11 +362,81 @@ pub async fn execute(
             "the run stopped early: {reason}; once that is fixed, continue with: {resume}"
         )));
     }
-    if summary.failed > 0 {
-        print_failures(engine, summary.failed, config).await;
+    // Exit 0 means nothing is left to do: no failed ticket, no unread list page, and no ticket
+    // still waiting (e.g. an extraction failure `retry-failed` re-queued but did not fetch).
+    let left = if summary.kind == "dry-run" {
+        Leftover::default()
+    } else {
+        Leftover::of(engine, &summary).await
+    };
+    if summary.failed > 0 || left.any() {
+        if summary.failed > 0 {
+            print_failures(engine, summary.failed, config).await;
+        }
+        left.print(config);
         return Ok(FAILED);
     }
     Ok(OK)
+}
+
+/// What a finished run left undone besides failed tickets.
+#[derive(Debug, Default)]
+struct Leftover {
+    /// List pages that could not be read (their tickets are unknown yet).
+    pages: u64,
+    /// Tickets listed but whose details are not stored (`pending`).
+    unfetched: u64,
+    /// Tickets extracted or held but not loaded.
+    unloaded: u64,
+}
+
+impl Leftover {
+    async fn of(engine: &Engine, summary: &RunSummary) -> Leftover {
+        let n = |s: TicketState| summary.counts.tickets.get(&s).copied().unwrap_or(0);
+        let pages = match engine.store().failures().await {
+            Ok(list) => list.iter().filter(|f| f.key.is_none()).count() as u64,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the list page failures");
+                0
+            }
+        };
+        Leftover {
+            pages,
+            unfetched: n(TicketState::Pending),
+            unloaded: n(TicketState::Extracted) + n(TicketState::Loading),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.pages + self.unfetched + self.unloaded > 0
+    }
+
+    fn print(&self, config: Option<&Path>) {
+        if !self.any() {
+            return;
+        }
+        let mut parts = Vec::new();
+        if self.pages > 0 {
+            parts.push(format!("{} list pages could not be read", self.pages));
+        }
+        if self.unfetched > 0 {
+            parts.push(format!(
+                "{} tickets still need their details from Desk360",
+                self.unfetched
+            ));
+        }
+        if self.unloaded > 0 {
+            parts.push(format!("{} tickets are not loaded yet", self.unloaded));
+        }
+        let hint = match config {
+            Some(c) => format!(
+                "; finish them with: deskie-import run --config {}",
+                c.display()
+            ),
+            None => String::new(),
+        };
+        println!("Not finished: {}{hint}", parts.join(", "));
+    }
 }
 
 /// First Ctrl-C: stop taking work and let in-flight writes finish. Second: exit at once (still

@@ -45,12 +45,14 @@ impl CliError {
 }
 
 impl From<EngineError> for CliError {
-    /// Configuration errors exit 2 (nothing was sent); everything else exits 1.
+    /// Configuration errors and a store of another account exit 2 (nothing was sent or
+    /// written); everything else exits 1.
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Config(c) => CliError::usage(c),
+            EngineError::WrongAccount(_) => CliError::usage(e),
             // A preflight finding forbids the run: nothing was sent.
-            e @ EngineError::Refused(_) => CliError::usage(e),
+            EngineError::Refused(_) => CliError::usage(e),
             other => CliError::fatal(other),
         }
     }

@@ -142,6 +142,8 @@ max_retries = 2
         );
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
+        // It holds the sandbox's secrets: owner-readable, as README asks of real configs.
+        private(&path);
         path
     }
 
@@ -180,6 +182,12 @@ max_retries = 2
             .map(|t| (t.product_id, t.ticket_id))
             .collect()
     }
+}
+
+/// `chmod 600`.
+fn private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn cfg_arg(p: &Path) -> String {
@@ -887,4 +895,367 @@ fn example_config_parses_and_documents_every_key() {
         });
         assert!(mentioned, "example documents `{key}`");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_store_a_second_exits_1_naming_the_holder() {
+    // Slow enough that the first run is still loading while the others try.
+    let mut cfg = sandbox_config(120, 20);
+    cfg.deskie_limit = 400;
+    let s = Setup::start(cfg).await;
+    let c = cfg_arg(&s.config());
+    let child = spawn_bin(&["run", "--config", &c]);
+    let pid = child.id();
+    let started = wait_until(Duration::from_secs(60), || {
+        s.sandbox
+            .journal()
+            .iter()
+            .any(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
+    })
+    .await;
+    assert!(started, "the first run is loading");
+
+    for second in [
+        vec!["run", "--config", &c],
+        vec!["run", "--dry-run", "--config", &c],
+        vec!["retry-failed", "--config", &c],
+    ] {
+        let out = run_bin(args(&second), vec![], Duration::from_secs(30)).await;
+        assert_eq!(out.status.code(), Some(1), "{second:?}: {}", show(&out));
+        let err = text(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{second:?}: one line: {err}");
+        assert!(
+            err.contains(&format!("pid {pid}")) && err.contains("in use by another deskie-import"),
+            "{second:?} names the holder: {err}"
+        );
+    }
+    // Readers work alongside.
+    for reader in [
+        vec!["status", "--config", &c],
+        vec!["report", "--config", &c],
+    ] {
+        let out = run_bin(args(&reader), vec![], Duration::from_secs(30)).await;
+        assert_eq!(out.status.code(), Some(0), "{reader:?}: {}", show(&out));
+    }
+    // kill -9: the kernel releases the lock, the next run takes it and finishes exactly once.
+    let status = StdCommand::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = wait_child(child, Duration::from_secs(30)).await;
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    s.assert_no_duplicates();
+    let out = run_bin(
+        args(&["verify", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_belongs_to_one_source_and_one_target_account() {
+    // Two sandboxes with the same seed: the same data and credentials, other ports (until the
+    // sandbox's `desk360_account` shows in `/v1/me`, a Desk360 sandbox differs by its URL).
+    let a = Setup::start(sandbox_config(40, 0)).await;
+    let b = Setup::start(sandbox_config(40, 0)).await;
+    let config = a.config();
+    let c = cfg_arg(&config);
+    let text_a = std::fs::read_to_string(&config).unwrap();
+    let other_target = a.dir.path().join("other-target.toml");
+    std::fs::write(
+        &other_target,
+        text_a.replace(&a.sandbox.deskie_url(), &b.sandbox.deskie_url()),
+    )
+    .unwrap();
+    let other_source = a.dir.path().join("other-source.toml");
+    std::fs::write(
+        &other_source,
+        text_a.replace(&a.sandbox.desk360_url(), &b.sandbox.desk360_url()),
+    )
+    .unwrap();
+    private(&other_target);
+    private(&other_source);
+    let t = cfg_arg(&other_target);
+    let src = cfg_arg(&other_source);
+
+    // A dry run records both accounts.
+    let out = run_bin(
+        args(&["run", "--dry-run", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let refused = |out: &Output, side: &str, hint: &str| {
+        assert_eq!(out.status.code(), Some(2), "{}", show(out));
+        let err = text(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {}", show(out));
+        assert!(
+            err.contains(&format!("the {side}")) && err.contains(hint),
+            "names the side and the fix: {}",
+            show(out)
+        );
+    };
+    // Another Deskie: refused before any request reaches it.
+    let out = run_bin(
+        args(&["run", "--config", &t]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Deskie target differs", "--retarget");
+    assert!(
+        b.sandbox.journal().is_empty(),
+        "nothing sent to the other Deskie"
+    );
+
+    // The real run into A.
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    let loaded_in_a = a.assert_no_duplicates();
+    assert_eq!(loaded_in_a, a.migratable().len());
+
+    // Another Desk360 (same product ids): refused, nothing written to A's Deskie.
+    a.sandbox.clear_journal();
+    let out = run_bin(
+        args(&["run", "--config", &src]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Desk360 source differs", "[store] path");
+    let writes = |s: &Setup| {
+        s.sandbox
+            .journal()
+            .into_iter()
+            .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
+            .count()
+    };
+    assert_eq!(writes(&a), 0, "nothing written for another source");
+    // retry-failed compares too.
+    let out = run_bin(
+        args(&["retry-failed", "--config", &t]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Deskie target differs", "--retarget");
+    assert!(
+        b.sandbox.journal().is_empty(),
+        "nothing sent to the other Deskie"
+    );
+
+    // Deliberately re-targeted: everything is migrated again into B, exactly once, and A is
+    // left alone.
+    let out = run_bin(
+        args(&["run", "--retarget", "--config", &t]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    assert_eq!(b.assert_no_duplicates(), b.migratable().len());
+    assert_eq!(writes(&a), 0, "the old target is not touched");
+    // From now on the store belongs to B: A is refused, B verifies.
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    refused(&out, "Deskie target differs", "--retarget");
+    let out = run_bin(
+        args(&["verify", "--config", &t]),
+        vec![],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded() {
+    let s = Setup::start(sandbox_config(40, 0)).await;
+    // Every channel routes without needing an email or a phone, so the only failure is ours.
+    let routable = std::fs::read_to_string(s.config())
+        .unwrap()
+        .replace("\"default\" = \"email\"", "\"default\" = \"custom:481\"")
+        .replace("\"Phone\" = \"calls\"", "\"Phone\" = \"custom:481\"");
+    let config = s.dir.path().join("routable.toml");
+    std::fs::write(&config, routable).unwrap();
+    private(&config);
+    let c = cfg_arg(&config);
+    let broken = *s.migratable().first().unwrap();
+    let has_case = |s: &Setup| {
+        !s.sandbox
+            .deskie_snapshot()
+            .cases_of(broken.0, broken.1)
+            .is_empty()
+    };
+    // Its details cannot be read (a body that is not JSON, like a 404 page), later they can.
+    s.sandbox.set_faults(Faults {
+        malformed_tickets: [broken].into_iter().collect(),
+        ..Faults::default()
+    });
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(!has_case(&s));
+    let out = run_bin(
+        args(&["status", "--json", "--config", &c]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = status["failed_tickets"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{status:#}");
+    assert_eq!(
+        failed[0]["failure"]["record"]["stage"], "extract",
+        "{status:#}"
+    );
+
+    s.sandbox.set_faults(Faults::default());
+    let out = run_bin(
+        args(&["retry-failed", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    // retry-failed fetches the details of a ticket whose extraction failed, then loads it:
+    // exit 0, and the ticket is in Deskie.
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        has_case(&s),
+        "exit 0 but the ticket is missing: {}",
+        show(&out)
+    );
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(has_case(&s));
+    assert_eq!(s.assert_no_duplicates(), s.migratable().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_clean_stop_the_sqlite_file_alone_holds_the_store() {
+    let s = Setup::start(sandbox_config(40, 0)).await;
+    let c = cfg_arg(&s.config());
+    let out = run_bin(
+        args(&["run", "--config", &c]),
+        vec![],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    let cases = s.assert_no_duplicates();
+    let wal = s.dir.path().join("store.sqlite-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the -wal is empty or absent after a clean stop");
+    // Copy only the .sqlite file: it has every case.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy.sqlite");
+    std::fs::copy(s.dir.path().join("store.sqlite"), &copy).unwrap();
+    let store = store::Store::open(&copy).await.unwrap();
+    let mut mapped = 0;
+    let mut after = None;
+    loop {
+        let page = store.cases_page(after, 100).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.0);
+        mapped += page.len();
+    }
+    assert_eq!(mapped, cases, "every case is in the copied .sqlite");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readable_config_holding_secrets_gets_one_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::start(sandbox_config(10, 0)).await;
+    let config = s.config();
+    let c = cfg_arg(&config);
+    let warnings = |out: &Output| {
+        text(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run_bin(
+        args(&["status", "--config", &c]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "warned once: {}", show(&out));
+    assert!(
+        w[0].contains(&c)
+            && w[0].contains(&format!("chmod 600 {c}"))
+            && w[0].contains("source.token")
+            && w[0].contains("target.api_key")
+            && w[0].contains("DESKIE_API_KEY"),
+        "names the file, the keys and the fix: {}",
+        w[0]
+    );
+    assert!(
+        !w[0].contains(&s.sandbox.credentials().deskie_api_key),
+        "never the secret itself"
+    );
+    // Owner-only: no warning.
+    private(&config);
+    let out = run_bin(
+        args(&["status", "--config", &c]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(warnings(&out).is_empty(), "{}", show(&out));
+    // Readable, but the secrets are in the environment: nothing to protect in the file.
+    let no_secrets = s.dir.path().join("no-secrets.toml");
+    let text_without: String = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("token =") && !l.starts_with("api_key ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&no_secrets, text_without).unwrap();
+    std::fs::set_permissions(&no_secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let creds = s.sandbox.credentials();
+    let out = run_bin(
+        args(&["status", "--config", &cfg_arg(&no_secrets)]),
+        vec![
+            ("DESKIE_API_KEY".into(), creds.deskie_api_key),
+            ("DESK360_TOKEN".into(), creds.desk360_token),
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(warnings(&out).is_empty(), "{}", show(&out));
 }

@@ -18,13 +18,44 @@ pub enum ErrorClass {
     Permanent,
     /// A write was sent but its outcome is unknown: read before writing again.
     Ambiguous,
-    /// The run cannot go on (bad configuration, refused credentials, a link to a foreign host).
+    /// The run cannot go on (bad configuration, refused credentials, a link to a foreign host,
+    /// a rate-limit wait longer than the limiter's maximum — the message says when to resume).
     Fatal,
+    /// The run is stopping (Ctrl-C) and this request was never sent: record nothing, stop
+    /// quietly; the item is simply still to do.
+    Cancelled,
 }
 
 /// Everything that can go wrong talking to Desk360.
 #[derive(Debug, thiserror::Error)]
 pub enum Desk360Error {
+    /// The limiter was cancelled (Ctrl-C) while this request waited for budget: nothing was
+    /// sent. Not a failure of the item.
+    #[error("{what}: not sent, the run is stopping")]
+    Cancelled {
+        /// The request, e.g. `ticket 1/42`.
+        what: String,
+    },
+
+    /// Desk360's rate-limit budget returns later than the limiter may wait (a huge
+    /// `Retry-After`): nothing was sent, and the run should stop and be started again after
+    /// `resume_at`.
+    #[error(
+        "{what}: Desk360's rate limit allows the next request only in {}s, at {resume_at} \
+         (longer than the {}s a run waits); nothing was sent: run again after {resume_at}",
+        .wait.as_secs(), .max_wait.as_secs()
+    )]
+    WaitTooLong {
+        /// The request.
+        what: String,
+        /// How long the wait would have been.
+        wait: Duration,
+        /// When (UTC) the budget returns.
+        resume_at: jiff::Timestamp,
+        /// The limiter's maximum wait.
+        max_wait: Duration,
+    },
+
     /// The configuration cannot work (bad URL, plain HTTP to a remote host, empty token).
     #[error("Desk360 configuration error: {reason}")]
     Config {
@@ -147,7 +178,37 @@ impl Desk360Error {
             Desk360Error::Ambiguous { .. } => ErrorClass::Ambiguous,
             Desk360Error::Config { .. }
             | Desk360Error::Unauthorized { .. }
-            | Desk360Error::UnexpectedUrl { .. } => ErrorClass::Fatal,
+            | Desk360Error::UnexpectedUrl { .. }
+            | Desk360Error::WaitTooLong { .. } => ErrorClass::Fatal,
+            Desk360Error::Cancelled { .. } => ErrorClass::Cancelled,
+        }
+    }
+
+    /// Maps the limiter's refusal to wait for the request `what`.
+    pub(crate) fn from_wait(error: throttle::ThrottleError, what: &str) -> Self {
+        let what = what.to_owned();
+        match error {
+            throttle::ThrottleError::Cancelled { .. } => Desk360Error::Cancelled { what },
+            throttle::ThrottleError::WaitTooLong {
+                wait,
+                resume_at,
+                max_wait,
+                ..
+            } => Desk360Error::WaitTooLong {
+                what,
+                wait,
+                resume_at,
+                max_wait,
+            },
+        }
+    }
+
+    /// When the rate-limit budget returns, for [`Desk360Error::WaitTooLong`]: the time the
+    /// user should start the run again.
+    pub fn resume_at(&self) -> Option<jiff::Timestamp> {
+        match self {
+            Desk360Error::WaitTooLong { resume_at, .. } => Some(*resume_at),
+            _ => None,
         }
     }
 

@@ -294,3 +294,96 @@ mod tests {
         assert_eq!(rate_info_at(&h, now), RateInfo::default());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Any well-formed `Link` header finds its `next`; no input makes the parser panic.
+
+    use super::*;
+    use proptest::prelude::*;
+    use reqwest::header::{HeaderName, HeaderValue};
+
+    /// A URI without `>`, the only character that ends one.
+    fn uri() -> impl Strategy<Value = String> {
+        "https://x\\.test/[a-z0-9/]{0,12}(\\?[a-z]{1,5}=[a-z0-9,;]{0,6}(&[a-z]{1,5}=[a-z0-9,;]{0,6}){0,3})?"
+    }
+
+    /// A `name=value` parameter other than `rel`: plain token or quoted string with separators.
+    fn param() -> impl Strategy<Value = String> {
+        (
+            "(title|type|hreflang|media|x-page)",
+            prop_oneof!["[a-z0-9]{1,8}", "\"[a-z ,;=<>]{0,12}\""],
+        )
+            .prop_map(|(n, v)| format!("{n}={v}"))
+    }
+
+    /// A relation list other than `next` (`nextpage` must not count).
+    fn other_rel() -> impl Strategy<Value = String> {
+        prop::collection::vec("(prev|first|last|nextpage|self|up)", 1..3).prop_map(|r| r.join(" "))
+    }
+
+    /// One link entry: its URI, its params in some order, the rel value quoted or not.
+    fn entry(rel: String, uri: String, params: Vec<String>, quoted: bool, ws: bool) -> String {
+        let rel = if quoted || rel.contains(' ') {
+            format!("rel=\"{rel}\"")
+        } else {
+            format!("rel={rel}")
+        };
+        let sep = if ws { " ; " } else { ";" };
+        let mut parts = params;
+        parts.insert(parts.len() / 2, rel);
+        format!("<{uri}>{sep}{}", parts.join(sep))
+    }
+
+    proptest! {
+        #[test]
+        fn any_well_formed_link_finds_next(
+            others in prop::collection::vec(
+                (other_rel(), uri(), prop::collection::vec(param(), 0..3), any::<bool>(), any::<bool>()),
+                0..4,
+            ),
+            next_uri in uri(),
+            next_params in prop::collection::vec(param(), 0..3),
+            next_extra_rel in prop::option::of("(prev|last|NEXT|Next)"),
+            quoted in any::<bool>(),
+            ws in any::<bool>(),
+            position in 0usize..5,
+            split_headers in any::<bool>(),
+        ) {
+            let rel = match next_extra_rel {
+                Some(extra) if extra.eq_ignore_ascii_case("next") => extra,
+                Some(extra) => format!("{extra} next"),
+                None => "next".to_owned(),
+            };
+            let mut entries: Vec<String> = others
+                .into_iter()
+                .map(|(r, u, p, q, w)| entry(r, u, p, q, w))
+                .collect();
+            let at = position.min(entries.len());
+            entries.insert(at, entry(rel, next_uri.clone(), next_params, quoted, ws));
+            let mut headers = HeaderMap::new();
+            if split_headers {
+                for e in &entries {
+                    headers.append(HeaderName::from_static("link"), HeaderValue::from_str(e).unwrap());
+                }
+            } else {
+                let joined = entries.join(if ws { " , " } else { "," });
+                headers.append(HeaderName::from_static("link"), HeaderValue::from_str(&joined).unwrap());
+            }
+            prop_assert_eq!(next_link(&headers), Some(next_uri));
+        }
+
+        #[test]
+        fn garbage_never_panics(s in ".{0,200}") {
+            let _ = parse_link_header(&s);
+        }
+
+        #[test]
+        fn link_like_garbage_never_panics(s in "[<>;,=\" a-z\\\\]{0,80}") {
+            let links = parse_link_header(&s);
+            for l in links {
+                prop_assert!(!l.uri.contains('>'));
+            }
+        }
+    }
+}

@@ -9,7 +9,9 @@
 //!
 //! Responses are parsed leniently ([`models`]) and converted to the domain model by
 //! [`TicketDetail::to_model`] ([`normalize`]); failures come back as [`Desk360Error`], whose
-//! [`Desk360Error::class`] tells the engine what to do. Credentials never appear in a log line,
+//! [`Desk360Error::class`] tells the engine what to do. A request still waiting for budget when
+//! the limiter is cancelled is [`Desk360Error::Cancelled`] (never sent); one whose budget
+//! returns later than the limiter's maximum wait is [`Desk360Error::WaitTooLong`] (fatal). Credentials never appear in a log line,
 //! an error or a `Debug` output.
 
 pub mod config;
@@ -36,7 +38,7 @@ pub use models::{
     AgentInfo, AttachmentDto, Attachments, InvalidEntry, MessageDto, ProductInfo, ReasonInfo,
     TicketDetail, TicketPage, TicketSummary, TypeInfo,
 };
-pub use normalize::{ModelTicket, parse_naive_timestamp};
+pub use normalize::{ModelTicket, parse_timestamp};
 
 /// Shorthand for this crate's results.
 pub type Result<T, E = Desk360Error> = std::result::Result<T, E>;
@@ -152,6 +154,10 @@ impl Transport {
             self.attempt(method, url, token, body, safety, what)
         })
         .await
+        .map_err(|e| match e {
+            throttle::CallError::Request(e) => e,
+            throttle::CallError::Wait(e) => Desk360Error::from_wait(e, what),
+        })
     }
 
     /// One attempt, classified for [`throttle::call`].

@@ -464,24 +464,63 @@ impl Attachments {
     }
 }
 
+/// A field that was sent but cannot be read as an integer: its JSON text, for the error or
+/// warning that names it. Null and absent are not unreadable.
+fn unreadable_int(v: Option<&Value>) -> Option<String> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(v) if int(Some(v)).is_some() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
 /// One message (or note) of a ticket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessageDto {
     /// Message id; breaks ties between equal timestamps.
     pub id: i64,
     /// 0 or null: written by the customer; otherwise the agent's id.
     pub agent_id: Option<i64>,
+    /// `agent_id` exactly as sent when it was neither null nor an integer (`"-"`, `"n/a"`,
+    /// `true`): who wrote the message is then unknown, and guessing "customer" would publish an
+    /// agent's reply as the customer's (issue #11.10), so [`TicketDetail::to_model`] refuses it.
+    pub agent_id_unreadable: Option<String>,
     /// HTML body; may be null (an attachment-only message).
     pub message: Option<String>,
     /// Attached files.
     pub attachments: Attachments,
-    /// Desk360 message `type`: 6 is a note, 0 a reply.
-    #[serde(rename = "type")]
+    /// Desk360 message `type`: 6 is a note, 0 a reply (the only two page 004 shows).
     pub kind: Option<i64>,
+    /// `type` exactly as sent when it was neither null nor an integer: an unknown kind.
+    pub kind_unreadable: Option<String>,
     /// Naive timestamp as sent.
     pub created_at: Option<String>,
     /// Naive timestamp as sent.
     pub updated_at: Option<String>,
+}
+
+impl Serialize for MessageDto {
+    /// Desk360's field names; an unreadable `agent_id` or `type` is written back as it came, so
+    /// a serialized message read again is still refused, never turned into the customer's.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("MessageDto", 7)?;
+        st.serialize_field("id", &self.id)?;
+        match &self.agent_id_unreadable {
+            Some(raw) => st.serialize_field("agent_id", raw)?,
+            None => st.serialize_field("agent_id", &self.agent_id)?,
+        }
+        st.serialize_field("message", &self.message)?;
+        st.serialize_field("attachments", &self.attachments)?;
+        match &self.kind_unreadable {
+            Some(raw) => st.serialize_field("type", raw)?,
+            None => st.serialize_field("type", &self.kind)?,
+        }
+        st.serialize_field("created_at", &self.created_at)?;
+        st.serialize_field("updated_at", &self.updated_at)?;
+        st.end()
+    }
 }
 
 impl MessageDto {
@@ -491,9 +530,11 @@ impl MessageDto {
         Ok(Self {
             id: required_id(o, "message")?,
             agent_id: int(o.get("agent_id")),
+            agent_id_unreadable: unreadable_int(o.get("agent_id")),
             message: text(o.get("message")),
             attachments: Attachments::from_value(o.get("attachments")),
             kind: int(o.get("type")),
+            kind_unreadable: unreadable_int(o.get("type")),
             created_at: text(o.get("created_at")),
             updated_at: text(o.get("updated_at")),
         })
@@ -504,9 +545,9 @@ impl MessageDto {
         self.kind == Some(6)
     }
 
-    /// Whether the customer wrote it (`agent_id` 0 or absent).
+    /// Whether the customer wrote it (`agent_id` 0 or absent, and not an unreadable value).
     pub fn is_from_customer(&self) -> bool {
-        self.agent_id.is_none_or(|a| a == 0)
+        self.agent_id_unreadable.is_none() && self.agent_id.is_none_or(|a| a == 0)
     }
 }
 lenient_deserialize!(MessageDto);

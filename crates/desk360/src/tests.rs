@@ -86,6 +86,7 @@ fn transport() -> Transport {
         name: "desk360-unit",
         limit: 60_000,
         window: Duration::from_secs(60),
+        ..LimiterConfig::default()
     });
     Transport::new(&config, limiter).unwrap()
 }

@@ -125,6 +125,7 @@ fn limiter() -> Limiter {
         name: "desk360-test",
         limit: 60_000,
         window: Duration::from_secs(60),
+        ..LimiterConfig::default()
     })
 }
 
@@ -824,4 +825,91 @@ async fn plain_http_to_a_remote_host_is_refused_before_any_request() {
     .await
     .unwrap_err();
     assert!(matches!(err, Desk360Error::Config { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_day_long_retry_after_stops_the_run_naming_when_to_resume() {
+    bounded(async {
+        let server = serve(|_, _, _| {
+            status(429, "")
+                .header("Retry-After", "86400")
+                .header("X-RateLimit-Remaining", "0")
+        })
+        .await;
+        let c = client(&server).await;
+        let err = c.ticket(1, 42).await.unwrap_err();
+        assert!(matches!(err, Desk360Error::WaitTooLong { .. }), "{err:?}");
+        assert_eq!(err.class(), ErrorClass::Fatal);
+        let resume_at = err.resume_at().expect("a resume time");
+        assert!(err.to_string().contains(&resume_at.to_string()), "{err}");
+        assert!(err.to_string().starts_with("ticket 1/42: "), "{err}");
+        let ahead = resume_at.duration_since(jiff::Timestamp::now());
+        assert!(ahead > jiff::SignedDuration::from_hours(23), "{ahead:?}");
+        assert_eq!(server.count(), 1, "not resent");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cancelled_limiter_sends_nothing_and_says_so() {
+    bounded(async {
+        let server = serve(|_, _, _| ok("[]")).await;
+        let cancel = throttle::CancellationToken::new();
+        let limiter = Limiter::with_cancel(
+            LimiterConfig {
+                name: "desk360-test",
+                limit: 60_000,
+                window: Duration::from_secs(60),
+                ..LimiterConfig::default()
+            },
+            cancel.clone(),
+        );
+        let c = Desk360Client::connect(
+            config(&server.base, Auth::Token(SecretString::from(TOKEN))),
+            limiter,
+        )
+        .await
+        .unwrap();
+        cancel.cancel();
+        let err = c.ticket(1, 42).await.unwrap_err();
+        assert!(matches!(err, Desk360Error::Cancelled { .. }), "{err:?}");
+        assert_eq!(err.class(), ErrorClass::Cancelled);
+        assert_eq!(server.count(), 0, "nothing reached the server");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_entries_with_an_unusable_id_are_kept_as_unreadable() {
+    bounded(async {
+        let server = serve(|_, _, _| {
+            ok(r#"[
+                {"id": 7},
+                {"id": "abc", "subject": "lost?"},
+                {"id": 1.5},
+                {"id": null},
+                {"id": 8}
+            ]"#)
+        })
+        .await;
+        let c = client(&server).await;
+        let page = c.ticket_page(&c.first_page_url(1)).await.unwrap();
+        assert_eq!(
+            page.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
+            vec![7, 8]
+        );
+        assert_eq!(page.invalid.len(), 3, "{:?}", page.invalid);
+        assert!(
+            page.invalid[0].detail.contains("unusable id"),
+            "{:?}",
+            page.invalid
+        );
+        assert!(
+            page.invalid[0].excerpt.contains("lost?"),
+            "{:?}",
+            page.invalid
+        );
+        assert!(page.invalid[1].detail.contains("1.5"), "{:?}", page.invalid);
+    })
+    .await;
 }

@@ -14,6 +14,10 @@
 //!
 //! A write whose answer was lost may have been applied; sending it again could duplicate a case
 //! or a message, so it is reported as [`Ambiguous`] and the engine reconciles by reading first.
+//! A request still waiting for budget when the limiter is cancelled (Ctrl-C) is
+//! [`DeskieError::Cancelled`]: it was never sent, so there is nothing to reconcile. One whose
+//! budget returns later than the limiter's maximum wait is [`DeskieError::WaitTooLong`] (fatal,
+//! naming when to resume).
 //!
 //! [`Ambiguous`]: DeskieError::Ambiguous
 //! [`Unauthorized`]: DeskieError::Unauthorized
@@ -467,6 +471,10 @@ impl DeskieClient {
             self.attempt(verb, url, body, what)
         })
         .await
+        .map_err(|e| match e {
+            throttle::CallError::Request(e) => e,
+            throttle::CallError::Wait(e) => DeskieError::from_wait(e, what),
+        })
     }
 
     /// One attempt: send, feed back the headers, classify.

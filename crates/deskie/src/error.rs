@@ -21,13 +21,43 @@ pub enum ErrorClass {
     Permanent,
     /// A write was sent but its outcome is unknown: read Deskie before writing again.
     Ambiguous,
-    /// Nothing will work (bad credentials, bad configuration): stop the run.
+    /// Nothing will work (bad credentials, bad configuration, a rate-limit wait longer than
+    /// the limiter's maximum — the message says when to resume): stop the run.
     Fatal,
+    /// The run is stopping (Ctrl-C) and this request was never sent: a journaled intent for it
+    /// can be dropped without reconciling; record no failure, stop quietly.
+    Cancelled,
 }
 
 /// Everything that can go wrong talking to Deskie.
 #[derive(Debug, thiserror::Error)]
 pub enum DeskieError {
+    /// The limiter was cancelled (Ctrl-C) while this request waited for budget: nothing was
+    /// sent, so even a write left nothing on Deskie. Not a failure of the item.
+    #[error("{what} not sent: the run is stopping")]
+    Cancelled {
+        /// The request, e.g. `"POST cases.json"`.
+        what: String,
+    },
+
+    /// Deskie's rate-limit budget returns later than the limiter may wait (a huge
+    /// `retry_after`): nothing was sent; the run should stop and start again after `resume_at`.
+    #[error(
+        "{what} not sent: Deskie's rate limit allows the next request only in {}s, at \
+         {resume_at} (longer than the {}s a run waits): run again after {resume_at}",
+        .wait.as_secs(), .max_wait.as_secs()
+    )]
+    WaitTooLong {
+        /// The request.
+        what: String,
+        /// How long the wait would have been.
+        wait: Duration,
+        /// When (UTC) the budget returns.
+        resume_at: jiff::Timestamp,
+        /// The limiter's maximum wait.
+        max_wait: Duration,
+    },
+
     /// 401/403: the staff email or API key is wrong, or the agent lacks access. Stops the run.
     #[error("Deskie refused the credentials (HTTP {status}): {message}")]
     Unauthorized {
@@ -122,7 +152,38 @@ impl DeskieError {
             DeskieError::Rejected { .. }
             | DeskieError::NotFound { .. }
             | DeskieError::Malformed { .. } => ErrorClass::Permanent,
-            DeskieError::Unauthorized { .. } | DeskieError::Config { .. } => ErrorClass::Fatal,
+            DeskieError::Unauthorized { .. }
+            | DeskieError::Config { .. }
+            | DeskieError::WaitTooLong { .. } => ErrorClass::Fatal,
+            DeskieError::Cancelled { .. } => ErrorClass::Cancelled,
+        }
+    }
+
+    /// Maps the limiter's refusal to wait for the request `what`.
+    pub(crate) fn from_wait(error: throttle::ThrottleError, what: &str) -> Self {
+        let what = what.to_string();
+        match error {
+            throttle::ThrottleError::Cancelled { .. } => DeskieError::Cancelled { what },
+            throttle::ThrottleError::WaitTooLong {
+                wait,
+                resume_at,
+                max_wait,
+                ..
+            } => DeskieError::WaitTooLong {
+                what,
+                wait,
+                resume_at,
+                max_wait,
+            },
+        }
+    }
+
+    /// When the rate-limit budget returns, for [`DeskieError::WaitTooLong`]: the time the user
+    /// should start the run again.
+    pub fn resume_at(&self) -> Option<jiff::Timestamp> {
+        match self {
+            DeskieError::WaitTooLong { resume_at, .. } => Some(*resume_at),
+            _ => None,
         }
     }
 

@@ -189,6 +189,7 @@ fn limiter() -> Limiter {
         name: "deskie",
         limit: 10_000,
         window: Duration::from_secs(60),
+        ..LimiterConfig::default()
     })
 }
 
@@ -871,4 +872,55 @@ fn configuration_is_checked_before_any_request() {
     ] {
         DeskieClient::new(config_for(ok), limiter()).unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_day_long_retry_after_stops_the_write_naming_when_to_resume() {
+    bounded(async {
+        let (base, log) = serve(|_, _| {
+            Reply::json(429, json!({"message": "Too Many Requests"}))
+                .header("api_calls_left", "0")
+                .header("retry_after", "86400")
+        })
+        .await;
+        let client = client(base);
+        let case = NewCase::email("a@example.com", "s", "c", ts(), None);
+        let err = client.create_case(&case).await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Fatal, "{err}");
+        let resume_at = err.resume_at().expect("a resume time");
+        assert!(matches!(err, DeskieError::WaitTooLong { .. }), "{err:?}");
+        assert!(err.to_string().contains(&resume_at.to_string()), "{err}");
+        let ahead = resume_at.duration_since(Timestamp::now());
+        assert!(ahead > jiff::SignedDuration::from_hours(23), "{ahead:?}");
+        assert_eq!(log.lock().unwrap().len(), 1, "the 429 only, never resent");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cancelled_limiter_sends_nothing_and_says_so() {
+    bounded(async {
+        let (base, log) = serve(|_, _| Reply::new(200, fixture("create_case"))).await;
+        let cancel = throttle::CancellationToken::new();
+        let limiter = Limiter::with_cancel(
+            LimiterConfig {
+                name: "deskie",
+                limit: 10_000,
+                window: Duration::from_secs(60),
+                ..LimiterConfig::default()
+            },
+            cancel.clone(),
+        );
+        let client = DeskieClient::new(config(base), limiter).unwrap();
+        cancel.cancel();
+        let case = NewCase::email("a@example.com", "s", "c", ts(), None);
+        let err = client.create_case(&case).await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Cancelled, "{err}");
+        assert!(
+            matches!(&err, DeskieError::Cancelled { what } if what == "POST cases.json"),
+            "{err:?}"
+        );
+        assert!(log.lock().unwrap().is_empty(), "nothing reached the server");
+    })
+    .await;
 }

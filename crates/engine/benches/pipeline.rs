@@ -248,8 +248,47 @@ async fn overlap(tickets: usize) {
     sb.shutdown().await;
 }
 
+/// Deskie requests per ticket on the budget scenario's data (seed 2), without limits or latency:
+/// the count does not depend on timing, so it is measured in seconds. Under both the default and
+/// the pessimistic readings of the vendor pages.
+async fn requests_per_ticket(tickets: usize) {
+    for (name, readings) in [
+        ("default readings", sandbox::Readings::default()),
+        ("pessimistic readings", sandbox::Readings::pessimistic()),
+    ] {
+        let cfg = SandboxConfig {
+            seed: 2,
+            products: 3,
+            tickets,
+            window: Duration::from_secs(1),
+            desk360_limit: 1_000_000_000,
+            deskie_limit: 1_000_000_000,
+            readings,
+            ..SandboxConfig::default()
+        };
+        let (sb, summary, _) = migrate(cfg, 1_000_000_000, 1_000_000_000, 8).await;
+        let deskie: Vec<_> = sb
+            .journal()
+            .into_iter()
+            .filter(|e| e.server == Server::Deskie && e.status < 400)
+            .collect();
+        let writes = deskie.iter().filter(|e| e.method != "GET").count();
+        let updates = deskie.iter().filter(|e| e.method == "PUT").count();
+        let reads = deskie.iter().filter(|e| e.method == "GET").count();
+        let loaded = summary.progress.loaded.max(1);
+        println!(
+            "| requests per ticket | {tickets} tickets (seed 2), {name} | {:.2} writes per loaded ticket ({writes} writes / {loaded} cases), of which {:.3} final updates per ticket ({updates} bulk or single PUTs), {:.3} reads per ticket |",
+            writes as f64 / loaded as f64,
+            updates as f64 / loaded as f64,
+            reads as f64 / loaded as f64
+        );
+        sb.shutdown().await;
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
+    let units_only = std::env::args().any(|a| a == "units");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -257,7 +296,9 @@ fn main() {
     rt.block_on(async {
         println!("| what | scenario | result |");
         println!("|---|---|---|");
-        if quick {
+        if units_only {
+            requests_per_ticket(300).await;
+        } else if quick {
             local_cost(1_000).await;
             budget_use(80).await;
             overlap(60).await;

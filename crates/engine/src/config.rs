@@ -6,7 +6,7 @@
 //! applied, secrets wrapped in [`SecretString`], URLs parsed and the Deskie rate limit derived
 //! from plan and agents. Every validation error is one line that says what to fix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -172,6 +172,8 @@ pub struct RawRun {
     pub extract_concurrency: Option<usize>,
     /// Retries of a transient failure before the ticket is marked failed-transient.
     pub max_retries: Option<usize>,
+    /// Seconds a write whose answer was lost is left to land before it is looked for.
+    pub reconcile_settle_secs: Option<f64>,
 }
 
 /// Secrets given on the command line or in the environment; they win over the file.
@@ -307,6 +309,9 @@ pub struct TargetSettings {
     pub agents: u32,
     /// Units per window (plan rule, or the explicit override).
     pub rpm: u32,
+    /// The explicit `rpm`, when one was configured: a ceiling the response headers may lower the
+    /// limit below but never raise it above (room left for the account's other integrations).
+    pub rpm_ceiling: Option<u32>,
     /// Custom field for the source key, if configured.
     pub source_id_field: Option<String>,
     /// Rate-limit window.
@@ -394,6 +399,9 @@ pub struct MappingSettings {
     pub reason_field: Option<String>,
     /// Group for every case.
     pub group_id: Option<i64>,
+    /// Custom channel ids declared synchronous (`custom:<id>:sync`): their create and every
+    /// message carry plain `content` instead of `content_html` (recipe 003 §3.1, §3.2).
+    pub sync_channels: BTreeSet<String>,
 }
 
 impl MappingSettings {
@@ -415,6 +423,13 @@ pub struct RunSettings {
     pub extract_concurrency: usize,
     /// Transient retries per request.
     pub max_retries: usize,
+    /// How long a write whose answer was lost (timeout, cut connection) is left to land before
+    /// Deskie is read to see whether it did: a read before the first request can no longer land
+    /// proves nothing (a slow server or a proxy holding the request may apply it later, and a
+    /// second write would duplicate it). Default 180 s: three times the 60 s that common proxies
+    /// and load balancers let a request live (nginx `proxy_read_timeout`, AWS ALB idle timeout),
+    /// and beyond Cloudflare's 100 s. The ticket is parked meanwhile; others go on.
+    pub reconcile_settle: Duration,
 }
 
 /// Everything validated; the only configuration type the engine uses.
@@ -669,6 +684,7 @@ fn validate(
         plan,
         agents,
         rpm,
+        rpm_ceiling: t.rpm,
         source_id_field: custom_field_name("target.source_id_field", t.source_id_field)?,
         window: target_window,
         timeout: secs("target.timeout_secs", t.timeout_secs, 30.0)?,
@@ -708,13 +724,24 @@ fn validate(
     }
     let mut channels = BTreeMap::new();
     let mut default_channel = ChannelRoute::Email;
+    let mut sync_channels = BTreeSet::new();
     for (name, value) in &m.channels {
+        // `custom:<id>:sync` declares a synchronous custom channel (recipe 003 §3.1, §3.2).
+        let (value, sync) = match value.trim().strip_suffix(":sync") {
+            Some(v) if v.trim_start().starts_with("custom:") => (v, true),
+            _ => (value.as_str(), false),
+        };
         let route = ChannelRoute::parse(value).ok_or_else(|| {
             invalid(
                 format!("mapping.channels.{name}"),
-                format!("`{value}` is not a route; use email, calls, custom:<channel id> or skip"),
+                format!(
+                    "`{value}` is not a route; use email, calls, custom:<channel id>, custom:<channel id>:sync or skip"
+                ),
             )
         })?;
+        if let (true, ChannelRoute::Custom(id)) = (sync, &route) {
+            sync_channels.insert(id.clone());
+        }
         if name.trim().eq_ignore_ascii_case("default") {
             default_channel = route;
         } else {
@@ -733,6 +760,7 @@ fn validate(
         type_field: custom_field_name("mapping.type_field", m.type_field)?,
         reason_field: custom_field_name("mapping.reason_field", m.reason_field)?,
         group_id: m.group_id,
+        sync_channels,
     };
 
     // [store]
@@ -767,6 +795,7 @@ fn validate(
         concurrency,
         extract_concurrency,
         max_retries: r.max_retries.unwrap_or(5).min(20),
+        reconcile_settle: secs("run.reconcile_settle_secs", r.reconcile_settle_secs, 180.0)?,
     };
 
     Ok(Settings {

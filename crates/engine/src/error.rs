@@ -4,7 +4,7 @@
 use crate::config::ConfigError;
 
 /// A reason the run (or command) cannot go on. The binary maps these to exit codes: `Config`
-/// to 2, everything else to 1.
+/// and `WrongAccount` to 2, everything else to 1.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The configuration is invalid; nothing was sent.
@@ -19,6 +19,10 @@ pub enum EngineError {
     /// Deskie refused something the whole run needs (credentials).
     #[error("Deskie: {0}")]
     Target(#[from] deskie::DeskieError),
+    /// The store belongs to another Desk360 or Deskie account than the configuration points at
+    /// (the message says which side and what to do); nothing was written. The binary exits 2.
+    #[error("{0}")]
+    WrongAccount(String),
     /// A preflight finding with no fallback forbids the run (exit 2: nothing was written); the
     /// line names the finding and the fix.
     #[error("{0}")]

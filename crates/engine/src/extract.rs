@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use desk360::{Desk360Client, Desk360Error, ErrorClass, parse_naive_timestamp};
-use jiff::civil::DateTime;
+use desk360::{Desk360Client, Desk360Error, ErrorClass};
+use jiff::Timestamp;
 use model::{Agent, Category, Product, TicketKey};
 use store::{CursorUpdate, FailureClass, FailureRecord, ListMode, ListedTicket, RunKind, Stage};
 use tokio::sync::{Mutex, mpsc};
@@ -148,7 +148,11 @@ fn with_raw<T: serde::Serialize, M>(items: Vec<T>, to_model: impl Fn(&T) -> M) -
         .collect()
 }
 
-/// Queues what an earlier run listed but did not fetch, then lists every product.
+/// Queues what an earlier run listed but did not fetch, then lists every product: first each
+/// product's unfinished listing (a full pass, or whatever a killed run left), then rounds of
+/// catch-ups from page 1 down to the high-water marks. A round includes every product the first
+/// time and, after that, the products whose catch-up found something new, until a round finds
+/// nothing: the run then holds everything that existed when its last catch-up started.
 async fn list_all(
     ctx: &Ctx,
     client: &Desk360Client,
@@ -156,24 +160,80 @@ async fn list_all(
     keys: &mpsc::Sender<TicketKey>,
     listing: Listing,
 ) -> Result<()> {
+    let mut queue = KeyQueue {
+        keys,
+        queued: HashMap::new(),
+    };
     let pending = ctx.store.pending_tickets(u32::MAX).await?;
     Progress::add(&ctx.progress.to_extract, pending.len() as u64);
     for key in pending {
-        tokio::select! {
-            _ = ctx.cancel.cancelled() => return Ok(()),
-            r = keys.send(key) => if r.is_err() { return Ok(()) },
+        if !queue.send(ctx, key, None).await {
+            return Ok(());
         }
     }
     if listing == Listing::PendingOnly {
         return Ok(());
     }
+    // Products whose listing stopped on a failure are left out of the rounds.
+    let mut active: Vec<i64> = Vec::new();
     for &product in products {
         if ctx.cancel.is_cancelled() {
             return Ok(());
         }
-        list_product(ctx, client, product, keys).await?;
+        match finish_listing(ctx, client, product, &mut queue).await? {
+            Some(_) => active.push(product),
+            None => tracing::warn!(product, "listing stopped; the next run resumes it"),
+        }
     }
+    for round in 0..MAX_CATCHUPS {
+        let mut changed_products = Vec::new();
+        for &product in &active {
+            if ctx.cancel.is_cancelled() {
+                return Ok(());
+            }
+            start_catch_up(ctx, client, product).await?;
+            if let Some(changed) = finish_listing(ctx, client, product, &mut queue).await?
+                && changed > 0
+            {
+                changed_products.push(product);
+            }
+        }
+        if changed_products.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(round, products = ?changed_products, "Desk360 changed during the listing; catching up again");
+        active = changed_products;
+    }
+    tracing::warn!(
+        catchups = MAX_CATCHUPS,
+        "Desk360 keeps changing faster than the catch-ups; the next run continues from the stored marks"
+    );
     Ok(())
+}
+
+/// Keys sent to the fetchers in this run, so a ticket listed twice (a catch-up, a shifted page)
+/// is fetched once while it waits.
+struct KeyQueue<'a> {
+    keys: &'a mpsc::Sender<TicketKey>,
+    /// Key → the listed `updated_at` it was queued for (`None`: queued from the store).
+    queued: HashMap<TicketKey, Option<String>>,
+}
+
+impl KeyQueue<'_> {
+    /// Sends a key unless it was already queued for the same `updated_at`. `false` when the run
+    /// stops.
+    async fn send(&mut self, ctx: &Ctx, key: TicketKey, updated_at: Option<&str>) -> bool {
+        match self.queued.get(&key) {
+            Some(None) => return true,
+            Some(Some(u)) if Some(u.as_str()) == updated_at => return true,
+            _ => {}
+        }
+        self.queued.insert(key, updated_at.map(str::to_string));
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => false,
+            r = self.keys.send(key) => r.is_ok(),
+        }
+    }
 }
 
 /// How far below the previous listing's high-water mark a catch-up keeps reading. Desk360
@@ -181,9 +241,8 @@ async fn list_all(
 /// after its stamp (a slow transaction) can show a time just below a mark taken meanwhile. Two
 /// minutes is far beyond any such delay and costs at most a page more per catch-up.
 const CATCHUP_MARGIN_SECS: i64 = 120;
-/// Catch-ups per product and run at most: a help desk busy enough to change tickets faster
-/// than we list them would otherwise keep one run listing forever; the next run goes on from
-/// the stored mark.
+/// Catch-up rounds per run at most: a help desk busy enough to change tickets faster than we
+/// list them would otherwise keep one run listing forever; the next run goes on from the marks.
 const MAX_CATCHUPS: usize = 20;
 
 /// Where one product's listing goes next.
@@ -196,88 +255,87 @@ struct ListingState {
     mark: Option<String>,
 }
 
-/// Lists one product exactly, whatever the server's `Link` carries.
+/// Turns a product's completed cursor into a catch-up from page 1 down to its mark (a product
+/// never listed, or whose listing is unfinished, is left as it is).
+async fn start_catch_up(ctx: &Ctx, client: &Desk360Client, product: i64) -> Result<()> {
+    let Some(c) = ctx.store.list_cursor(product).await? else {
+        return Ok(());
+    };
+    if !c.complete {
+        return Ok(());
+    }
+    let first = client.first_page_url(product);
+    ctx.store
+        .start_listing(
+            product,
+            &CursorUpdate {
+                next_url: Some(&first),
+                mode: ListMode::CatchUp,
+                // No mark (a listing of an earlier version): read every page once more.
+                stop_at: c.mark.as_deref(),
+                top: None,
+                mark: c.mark.as_deref(),
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Lists one product exactly, whatever the server's `Link` carries, until its current listing
+/// is complete. Returns how many tickets were new or changed, or `None` when the listing stopped
+/// (cancelled, or a page failed and was recorded).
 ///
 /// Pages are read in Desk360's documented default order, newest update first, with no query
 /// parameter of ours (so a `Link` that keeps our parameters and one that carries only `page`
 /// lead to the same pages). A ticket updated or created during a pass moves to page 1 and only
-/// shifts later pages down: a ticket may be listed twice, never skipped. After a full pass,
-/// catch-ups read from page 1 down to the previous listing's high-water mark (the newest
-/// `updated_at` on page 1 when it started, minus [`CATCHUP_MARGIN_SECS`]) until one finds nothing
-/// new. A completed product is caught up the same way at the start of every later run, so a
-/// switch-over run costs the pages that hold changes plus one per product.
-async fn list_product(
+/// shifts later pages down: a ticket may be listed twice, never skipped. A catch-up reads from
+/// page 1 down to the previous listing's high-water mark (the newest `updated_at` on page 1 when
+/// it started, minus [`CATCHUP_MARGIN_SECS`]).
+async fn finish_listing(
     ctx: &Ctx,
     client: &Desk360Client,
     product: i64,
-    keys: &mpsc::Sender<TicketKey>,
-) -> Result<()> {
-    let mut catchups = 0usize;
-    loop {
-        let cursor = ctx.store.list_cursor(product).await?;
-        let first = client.first_page_url(product);
-        let state = match cursor {
-            None => ListingState {
+    queue: &mut KeyQueue<'_>,
+) -> Result<Option<usize>> {
+    let cursor = ctx.store.list_cursor(product).await?;
+    let first = client.first_page_url(product);
+    let state = match cursor {
+        None => ListingState {
+            url: first,
+            page: 1,
+            mode: ListMode::Full,
+            stop_at: None,
+            top: None,
+            mark: None,
+        },
+        // A cursor of an earlier version that listed oldest first (`order=asc`): its later
+        // pages would be read in another order; start a pass in the default order instead.
+        Some(c) if !c.complete && c.next_url.as_deref().is_some_and(is_ascending_url) => {
+            ListingState {
                 url: first,
                 page: 1,
                 mode: ListMode::Full,
                 stop_at: None,
                 top: None,
-                mark: None,
-            },
-            // A cursor of an earlier version that listed oldest first (`order=asc`): its later
-            // pages would be read in another order; start a pass in the default order instead.
-            Some(c) if !c.complete && c.next_url.as_deref().is_some_and(is_ascending_url) => {
-                ListingState {
-                    url: first,
-                    page: 1,
-                    mode: ListMode::Full,
-                    stop_at: None,
-                    top: None,
-                    mark: None,
-                }
-            }
-            Some(c) if !c.complete => ListingState {
-                url: c.next_url.unwrap_or(first),
-                page: c.next_page,
-                mode: c.mode,
-                stop_at: c.stop_at,
-                top: c.top,
                 mark: c.mark,
-            },
-            Some(c) => {
-                if catchups >= MAX_CATCHUPS {
-                    tracing::warn!(
-                        product,
-                        catchups,
-                        "Desk360 keeps changing faster than the catch-ups; the next run continues from the stored mark"
-                    );
-                    return Ok(());
-                }
-                ListingState {
-                    url: first,
-                    page: 1,
-                    mode: ListMode::CatchUp,
-                    // No mark (a listing of an earlier version): read every page once more.
-                    stop_at: c.mark.clone(),
-                    top: None,
-                    mark: c.mark,
-                }
-            }
-        };
-        let mode = state.mode;
-        match follow_listing(ctx, client, product, keys, state).await? {
-            Followed::Stopped => return Ok(()),
-            Followed::Finished { changed } => {
-                if mode == ListMode::CatchUp {
-                    catchups += 1;
-                    if changed == 0 {
-                        return Ok(());
-                    }
-                }
             }
         }
-    }
+        Some(c) if !c.complete => ListingState {
+            url: c.next_url.unwrap_or(first),
+            page: c.next_page,
+            mode: c.mode,
+            stop_at: c.stop_at,
+            top: c.top,
+            mark: c.mark,
+        },
+        Some(_) => return Ok(Some(0)),
+    };
+    Ok(
+        match follow_listing(ctx, client, product, queue, state).await? {
+            Followed::Stopped => None,
+            Followed::Finished { changed } => Some(changed),
+        },
+    )
 }
 
 /// How following one listing ended.
@@ -293,7 +351,7 @@ async fn follow_listing(
     ctx: &Ctx,
     client: &Desk360Client,
     product: i64,
-    keys: &mpsc::Sender<TicketKey>,
+    queue: &mut KeyQueue<'_>,
     mut state: ListingState,
 ) -> Result<Followed> {
     let mut changed = 0usize;
@@ -315,6 +373,10 @@ async fn follow_listing(
         let listing = match result {
             Ok(p) => p,
             Err(e) => {
+                if e.class() == ErrorClass::Cancelled {
+                    // Nothing was sent: the run is stopping.
+                    return Ok(Followed::Stopped);
+                }
                 if e.class() == ErrorClass::Fatal {
                     return Err(e.into());
                 }
@@ -356,10 +418,11 @@ async fn follow_listing(
         }
         seen_pages.insert(fingerprint, page);
 
-        let times: Vec<Option<DateTime>> = listing
+        let tz = &ctx.settings.source.timezone;
+        let times: Vec<Option<Timestamp>> = listing
             .tickets
             .iter()
-            .map(|t| t.updated_at.as_deref().and_then(parse_naive_timestamp))
+            .map(|t| t.updated_at.as_deref().and_then(|u| listed_time(u, tz)))
             .collect();
         if times
             .windows(2)
@@ -378,7 +441,7 @@ async fn follow_listing(
                 .tickets
                 .iter()
                 .filter_map(|t| t.updated_at.clone())
-                .max_by_key(|u| parse_naive_timestamp(u));
+                .max_by_key(|u| listed_time(u, tz));
             state.top = newest.or(state.top.take());
         }
         // A catch-up is done once a page reaches below its stop mark (minus the margin).
@@ -387,7 +450,7 @@ async fn follow_listing(
             && state
                 .stop_at
                 .as_deref()
-                .and_then(parse_naive_timestamp)
+                .and_then(|u| listed_time(u, tz))
                 .is_some_and(|stop| {
                     let limit = stop
                         .checked_sub(jiff::SignedDuration::from_secs(CATCHUP_MARGIN_SECS))
@@ -403,7 +466,7 @@ async fn follow_listing(
             return link_loop(ctx, product, page, &url, None).await;
         }
         let new_mark = if finished {
-            newer_of(state.top.as_deref(), state.mark.as_deref())
+            newer_of(state.top.as_deref(), state.mark.as_deref(), tz)
         } else {
             state.mark.clone()
         };
@@ -438,9 +501,12 @@ async fn follow_listing(
         Progress::add(&ctx.progress.listed, outcome.changed as u64);
         Progress::add(&ctx.progress.to_extract, outcome.to_fetch.len() as u64);
         for key in outcome.to_fetch {
-            tokio::select! {
-                _ = ctx.cancel.cancelled() => return Ok(Followed::Stopped),
-                r = keys.send(key) => if r.is_err() { return Ok(Followed::Stopped) },
+            let updated = listed
+                .iter()
+                .find(|t| t.ticket_id == key.ticket_id)
+                .map(|t| t.updated_at.as_str());
+            if !queue.send(ctx, key, updated).await {
+                return Ok(Followed::Stopped);
             }
         }
         if finished {
@@ -555,11 +621,17 @@ fn is_ascending_url(url: &str) -> bool {
     })
 }
 
+/// A listed `updated_at` as an instant (naive values in `source.timezone`, explicit offsets
+/// honoured), so marks compare correctly whatever form Desk360 sends.
+fn listed_time(s: &str, tz: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    desk360::parse_timestamp(s).map(|t| t.to_timestamp(tz))
+}
+
 /// The later of two Desk360 `updated_at` texts (an unreadable one loses).
-fn newer_of(a: Option<&str>, b: Option<&str>) -> Option<String> {
+fn newer_of(a: Option<&str>, b: Option<&str>, tz: &jiff::tz::TimeZone) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => {
-            if parse_naive_timestamp(a) >= parse_naive_timestamp(b) {
+            if listed_time(a, tz) >= listed_time(b, tz) {
                 Some(a.to_string())
             } else {
                 Some(b.to_string())
@@ -598,7 +670,7 @@ async fn fetcher(
             r = client.ticket(key.product_id, key.ticket_id) => r,
         };
         let item = match result {
-            Ok(detail) => match detail.to_model(key.product_id) {
+            Ok(detail) => match detail.to_model_in(key.product_id, &ctx.settings.source.timezone) {
                 Ok(m) => {
                     for w in &m.warnings {
                         tracing::warn!(ticket = %key, warning = %w, "ticket detail");
@@ -620,6 +692,8 @@ async fn fetcher(
                     },
                 ),
             },
+            // Nothing was sent: the run is stopping; the ticket stays pending.
+            Err(e) if e.class() == ErrorClass::Cancelled => return,
             Err(e) if e.class() == ErrorClass::Fatal => {
                 tracing::error!(error = %e, "Desk360 refused the run; stopping");
                 ctx.cancel.cancel();

@@ -6,6 +6,7 @@
 pub mod config;
 mod error;
 mod extract;
+mod identity;
 mod load;
 pub mod mapping;
 pub mod preflight;

@@ -1,51 +1,97 @@
 //! The load stage: extracted tickets → Deskie cases, exactly once.
 //!
 //! Many cases are in flight (`run.concurrency`, a semaphore), but the writes of one case are
-//! strictly sequential: create, later replies, notes, then the final update if the plan has one.
-//! Every write follows the journal rule of DESIGN.md: an intent is committed before the request,
-//! and the Deskie id is recorded with the intent's completion in one transaction after it. A write
-//! whose outcome is unknown (lost response, 5xx after sending) is reconciled by reading Deskie —
-//! the case by its source-id custom field (or user + subject + time), a message by time + content
-//! in the case's message list — and only sent again when it is provably absent. Open intents left
-//! by a killed process are reconciled the same way before the ticket's next write, which costs one
-//! read per intent that was in flight.
+//! strictly sequential: create, later replies, notes, then the final status update. Every write
+//! follows the journal rule of DESIGN.md: an intent is committed before the request, and the
+//! Deskie id is recorded with the intent's completion in one transaction after it.
+//!
+//! A write whose outcome is unknown (lost response, timeout, 5xx after sending) is never settled
+//! at once: a slow server or a proxy may still apply it. The ticket is *parked* with its intent
+//! open, the others go on, and after `run.reconcile_settle` (longer than any request can live)
+//! Deskie is read: the case by its source key (a lookup that holds under every reading of the
+//! search page) or, without a source-id field, among the most recently changed cases (the
+//! documented default sort); a message by time + content in the case's message list. Only a read
+//! that proves absence lets the write be sent again; when absence cannot be proven the ticket
+//! stops with a failure naming what to check. Intents a killed process left open are settled the
+//! same way, counting the settle time from when they were opened.
+//!
+//! The final status is not certain once a reply was added (a customer reply may reopen a case,
+//! an agent reply may set it `waiting`; the pages do not say), so each such case ends with a
+//! status update, grouped with other cases that need the same values into the documented bulk
+//! update (≤ 10 cases a request). A case is `loaded` once its update is confirmed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use deskie::{Case, CaseQuery, CaseSort, DeskieClient, DeskieError, ErrorClass, MessageInfo};
+use deskie::{
+    BULK_MAX, Case, CaseLookup, CaseQuery, CaseUpdate, DeskieClient, DeskieError, ErrorClass,
+    MessageInfo,
+};
+use jiff::Timestamp;
 use model::TicketKey;
 use sha2::Digest;
 use store::{
-    CaseRef, FailureClass, FailureRecord, Intent, IntentResult, IntentStep, LoadState, Stage,
+    CaseRef, FailureClass, FailureRecord, Intent, IntentId, IntentResult, IntentStep, LoadState,
+    Stage,
 };
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::error::{EngineError, Result};
 use crate::mapping::{CasePlan, MapContext, Mapped, Step, map_ticket, normalize_body};
 use crate::progress::Progress;
 use crate::run::Ctx;
 
-/// Attempts of one write whose outcome stayed unknown and was then found absent.
-const MAX_AMBIGUOUS_ATTEMPTS: usize = 3;
-/// Pause before reading back a write whose answer was lost, so a server that applies or indexes
-/// writes a moment after answering has done so before we decide the write is absent.
-const RECONCILE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Times a write may be found absent after its answer was lost and be sent again, before the
+/// ticket is failed (transient: the next run tries again).
+const MAX_AMBIGUOUS_ATTEMPTS: u32 = 3;
+/// Pages of the most recently changed cases a lookup without a source-id field reads at most.
+const RECENT_PAGES: u32 = 5;
+/// Clock difference tolerated between this machine and Deskie when deciding that a case changed
+/// before our request was sent (so it cannot be the case we created).
+const CLOCK_SKEW: Duration = Duration::from_secs(600);
+/// An idempotent write (the final update) whose answer was lost is simply sent again this often.
+const MAX_UPDATE_ATTEMPTS: usize = 3;
 
-/// How loading one ticket ended.
+/// How loading one ticket ended, or where it waits.
 enum Done {
     Loaded,
     Skipped,
     Failed(FailureClass),
     /// Cancelled between writes: the ticket stays where it is and is picked up again.
     Interrupted,
+    /// A write's outcome is unknown; look for it once it can no longer land.
+    Parked(Instant),
+    /// Every message is in; the final status update joins a bulk request.
+    AwaitingFinal(FinalItem),
+}
+
+/// One case waiting for its final update.
+#[derive(Debug, Clone)]
+struct FinalItem {
+    key: TicketKey,
+    case_id: i64,
+    update: CaseUpdate,
+}
+
+/// What a finished task hands back to the loader loop.
+enum TaskOut {
+    /// One ticket's load.
+    Case(TicketKey, Result<Done>),
+    /// A bulk final update and what it did to each of its tickets.
+    Finals(Vec<(TicketKey, Result<Done>)>),
 }
 
 /// Why one write did not go through.
 enum WriteError {
     /// Record the ticket as failed with this record.
     Item(FailureRecord),
+    /// The outcome is unknown; the intent stays open until this instant, then it is reconciled.
+    Park(Instant),
+    /// Cancelled before the request was sent; the intent was abandoned.
+    Cancelled,
     /// Stop the whole run (credentials refused, store failure).
     Fatal(EngineError),
 }
@@ -58,31 +104,44 @@ impl From<store::StoreError> for WriteError {
 
 /// Shared lookups the mapping needs, loaded once per run.
 struct Lookups {
-    types: std::collections::BTreeMap<i64, String>,
-    reasons: std::collections::BTreeMap<i64, String>,
+    types: BTreeMap<i64, String>,
+    reasons: BTreeMap<i64, String>,
+}
+
+/// The loader's own state between iterations.
+struct Loop {
+    consecutive_transient: AtomicU64,
+    fatal: Option<EngineError>,
+    /// Tickets whose write outcome is unknown, with when to look for it.
+    parked: Vec<(Instant, TicketKey)>,
+    /// Cases waiting for their final update, grouped by the update's payload.
+    finals: BTreeMap<String, Vec<FinalItem>>,
 }
 
 /// Runs the load stage until every extracted ticket is handled and extraction has finished, or
 /// until cancelled. Returns a reason when it stopped early on its own (Deskie unavailable).
 pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<String>> {
     let semaphore = Arc::new(Semaphore::new(ctx.settings.run.concurrency));
-    let consecutive_transient = Arc::new(AtomicU64::new(0));
     let outage_limit = (ctx.settings.run.concurrency as u64 * 2).max(10);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut fatal: Option<EngineError> = None;
+    let mut tasks: tokio::task::JoinSet<TaskOut> = tokio::task::JoinSet::new();
+    let mut st = Loop {
+        consecutive_transient: AtomicU64::new(0),
+        fatal: None,
+        parked: Vec::new(),
+        finals: BTreeMap::new(),
+    };
     let mut stopped: Option<String> = None;
     let mut lookups = Arc::new(load_lookups(ctx).await?);
     let mut lookups_loaded_with_extract_done = ctx.progress.snapshot().extract_done;
 
     loop {
-        // Reap finished cases.
         while let Some(joined) = tasks.try_join_next() {
-            handle_joined(ctx, joined, &consecutive_transient, &mut fatal);
+            handle_joined(ctx, joined, &mut st);
         }
-        if fatal.is_some() {
+        if st.fatal.is_some() {
             ctx.cancel.cancel();
         }
-        if consecutive_transient.load(Ordering::Relaxed) >= outage_limit && stopped.is_none() {
+        if st.consecutive_transient.load(Ordering::Relaxed) >= outage_limit && stopped.is_none() {
             let msg = format!(
                 "Deskie looks unavailable ({outage_limit} tickets in a row failed with transient errors); loading stopped, run again later to continue"
             );
@@ -90,16 +149,33 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
             stopped = Some(msg);
             ctx.load_cancel.cancel();
         }
-        if ctx.cancel.is_cancelled() || ctx.load_cancel.is_cancelled() {
+        if stopping(ctx) {
             break;
         }
-        let free = semaphore.available_permits();
+        // Full groups of final updates go out at once.
+        flush_finals_where(ctx, &client, &mut tasks, &mut st, |items| {
+            items.len() >= BULK_MAX
+        });
+
         let extract_done = ctx.progress.snapshot().extract_done;
         if extract_done && !lookups_loaded_with_extract_done {
             // Reference data may have arrived with this run's extraction.
             lookups = Arc::new(load_lookups(ctx).await?);
             lookups_loaded_with_extract_done = true;
         }
+
+        // Parked tickets whose settle time is over come back first.
+        let now = Instant::now();
+        let mut due: Vec<TicketKey> = Vec::new();
+        st.parked.retain(|(at, key)| {
+            if *at <= now {
+                due.push(*key);
+                false
+            } else {
+                true
+            }
+        });
+        let free = semaphore.available_permits().saturating_sub(due.len());
         let claimed = if free > 0 && ctx.selected_only.load(Ordering::Relaxed) {
             ctx.store.claim_for_load_selected(free as u32).await?
         } else if free > 0 {
@@ -107,78 +183,150 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
         } else {
             Vec::new()
         };
-        if claimed.is_empty() {
+        if claimed.is_empty() && due.is_empty() {
             if extract_done && tasks.is_empty() {
-                // Nothing claimed, nothing running, nothing more coming.
-                break;
+                if !st.finals.is_empty() {
+                    // Nothing else will join the partial groups: send them.
+                    flush_finals_where(ctx, &client, &mut tasks, &mut st, |_| true);
+                    continue;
+                }
+                if st.parked.is_empty() {
+                    // Nothing claimed, running, parked or waiting: done.
+                    break;
+                }
             }
-            // Wait for a case to finish or new tickets to be extracted.
+            let next_parked = st.parked.iter().map(|(at, _)| *at).min();
             let notified = ctx.extracted.notified();
             tokio::select! {
                 _ = ctx.cancel.cancelled() => {}
                 _ = ctx.load_cancel.cancelled() => {}
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    handle_joined(ctx, joined, &consecutive_transient, &mut fatal);
+                    handle_joined(ctx, joined, &mut st);
                 }
                 _ = notified => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = sleep_until_opt(next_parked) => {}
             }
             continue;
         }
-        for key in claimed {
-            let permit = match semaphore.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => break,
+        for key in due.into_iter().chain(claimed) {
+            let permit = tokio::select! {
+                _ = ctx.cancel.cancelled() => break,
+                _ = ctx.load_cancel.cancelled() => break,
+                p = semaphore.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
             };
             let ctx = ctx.clone();
             let client = client.clone();
             let lookups = lookups.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                (key, load_one(&ctx, &client, &lookups, key).await)
+                TaskOut::Case(key, load_one(&ctx, &client, &lookups, key).await)
             });
         }
     }
     // Let in-flight cases finish their current write (they stop between writes when cancelled).
+    // Parked tickets and unsent final updates stay `loading` and go back in line at the end of
+    // the run; their open intents are reconciled by the next run.
     while let Some(joined) = tasks.join_next().await {
-        handle_joined(ctx, joined, &consecutive_transient, &mut fatal);
+        handle_joined(ctx, joined, &mut st);
     }
-    match fatal {
+    match st.fatal {
         Some(e) => Err(e),
         None => Ok(stopped),
     }
 }
 
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Spawns a bulk final update for every group `due` selects.
+fn flush_finals_where(
+    ctx: &Arc<Ctx>,
+    client: &DeskieClient,
+    tasks: &mut tokio::task::JoinSet<TaskOut>,
+    st: &mut Loop,
+    due: impl Fn(&[FinalItem]) -> bool,
+) {
+    let keys: Vec<String> = st
+        .finals
+        .iter()
+        .filter(|(_, items)| due(items))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in keys {
+        let Some(mut items) = st.finals.remove(&k) else {
+            continue;
+        };
+        while !items.is_empty() {
+            let rest = items.split_off(items.len().min(BULK_MAX));
+            let batch = std::mem::replace(&mut items, rest);
+            if batch.len() < BULK_MAX && !due(&batch) {
+                // A partial group stays until it fills or the loader drains.
+                st.finals.insert(k.clone(), batch);
+                break;
+            }
+            let ctx = ctx.clone();
+            let client = client.clone();
+            tasks.spawn(async move { TaskOut::Finals(send_finals(&ctx, &client, batch).await) });
+        }
+    }
+}
+
 fn handle_joined(
     ctx: &Ctx,
-    joined: std::result::Result<(TicketKey, Result<Done>), tokio::task::JoinError>,
-    consecutive_transient: &AtomicU64,
-    fatal: &mut Option<EngineError>,
+    joined: std::result::Result<TaskOut, tokio::task::JoinError>,
+    st: &mut Loop,
 ) {
     match joined {
-        Ok((_, Ok(Done::Loaded))) => {
-            consecutive_transient.store(0, Ordering::Relaxed);
-            Progress::add(&ctx.progress.loaded, 1);
-        }
-        Ok((_, Ok(Done::Skipped))) => Progress::add(&ctx.progress.skipped, 1),
-        Ok((_, Ok(Done::Failed(class)))) => {
-            Progress::add(&ctx.progress.load_failed, 1);
-            if class == FailureClass::Transient {
-                consecutive_transient.fetch_add(1, Ordering::Relaxed);
-            } else {
-                consecutive_transient.store(0, Ordering::Relaxed);
-            }
-        }
-        Ok((_, Ok(Done::Interrupted))) => {}
-        Ok((key, Err(e))) => {
-            tracing::error!(ticket = %key, error = %e, "loading stopped");
-            if fatal.is_none() {
-                *fatal = Some(e);
+        Ok(TaskOut::Case(key, result)) => handle_done(ctx, key, result, st),
+        Ok(TaskOut::Finals(results)) => {
+            for (key, result) in results {
+                handle_done(ctx, key, result, st);
             }
         }
         Err(e) => {
-            if fatal.is_none() {
-                *fatal = Some(EngineError::Internal(format!("a case task failed: {e}")));
+            if st.fatal.is_none() {
+                st.fatal = Some(EngineError::Internal(format!("a case task failed: {e}")));
+            }
+        }
+    }
+}
+
+fn handle_done(ctx: &Ctx, key: TicketKey, result: Result<Done>, st: &mut Loop) {
+    match result {
+        Ok(Done::Loaded) => {
+            st.consecutive_transient.store(0, Ordering::Relaxed);
+            Progress::add(&ctx.progress.loaded, 1);
+        }
+        Ok(Done::Skipped) => Progress::add(&ctx.progress.skipped, 1),
+        Ok(Done::Failed(class)) => {
+            Progress::add(&ctx.progress.load_failed, 1);
+            if class == FailureClass::Transient {
+                st.consecutive_transient.fetch_add(1, Ordering::Relaxed);
+            } else {
+                st.consecutive_transient.store(0, Ordering::Relaxed);
+            }
+        }
+        Ok(Done::Interrupted) => {}
+        Ok(Done::Parked(at)) => {
+            tracing::info!(ticket = %key, wait_secs = at.saturating_duration_since(Instant::now()).as_secs(), "parked until a write of unknown outcome can no longer land");
+            st.parked.push((at, key));
+        }
+        Ok(Done::AwaitingFinal(item)) => {
+            let group = serde_json::to_string(&item.update).unwrap_or_default();
+            st.finals.entry(group).or_default().push(item);
+        }
+        Err(e) => {
+            tracing::error!(ticket = %key, error = %e, "loading stopped");
+            if st.fatal.is_none() {
+                st.fatal = Some(e);
             }
         }
     }
@@ -214,7 +362,7 @@ fn map_context<'a>(ctx: &'a Ctx, lookups: &'a Lookups) -> MapContext<'a> {
     }
 }
 
-/// Loads one ticket completely, continuing from whatever an earlier attempt left.
+/// Loads one ticket as far as it can go now, continuing from whatever an earlier attempt left.
 async fn load_one(
     ctx: &Ctx,
     client: &DeskieClient,
@@ -256,21 +404,30 @@ async fn load_one(
     };
 
     match load_plan(ctx, client, key, &mut state, &plan).await {
-        Ok(true) => {
+        Ok(Next::Loaded) => {
             ctx.store.mark_loaded(key).await?;
             Ok(Done::Loaded)
         }
-        Ok(false) => Ok(Done::Interrupted),
+        Ok(Next::Final(update)) => match &state.case {
+            Some(case) => Ok(Done::AwaitingFinal(FinalItem {
+                key,
+                case_id: case.case_id,
+                update,
+            })),
+            None => Err(EngineError::Internal(format!(
+                "ticket {key}: a final update without a case"
+            ))),
+        },
+        Ok(Next::Interrupted) | Err(WriteError::Cancelled) => Ok(Done::Interrupted),
+        Err(WriteError::Park(at)) => Ok(Done::Parked(at)),
         Err(WriteError::Item(record)) => {
             tracing::warn!(ticket = %key, step = %record.step, message = %record.message, "ticket failed");
             let class = record.class;
             ctx.store.record_failure(key, &record).await?;
             Ok(Done::Failed(class))
         }
-        Err(WriteError::Fatal(e)) => {
-            // Leave the ticket claimed; release_loading hands it back at the end of the run.
-            Err(e)
-        }
+        // Leave the ticket claimed; release_loading hands it back at the end of the run.
+        Err(WriteError::Fatal(e)) => Err(e),
     }
 }
 
@@ -278,17 +435,32 @@ fn stopping(ctx: &Ctx) -> bool {
     ctx.cancel.is_cancelled() || ctx.load_cancel.is_cancelled()
 }
 
-/// Writes what is missing of the plan. `Ok(false)`: interrupted between writes.
+/// Where a ticket's plan stands after its writes.
+enum Next {
+    /// Everything is in Deskie.
+    Loaded,
+    /// Every message is in; the final status update is still to be sent.
+    Final(CaseUpdate),
+    /// Cancelled between writes.
+    Interrupted,
+}
+
+/// Writes what is missing of the plan, up to (not including) the final update.
 async fn load_plan(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
     state: &mut LoadState,
     plan: &CasePlan,
-) -> std::result::Result<bool, WriteError> {
-    // First settle whatever a killed process left in flight.
+) -> std::result::Result<Next, WriteError> {
+    // First settle whatever is in flight from an earlier attempt or a killed process.
     if !state.open_intents.is_empty() {
         let open = std::mem::take(&mut state.open_intents);
+        for intent in &open {
+            if let Some(at) = settle_deadline(ctx, intent) {
+                return Err(WriteError::Park(at));
+            }
+        }
         for intent in &open {
             reconcile_open(ctx, client, state, plan, intent).await?;
         }
@@ -299,7 +471,7 @@ async fn load_plan(
         Some(c) => c.clone(),
         None => {
             if stopping(ctx) {
-                return Ok(false);
+                return Ok(Next::Interrupted);
             }
             let c = create_case(ctx, client, key, plan).await?;
             state.case = Some(c.clone());
@@ -307,72 +479,69 @@ async fn load_plan(
         }
     };
 
-    let mut wrote_customer = false;
+    let mut wrote_reply = false;
     for step in &plan.steps {
         if state.sent.contains_key(&step.source_id()) {
             continue;
         }
-        wrote_customer |= matches!(step, Step::Customer { .. });
+        wrote_reply |= !step.is_note();
         if stopping(ctx) {
-            return Ok(false);
+            return Ok(Next::Interrupted);
         }
-        let deskie_id = write_step(ctx, client, key, &case, step, state).await?;
+        let deskie_id = write_step(ctx, client, key, &case, step).await?;
         state.sent.insert(step.source_id(), deskie_id);
     }
 
-    // A case loaded in an earlier pass whose ticket changed since (delta run): the create's
-    // status and priority no longer say anything; compare with Deskie (one read) unless an
-    // update is planned anyway.
-    // A customer message written in this pass may have reopened the case: the planned update is
-    // needed. Otherwise, for an earlier-loaded case, one read says whether anything differs.
-    let delta_update;
-    let final_update = match &plan.final_update {
-        Some(u) if !state.previously_loaded || wrote_customer => Some(u),
-        _ if state.previously_loaded && !state.final_done => {
-            if stopping(ctx) {
-                return Ok(false);
-            }
-            delta_update = delta_final_update(client, &case, plan).await?;
-            delta_update.as_ref()
-        }
-        _ => None,
-    };
-    if let Some(update) = final_update
-        && !state.final_done
-    {
-        if stopping(ctx) {
-            return Ok(false);
-        }
-        let hash = payload_hash(update);
-        let intent = ctx
-            .store
-            .open_intent(key, IntentStep::Update, &hash)
-            .await?;
-        // A PUT of the same values is idempotent: an unknown outcome is simply sent again.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match client.update_case(case.case_id, update).await {
-                Ok(_) => {
-                    ctx.store
-                        .complete_intent(intent, IntentResult::Final)
-                        .await?;
-                    Progress::add(&ctx.progress.writes, 1);
-                    break;
-                }
-                Err(e)
-                    if e.class() == ErrorClass::Ambiguous && attempts < MAX_AMBIGUOUS_ATTEMPTS =>
-                {
-                    continue;
-                }
-                Err(e) => {
-                    ctx.store.abandon_intent(intent).await?;
-                    return Err(item_error(e, "update", Some(json_of(update))));
-                }
-            }
-        }
+    if state.final_done {
+        return Ok(Next::Loaded);
     }
-    Ok(true)
+    // A case written in an earlier pass whose ticket changed since (delta run): a reply written
+    // now needs the update with today's status and priority; otherwise one read says whether
+    // the source's status or priority changed. A first pass follows the plan.
+    let update = if state.previously_loaded {
+        if wrote_reply {
+            Some(CaseUpdate {
+                status: plan.create.status,
+                priority: plan.create.priority,
+                ..CaseUpdate::default()
+            })
+            .filter(|u| !u.is_empty())
+        } else {
+            if stopping(ctx) {
+                return Ok(Next::Interrupted);
+            }
+            delta_final_update(client, &case, plan).await?
+        }
+    } else {
+        plan.final_update.clone()
+    };
+    Ok(match update {
+        Some(u) => Next::Final(u),
+        None => Next::Loaded,
+    })
+}
+
+/// When an open intent's request could still land, the instant after which it cannot; `None`
+/// when it may be reconciled now.
+fn settle_deadline(ctx: &Ctx, intent: &Intent) -> Option<Instant> {
+    // An idempotent update is simply sent again.
+    if intent.step == IntentStep::Update {
+        return None;
+    }
+    let settle = ctx.settings.run.reconcile_settle;
+    let opened = intent_opened(intent)?;
+    let age = Timestamp::now().duration_since(opened);
+    let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
+    (age < settle).then(|| Instant::now() + (settle - age))
+}
+
+/// When an intent was opened (the store keeps UTC civil time).
+fn intent_opened(intent: &Intent) -> Option<Timestamp> {
+    intent
+        .created_at
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| jiff::tz::TimeZone::UTC.to_timestamp(dt).ok())
 }
 
 /// For a changed ticket whose case exists: the update that brings status and priority back to
@@ -381,12 +550,12 @@ async fn delta_final_update(
     client: &DeskieClient,
     case: &CaseRef,
     plan: &CasePlan,
-) -> std::result::Result<Option<deskie::CaseUpdate>, WriteError> {
+) -> std::result::Result<Option<CaseUpdate>, WriteError> {
     let remote = client
         .case(case.case_id)
         .await
         .map_err(|e| item_error(e, "update (check)", None))?;
-    let mut update = deskie::CaseUpdate::default();
+    let mut update = CaseUpdate::default();
     if let Some(s) = plan.create.status
         && remote.status_value() != Some(s)
     {
@@ -400,81 +569,221 @@ async fn delta_final_update(
     Ok((!update.is_empty()).then_some(update))
 }
 
-/// Creates the case through the journal; reconciles an unknown outcome by searching for it.
+/// Sends one bulk final update (≤ 10 cases with the same values), journaled per case; a case
+/// the server leaves out of its success list, or a request refused as a whole, is retried alone
+/// so its own error is recorded.
+async fn send_finals(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    items: Vec<FinalItem>,
+) -> Vec<(TicketKey, Result<Done>)> {
+    let Some(update) = items.first().map(|i| i.update.clone()) else {
+        return Vec::new();
+    };
+    let hash = payload_hash(&update);
+    let mut opened: Vec<(FinalItem, IntentId)> = Vec::with_capacity(items.len());
+    let mut out: Vec<(TicketKey, Result<Done>)> = Vec::new();
+    for item in items {
+        match ctx
+            .store
+            .open_intent(item.key, IntentStep::Update, &hash)
+            .await
+        {
+            Ok(id) => opened.push((item, id)),
+            Err(e) => out.push((item.key, Err(e.into()))),
+        }
+    }
+    if opened.is_empty() {
+        return out;
+    }
+    let ids: Vec<i64> = opened.iter().map(|(i, _)| i.case_id).collect();
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        let result = if ids.len() == 1 {
+            client
+                .update_case(ids[0], &update)
+                .await
+                .map(|c| vec![c.case_id])
+        } else {
+            client.update_cases(&ids, &update).await
+        };
+        // The update is idempotent: an unknown outcome is simply sent again.
+        match &result {
+            Err(e) if e.class() == ErrorClass::Ambiguous && attempt < MAX_UPDATE_ATTEMPTS => {}
+            _ => break result,
+        }
+    };
+    let updated: HashSet<i64> = match result {
+        Ok(ids) => {
+            Progress::add(&ctx.progress.writes, 1);
+            ids.into_iter().collect()
+        }
+        Err(e) if e.class() == ErrorClass::Cancelled => {
+            // Nothing was sent: the cases wait for their update in the next run.
+            for (item, intent) in opened {
+                let r = ctx.store.abandon_intent(intent).await;
+                out.push((item.key, r.map(|()| Done::Interrupted).map_err(Into::into)));
+            }
+            return out;
+        }
+        Err(e) if e.class() == ErrorClass::Fatal => {
+            // The run stops; the open update intents are sent again by the next run.
+            let mut fatal = Some(EngineError::from(e));
+            for (item, _) in opened {
+                out.push((item.key, fatal.take().map_or(Ok(Done::Interrupted), Err)));
+            }
+            return out;
+        }
+        Err(e) => {
+            tracing::warn!(cases = ids.len(), error = %e, "bulk final update refused; sending each case alone");
+            HashSet::new()
+        }
+    };
+    for (item, intent) in opened {
+        let done = if updated.contains(&item.case_id) {
+            finish_final(ctx, item.key, intent).await
+        } else {
+            single_final(ctx, client, &item, intent).await
+        };
+        out.push((item.key, done));
+    }
+    out
+}
+
+/// The final update of one case alone (after a bulk request left it out).
+async fn single_final(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    item: &FinalItem,
+    intent: IntentId,
+) -> Result<Done> {
+    let mut last = None;
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        match client.update_case(item.case_id, &item.update).await {
+            Ok(_) => {
+                Progress::add(&ctx.progress.writes, 1);
+                return finish_final(ctx, item.key, intent).await;
+            }
+            Err(e) if e.class() == ErrorClass::Ambiguous => last = Some(e),
+            Err(e) => {
+                last = Some(e);
+                break;
+            }
+        }
+    }
+    let Some(e) = last else {
+        return Ok(Done::Interrupted);
+    };
+    ctx.store.abandon_intent(intent).await?;
+    if e.class() == ErrorClass::Cancelled {
+        return Ok(Done::Interrupted);
+    }
+    match item_error(e, "update", Some(json_of(&item.update))) {
+        WriteError::Item(record) => {
+            tracing::warn!(ticket = %item.key, message = %record.message, "final update failed");
+            let class = record.class;
+            ctx.store.record_failure(item.key, &record).await?;
+            Ok(Done::Failed(class))
+        }
+        WriteError::Fatal(e) => Err(e),
+        WriteError::Park(_) | WriteError::Cancelled => Ok(Done::Interrupted),
+    }
+}
+
+async fn finish_final(ctx: &Ctx, key: TicketKey, intent: IntentId) -> Result<Done> {
+    ctx.store
+        .complete_intent(intent, IntentResult::Final)
+        .await?;
+    ctx.store.mark_loaded(key).await?;
+    Ok(Done::Loaded)
+}
+
+/// Refuses a write when the run is stopping: after Ctrl-C no new request starts, and what is not
+/// sent needs no reconciliation.
+fn check_not_stopping(ctx: &Ctx) -> std::result::Result<(), WriteError> {
+    if stopping(ctx) {
+        Err(WriteError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Creates the case through the journal. An unknown outcome parks the ticket (the intent stays
+/// open); it is reconciled once the request can no longer land.
 async fn create_case(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
     plan: &CasePlan,
 ) -> std::result::Result<CaseRef, WriteError> {
+    check_not_stopping(ctx)?;
+    if ctx.store.abandoned_intents(key, IntentStep::Create).await? >= MAX_AMBIGUOUS_ATTEMPTS {
+        return Err(gave_up("create"));
+    }
     let hash = payload_hash(&plan.create);
     let intent = ctx
         .store
         .open_intent(key, IntentStep::Create, &hash)
         .await?;
-    for attempt in 1..=MAX_AMBIGUOUS_ATTEMPTS {
-        match client.create_case(&plan.create).await {
-            Ok(case) => {
-                let r = case_ref(&case);
-                ctx.store
-                    .complete_intent(intent, IntentResult::Case(r.clone()))
-                    .await?;
-                Progress::add(&ctx.progress.writes, 1);
-                return Ok(r);
-            }
-            Err(e) if e.class() == ErrorClass::Ambiguous => {
-                tracing::warn!(ticket = %key, error = %e, attempt, "case create outcome unknown; looking for it");
-                tokio::time::sleep(RECONCILE_SETTLE).await;
-                match find_case(ctx, client, key, plan).await {
-                    Ok(Some(case)) => {
-                        let r = case_ref(&case);
-                        ctx.store
-                            .complete_intent(intent, IntentResult::Case(r.clone()))
-                            .await?;
-                        Progress::add(&ctx.progress.writes, 1);
-                        return Ok(r);
-                    }
-                    Ok(None) => continue,
-                    Err(read) => {
-                        // Leave the intent open: the next attempt reconciles it first.
-                        return Err(item_error(read, "create (reconcile)", None));
-                    }
-                }
-            }
-            Err(e) => {
-                ctx.store.abandon_intent(intent).await?;
-                return Err(item_error(e, "create", Some(json_of(&plan.create))));
-            }
+    match client.create_case(&plan.create).await {
+        Ok(case) => {
+            let r = case_ref(&case);
+            ctx.store
+                .complete_intent(intent, IntentResult::Case(r.clone()))
+                .await?;
+            Progress::add(&ctx.progress.writes, 1);
+            Ok(r)
+        }
+        Err(e) if e.class() == ErrorClass::Cancelled => {
+            // Nothing was sent (the run is stopping): the intent is known not to have happened.
+            ctx.store.abandon_intent(intent).await?;
+            Err(WriteError::Cancelled)
+        }
+        Err(e) if e.class() == ErrorClass::Ambiguous => {
+            tracing::warn!(ticket = %key, error = %e, "case create outcome unknown; parked until it can no longer land");
+            Err(WriteError::Park(
+                Instant::now() + ctx.settings.run.reconcile_settle,
+            ))
+        }
+        Err(e) => {
+            ctx.store.abandon_intent(intent).await?;
+            Err(item_error(e, "create", Some(json_of(&plan.create))))
         }
     }
-    ctx.store.abandon_intent(intent).await?;
-    Err(WriteError::Item(FailureRecord {
+}
+
+fn gave_up(step: &str) -> WriteError {
+    WriteError::Item(FailureRecord {
         stage: Stage::Load,
-        step: "create".into(),
+        step: step.to_string(),
         class: FailureClass::Transient,
         code: None,
         message: format!(
-            "the case create had no usable answer {MAX_AMBIGUOUS_ATTEMPTS} times and was not found in Deskie; will be tried again"
+            "the {step} had no usable answer {MAX_AMBIGUOUS_ATTEMPTS} times and was each time proven absent from Deskie; will be tried again by the next run"
         ),
         request: None,
-    }))
+    })
 }
 
-/// Writes one reply or note through the journal.
+/// Writes one reply or note through the journal; an unknown outcome parks the ticket.
 async fn write_step(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
     case: &CaseRef,
     step: &Step,
-    state: &LoadState,
 ) -> std::result::Result<i64, WriteError> {
+    check_not_stopping(ctx)?;
     let step_name = step.intent_name();
     let intent_step = if step.is_note() {
         IntentStep::Note(step.source_id())
     } else {
         IntentStep::Message(step.source_id())
     };
+    if ctx.store.abandoned_intents(key, intent_step).await? >= MAX_AMBIGUOUS_ATTEMPTS {
+        return Err(gave_up(&step_name));
+    }
     let message = step.message_for(case.user_id);
     let request_json = match (&message, step) {
         (Some(m), _) => json_of(m),
@@ -483,66 +792,40 @@ async fn write_step(
     };
     let hash = payload_hash(&request_json);
     let intent = ctx.store.open_intent(key, intent_step, &hash).await?;
-    for attempt in 1..=MAX_AMBIGUOUS_ATTEMPTS {
-        let result = match (&message, step) {
-            (Some(m), _) => client.add_message(case.case_id, m).await,
-            (None, Step::Note { note, .. }) => client.add_note(case.case_id, note).await,
-            (None, _) => unreachable_step(),
-        };
-        match result {
-            Ok(info) => {
-                ctx.store
-                    .complete_intent(
-                        intent,
-                        IntentResult::Message {
-                            source_id: step.source_id(),
-                            deskie_id: info.message_id,
-                        },
-                    )
-                    .await?;
-                Progress::add(&ctx.progress.writes, 1);
-                return Ok(info.message_id);
-            }
-            Err(e) if e.class() == ErrorClass::Ambiguous => {
-                tracing::warn!(ticket = %key, step = %step_name, error = %e, attempt, "write outcome unknown; looking for it");
-                tokio::time::sleep(RECONCILE_SETTLE).await;
-                match find_message(ctx, client, case, step, state).await {
-                    Ok(Some(found)) => {
-                        ctx.store
-                            .complete_intent(
-                                intent,
-                                IntentResult::Message {
-                                    source_id: step.source_id(),
-                                    deskie_id: found,
-                                },
-                            )
-                            .await?;
-                        Progress::add(&ctx.progress.writes, 1);
-                        return Ok(found);
-                    }
-                    Ok(None) => continue,
-                    Err(read) => {
-                        return Err(item_error(read, &format!("{step_name} (reconcile)"), None));
-                    }
-                }
-            }
-            Err(e) => {
-                ctx.store.abandon_intent(intent).await?;
-                return Err(item_error(e, &step_name, Some(request_json)));
-            }
+    let result = match (&message, step) {
+        (Some(m), _) => client.add_message(case.case_id, m).await,
+        (None, Step::Note { note, .. }) => client.add_note(case.case_id, note).await,
+        (None, _) => unreachable_step(),
+    };
+    match result {
+        Ok(info) => {
+            ctx.store
+                .complete_intent(
+                    intent,
+                    IntentResult::Message {
+                        source_id: step.source_id(),
+                        deskie_id: info.message_id,
+                    },
+                )
+                .await?;
+            Progress::add(&ctx.progress.writes, 1);
+            Ok(info.message_id)
+        }
+        Err(e) if e.class() == ErrorClass::Cancelled => {
+            ctx.store.abandon_intent(intent).await?;
+            Err(WriteError::Cancelled)
+        }
+        Err(e) if e.class() == ErrorClass::Ambiguous => {
+            tracing::warn!(ticket = %key, step = %step_name, error = %e, "write outcome unknown; parked until it can no longer land");
+            Err(WriteError::Park(
+                Instant::now() + ctx.settings.run.reconcile_settle,
+            ))
+        }
+        Err(e) => {
+            ctx.store.abandon_intent(intent).await?;
+            Err(item_error(e, &step_name, Some(request_json)))
         }
     }
-    ctx.store.abandon_intent(intent).await?;
-    Err(WriteError::Item(FailureRecord {
-        stage: Stage::Load,
-        step: step_name,
-        class: FailureClass::Transient,
-        code: None,
-        message: format!(
-            "the write had no usable answer {MAX_AMBIGUOUS_ATTEMPTS} times and was not found in the case; will be tried again"
-        ),
-        request: None,
-    }))
 }
 
 fn unreachable_step() -> deskie::Result<MessageInfo> {
@@ -552,8 +835,9 @@ fn unreachable_step() -> deskie::Result<MessageInfo> {
     })
 }
 
-/// Settles one intent a killed process left open: completes it if Deskie has the write,
-/// abandons it (so it is written again) if not.
+/// Settles one intent whose request can no longer land: completes it if Deskie has the write,
+/// abandons it (so it is written again) if a read proves it absent, and fails the ticket with
+/// what to check when neither can be proven.
 async fn reconcile_open(
     ctx: &Ctx,
     client: &DeskieClient,
@@ -563,13 +847,23 @@ async fn reconcile_open(
 ) -> std::result::Result<(), WriteError> {
     let key = intent.key;
     match intent.step {
-        IntentStep::Create => match find_case(ctx, client, key, plan).await {
-            Ok(Some(case)) => {
+        IntentStep::Create => match find_case(ctx, client, key, plan, intent).await {
+            Ok(CaseLookup::Found(case)) => {
                 ctx.store
                     .complete_intent(intent.id, IntentResult::Case(case_ref(&case)))
                     .await?;
+                Progress::add(&ctx.progress.writes, 1);
             }
-            Ok(None) => ctx.store.abandon_intent(intent.id).await?,
+            Ok(CaseLookup::Absent) => ctx.store.abandon_intent(intent.id).await?,
+            Ok(CaseLookup::Several(cases)) => {
+                let ids: Vec<String> = cases.iter().map(|c| c.case_id.to_string()).collect();
+                return Err(unknown_case(
+                    key,
+                    plan,
+                    &format!("several Deskie cases match it (ids {})", ids.join(", ")),
+                ));
+            }
+            Ok(CaseLookup::Unknown(why)) => return Err(unknown_case(key, plan, &why)),
             Err(e) => return Err(item_error(e, "create (reconcile)", None)),
         },
         IntentStep::Message(source_id) | IntentStep::Note(source_id) => {
@@ -592,6 +886,7 @@ async fn reconcile_open(
                             },
                         )
                         .await?;
+                    Progress::add(&ctx.progress.writes, 1);
                 }
                 Ok(None) => ctx.store.abandon_intent(intent.id).await?,
                 Err(e) => return Err(item_error(e, &step.intent_name(), None)),
@@ -603,39 +898,95 @@ async fn reconcile_open(
     Ok(())
 }
 
-/// Looks for the case a create may have made. By the source-id custom field when configured
-/// (exact match); otherwise among cases created at the same second with the same subject.
+/// The failure of a ticket whose create may or may not have happened: never a blind second
+/// create; a person checks Deskie and runs `retry-failed` for it.
+fn unknown_case(key: TicketKey, plan: &CasePlan, why: &str) -> WriteError {
+    let who = plan
+        .create
+        .user_email
+        .as_deref()
+        .or(plan.create.user_phone.as_deref())
+        .or(plan.create.user_custom_id.as_deref())
+        .unwrap_or("(unknown customer)");
+    WriteError::Item(FailureRecord {
+        stage: Stage::Load,
+        step: "create (reconcile)".into(),
+        class: FailureClass::Permanent,
+        code: Some("outcome_unknown".into()),
+        message: format!(
+            "the case create for ticket {key} got no answer and Deskie could not prove whether it exists ({why}); look in Deskie for a case of {who} with subject {:?} created {}, delete any duplicate, then run `deskie-import retry-failed --ticket {key}`",
+            plan.create.subject,
+            deskie::format_timestamp(plan.create.created_at),
+        ),
+        request: None,
+    })
+}
+
+/// Looks for the case a create may have made, with a lookup whose meaning holds under every
+/// reading of the pages. By the source-key custom field when configured (the key and its
+/// older spelling, matched exactly here); otherwise among the most recently changed cases in
+/// the documented default order (`updated_at_desc`, page 001), down to cases last changed
+/// before the request was sent: the same user, subject and original time.
 async fn find_case(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
     plan: &CasePlan,
-) -> deskie::Result<Option<Case>> {
+    intent: &Intent,
+) -> deskie::Result<CaseLookup> {
     Progress::add(&ctx.progress.reconcile_reads, 1);
     if let Some(field) = &ctx.settings.target.source_id_field {
-        return match client
-            .lookup_case_by_custom_field(field, &[key.source_id()])
-            .await?
-        {
-            deskie::CaseLookup::Found(case) => Ok(Some(*case)),
-            deskie::CaseLookup::Several(mut cases) => Ok(Some(cases.remove(0))),
-            deskie::CaseLookup::Absent | deskie::CaseLookup::Unknown(_) => Ok(None),
-        };
+        return client
+            .lookup_case_by_custom_field(field, &[key.source_id(), key.legacy_source_id()])
+            .await;
     }
-    let at = plan.create.created_at;
-    let query = CaseQuery {
-        limit: Some(100),
-        from_time: Some(at - jiff::SignedDuration::from_secs(1)),
-        to_time: Some(at + jiff::SignedDuration::from_secs(1)),
-        sort: Some(CaseSort::CreatedAtAsc),
-        ..CaseQuery::default()
-    };
-    let list = client.list_cases(&query).await?;
-    Ok(list.cases.into_iter().find(|c| {
-        c.subject.as_deref().map(str::trim) == Some(plan.create.subject.trim())
-            && c.created_at_ts().is_none_or(|t| t == at)
-            && recipient_matches(c, plan)
-    }))
+    let sent_at = intent_opened(intent);
+    let mut found: Vec<Case> = Vec::new();
+    for page in 1..=RECENT_PAGES {
+        let query = CaseQuery {
+            limit: Some(100),
+            page: Some(page),
+            ..CaseQuery::default()
+        };
+        let list = client.list_cases(&query).await?;
+        let count = list.cases.len();
+        let mut older_than_request = false;
+        for case in list.cases {
+            if let (Some(updated), Some(sent)) = (case.updated_at_ts(), sent_at)
+                && updated.duration_until(sent)
+                    > jiff::SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default()
+            {
+                older_than_request = true;
+            }
+            if case_matches(&case, plan) && !found.iter().any(|c| c.case_id == case.case_id) {
+                found.push(case);
+            }
+        }
+        let last_page = count < 100 || list.total_count.is_some_and(|t| u64::from(page) * 100 >= t);
+        if older_than_request || last_page {
+            return Ok(match found.len() {
+                0 => CaseLookup::Absent,
+                1 => CaseLookup::Found(Box::new(found.remove(0))),
+                _ => CaseLookup::Several(found),
+            });
+        }
+    }
+    Ok(match found.len() {
+        1 => CaseLookup::Found(Box::new(found.remove(0))),
+        0 => CaseLookup::Unknown(format!(
+            "more than {} cases changed in Deskie since the request was sent",
+            RECENT_PAGES * 100
+        )),
+        _ => CaseLookup::Several(found),
+    })
+}
+
+/// Same subject, same recipient, and the original creation time when Deskie shows one.
+fn case_matches(c: &Case, plan: &CasePlan) -> bool {
+    c.subject.as_deref().map(str::trim) == Some(plan.create.subject.trim())
+        && c.created_at_ts()
+            .is_none_or(|t| t == plan.create.created_at)
+        && recipient_matches(c, plan)
 }
 
 fn recipient_matches(case: &Case, plan: &CasePlan) -> bool {
@@ -699,6 +1050,9 @@ fn payload_hash<T: serde::Serialize + ?Sized>(v: &T) -> String {
 
 /// Turns a client error into a ticket failure (or a run stop for fatal ones).
 fn item_error(e: DeskieError, step: &str, request: Option<String>) -> WriteError {
+    if e.class() == ErrorClass::Cancelled {
+        return WriteError::Cancelled;
+    }
     if e.class() == ErrorClass::Fatal {
         return WriteError::Fatal(e.into());
     }

@@ -8,9 +8,11 @@
 //!   (`initiator_id`, and for Email `case_email_id = -1`).
 //! * Later replies follow in source order: customer → `user_id` (from the create response),
 //!   agent → `staff_id` + `do_not_send_email = true`. Notes go after the replies.
-//! * Status and priority are sent with the create. Deskie reopens a case when a customer message
-//!   is added, so one final update is planned only when a later customer message exists and the
-//!   source status is not `open` — the fewest writes that still guarantee the final state.
+//! * Status and priority are sent with the create. What a later reply does to the status is not
+//!   documented (a customer reply may reopen the case, an agent reply may set it `waiting`), so
+//!   every case with a reply after the create gets a final status update once its messages are
+//!   in; the loader sends these as bulk updates (≤ 10 cases a request), which costs far less than
+//!   one read or write per case and holds under every reading.
 //! * Null subjects are derived from the first message; naive timestamps are read in
 //!   `source.timezone`; attachments go as `attachment_urls` within Deskie's 25 MB / 50 MB limits.
 
@@ -206,12 +208,14 @@ pub struct CasePlan {
     pub first_message_id: i64,
     /// Later replies in order, then notes.
     pub steps: Vec<Step>,
-    /// The final update, when the create's status may have been changed by a later message.
+    /// The final status update, when a reply after the create may have changed the status.
     pub final_update: Option<CaseUpdate>,
 }
 
 impl CasePlan {
-    /// Deskie writes this plan sends (each costs 2 units).
+    /// Deskie writes this plan sends on its own (each costs 2 units): the create, every reply
+    /// and note, and the final update counted whole (the loader shares it with up to nine other
+    /// cases in a bulk update, which the report's estimate counts per request).
     pub fn writes(&self) -> usize {
         1 + self.steps.len() + usize::from(self.final_update.is_some())
     }
@@ -254,7 +258,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     }
 
     let mut messages: Vec<&Message> = ticket.messages.iter().collect();
-    messages.sort_by_key(|m| (m.created_at, m.id));
+    messages.sort_by_cached_key(|m| (to_timestamp(m.created_at, cx.timezone), m.id));
     let Some(first_pos) = messages.iter().position(|m| m.kind == MessageKind::Reply) else {
         let reason = if messages.is_empty() {
             "the ticket has no messages in Desk360, so there is nothing to open a case with; check the ticket in Desk360 (it may have been emptied)".to_string()
@@ -284,11 +288,18 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
             m.body.clone()
         }
     };
+    // Calls and synchronous custom channels take plain `content` (recipe 003 §2, §3.1, §3.2).
+    let plain = match &route {
+        ChannelRoute::Calls => true,
+        ChannelRoute::Custom(id) => cx.mapping.sync_channels.contains(id),
+        _ => false,
+    };
     let body_for = |m: &Message, w: &mut Vec<Warning>| -> Content {
         let html = html_body(m, w);
-        match route {
-            ChannelRoute::Calls => Content::Text(html_to_text(&html)),
-            _ => Content::Html(html),
+        if plain {
+            Content::Text(html_to_text(&html))
+        } else {
+            Content::Html(html)
         }
     };
 
@@ -404,7 +415,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
 
     // Later replies in order, then notes.
     let mut steps = Vec::new();
-    let mut customer_after_create = false;
+    let mut reply_after_create = false;
     for m in messages
         .iter()
         .filter(|m| m.kind == MessageKind::Reply && m.id != first.id)
@@ -413,7 +424,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
         let urls = attachment_urls(m, &mut warnings);
         match m.author {
             Author::Customer => {
-                customer_after_create = true;
+                reply_after_create = true;
                 steps.push(Step::Customer {
                     source_id: m.id,
                     body: body_for(m, &mut warnings),
@@ -422,6 +433,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
                 });
             }
             Author::Agent(a) => {
+                reply_after_create = true;
                 let staff = staff_for(a, cx.mapping, &mut warnings);
                 let mut message = NewMessage::from_agent(staff, body_for(m, &mut warnings), at);
                 message.attachment_urls = urls;
@@ -450,10 +462,10 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
         });
     }
 
+    // The priority is certain from the create; only the status may have moved with a reply.
     let final_update = match status {
-        Some(s) if customer_after_create && s != CaseStatus::Open => Some(CaseUpdate {
+        Some(s) if reply_after_create => Some(CaseUpdate {
             status: Some(s),
-            priority: create.priority,
             ..CaseUpdate::default()
         }),
         _ => None,
@@ -584,17 +596,12 @@ fn dedup_warnings(w: &mut Vec<Warning>) {
     });
 }
 
-/// Reads a Desk360 naive time in the configured zone. Times that fall in a daylight-saving gap
-/// or overlap resolve the way clocks do ("compatible"), so no ticket fails on a DST night.
-pub fn to_timestamp(dt: jiff::civil::DateTime, tz: &TimeZone) -> Timestamp {
-    match tz.to_ambiguous_timestamp(dt).compatible() {
-        Ok(ts) => ts,
-        // Only out-of-range years can fail; fall back to reading it as UTC.
-        Err(_) => TimeZone::UTC
-            .to_ambiguous_timestamp(dt)
-            .compatible()
-            .unwrap_or(Timestamp::UNIX_EPOCH),
-    }
+/// The instant of a Desk360 time: one that carried its own offset as it is, whatever the
+/// configured zone; a naive one read in `tz` (`source.timezone`). Naive times that fall in a
+/// daylight-saving gap or overlap resolve the way clocks do ("compatible"), so no ticket fails
+/// on a DST night ([`model::SourceTime::to_timestamp`]).
+pub fn to_timestamp(t: impl Into<model::SourceTime>, tz: &TimeZone) -> Timestamp {
+    t.into().to_timestamp(tz)
 }
 
 /// The first line of the first message's text, trimmed and shortened; never empty.

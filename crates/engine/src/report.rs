@@ -16,6 +16,7 @@
 //! ([`Report::to_html`]).
 
 mod collect;
+pub(crate) use collect::SOURCE_ID_FIELD_NOTICE;
 mod html;
 mod markdown;
 

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use store::{Counts, RequestStat, RetryFilter, RunKind, Side, Store};
+use store::{CheckpointMode, Counts, RequestStat, RetryFilter, RunKind, Side, Store, StoreLock};
 use throttle::{Limiter, LimiterConfig, LimiterStats, RetryPolicy};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Settings, SourceAuth};
 use crate::error::{EngineError, Result};
+use crate::identity::{self, TargetPlan};
 use crate::progress::{Progress, ProgressSnapshot};
 use crate::{extract, load};
 
@@ -27,6 +28,9 @@ pub struct RunOptions {
     pub retry: Option<RetryFilter>,
     /// Load only what is already extracted; do not contact Desk360 (`retry-failed`).
     pub skip_extract: bool,
+    /// The configured Deskie account may differ from the store's: forget every case made in the
+    /// previous one and migrate everything again into the configured one (`run --retarget`).
+    pub retarget: bool,
     /// A trial (`run --limit N`): migrate only the N most recently updated tickets, then stop.
     pub limit: Option<u64>,
     /// A trial (`run --ticket P/T`…): migrate only these tickets (with `limit`, both).
@@ -125,32 +129,59 @@ pub(crate) struct Ctx {
 /// An opened migration: store, limiters, progress counters and the cancellation token.
 pub struct Engine {
     ctx: Arc<Ctx>,
+    /// The store's write lock, when opened with [`Engine::open_writer`] (held until dropped).
+    writer: Option<StoreLock>,
 }
 
 impl Engine {
-    /// Opens (creating if needed) the store named in the settings. No network.
+    /// Opens (creating if needed) the store named in the settings, for reading: `status`,
+    /// `report`, `verify`. No network, no lock; [`Engine::run`] still takes the write lock for
+    /// its own duration.
     pub async fn open(settings: Settings) -> Result<Engine> {
+        Self::open_with(settings, None).await
+    }
+
+    /// Takes the store's write lock (failing at once with `StoreError::Locked` when another
+    /// process writes it), then opens it: what every writing command does first, so the lock
+    /// covers the command's whole life, schema migrations included.
+    pub async fn open_writer(settings: Settings) -> Result<Engine> {
+        let lock = StoreLock::acquire(&settings.store_path)?;
+        Self::open_with(settings, Some(lock)).await
+    }
+
+    async fn open_with(settings: Settings, writer: Option<StoreLock>) -> Result<Engine> {
         let store = Store::open(&settings.store_path).await?;
         let retry = RetryPolicy {
             max_transient_retries: settings.run.max_retries,
             ..RetryPolicy::default()
         };
-        let desk360_limiter = Limiter::new(LimiterConfig {
-            name: "desk360",
-            limit: settings.source.rpm,
-            window: settings.source.window,
-        });
-        let deskie_limiter = Limiter::new(LimiterConfig {
-            name: "deskie",
-            limit: settings.target.rpm,
-            window: settings.target.window,
-        });
+        // Every wait of both limiters ends at Ctrl-C: after it, no request is sent.
+        let cancel = CancellationToken::new();
+        let desk360_limiter = Limiter::with_cancel(
+            LimiterConfig {
+                name: "desk360",
+                limit: settings.source.rpm,
+                window: settings.source.window,
+                ..LimiterConfig::default()
+            },
+            cancel.clone(),
+        );
+        let deskie_limiter = Limiter::with_cancel(
+            LimiterConfig {
+                name: "deskie",
+                limit: settings.target.rpm,
+                window: settings.target.window,
+                ceiling: settings.target.rpm_ceiling,
+                ..LimiterConfig::default()
+            },
+            cancel.clone(),
+        );
         Ok(Engine {
             ctx: Arc::new(Ctx {
                 settings,
                 store,
                 progress: Arc::new(Progress::default()),
-                cancel: CancellationToken::new(),
+                cancel,
                 load_cancel: CancellationToken::new(),
                 desk360_limiter,
                 deskie_limiter,
@@ -159,6 +190,7 @@ impl Engine {
                 selected_only: std::sync::atomic::AtomicBool::new(false),
                 stat_marks: std::sync::Mutex::new(StatMarks::default()),
             }),
+            writer,
         })
     }
 
@@ -199,7 +231,14 @@ impl Engine {
     }
 
     /// Runs extraction and loading (or only extraction for a dry run) until done or cancelled.
+    ///
+    /// Holds the store's write lock throughout: the engine's own (see [`Engine::open_writer`]),
+    /// or one taken here for the run's duration.
     pub async fn run(&self, options: RunOptions) -> Result<RunSummary> {
+        let _lock = match self.writer {
+            Some(_) => None,
+            None => Some(StoreLock::acquire(self.ctx.store.path())?),
+        };
         let ctx = self.ctx.clone();
         let started = Instant::now();
         // A preflight finding with no fallback stops every run that would write.
@@ -213,6 +252,8 @@ impl Engine {
         }
         ctx.selected_only
             .store(options.is_trial(), std::sync::atomic::Ordering::Relaxed);
+        // Both accounts are checked against the store before anything is written.
+        let clients = self.prepare(&options).await?;
         let kind = if options.dry_run {
             RunKind::DryRun
         } else if options.skip_extract {
@@ -225,6 +266,9 @@ impl Engine {
             .begin_run(kind, &fingerprint(&ctx.settings))
             .await?;
 
+        if ctx.settings.target.source_id_field.is_none() {
+            tracing::warn!("{}", crate::report::SOURCE_ID_FIELD_NOTICE);
+        }
         // Whatever a crashed run held goes back in line; transient failures get another go.
         ctx.store.release_loading().await?;
         if !options.dry_run {
@@ -238,10 +282,13 @@ impl Engine {
         }
 
         let stats_task = tokio::spawn(flush_stats(ctx.clone()));
-        let result = self.run_inner(&options).await;
+        let checkpoint_task = tokio::spawn(checkpoints(ctx.store.clone()));
+        let result = self.run_inner(&options, clients).await;
         ctx.load_cancel.cancel();
         stats_task.abort();
+        checkpoint_task.abort();
         let _ = stats_task.await;
+        let _ = checkpoint_task.await;
         flush_once(&ctx, true).await;
         // Tickets a cancelled loader still held go back in line.
         ctx.store.release_loading().await?;
@@ -260,6 +307,10 @@ impl Engine {
             (Ok(None), false) => "completed",
         };
         ctx.store.finish_run(run_id, outcome).await?;
+        // A clean stop leaves the whole store in the .sqlite file (an empty -wal).
+        if let Err(e) = ctx.store.checkpoint(CheckpointMode::Truncate).await {
+            tracing::warn!(error = %e, "could not checkpoint the store's WAL at the end of the run");
+        }
         result?;
 
         let counts = ctx.store.counts().await?;
@@ -293,16 +344,45 @@ impl Engine {
         })
     }
 
-    async fn run_inner(&self, options: &RunOptions) -> Result<Option<String>> {
-        let ctx = self.ctx.clone();
+    /// Builds both clients and checks that the store belongs to the accounts they reach
+    /// (identity.rs): the target by its host before any request, the source by `/v1/me`. The
+    /// first run records both (after the credentials were accepted); `retarget` moves the store
+    /// to another Deskie account. Nothing is written to the store before this passes.
+    async fn prepare(&self, options: &RunOptions) -> Result<Clients> {
+        let ctx = &self.ctx;
+        let target = TargetPlan::check(&ctx.store, &ctx.settings, options.retarget).await?;
         // The Deskie client first: with bad credentials nothing should be read either.
         let deskie = build_deskie(&ctx.settings, ctx.deskie_limiter.clone(), ctx.retry)?;
         deskie.check_credentials().await?;
+        // `retry-failed` lists nothing, but tickets whose extraction failed go back to `pending`
+        // and their details are fetched again: it needs the Desk360 client too.
+        let desk360 = if options.skip_extract
+            && options.retry.is_none()
+            && ctx.store.pending_tickets(1).await?.is_empty()
+        {
+            None
+        } else {
+            Some(build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?)
+        };
+        let source = identity::check_source(&ctx.store, &ctx.settings, desk360.as_ref()).await?;
+        target.apply(&ctx.store).await?;
+        if let Some(source) = source {
+            ctx.store.record_account(&source).await?;
+        }
+        Ok(Clients { deskie, desk360 })
+    }
 
+    async fn run_inner(&self, options: &RunOptions, clients: Clients) -> Result<Option<String>> {
+        let ctx = self.ctx.clone();
+        let Clients { deskie, desk360 } = clients;
         if options.is_trial() {
             // A trial lists only as far as its selection needs, then loads only that.
-            let desk360 =
-                build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?;
+            let desk360 = match desk360 {
+                Some(d) => d,
+                None => {
+                    build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?
+                }
+            };
             crate::trial::select(&ctx, &desk360, options.limit, &options.tickets).await?;
             Progress::add(&ctx.progress.extract_done, 1);
             let result = if options.dry_run {
@@ -315,8 +395,6 @@ impl Engine {
             }
             return result;
         }
-        // `retry-failed` lists nothing, but tickets whose extraction failed are back to
-        // `pending` and their details are fetched again.
         let listing = if !options.skip_extract {
             Some(extract::Listing::All)
         } else if !ctx.store.pending_tickets(1).await?.is_empty() {
@@ -324,9 +402,7 @@ impl Engine {
         } else {
             None
         };
-        let extract_task = if let Some(listing) = listing {
-            let desk360 =
-                build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?;
+        let extract_task = if let (Some(desk360), Some(listing)) = (desk360, listing) {
             let ctx2 = ctx.clone();
             Some(tokio::spawn(async move {
                 let r = extract::run(&ctx2, desk360, listing).await;
@@ -360,6 +436,13 @@ impl Engine {
         extract_result?;
         load_result
     }
+}
+
+/// The clients of one run, built (and checked) by `Engine::prepare`.
+struct Clients {
+    deskie: deskie::DeskieClient,
+    /// `None` when the run does not read Desk360 (`retry-failed`).
+    desk360: Option<desk360::Desk360Client>,
 }
 
 /// Builds the Deskie client from the settings.
@@ -412,6 +495,24 @@ fn fingerprint(s: &Settings) -> String {
     );
     let digest = sha2::Sha256::digest(text.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// How often a run copies the WAL into the main file: bounds what a copy of the `.sqlite` file
+/// alone (without its `-wal`) would miss after a crash.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
+/// Every [`CHECKPOINT_EVERY`], a passive WAL checkpoint: it never waits for readers nor blocks
+/// the writer (see `store::CheckpointMode`), and runs between the single writer's transactions.
+async fn checkpoints(store: Store) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.checkpoint(CheckpointMode::Passive).await {
+            tracing::warn!(error = %e, "periodic WAL checkpoint failed; the next one retries");
+        }
+    }
 }
 
 #[derive(Default)]

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use desk360::{Desk360Client, ErrorClass, TicketSummary, parse_naive_timestamp};
+use desk360::{Desk360Client, ErrorClass, TicketSummary};
 use futures::StreamExt;
 use model::TicketKey;
 use store::{FailureClass, FailureRecord, ListedTicket, Stage};
@@ -86,11 +86,18 @@ pub(crate) async fn select(
                     list.next = page.next;
                 }
             }
+            // Compared as instants: naive times in source.timezone, explicit offsets honoured.
+            let tz = &ctx.settings.source.timezone;
             let newest = lists
                 .iter()
                 .enumerate()
                 .filter_map(|(i, l)| l.queue.front().map(|t| (i, t)))
-                .max_by_key(|(_, t)| t.updated_at.as_deref().and_then(parse_naive_timestamp))
+                .max_by_key(|(_, t)| {
+                    t.updated_at
+                        .as_deref()
+                        .and_then(desk360::parse_timestamp)
+                        .map(|s| s.to_timestamp(tz))
+                })
                 .map(|(i, _)| i);
             let Some(i) = newest else { break };
             let Some(summary) = lists[i].queue.pop_front() else {

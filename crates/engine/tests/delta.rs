@@ -30,23 +30,39 @@ fn deskie_writes(journal: &[JournalEntry]) -> Vec<Write> {
     journal
         .iter()
         .filter(|e| e.server == Server::Deskie && e.method != "GET")
-        .map(|e| {
+        .flat_map(|e| {
+            // A bulk update (`PUT cases/1,2,3.json`) is one update of each case it names.
             let path = e.path.split('?').next().unwrap_or_default();
-            let seg: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-            let id = |s: &str| s.trim_end_matches(".json").parse::<i64>().ok();
-            match (e.method.as_str(), seg.as_slice()) {
-                ("POST", ["api", "cases.json"]) => Write::Create,
-                ("POST", ["api", "cases", c, "messages.json"]) if id(c).is_some() => {
-                    Write::Message(id(c).unwrap_or_default())
-                }
-                ("POST", ["api", "cases", c, "note.json"]) if id(c).is_some() => {
-                    Write::Note(id(c).unwrap_or_default())
-                }
-                ("PUT", ["api", "cases", c]) if id(c).is_some() => {
-                    Write::Update(id(c).unwrap_or_default())
-                }
-                _ => Write::Other(format!("{} {}", e.method, e.path)),
+            if let (true, Some(ids)) = (
+                e.method == "PUT",
+                path.strip_prefix("/api/cases/")
+                    .and_then(|r| r.strip_suffix(".json"))
+                    .filter(|r| r.contains(',')),
+            ) {
+                return ids
+                    .split(',')
+                    .filter_map(|i| i.parse().ok())
+                    .map(Write::Update)
+                    .collect::<Vec<_>>();
             }
+            vec![{
+                let path = e.path.split('?').next().unwrap_or_default();
+                let seg: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+                let id = |s: &str| s.trim_end_matches(".json").parse::<i64>().ok();
+                match (e.method.as_str(), seg.as_slice()) {
+                    ("POST", ["api", "cases.json"]) => Write::Create,
+                    ("POST", ["api", "cases", c, "messages.json"]) if id(c).is_some() => {
+                        Write::Message(id(c).unwrap_or_default())
+                    }
+                    ("POST", ["api", "cases", c, "note.json"]) if id(c).is_some() => {
+                        Write::Note(id(c).unwrap_or_default())
+                    }
+                    ("PUT", ["api", "cases", c]) if id(c).is_some() => {
+                        Write::Update(id(c).unwrap_or_default())
+                    }
+                    _ => Write::Other(format!("{} {}", e.method, e.path)),
+                }
+            }]
         })
         .collect()
 }
@@ -106,7 +122,7 @@ async fn a_delta_run_brings_exactly_the_changes_to_the_same_cases() {
 /// and priority updates Deskie's state requires are allowed; otherwise a re-sent planned final
 /// update on a changed ticket is tolerated (and required: the engine's behaviour is pinned).
 async fn delta_scenario(strict: bool) {
-    let h = start(small(120, 1000, 400, 3000), "").await;
+    let h = start(pessimistic(small(120, 1000, 400, 3000)), "").await;
     let first = run(&h.settings, engine::RunOptions::default()).await;
     assert!(!first.interrupted, "{first:?}");
     let (cases, _) = assert_exact(&h);
@@ -210,6 +226,13 @@ async fn delta_scenario(strict: bool) {
             panic!("{key:?} still migrates")
         };
         let case = before.cases_of(key.0, key.1)[0];
+        // What a reply does to the status is not documented (a customer reply may reopen, an
+        // agent reply may set `waiting`): after any new reply the final status is sent.
+        let replied = *key != noted && new_messages.iter().any(|(k, _)| k == key);
+        if replied && plan.create.status.is_some() {
+            needs_update.insert(*key);
+            continue;
+        }
         let customer_wrote = new_messages.iter().any(|(k, c)| k == key && *c);
         let status_after =
             if customer_wrote && (case.status == "closed" || case.status == "waiting") {
@@ -327,9 +350,21 @@ async fn delta_scenario(strict: bool) {
     assert!(fetched.values().all(|&n| n == 1), "{fetched:?}");
     let lists = journal
         .iter()
-        .filter(|e| e.server == Server::Desk360 && e.path.contains("/tickets?"))
+        .filter(|e| {
+            e.server == Server::Desk360
+                && e.path
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .ends_with("/tickets")
+        })
         .count();
-    assert!(lists >= 3, "every product's list is read again ({lists})");
+    // Each product is caught up from page 1 down to its high-water mark: a page or two each,
+    // not every page again.
+    assert!(
+        (3..=6).contains(&lists),
+        "every product's list is caught up, and only its newest pages ({lists})"
+    );
 
     // A further run (nothing changed since) writes nothing and fetches no detail.
     sb.clear_journal();

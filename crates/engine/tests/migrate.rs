@@ -107,6 +107,7 @@ async fn verify_reads_back_and_finds_tampering() {
             name: "tamper",
             limit: 1000,
             window: std::time::Duration::from_secs(1),
+            ..throttle::LimiterConfig::default()
         }),
     )
     .unwrap();

@@ -21,7 +21,7 @@ fn migratable(h: &Harness) -> Vec<(i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_tickets_fail_with_the_api_message_and_retry_exactly() {
-    let h = start(small(160, 1000, 1000, 3000), "").await;
+    let h = start(pessimistic(small(160, 1000, 1000, 3000)), "").await;
     let candidates = migratable(&h);
     // About 5 % of the tickets are refused by Deskie.
     let rejected: BTreeSet<(i64, i64)> = candidates.iter().step_by(20).copied().collect();
@@ -100,7 +100,7 @@ fn case_id_of(path: &str) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_failing_on_its_third_message_continues_in_the_same_case() {
-    let h = start(small(60, 1000, 1000, 3000), "").await;
+    let h = start(pessimistic(small(60, 1000, 1000, 3000)), "").await;
     // A ticket with at least 4 replies, the 3rd of which is refused.
     let expected = expected(&h);
     let (&(p, t), _) = expected

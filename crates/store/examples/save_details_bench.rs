@@ -27,7 +27,7 @@ fn ticket(id: i64, created: DateTime) -> Ticket {
         agent_id: Some(74),
         type_id: Some(3),
         reason_id: None,
-        created_at: created,
+        created_at: created.into(),
         updated_at: "2024-03-02 08:00:00".into(),
         messages: (0..MESSAGES)
             .map(|i| Message {
@@ -43,7 +43,7 @@ fn ticket(id: i64, created: DateTime) -> Ticket {
                     MessageKind::Reply
                 },
                 body: format!("<p>{}</p>", "Lorem ipsum dolor sit amet. ".repeat(20)),
-                created_at: created,
+                created_at: created.into(),
                 attachments: if i == 0 {
                     vec![Attachment {
                         url: format!("https://files.example/{id}.png"),

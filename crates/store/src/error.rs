@@ -35,6 +35,18 @@ pub enum StoreError {
     /// longer open, or mapping a ticket to a second case). The item must not be written further.
     #[error("refused by the store: {0}")]
     InvalidState(String),
+    /// Another process holds the store's write lock (see [`crate::StoreLock`]): only one
+    /// process may write a store. Fatal for this command; nothing was written.
+    #[error(
+        "the store {store} is in use by another deskie-import ({holder}); only one process may \
+         write a store: wait for it to finish or stop it, then run this command again"
+    )]
+    Locked {
+        /// The store file.
+        store: String,
+        /// Who holds it, as the holder wrote it: pid, host and start time.
+        holder: String,
+    },
     /// Any other SQLite or driver error: a bug or an unexpected environment. Fatal.
     #[error("store database error: {0}")]
     Database(#[source] sqlx::Error),

@@ -20,6 +20,12 @@
 //! some loading/loaded → loading, any pending → pending, else extracted).
 //!
 //! # How the engine drives it
+//! - A writing command first takes [`StoreLock::acquire`] (one writer per store, released by the
+//!   kernel however the process ends), then compares the configured accounts with
+//!   [`Store::account`] before writing anything (recording them with [`Store::record_account`] on
+//!   the first run; [`Store::retarget`] moves the store to another Deskie account on request).
+//! - During a run, [`Store::checkpoint`] (`Passive`) at intervals; `Truncate` on a clean stop, so
+//!   the `.sqlite` file alone holds everything.
 //! - Start of every run: [`Store::begin_run`], [`Store::release_loading`] (tickets a killed run
 //!   held), [`Store::requeue_transient`] (failed-transient tickets get another go without a flag),
 //!   then [`Store::open_intents`] to reconcile against Deskie before writing anything.
@@ -37,14 +43,16 @@
 //!   [`Store::request_stats`].
 //!
 //! Layout of the code: [`Store::open`] here; one module per concern (`runs`, `reference`,
-//! `listing`, `details`, `loading`, `failures`, `reports`, `stats`), each adding methods to
+//! `listing`, `details`, `loading`, `failures`, `reports`, `stats`, `accounts`, `lock`), each adding methods to
 //! [`Store`]. The schema, with a comment on every table, is in `migrations/` at the workspace root.
 
+mod accounts;
 mod details;
 mod error;
 mod failures;
 mod listing;
 mod loading;
+mod lock;
 mod preflight;
 mod reference;
 mod reports;
@@ -63,6 +71,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
+pub use lock::StoreLock;
 pub use preflight::{
     PreflightRecord, ProbeId, ProbeRecord, RollbackId, RollbackIntent, TRIAL_BATCH_PAGE,
 };
@@ -141,6 +150,27 @@ impl Store {
         self.write.close().await;
     }
 
+    /// Copies the WAL's committed pages into the main file (`PRAGMA wal_checkpoint`), so the
+    /// `.sqlite` file alone holds the data: someone who copies only it after a crash otherwise
+    /// silently gets an older store, which re-sends writes already made (issue #11.11).
+    ///
+    /// Runs on the single write connection, between transactions (it waits for the current
+    /// one), never inside one and so never across an HTTP call.
+    pub async fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointOutcome> {
+        let sql = match mode {
+            CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+            CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        let (busy, log, done): (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&self.write).await?;
+        let outcome = CheckpointOutcome {
+            complete: busy == 0 && log == done,
+            wal_frames: log,
+            checkpointed_frames: done,
+        };
+        tracing::debug!(?mode, ?outcome, "WAL checkpoint");
+        Ok(outcome)
+    }
+
     /// Runs `PRAGMA integrity_check` and returns its report (`["ok"]` when healthy).
     pub async fn integrity_check(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check")
@@ -162,6 +192,29 @@ impl Store {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// How a WAL checkpoint treats the work around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointMode {
+    /// During a run: copies what it can without waiting for readers or blocking the writer
+    /// (SQLite's `PASSIVE`), so the pipeline never stalls on it; pages a reader still needs stay
+    /// in the WAL until the next one.
+    Passive,
+    /// On a clean stop: waits for readers (busy timeout), copies everything and truncates the
+    /// `-wal` file to zero bytes (SQLite's `TRUNCATE`), so the `.sqlite` file alone is the store.
+    Truncate,
+}
+
+/// What a checkpoint achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointOutcome {
+    /// Every frame of the WAL is in the main file now.
+    pub complete: bool,
+    /// Frames in the WAL before the checkpoint (0 after a `Truncate`).
+    pub wal_frames: i64,
+    /// Frames copied into the main file.
+    pub checkpointed_frames: i64,
 }
 
 /// Creates the store file readable and writable by its owner only, before SQLite opens it

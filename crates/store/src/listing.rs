@@ -47,6 +47,33 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a new listing of a product (a catch-up from page 1) without recording a page: the
+    /// cursor points at `cursor.next_url` (page 1) and is no longer complete, so a kill before
+    /// its first page resumes the same listing.
+    pub async fn start_listing(&self, product_id: i64, cursor: &CursorUpdate<'_>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO list_cursors (product_id, next_url, next_page, complete, updated_at,
+                                       mode, stop_at, top, mark)
+             VALUES (?1, ?2, 1, ?2 IS NULL, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (product_id) DO UPDATE
+             SET next_url = excluded.next_url, next_page = 1, complete = excluded.complete,
+                 updated_at = excluded.updated_at, mode = excluded.mode,
+                 stop_at = excluded.stop_at, top = excluded.top, mark = excluded.mark",
+        )
+        .bind(product_id)
+        .bind(cursor.next_url)
+        .bind(now())
+        .bind(cursor.mode.db())
+        .bind(cursor.stop_at)
+        .bind(cursor.top)
+        .bind(cursor.mark)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records one list page in one transaction: upserts its batch, inserts new tickets as
     /// `pending`, sends tickets whose `updated_at` changed back to `pending` (keeping their case,
     /// message map and intents so loading continues the same case, and clearing the final-state

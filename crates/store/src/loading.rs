@@ -385,6 +385,21 @@ impl Store {
         Ok(())
     }
 
+    /// How many times this write was journaled and then found not to have happened (abandoned):
+    /// bounds how often a write whose answers keep getting lost is sent again.
+    pub async fn abandoned_intents(&self, key: TicketKey, step: IntentStep) -> Result<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM intents
+             WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'abandoned'",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .bind(step.to_string())
+        .fetch_one(&self.read)
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Every open intent in the store, oldest first: the writes to reconcile after a crash.
     pub async fn open_intents(&self) -> Result<Vec<Intent>> {
         sqlx::query(

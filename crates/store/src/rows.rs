@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use jiff::civil::DateTime;
-use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
+use model::{
+    Attachment, AttachmentKind, Author, Message, MessageKind, SourceTime, Ticket, TicketKey,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
@@ -18,9 +19,10 @@ macro_rules! ticket_columns {
 }
 pub(crate) use ticket_columns;
 
-/// Parses a civil datetime the store wrote.
-pub(crate) fn parse_datetime(s: &str) -> Result<DateTime> {
-    s.parse::<DateTime>()
+/// Parses a source time the store wrote: naive `2024-03-01T10:00:00` (every row written before
+/// offsets were kept) or exact `2024-03-01T07:00:00Z`.
+pub(crate) fn parse_datetime(s: &str) -> Result<SourceTime> {
+    s.parse::<SourceTime>()
         .map_err(|e| StoreError::Corrupt(format!("bad datetime {s:?} in the store: {e}")))
 }
 

@@ -503,6 +503,29 @@ pub struct RequestStat {
     pub transient: u64,
 }
 
+/// The account one side of a store belongs to, as recorded at its first run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountIdentity {
+    /// Source or target.
+    pub side: Side,
+    /// The base URL the run used.
+    pub base_url: String,
+    /// What identifies the account: Desk360, the `/v1/me` answer as JSON; Deskie, the account
+    /// host (with a non-default port).
+    pub account: String,
+}
+
+/// What `Store::retarget` forgot and handed back to the loader, for the log and the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetargetSummary {
+    /// Ticket → case maps of the previous target.
+    pub cases_forgotten: u64,
+    /// Message maps of the previous target.
+    pub messages_forgotten: u64,
+    /// Tickets that will be loaded again.
+    pub tickets_requeued: u64,
+}
+
 /// Reads a ticket key as users write it: `product/ticket` (as displayed) or `product:ticket`.
 pub fn parse_ticket_key(s: &str) -> Option<TicketKey> {
     let (p, t) = s.split_once('/').or_else(|| s.split_once(':'))?;

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use common::{bounded, fresh, listed, raw, ticket};
 use model::{Attachment, AttachmentKind, Author, Message, MessageKind, TicketKey};
 use store::{
-    BatchState, CaseRef, FailureClass, FailureRecord, IntentResult, IntentStep, RequestStat,
-    RetryFilter, RunKind, Side, Stage, Store, StoreError, TicketState,
+    AccountIdentity, BatchState, CaseRef, FailureClass, FailureRecord, IntentResult, IntentStep,
+    RequestStat, RetryFilter, RunKind, Side, Stage, Store, StoreError, TicketState,
 };
 
 fn fail(stage: Stage, class: FailureClass, message: &str) -> FailureRecord {
@@ -865,4 +865,217 @@ async fn a_second_writer_on_the_file_makes_it_busy_not_broken() {
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     // the store carries on once the other writer is gone
     bounded(store.begin_run(RunKind::Run, "fp")).await.unwrap();
+}
+
+#[tokio::test]
+async fn accounts_are_recorded_and_retarget_forgets_the_old_target_only() {
+    let (dir, store) = fresh().await;
+    let k = |i| TicketKey::new(1, i);
+    assert_eq!(store.account(Side::Deskie).await.unwrap(), None);
+    let old = AccountIdentity {
+        side: Side::Deskie,
+        base_url: "https://old.deskie.io".into(),
+        account: "old.deskie.io".into(),
+    };
+    let source = AccountIdentity {
+        side: Side::Desk360,
+        base_url: "https://api.desk360.com".into(),
+        account: r#"{"id":11}"#.into(),
+    };
+    store.record_account(&old).await.unwrap();
+    store.record_account(&source).await.unwrap();
+
+    // 1 loaded, 2 failed while loading (with a case), 3 failed in extraction, 4 skipped,
+    // 5 extracted, 6 with an open intent while loading, 7 pending.
+    let page: Vec<_> = (1..=7).map(|i| listed(i, "u")).collect();
+    store.record_page(1, 1, &page, None).await.unwrap();
+    let details: Vec<_> = [1, 2, 4, 5, 6]
+        .iter()
+        .map(|&i| (ticket(1, i, 2), "{}"))
+        .collect();
+    store.save_details(&details).await.unwrap();
+    store
+        .record_failure(k(3), &fail(Stage::Extract, FailureClass::Permanent, "404"))
+        .await
+        .unwrap();
+    store.claim_for_load(10).await.unwrap();
+    for i in [1, 2] {
+        let c = store
+            .open_intent(k(i), IntentStep::Create, "h")
+            .await
+            .unwrap();
+        let case = CaseRef {
+            case_id: 100 + i,
+            case_number: format!("n{i}"),
+            user_id: 7,
+        };
+        store
+            .complete_intent(c, IntentResult::Case(case))
+            .await
+            .unwrap();
+    }
+    let m = store
+        .open_intent(k(1), IntentStep::Message(101), "h")
+        .await
+        .unwrap();
+    store
+        .complete_intent(
+            m,
+            IntentResult::Message {
+                source_id: 101,
+                deskie_id: 9,
+            },
+        )
+        .await
+        .unwrap();
+    let u = store
+        .open_intent(k(1), IntentStep::Update, "h")
+        .await
+        .unwrap();
+    store.complete_intent(u, IntentResult::Final).await.unwrap();
+    store.mark_loaded(k(1)).await.unwrap();
+    store
+        .record_failure(k(2), &fail(Stage::Load, FailureClass::Permanent, "400"))
+        .await
+        .unwrap();
+    store.mark_skipped(k(4), "skip").await.unwrap();
+    store
+        .open_intent(k(6), IntentStep::Create, "h")
+        .await
+        .unwrap();
+    // 5 goes back to extracted (it was claimed above); 6 stays loading with its open intent
+    assert_eq!(store.release_loading().await.unwrap(), 2);
+    store.claim_for_load(1).await.unwrap();
+
+    let new = AccountIdentity {
+        side: Side::Deskie,
+        base_url: "https://new.deskie.io".into(),
+        account: "new.deskie.io".into(),
+    };
+    assert!(matches!(
+        store.retarget(&source).await,
+        Err(StoreError::InvalidState(_))
+    ));
+    let summary = store.retarget(&new).await.unwrap();
+    assert_eq!(summary.cases_forgotten, 2);
+    assert_eq!(summary.messages_forgotten, 1);
+    assert_eq!(
+        summary.tickets_requeued, 4,
+        "loaded, failed in load, skipped, loading"
+    );
+    assert_eq!(store.account(Side::Deskie).await.unwrap(), Some(new));
+    assert_eq!(store.account(Side::Desk360).await.unwrap(), Some(source));
+    for i in [1, 2, 4, 5, 6] {
+        assert_eq!(
+            store.ticket_state(k(i)).await.unwrap(),
+            Some(TicketState::Extracted),
+            "ticket {i}"
+        );
+        let state = store.load_ticket(k(i)).await.unwrap();
+        assert!(state.case.is_none() && state.sent.is_empty() && !state.final_done);
+        assert!(state.open_intents.is_empty() && !state.previously_loaded);
+    }
+    // extraction is kept: the extract failure and the pending ticket stay as they were
+    assert_eq!(
+        store.ticket_state(k(3)).await.unwrap(),
+        Some(TicketState::Failed)
+    );
+    assert_eq!(
+        store.ticket_state(k(7)).await.unwrap(),
+        Some(TicketState::Pending)
+    );
+    assert!(store.open_intents().await.unwrap().is_empty());
+    assert_eq!(store.failed_tickets().await.unwrap().len(), 1);
+    // and it survives a reopen
+    store.close().await;
+    let store = Store::open(dir.path().join("store.sqlite")).await.unwrap();
+    assert_eq!(
+        store.account(Side::Deskie).await.unwrap().unwrap().account,
+        "new.deskie.io"
+    );
+}
+
+#[tokio::test]
+async fn retry_failed_requeues_extraction_failures_for_the_next_extraction() {
+    let (_dir, store) = fresh().await;
+    let k = |i| TicketKey::new(2, i);
+    let page: Vec<_> = (1..=3).map(|i| listed(i, "u")).collect();
+    store.record_page(2, 1, &page, None).await.unwrap();
+    store
+        .save_details(&[(ticket(2, 1, 2), "{}")])
+        .await
+        .unwrap();
+    // 2: the detail was a 404 (permanent); 3: timed out (transient)
+    store
+        .record_failure(k(2), &fail(Stage::Extract, FailureClass::Permanent, "404"))
+        .await
+        .unwrap();
+    store
+        .record_failure(
+            k(3),
+            &fail(Stage::Extract, FailureClass::Transient, "timeout"),
+        )
+        .await
+        .unwrap();
+    assert!(store.pending_tickets(10).await.unwrap().is_empty());
+    // A new run gives the transient one another go without a flag: back to pending.
+    assert_eq!(store.requeue_transient().await.unwrap(), 1);
+    assert_eq!(store.pending_tickets(10).await.unwrap(), vec![k(3)]);
+    // retry-failed: the permanent extraction failure is fetched again too (pending, not
+    // extracted: there is no detail to load).
+    let n = store
+        .retry_failed(&RetryFilter {
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(store.pending_tickets(10).await.unwrap(), vec![k(2), k(3)]);
+    assert!(store.failed_tickets().await.unwrap().is_empty());
+    assert!(store.claim_for_load(10).await.unwrap() == vec![k(1)]);
+    // Fetched now: extracted, and its old failure is gone for good.
+    store
+        .save_details(&[(ticket(2, 2, 2), "{}"), (ticket(2, 3, 1), "{}")])
+        .await
+        .unwrap();
+    assert_eq!(store.claim_for_load(10).await.unwrap(), vec![k(2), k(3)]);
+    assert!(store.failures().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_truncating_checkpoint_leaves_everything_in_the_sqlite_file() {
+    let (dir, store) = fresh().await;
+    let path = dir.path().join("store.sqlite");
+    let wal = dir.path().join("store.sqlite-wal");
+    let page: Vec<_> = (1..=20).map(|i| listed(i, "u")).collect();
+    store.record_page(5, 1, &page, None).await.unwrap();
+    let details: Vec<_> = (1..=20).map(|i| (ticket(5, i, 4), "{}")).collect();
+    store.save_details(&details).await.unwrap();
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the commits are in the WAL"
+    );
+    let passive = store
+        .checkpoint(store::CheckpointMode::Passive)
+        .await
+        .unwrap();
+    assert!(passive.complete, "{passive:?}");
+    store.mark_skipped(TicketKey::new(5, 1), "x").await.unwrap();
+    let done = store
+        .checkpoint(store::CheckpointMode::Truncate)
+        .await
+        .unwrap();
+    assert!(done.complete, "{done:?}");
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "-wal truncated");
+
+    // Only the .sqlite file, copied elsewhere, holds every commit.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy.sqlite");
+    std::fs::copy(&path, &copy).unwrap();
+    let copied = Store::open(&copy).await.unwrap();
+    let counts = copied.counts().await.unwrap();
+    assert_eq!(counts.tickets[&TicketState::Extracted], 19);
+    assert_eq!(counts.tickets[&TicketState::Skipped], 1);
+    assert_eq!(copied.integrity_check().await.unwrap(), vec!["ok"]);
 }

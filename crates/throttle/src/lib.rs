@@ -13,6 +13,19 @@
 //! * Every response corrects the model through [`Permit::finish`] with the parsed [`RateInfo`];
 //!   a 429 pauses every task sharing the limiter until the server's time is up, then traffic
 //!   resumes at the paced rate instead of all at once.
+//! * The window's *length* is learned too (issue #14.1): a server that says "per minute" but
+//!   refreshes every 10 s shows it by the end it announces jumping by 10 s (Deskie's
+//!   `retry_after` jumping up, Desk360's `X-RateLimit-Reset` epoch moving on). Ends announced
+//!   late by whole-second rounding are corrected once an answer from the next window arrives
+//!   before the announced end.
+//! * What the account's *other* consumers spend shows as the server's remaining count dropping
+//!   faster than our own spending; what they spent in the last window is kept back for them in
+//!   the rest of the current one (spent at the window's start or spread over it alike).
+//! * An explicit `rpm` is a ceiling ([`LimiterConfig::ceiling`]): headers may lower the limit,
+//!   never raise it above.
+//! * Every wait is bounded ([`LimiterConfig::max_wait`]: beyond it [`ThrottleError::WaitTooLong`]
+//!   says when the budget returns) and ends at once when the limiter's cancellation token fires
+//!   ([`Limiter::with_cancel`], [`ThrottleError::Cancelled`]: nothing was sent).
 //! * [`call`] wraps one logical request: acquire budget, send, feed the headers back, and retry
 //!   what is safe to retry with bounded exponential backoff and jitter ([`RetryPolicy`], built on
 //!   `backon`; the `backoff` crate is unmaintained, RUSTSEC-2025-0012). Whether a failure is safe
@@ -24,6 +37,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
+/// The token [`Limiter::with_cancel`] takes, re-exported so callers need no `tokio-util` import.
+pub use tokio_util::sync::CancellationToken;
 
 /// What one response said about the server's rate-limit window. Every field is optional because
 /// each vendor sends a different subset, and a lost or malformed header must not break a run.
@@ -68,10 +83,81 @@ impl RateInfo {
 pub struct LimiterConfig {
     /// Short name for logs ("desk360", "deskie").
     pub name: &'static str,
-    /// Units allowed per window, from the configured plan.
+    /// Units allowed per window, from the configured plan. Headers may correct it either way,
+    /// unless [`LimiterConfig::ceiling`] caps it.
     pub limit: u32,
-    /// Length of the server's window; 60 s for both vendors, shorter against the test sandbox.
+    /// Length of the server's window as configured: 60 s for both vendors, shorter against the
+    /// test sandbox. Only the first guess: the limiter learns the real length from the headers
+    /// (see [`Limiter::window`]).
     pub window: Duration,
+    /// An explicit ceiling, in units per `window` (so per minute for the vendors): the headers
+    /// may lower the limit below it, never raise it above. Set it when the user chose an `rpm`
+    /// to leave room for the account's other integrations (issue #11.7); `None` follows the
+    /// headers both ways. When the server's window turns out shorter, the ceiling is scaled to
+    /// it, so `120` stays 120 units a minute however the server slices its windows.
+    pub ceiling: Option<u32>,
+    /// The longest a single [`Limiter::acquire`] may wait. A wait the server imposes beyond it
+    /// (a `Retry-After` of hours, a daily quota) fails with [`ThrottleError::WaitTooLong`]
+    /// naming when the budget returns, instead of silently pausing the run.
+    /// [`LimiterConfig::DEFAULT_MAX_WAIT`] unless the caller knows better.
+    pub max_wait: Duration,
+}
+
+impl LimiterConfig {
+    /// 15 minutes. Both vendors document per-minute windows, so every wait the limiter imposes
+    /// by itself (pacing, the end of a spent window, a 429 until the window refreshes) is at
+    /// most about a minute; 15 minutes leaves room for a server that is slow to refresh or a
+    /// few consecutive 429 pauses, while a wait longer than that means something else (a daily
+    /// quota, a suspended account, a misconfigured proxy): the user is better told when to come
+    /// back than left with a run that looks hung.
+    pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
+    /// A configuration with no ceiling and the default maximum wait.
+    pub fn new(name: &'static str, limit: u32, window: Duration) -> Self {
+        Self {
+            name,
+            limit,
+            window,
+            ceiling: None,
+            max_wait: Self::DEFAULT_MAX_WAIT,
+        }
+    }
+}
+
+impl Default for LimiterConfig {
+    /// 60 units a minute, no ceiling, the default maximum wait: a placeholder for
+    /// `..LimiterConfig::default()` after the fields a caller sets.
+    fn default() -> Self {
+        Self::new("limiter", 60, Duration::from_secs(60))
+    }
+}
+
+/// Why [`Limiter::acquire`] (and so [`call`]) gave up before sending: the crate's one error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThrottleError {
+    /// The limiter's cancellation token fired (Ctrl-C) while waiting for budget, or before.
+    /// Nothing was sent by this wait: a write that waited here can be forgotten, not reconciled.
+    #[error("{limiter}: stopped while waiting for rate-limit budget; nothing was sent")]
+    Cancelled {
+        /// The limiter's name.
+        limiter: &'static str,
+    },
+    /// The server's budget returns later than [`LimiterConfig::max_wait`] allows waiting.
+    #[error(
+        "{limiter}: the rate-limit budget returns only in {}s, at {resume_at}, longer than the \
+         {}s this run may wait; nothing was sent: run again after {resume_at}",
+        .wait.as_secs(), .max_wait.as_secs()
+    )]
+    WaitTooLong {
+        /// The limiter's name.
+        limiter: &'static str,
+        /// How long the wait would have been.
+        wait: Duration,
+        /// When (wall clock, UTC) the budget returns: the time to resume.
+        resume_at: jiff::Timestamp,
+        /// The bound that was exceeded.
+        max_wait: Duration,
+    },
 }
 
 /// Counters a progress display or report can read at any time.
@@ -85,19 +171,54 @@ pub struct LimiterStats {
     pub throttled: u64,
     /// Transient failures retried by [`call`].
     pub transient_retries: u64,
-    /// The limit in force now (configured, or corrected by headers).
+    /// The limit in force now, per server window (configured, corrected by headers, capped by
+    /// the ceiling).
     pub limit: u32,
-    /// Units the limiter believes are left in the current window.
+    /// Units the limiter believes it may still spend in the current window (never above
+    /// `limit`; negative when the server says more was spent than assumed).
     pub remaining: i64,
+    /// The server window length in force (configured, or learned from the headers).
+    pub window: Duration,
+    /// Units the limiter holds back in the current window for the account's other consumers.
+    pub reserved: i64,
 }
 
 #[derive(Debug)]
 struct State {
+    /// The server's units per window (configured until a header says otherwise).
     limit: u32,
+    /// Units the server has left in the current window, less our requests it has not counted
+    /// yet: the budget of everyone sharing the scope.
     remaining: i64,
+    /// Units we took in the current window (for the ceiling and the other-consumer estimate).
+    spent: i64,
+    /// Units we had in flight when the current window began (they may land in either window).
+    carried: i64,
+    /// Server window length in force.
+    window: Duration,
+    /// Whether `window` was learned from the headers (else it is the configured guess).
+    window_learned: bool,
     window_end: Instant,
-    /// Whether `window_end` came from the server (until the first response it is a guess).
+    /// Whether `window_end` came from the server for the current window (else it is a guess).
     window_known: bool,
+    /// End of the previous window, to recognise late answers from it.
+    prev_end: Option<Instant>,
+    /// How much later than the truth the headers put a window's end: learned when an answer
+    /// from the next window arrives before the end they announced (a reset epoch rounded up
+    /// to whole seconds is a constant fraction of a second late), subtracted from every reading.
+    end_bias: Duration,
+    /// Answers that agreed on the current window's end: only an end read several times is
+    /// tight enough to learn `end_bias` from.
+    end_readings: u32,
+    /// Largest estimate, in this window, of what the account's other consumers spent.
+    others_seen: i64,
+    /// What the other consumers spent in the previous window: expected again in this one.
+    others_last: i64,
+    /// (when, estimate) at the first reading past the middle of the window and at the latest
+    /// increase: if the others were still spending in the second half, what they spent after
+    /// our last reading is extrapolated from that pace.
+    others_mid: Option<(Instant, i64)>,
+    others_latest: Option<(Instant, i64)>,
     paused_until: Option<Instant>,
     next_at: Instant,
     inflight: u32,
@@ -107,8 +228,8 @@ struct State {
 #[derive(Debug)]
 struct Inner {
     name: &'static str,
-    window: Duration,
-    margin: Duration,
+    config: LimiterConfig,
+    cancel: Option<CancellationToken>,
     state: Mutex<State>,
 }
 
@@ -129,34 +250,58 @@ pub struct Permit {
     done: bool,
 }
 
+/// Largest gap between two readings of the same window end (whole-second header rounding plus
+/// the answer's travel time); ends further apart belong to different windows.
+const MAX_END_JITTER: Duration = Duration::from_millis(1500);
+
 impl Limiter {
-    /// Creates a limiter assuming a fresh window starts now with the configured budget.
+    /// Creates a limiter assuming a fresh window starts now with the configured budget. Its
+    /// waits end only by themselves: use [`Limiter::with_cancel`] for a run that Ctrl-C stops.
     pub fn new(config: LimiterConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    /// Like [`Limiter::new`], with a cancellation token: once it fires, every wait of this
+    /// limiter (pacing, a 429 pause, [`call`]'s backoff) ends at once with
+    /// [`ThrottleError::Cancelled`], and no new permit is handed out, even with budget left —
+    /// after Ctrl-C nothing new is sent, only what is already on the wire finishes.
+    pub fn with_cancel(config: LimiterConfig, cancel: CancellationToken) -> Self {
+        Self::build(config, Some(cancel))
+    }
+
+    fn build(config: LimiterConfig, cancel: Option<CancellationToken>) -> Self {
         let now = Instant::now();
         let window = config.window.max(Duration::from_millis(1));
-        // A small safety margin after the estimated end of a window absorbs clock skew and the
-        // whole-second rounding of reset headers: never send into a window we think has ended
-        // before the server agrees.
-        let margin = (window / 200).clamp(Duration::from_millis(2), Duration::from_millis(500));
+        let config = LimiterConfig { window, ..config };
+        let limit = config.limit.max(1);
+        let mut state = State {
+            limit,
+            remaining: i64::from(limit),
+            spent: 0,
+            carried: 0,
+            window,
+            window_learned: false,
+            window_end: now + window,
+            window_known: false,
+            prev_end: None,
+            end_bias: Duration::ZERO,
+            end_readings: 0,
+            others_seen: 0,
+            others_last: 0,
+            others_mid: None,
+            others_latest: None,
+            paused_until: None,
+            next_at: now,
+            inflight: 0,
+            stats: LimiterStats::default(),
+        };
+        state.stats = snapshot(&config, &state);
         Self {
             inner: Arc::new(Inner {
                 name: config.name,
-                window,
-                margin,
-                state: Mutex::new(State {
-                    limit: config.limit.max(1),
-                    remaining: i64::from(config.limit.max(1)),
-                    window_end: now + window,
-                    window_known: false,
-                    paused_until: None,
-                    next_at: now,
-                    inflight: 0,
-                    stats: LimiterStats {
-                        limit: config.limit.max(1),
-                        remaining: i64::from(config.limit.max(1)),
-                        ..LimiterStats::default()
-                    },
-                }),
+                config,
+                cancel,
+                state: Mutex::new(state),
             }),
         }
     }
@@ -166,9 +311,16 @@ impl Limiter {
         self.inner.name
     }
 
-    /// The server window length this limiter assumes.
+    /// The server window length in force: the configured one until the headers showed
+    /// another (a server that says "per minute" but refreshes every 10 s is followed).
     pub fn window(&self) -> Duration {
-        self.inner.window
+        self.lock().window
+    }
+
+    /// The longest one [`Limiter::acquire`] waits before failing with
+    /// [`ThrottleError::WaitTooLong`].
+    pub fn max_wait(&self) -> Duration {
+        self.inner.config.max_wait
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -179,39 +331,132 @@ impl Limiter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn cancelled(&self) -> ThrottleError {
+        ThrottleError::Cancelled {
+            limiter: self.inner.name,
+        }
+    }
+
+    fn too_long(&self, wait: Duration) -> ThrottleError {
+        let resume_at = jiff::SignedDuration::try_from(wait)
+            .ok()
+            .and_then(|d| jiff::Timestamp::now().checked_add(d).ok())
+            .unwrap_or(jiff::Timestamp::MAX);
+        ThrottleError::WaitTooLong {
+            limiter: self.inner.name,
+            wait,
+            resume_at,
+            max_wait: self.inner.config.max_wait,
+        }
+    }
+
+    /// Sleeps until `at` unless the cancellation token fires first.
+    async fn sleep_until(&self, at: Instant) -> Result<(), ThrottleError> {
+        match &self.inner.cancel {
+            Some(cancel) => tokio::select! {
+                biased;
+                () = cancel.cancelled() => Err(self.cancelled()),
+                () = tokio::time::sleep_until(at) => Ok(()),
+            },
+            None => {
+                tokio::time::sleep_until(at).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// A backoff sleep for [`call`]: bounded by the maximum wait, ended by cancellation.
+    async fn backoff_sleep(&self, delay: Duration) -> Result<(), ThrottleError> {
+        if self.inner.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            return Err(self.cancelled());
+        }
+        let delay = delay.min(self.inner.config.max_wait);
+        self.sleep_until(Instant::now() + delay).await
+    }
+
     /// Waits until a request of `cost` units can be sent without passing the server's window,
     /// paced so the budget is spread over the window. Cancel-safe: nothing is taken until it
     /// returns.
-    pub async fn acquire(&self, cost: u32) -> Permit {
+    ///
+    /// Fails without sending anything when the limiter's token is cancelled
+    /// ([`ThrottleError::Cancelled`]) or when the budget returns later than
+    /// [`LimiterConfig::max_wait`] from the start of this call
+    /// ([`ThrottleError::WaitTooLong`], which says when).
+    pub async fn acquire(&self, cost: u32) -> Result<Permit, ThrottleError> {
         let cost = cost.max(1);
+        let deadline = Instant::now() + self.inner.config.max_wait;
         loop {
+            if self.inner.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                return Err(self.cancelled());
+            }
             let wake_at = {
                 let mut s = self.lock();
                 let now = Instant::now();
                 self.roll(&mut s, now);
                 match self.try_take(&mut s, now, cost) {
                     Ok(()) => {
-                        return Permit {
+                        return Ok(Permit {
                             limiter: self.clone(),
                             cost,
                             done: false,
-                        };
+                        });
+                    }
+                    Err(at) if at > deadline => {
+                        let wait = at.saturating_duration_since(now);
+                        tracing::warn!(
+                            limiter = self.inner.name,
+                            wait_s = wait.as_secs(),
+                            "rate-limit budget returns later than the maximum wait; giving up"
+                        );
+                        return Err(self.too_long(wait));
                     }
                     Err(at) => at,
                 }
             };
-            tokio::time::sleep_until(wake_at).await;
+            self.sleep_until(wake_at).await?;
         }
     }
 
     /// Starts a new local window when the estimated end of the current one has passed.
     fn roll(&self, s: &mut State, now: Instant) {
         if now >= s.window_end {
+            let mut last_end = s.window_end;
             while s.window_end <= now {
-                s.window_end += self.inner.window;
+                last_end = s.window_end;
+                s.window_end += s.window;
             }
-            s.remaining = i64::from(s.limit);
+            s.prev_end = Some(last_end);
+            s.window_known = false;
+            Self::start_window(s, last_end);
         }
+    }
+
+    /// Resets the per-window counters at the start of a window; the previous one ended at
+    /// `ended`.
+    fn start_window(s: &mut State, ended: Instant) {
+        s.remaining = i64::from(s.limit);
+        s.spent = 0;
+        s.carried = i64::from(s.inflight);
+        let mut others = s.others_seen;
+        if let (Some((mid_at, mid)), Some((last_at, last))) = (s.others_mid, s.others_latest)
+            && last_at > mid_at
+            && last > mid
+        {
+            let pace = (last - mid) as f64 / (last_at - mid_at).as_secs_f64();
+            let tail = ended.saturating_duration_since(last_at).as_secs_f64();
+            others = last + (pace * tail).ceil() as i64;
+        }
+        s.others_last = others.min(i64::from(s.limit));
+        s.others_seen = 0;
+        s.others_mid = None;
+        s.others_latest = None;
+    }
+
+    /// A small safety margin after the estimated end of a window absorbs clock skew and the
+    /// rounding of reset headers: never send into a window we think has ended before the
+    /// server agrees.
+    fn margin(s: &State) -> Duration {
+        (s.window / 200).clamp(Duration::from_millis(2), Duration::from_millis(500))
     }
 
     /// Either takes `cost` units now or says when to look again.
@@ -222,28 +467,40 @@ impl Limiter {
             }
             s.paused_until = None;
         }
-        if s.remaining < i64::from(cost) {
+        let available = available(&self.inner.config, s);
+        if available < i64::from(cost) {
             // Budget spent: wait for the server's window to end, with a margin.
-            return Err(s.window_end + self.inner.margin);
+            return Err(s.window_end + Self::margin(s));
         }
         if s.next_at > now {
             return Err(s.next_at);
         }
         s.remaining -= i64::from(cost);
+        s.spent += i64::from(cost);
         s.inflight += cost;
         s.stats.requests += 1;
         s.stats.units += u64::from(cost);
-        s.stats.remaining = s.remaining;
         // Spread what is left over what is left of the window: the nominal rate when alone and
         // on schedule, faster when budget is left over, slower when the headers said others
         // are spending it too.
+        let after = available - i64::from(cost);
         let left = s.window_end.saturating_duration_since(now);
-        let spacing = if s.remaining > 0 {
-            left.mul_f64(f64::from(cost) / (s.remaining as f64 + f64::from(cost)))
+        let mut spacing = if after > 0 {
+            left.mul_f64(f64::from(cost) / (after as f64 + f64::from(cost)))
         } else {
             Duration::ZERO
         };
+        if let Some(ceiling) = self.inner.config.ceiling {
+            // Never faster than the ceiling's own pace, even before the window is learned.
+            let pace = self
+                .inner
+                .config
+                .window
+                .mul_f64(f64::from(cost) / f64::from(ceiling.max(1)));
+            spacing = spacing.max(pace);
+        }
         s.next_at = now + spacing;
+        s.stats = snapshot(&self.inner.config, s);
         Ok(())
     }
 
@@ -251,22 +508,44 @@ impl Limiter {
     /// knows better). Pauses only ever extend.
     pub fn pause_for(&self, duration: Duration) {
         let mut s = self.lock();
-        let until = Instant::now() + duration + self.inner.margin;
+        let until = Instant::now() + duration + Self::margin(&s);
         s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> LimiterStats {
         let s = self.lock();
-        LimiterStats {
-            limit: s.limit,
-            remaining: s.remaining,
-            ..s.stats
-        }
+        snapshot(&self.inner.config, &s)
     }
 
     fn note_transient(&self) {
         self.lock().stats.transient_retries += 1;
+    }
+
+    /// Follows a window length seen between two consecutive window ends: a shorter one at once
+    /// (the server refreshes more often than assumed), a similar one smoothed, a much longer one
+    /// ignored (windows that passed unused).
+    fn learn_window(&self, s: &mut State, jump: Duration) {
+        if jump < Duration::from_millis(1) {
+            return;
+        }
+        let old = s.window;
+        if !s.window_learned || jump < old.mul_f64(0.75) {
+            s.window = jump;
+        } else if jump <= old.mul_f64(1.5) {
+            s.window = (old * 3 + jump) / 4;
+        } else {
+            return;
+        }
+        s.window_learned = true;
+        if s.window != old {
+            tracing::debug!(
+                limiter = self.inner.name,
+                old_ms = old.as_millis() as u64,
+                new_ms = s.window.as_millis() as u64,
+                "server window length learned from the headers"
+            );
+        }
     }
 
     fn observe(&self, cost: u32, status: Option<u16>, info: &RateInfo) {
@@ -285,49 +564,163 @@ impl Limiter {
             s.remaining += i64::from(limit) - i64::from(s.limit);
             s.limit = limit;
         }
-        let window = self.inner.window;
+
+        // Which server window this answer speaks of.
+        let tolerance = (s.window / 4).min(MAX_END_JITTER);
         let mut new_window = false;
+        let mut stale = false;
         if let Some(reset_after) = info.reset_after {
-            let server_end = now + reset_after;
-            if !s.window_known {
-                // Our first look at the server's clock: its window, not our guess, is the truth.
-                s.window_known = true;
-                new_window = server_end > s.window_end + window / 2;
-                s.window_end = server_end;
-            } else if server_end > s.window_end + window / 2 {
-                // The server is already in a later window than we assumed.
-                s.window_end = server_end;
-                new_window = true;
-            } else if server_end + window / 2 > s.window_end {
-                // Same window: the earliest end seen is the tightest (headers round up).
-                s.window_end = s.window_end.min(server_end).max(now);
+            let server_end = (now + reset_after)
+                .checked_sub(s.end_bias)
+                .unwrap_or(now)
+                .max(now);
+            if s.window_known {
+                if server_end > s.window_end + tolerance {
+                    // The server is already in a later window than we assumed. If the end we
+                    // believed is still ahead, the headers put ends too late by at least that
+                    // much: the next window began no later than this answer was written.
+                    let late = if s.end_readings >= 3 {
+                        s.window_end.saturating_duration_since(now)
+                    } else {
+                        Duration::ZERO
+                    };
+                    if !late.is_zero() {
+                        s.end_bias = (s.end_bias + late).min(tolerance);
+                    }
+                    let server_end = server_end.checked_sub(late).unwrap_or(server_end);
+                    let jump = server_end - s.window_end.min(now);
+                    self.learn_window(&mut s, jump);
+                    let ended = s.window_end.min(now);
+                    s.prev_end = Some(ended);
+                    s.window_end = server_end;
+                    s.end_readings = 1;
+                    Self::start_window(&mut s, ended);
+                    new_window = true;
+                } else if server_end + tolerance < s.window_end {
+                    // A late answer from a window that already ended.
+                    stale = true;
+                } else {
+                    // Same window: the earliest end seen is the tightest (headers round up).
+                    s.window_end = s.window_end.min(server_end).max(now);
+                    s.end_readings += 1;
+                }
+            } else {
+                match s.prev_end {
+                    Some(prev) if server_end.max(prev) - server_end.min(prev) <= tolerance => {
+                        // An answer from the window we have just left.
+                        stale = true;
+                    }
+                    prev => {
+                        // Our first look at the server's clock in this window: its end, not
+                        // our guess, is the truth.
+                        if let Some(prev) = prev
+                            && server_end > prev
+                        {
+                            self.learn_window(&mut s, server_end - prev);
+                        }
+                        s.window_known = true;
+                        s.window_end = server_end;
+                        s.end_readings = 1;
+                        new_window = true;
+                    }
+                }
             }
         }
-        if let Some(remaining) = info.remaining {
+        if let Some(remaining) = info.remaining.filter(|_| !stale) {
+            let remaining = i64::from(remaining.min(s.limit));
             // Assume none of our other in-flight requests were counted yet: conservative by at
             // most what is in flight, exact when nothing else is.
-            let corrected = i64::from(remaining) - i64::from(s.inflight);
+            let corrected = remaining - i64::from(s.inflight);
             if new_window || s.inflight == 0 {
                 s.remaining = corrected;
             } else {
                 s.remaining = s.remaining.min(corrected);
             }
+            // What the server counted beyond our own spending came from someone else: a lower
+            // bound (our in-flight units are assumed counted), kept as the window's maximum.
+            // Only an ordinary answer in a window whose end the server told is clear enough.
+            if s.window_known && status != Some(429) {
+                let others = i64::from(s.limit) - remaining - s.spent - s.carried;
+                let others = others.clamp(0, i64::from(s.limit));
+                if others > s.others_seen {
+                    s.others_seen = others;
+                    s.others_latest = Some((now, others));
+                }
+                let middle = s.window_end.checked_sub(s.window / 2).unwrap_or(now);
+                if s.others_mid.is_none() && now >= middle {
+                    s.others_mid = Some((now, s.others_seen));
+                }
+            }
         }
         if status == Some(429) {
             s.stats.throttled += 1;
+            let window = s.window;
             let wait = info.retry_after.or(info.reset_after).unwrap_or(window / 10);
-            let until = now + wait + self.inner.margin;
+            let until = now + wait + Self::margin(&s);
             s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
             s.remaining = 0;
-            // The server refills when the pause ends: make our window end there too.
-            s.window_end = now + wait;
+            // Whatever was learned about late window ends did not keep us out of this one.
+            s.end_bias = Duration::ZERO;
+            // The server refills when the pause ends: make our window end there too (the
+            // earlier of the two when they speak of the same window: headers round up).
+            let end = now + wait;
+            if s.window_known && end.max(s.window_end) - end.min(s.window_end) <= tolerance {
+                s.window_end = s.window_end.min(end).max(now);
+            } else {
+                s.window_end = end;
+                s.window_known = true;
+                s.end_readings = 1;
+            }
             tracing::warn!(
                 limiter = self.inner.name,
                 wait_ms = wait.as_millis() as u64,
                 "rate limited by the server; pausing every request on this limit"
             );
         }
-        s.stats.remaining = s.remaining;
+        s.stats = snapshot(&self.inner.config, &s);
+    }
+}
+
+/// Our own budget per window under the ceiling, scaled to the window in force.
+fn cap(config: &LimiterConfig, s: &State) -> Option<i64> {
+    let ceiling = config.ceiling?;
+    let scale = s.window.as_secs_f64() / config.window.as_secs_f64();
+    Some(((f64::from(ceiling) * scale).floor() as i64).max(1))
+}
+
+/// Units held back for the other consumers: what they spent last window, less what they have
+/// already spent in this one. What they spent is a lower bound (read from answers, the last of
+/// which comes a little before the window's end), so 2 % and a unit more are kept back while
+/// they spend.
+fn reserve(s: &State) -> i64 {
+    if s.others_last <= 0 {
+        return 0;
+    }
+    let expected = s.others_last + s.others_last / 50 + 1;
+    (expected - s.others_seen).max(0)
+}
+
+/// What we may still spend in the current window.
+fn available(config: &LimiterConfig, s: &State) -> i64 {
+    let shared = s.remaining - reserve(s);
+    match cap(config, s) {
+        Some(cap) => shared.min(cap - s.spent),
+        None => shared,
+    }
+}
+
+/// The counters with the derived values filled in.
+fn snapshot(config: &LimiterConfig, s: &State) -> LimiterStats {
+    let limit = match cap(config, s) {
+        Some(cap) => i64::from(s.limit).min(cap),
+        None => i64::from(s.limit),
+    };
+    LimiterStats {
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        remaining: available(config, s).min(limit),
+        window: s.window,
+        reserved: reserve(s),
+        ..s.stats
     }
 }
 
@@ -412,16 +805,29 @@ pub enum Outcome<T, E> {
     Fatal(E),
 }
 
+/// Why [`call`] returned without a value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CallError<E> {
+    /// The request's own failure, as `send` classified it (the last one when retries ran out).
+    Request(E),
+    /// The limiter gave up waiting (cancelled, or the budget returns too late). Nothing of this
+    /// wait was sent; earlier attempts of the same call, if any, were ones `send` classified as
+    /// not applied (a 429, or a failure it called safe to retry).
+    Wait(ThrottleError),
+}
+
 /// Sends one logical request through `limiter`, retrying what `send` classifies as safe to retry
 /// within `policy`'s bounds. `send` performs one attempt and reports the response's status and
 /// headers (if a response arrived) with the outcome. Returns the last error when the bounds are
-/// exhausted, so the caller can record it as a transient failure.
+/// exhausted, so the caller can record it as a transient failure; every wait (for budget or a
+/// backoff) ends with [`CallError::Wait`] when the limiter is cancelled or would wait longer than
+/// its maximum.
 pub async fn call<T, E, F, Fut>(
     limiter: &Limiter,
     policy: &RetryPolicy,
     cost: u32,
     mut send: F,
-) -> Result<T, E>
+) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = (Option<Observed>, Outcome<T, E>)>,
@@ -429,7 +835,7 @@ where
     let mut backoff = policy.backoff();
     let mut rate_limited = 0usize;
     loop {
-        let permit = limiter.acquire(cost).await;
+        let permit = limiter.acquire(cost).await.map_err(CallError::Wait)?;
         let (observed, outcome) = send().await;
         match observed {
             Some(o) => permit.finish(o.status, &o.info),
@@ -437,11 +843,11 @@ where
         }
         match outcome {
             Outcome::Done(value) => return Ok(value),
-            Outcome::Fatal(error) => return Err(error),
+            Outcome::Fatal(error) => return Err(CallError::Request(error)),
             Outcome::RateLimited(error) => {
                 rate_limited += 1;
                 if rate_limited > policy.max_rate_limited_retries {
-                    return Err(error);
+                    return Err(CallError::Request(error));
                 }
                 if observed.is_none_or(|o| o.status != 429) {
                     // Classified as rate limited without a 429 status: pause anyway.
@@ -456,9 +862,12 @@ where
                         delay_ms = delay.as_millis() as u64,
                         "transient failure; retrying"
                     );
-                    tokio::time::sleep(delay).await;
+                    limiter
+                        .backoff_sleep(delay)
+                        .await
+                        .map_err(CallError::Wait)?;
                 }
-                None => return Err(error),
+                None => return Err(CallError::Request(error)),
             },
         }
     }

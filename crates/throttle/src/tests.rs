@@ -5,6 +5,8 @@
 use super::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio_util::sync::CancellationToken;
+
 /// A fixed-window server: `limit` units per `window`, windows aligned to its own start.
 struct FakeServer {
     start: Instant,
@@ -93,7 +95,7 @@ async fn drive(
         let server = server.clone();
         handles.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let permit = limiter.acquire(cost).await;
+                let permit = limiter.acquire(cost).await.unwrap();
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -111,11 +113,7 @@ async fn drive(
 }
 
 fn config(limit: u32) -> LimiterConfig {
-    LimiterConfig {
-        name: "test",
-        limit,
-        window: Duration::from_secs(60),
-    }
+    LimiterConfig::new("test", limit, Duration::from_secs(60))
 }
 
 #[tokio::test(start_paused = true)]
@@ -238,7 +236,7 @@ async fn shares_the_window_with_another_consumer() {
 #[tokio::test(start_paused = true)]
 async fn a_429_pauses_every_task_until_retry_after() {
     let limiter = Limiter::new(config(100));
-    let p = limiter.acquire(1).await;
+    let p = limiter.acquire(1).await.unwrap();
     p.finish(
         429,
         &RateInfo {
@@ -251,7 +249,7 @@ async fn a_429_pauses_every_task_until_retry_after() {
     for _ in 0..4 {
         let l = limiter.clone();
         handles.push(tokio::spawn(async move {
-            let _p = l.acquire(1).await;
+            let _p = l.acquire(1).await.unwrap();
             Instant::now()
         }));
     }
@@ -278,7 +276,7 @@ async fn call_retries_transient_then_gives_up() {
         max_delay: Duration::from_millis(100),
     };
     let attempts = AtomicU64::new(0);
-    let result: Result<(), &str> = call(&limiter, &policy, 1, || {
+    let result: Result<(), CallError<&str>> = call(&limiter, &policy, 1, || {
         attempts.fetch_add(1, Ordering::SeqCst);
         async {
             (
@@ -291,23 +289,23 @@ async fn call_retries_transient_then_gives_up() {
         }
     })
     .await;
-    assert_eq!(result, Err("down"));
+    assert_eq!(result, Err(CallError::Request("down")));
     assert_eq!(attempts.load(Ordering::SeqCst), 4);
     assert_eq!(limiter.stats().transient_retries, 3);
 
     // A fatal outcome is never retried.
     let attempts = AtomicU64::new(0);
-    let result: Result<(), &str> = call(&limiter, &policy, 2, || {
+    let result: Result<(), CallError<&str>> = call(&limiter, &policy, 2, || {
         attempts.fetch_add(1, Ordering::SeqCst);
         async { (None, Outcome::Fatal("lost response")) }
     })
     .await;
-    assert_eq!(result, Err("lost response"));
+    assert_eq!(result, Err(CallError::Request("lost response")));
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 
     // Rate limited then done.
     let attempts = AtomicU64::new(0);
-    let result: Result<u8, &str> = call(&limiter, &policy, 1, || {
+    let result: Result<u8, CallError<&str>> = call(&limiter, &policy, 1, || {
         let n = attempts.fetch_add(1, Ordering::SeqCst);
         async move {
             if n == 0 {
@@ -347,4 +345,635 @@ fn parses_header_values() {
     assert_eq!(RateInfo::parse_seconds("-1"), None);
     assert_eq!(RateInfo::parse_count("178"), Some(178));
     assert_eq!(RateInfo::parse_count("x"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded, cancellable waits (issue #11.5).
+
+fn throttled(retry_after: Duration) -> RateInfo {
+    RateInfo {
+        retry_after: Some(retry_after),
+        ..RateInfo::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_day_long_retry_after_fails_at_once_naming_when_to_resume() {
+    let limiter = Limiter::new(config(100));
+    assert_eq!(limiter.max_wait(), LimiterConfig::DEFAULT_MAX_WAIT);
+    let before = jiff::Timestamp::now();
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(86_400)));
+    let start = Instant::now();
+    let err = limiter.acquire(1).await.unwrap_err();
+    assert_eq!(Instant::now(), start, "no sleep before giving up");
+    match &err {
+        ThrottleError::WaitTooLong {
+            limiter: name,
+            wait,
+            resume_at,
+            max_wait,
+        } => {
+            assert_eq!(*name, "test");
+            assert!(*wait >= Duration::from_secs(86_400), "{wait:?}");
+            assert_eq!(*max_wait, LimiterConfig::DEFAULT_MAX_WAIT);
+            let ahead = resume_at.duration_since(before);
+            assert!(
+                ahead >= jiff::SignedDuration::from_secs(86_400)
+                    && ahead < jiff::SignedDuration::from_secs(86_400 + 60),
+                "{resume_at} is {ahead:?} ahead"
+            );
+            assert!(err.to_string().contains(&resume_at.to_string()), "{err}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_within_the_bound_is_waited() {
+    let limiter = Limiter::new(LimiterConfig {
+        max_wait: Duration::from_secs(120),
+        ..config(100)
+    });
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(90)));
+    let start = Instant::now();
+    let _permit = limiter.acquire(1).await.unwrap();
+    assert!(Instant::now() - start >= Duration::from_secs(90));
+    // Just beyond the bound fails instead.
+    let limiter = Limiter::new(LimiterConfig {
+        max_wait: Duration::from_secs(120),
+        ..config(100)
+    });
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(121)));
+    assert!(matches!(
+        limiter.acquire(1).await,
+        Err(ThrottleError::WaitTooLong { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_ends_a_429_pause_at_once() {
+    let cancel = CancellationToken::new();
+    let limiter = Limiter::with_cancel(config(100), cancel.clone());
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(Duration::from_secs(600)));
+    let start = Instant::now();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let l = limiter.clone();
+            tokio::spawn(async move { (l.acquire(2).await.map(|p| p.cost()), Instant::now()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cancel.cancel();
+    for w in waiters {
+        let (result, at) = w.await.unwrap();
+        assert_eq!(
+            result.unwrap_err(),
+            ThrottleError::Cancelled { limiter: "test" }
+        );
+        assert_eq!(at - start, Duration::from_secs(5), "ended with the cancel");
+    }
+    // Nothing new is handed out afterwards, even once budget would be back.
+    tokio::time::sleep(Duration::from_secs(700)).await;
+    assert!(matches!(
+        limiter.acquire(1).await,
+        Err(ThrottleError::Cancelled { .. })
+    ));
+    assert_eq!(limiter.stats().requests, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_ends_window_pacing() {
+    let cancel = CancellationToken::new();
+    // 2 units a minute: the second request waits for the next window.
+    let limiter = Limiter::with_cancel(config(2), cancel.clone());
+    let _first = limiter.acquire(2).await.unwrap();
+    let l = limiter.clone();
+    let waiter = tokio::spawn(async move { l.acquire(1).await.map(|p| p.cost()) });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!waiter.is_finished(), "still waiting for the window");
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_millis(1), waiter)
+        .await
+        .expect("ended at once")
+        .unwrap();
+    assert!(matches!(result, Err(ThrottleError::Cancelled { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_ends_a_backoff_sleep_in_call() {
+    let cancel = CancellationToken::new();
+    let limiter = Limiter::with_cancel(config(1000), cancel.clone());
+    let policy = RetryPolicy {
+        max_transient_retries: 5,
+        max_rate_limited_retries: 2,
+        min_delay: Duration::from_secs(20),
+        max_delay: Duration::from_secs(60),
+    };
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = attempts.clone();
+    let (l, p) = (limiter.clone(), policy);
+    let task = tokio::spawn(async move {
+        call(&l, &p, 1, || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                (
+                    None::<Observed>,
+                    Outcome::<(), &str>::Retryable("connection reset"),
+                )
+            }
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_millis(1), task)
+        .await
+        .expect("ended at once")
+        .unwrap();
+    assert_eq!(
+        result,
+        Err(CallError::Wait(ThrottleError::Cancelled {
+            limiter: "test"
+        }))
+    );
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "no attempt after cancel"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_stops_on_a_too_long_429() {
+    let limiter = Limiter::new(config(1000));
+    let policy = RetryPolicy::default();
+    let attempts = AtomicU64::new(0);
+    let result: Result<(), CallError<&str>> = call(&limiter, &policy, 2, || {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        async {
+            (
+                Some(Observed {
+                    status: 429,
+                    info: throttled(Duration::from_secs(86_400)),
+                }),
+                Outcome::RateLimited("429"),
+            )
+        }
+    })
+    .await;
+    assert!(
+        matches!(
+            result,
+            Err(CallError::Wait(ThrottleError::WaitTooLong { .. }))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server model with its own window length, header style and other consumer (issues #11.7 and
+// #14.1): deterministic on paused time, no sockets.
+
+/// How the server reports the end of its window.
+#[derive(Debug, Clone, Copy)]
+enum Headers {
+    /// Deskie: `retry_after` in whole seconds (rounded up) until the window refreshes.
+    DeskieWhole,
+    /// Desk360: `X-RateLimit-Reset` as a whole Unix epoch (rounded up), read against the
+    /// client's clock; the server's windows start at a fractional epoch.
+    Desk360Epoch,
+}
+
+/// How the account's other consumer spends its share of every window.
+#[derive(Debug, Clone, Copy)]
+enum Other {
+    None,
+    /// All of it the moment the window opens.
+    AtStart(u32),
+    /// Spread evenly over the window.
+    Even(u32),
+}
+
+#[derive(Default)]
+struct SimState {
+    index: u64,
+    used: u32,
+    others: u32,
+    ours: Vec<u32>,
+    ours_rejected: u64,
+    others_refused: u64,
+}
+
+/// A fixed-window server that says `limit` "per minute" whatever its real window is.
+struct Sim {
+    start: Instant,
+    start_epoch: f64,
+    window: Duration,
+    limit: u32,
+    headers: Headers,
+    other: Other,
+    state: Mutex<SimState>,
+}
+
+impl Sim {
+    fn new(window: Duration, limit: u32, headers: Headers, other: Other) -> Arc<Self> {
+        let mut state = SimState {
+            ours: vec![0],
+            ..SimState::default()
+        };
+        if let Other::AtStart(units) = other {
+            state.others = units;
+            state.used = units;
+        }
+        Arc::new(Self {
+            start: Instant::now(),
+            start_epoch: 1_700_000_000.37,
+            window,
+            limit,
+            headers,
+            other,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Lets the other consumer spend what it wants up to `fraction` of the window.
+    fn other_spends(&self, st: &mut SimState, fraction: f64) {
+        let target = match self.other {
+            Other::None => return,
+            Other::AtStart(units) => units,
+            Other::Even(units) => (f64::from(units) * fraction).floor() as u32,
+        };
+        let want = target.saturating_sub(st.others);
+        let granted = want.min(self.limit - st.used);
+        st.others += want;
+        st.used += granted;
+        st.others_refused += u64::from(want - granted);
+    }
+
+    fn handle(&self, cost: u32) -> Observed {
+        let now = Instant::now();
+        let elapsed = now - self.start;
+        let index = (elapsed.as_nanos() / self.window.as_nanos()) as u64;
+        let mut st = self.state.lock().unwrap();
+        while st.index < index {
+            self.other_spends(&mut st, 1.0);
+            st.index += 1;
+            st.used = 0;
+            st.others = 0;
+            st.ours.push(0);
+            self.other_spends(&mut st, 0.0);
+        }
+        let window_start = self.window * index as u32;
+        let fraction = (elapsed - window_start).as_secs_f64() / self.window.as_secs_f64();
+        self.other_spends(&mut st, fraction);
+        let left = window_start + self.window - elapsed;
+        let reset_after = match self.headers {
+            Headers::DeskieWhole => Duration::from_secs(left.as_secs_f64().ceil() as u64),
+            Headers::Desk360Epoch => {
+                let now_epoch = self.start_epoch + elapsed.as_secs_f64();
+                let end_epoch = (now_epoch + left.as_secs_f64()).ceil();
+                Duration::from_secs_f64(end_epoch - now_epoch)
+            }
+        };
+        let status = if st.used + cost > self.limit {
+            st.ours_rejected += 1;
+            if std::env::var("SIM_DEBUG").is_ok() {
+                eprintln!(
+                    "429 at {:.3}s (window {index}, {:.3} in): used {} others {} ours {}",
+                    elapsed.as_secs_f64(),
+                    fraction,
+                    st.used,
+                    st.others,
+                    st.ours.last().unwrap()
+                );
+            }
+            429
+        } else {
+            st.used += cost;
+            *st.ours.last_mut().unwrap() += cost;
+            200
+        };
+        Observed {
+            status,
+            info: RateInfo {
+                limit: Some(self.limit),
+                remaining: Some(self.limit - st.used),
+                reset_after: Some(reset_after),
+                retry_after: (status == 429).then_some(reset_after),
+            },
+        }
+    }
+}
+
+/// `workers` tasks sending requests of `cost` with `latency` through `limiter` for `windows`
+/// server windows; returns (our units per window, our 429s, the other consumer's refused units).
+async fn simulate(
+    limiter: Limiter,
+    sim: Arc<Sim>,
+    workers: usize,
+    cost: u32,
+    latency: Duration,
+    windows: u32,
+) -> (Vec<u32>, u64, u64) {
+    let deadline = sim.start + sim.window * windows;
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let limiter = limiter.clone();
+        let sim = sim.clone();
+        handles.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let permit = limiter.acquire(cost).await.unwrap();
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(latency / 2).await;
+                let obs = sim.handle(cost);
+                tokio::time::sleep(latency / 2).await;
+                permit.finish(obs.status, &obs.info);
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let st = sim.state.lock().unwrap();
+    let ours = st.ours.iter().copied().take(windows as usize).collect();
+    (ours, st.ours_rejected, st.others_refused)
+}
+
+fn use_of(ours: &[u32], per_window: u32) -> f64 {
+    f64::from(ours.iter().sum::<u32>()) / (f64::from(per_window) * ours.len() as f64)
+}
+
+#[tokio::test(start_paused = true)]
+async fn follows_a_10s_server_window_that_says_per_minute() {
+    for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
+        let sim = Sim::new(Duration::from_secs(10), 750, headers, Other::None);
+        let limiter = Limiter::new(config(750));
+        let label = "10s";
+        let (ours, rejected, _) =
+            simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 15).await;
+        let used = use_of(&ours, 750);
+        eprintln!("figure: {label} {headers:?}: use {used:.4}, 429s {rejected}");
+        assert_eq!(
+            rejected, 0,
+            "{headers:?}: no 429 expected; windows {ours:?}"
+        );
+        assert!(used >= 0.97, "{headers:?}: budget use {used:.3}; {ours:?}");
+        let window = limiter.window();
+        assert!(
+            window >= Duration::from_secs(9) && window <= Duration::from_secs(11),
+            "{headers:?}: learned {window:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keeps_the_whole_budget_of_a_60s_window() {
+    for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
+        let sim = Sim::new(Duration::from_secs(60), 750, headers, Other::None);
+        let limiter = Limiter::new(config(750));
+        let label = "60s";
+        let (ours, rejected, _) =
+            simulate(limiter.clone(), sim, 8, 2, Duration::from_millis(150), 10).await;
+        let used = use_of(&ours, 750);
+        eprintln!("figure: {label} {headers:?}: use {used:.4}, 429s {rejected}");
+        assert_eq!(
+            rejected, 0,
+            "{headers:?}: no 429 expected; windows {ours:?}"
+        );
+        assert!(used >= 0.97, "{headers:?}: budget use {used:.3}; {ours:?}");
+        let window = limiter.window();
+        assert!(
+            window >= Duration::from_secs(59) && window <= Duration::from_secs(61),
+            "{headers:?}: learned {window:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn leaves_the_other_consumers_share_at_both_window_lengths() {
+    for window in [Duration::from_secs(10), Duration::from_secs(60)] {
+        for other in [Other::Even(300), Other::AtStart(300)] {
+            for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
+                let sim = Sim::new(window, 750, headers, other);
+                let limiter = Limiter::new(config(750));
+                let (ours, rejected, refused) =
+                    simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 20).await;
+                let case = format!("{window:?} {other:?} {headers:?}");
+                eprintln!(
+                    "figure: {case}: use of what was left {:.4}, our 429s {rejected}, other refused {refused}",
+                    use_of(&ours, 450)
+                );
+                assert!(
+                    rejected <= 2,
+                    "{case}: at most one 429 per 10 windows, got {rejected}; {ours:?}"
+                );
+                let used = use_of(&ours, 450);
+                assert!(
+                    used >= 0.9,
+                    "{case}: use of what was left {used:.3}; {ours:?}"
+                );
+                assert!(
+                    refused <= 20 * 4,
+                    "{case}: the other consumer was refused {refused} units; {ours:?}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An explicit rpm is a ceiling (issue #11.7).
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_rpm_is_a_ceiling_the_headers_cannot_raise() {
+    for server_window in [Duration::from_secs(60), Duration::from_secs(10)] {
+        // The server allows 1 500 units a window; the user asked for at most 120 a minute.
+        let sim = Sim::new(server_window, 1500, Headers::DeskieWhole, Other::None);
+        let limiter = Limiter::new(LimiterConfig {
+            ceiling: Some(120),
+            ..config(120)
+        });
+        let windows = (Duration::from_secs(600).as_secs() / server_window.as_secs()) as u32;
+        let (ours, rejected, _) = simulate(
+            limiter.clone(),
+            sim,
+            8,
+            2,
+            Duration::from_millis(150),
+            windows,
+        )
+        .await;
+        assert_eq!(rejected, 0);
+        // Per minute of the run (server windows grouped by the minute).
+        let per_window_of_minute = (60 / server_window.as_secs()) as usize;
+        let minutes: Vec<u32> = ours
+            .chunks(per_window_of_minute)
+            .map(|c| c.iter().sum())
+            .collect();
+        eprintln!("figure: ceiling 120 at {server_window:?} windows: units a minute {minutes:?}");
+        assert_eq!(minutes.len(), 10);
+        for m in &minutes {
+            assert!(
+                *m <= 120,
+                "{server_window:?}: {m} units in a minute; {minutes:?}"
+            );
+        }
+        let total: u32 = minutes.iter().sum();
+        assert!(
+            f64::from(total) >= 0.95 * 1200.0,
+            "{server_window:?}: the ceiling itself is used: {minutes:?}"
+        );
+        let stats = limiter.stats();
+        assert!(stats.limit <= 120, "limit in force {}", stats.limit);
+        assert!(stats.remaining <= i64::from(stats.limit));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_ceiling_the_headers_raise_the_limit() {
+    let sim = Sim::new(
+        Duration::from_secs(60),
+        1500,
+        Headers::DeskieWhole,
+        Other::None,
+    );
+    let limiter = Limiter::new(config(120));
+    let (ours, rejected, _) =
+        simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 5).await;
+    assert_eq!(rejected, 0);
+    assert_eq!(limiter.stats().limit, 1500);
+    assert!(ours[1..].iter().all(|u| *u > 1400), "{ours:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties: whatever the permits and the headers, `remaining` never exceeds the limit and no
+// acquire waits past `max_wait`.
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Acquire(u32),
+        Finish { status: u16, info: RateInfo },
+        Drop,
+        Advance(u64),
+    }
+
+    fn secs() -> impl Strategy<Value = Option<Duration>> {
+        prop::option::of((0u64..200_000).prop_map(Duration::from_millis))
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u32..4).prop_map(Op::Acquire),
+            3 => (
+                prop_oneof![Just(200u16), Just(429u16), Just(503u16)],
+                prop::option::of(0u32..3000),
+                prop::option::of(0u32..4000),
+                secs(),
+                secs(),
+            )
+                .prop_map(|(status, limit, remaining, reset_after, retry_after)| Op::Finish {
+                    status,
+                    info: RateInfo { limit, remaining, reset_after, retry_after },
+                }),
+            1 => Just(Op::Drop),
+            1 => (0u64..90_000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn remaining_never_exceeds_the_limit_and_no_wait_passes_max_wait(
+            limit in 1u32..2000,
+            window_ms in 100u64..120_000,
+            ceiling in prop::option::of(1u32..2000),
+            max_wait_ms in 1_000u64..300_000,
+            ops in prop::collection::vec(op(), 1..60),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let max_wait = Duration::from_millis(max_wait_ms);
+                let limiter = Limiter::new(LimiterConfig {
+                    name: "prop",
+                    limit,
+                    window: Duration::from_millis(window_ms),
+                    ceiling,
+                    max_wait,
+                });
+                let mut held: Vec<Permit> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Acquire(cost) => {
+                            let start = Instant::now();
+                            let result = limiter.acquire(cost).await;
+                            let waited = Instant::now() - start;
+                            prop_assert!(waited <= max_wait, "waited {waited:?} > {max_wait:?}");
+                            match result {
+                                Ok(p) => held.push(p),
+                                Err(ThrottleError::WaitTooLong { wait, .. }) => {
+                                    prop_assert!(wait > Duration::ZERO);
+                                }
+                                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+                            }
+                        }
+                        Op::Finish { status, info } => {
+                            if let Some(p) = held.pop() {
+                                p.finish(status, &info);
+                            }
+                        }
+                        Op::Drop => {
+                            held.pop();
+                        }
+                        Op::Advance(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                    }
+                    let stats = limiter.stats();
+                    prop_assert!(
+                        stats.remaining <= i64::from(stats.limit),
+                        "remaining {} > limit {}",
+                        stats.remaining,
+                        stats.limit
+                    );
+                    if let Some(c) = ceiling {
+                        // The ceiling holds per configured window, scaled to the one in force.
+                        let scaled = (f64::from(c) * stats.window.as_secs_f64()
+                            / (window_ms as f64 / 1000.0)
+                            + 1e-6)
+                            .floor()
+                            .max(1.0);
+                        prop_assert!(f64::from(stats.limit) <= scaled, "{stats:?}");
+                    }
+                    prop_assert!(stats.window > Duration::ZERO);
+                }
+                Ok(())
+            })?;
+        }
+    }
 }

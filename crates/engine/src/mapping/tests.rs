@@ -33,7 +33,7 @@ channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "Fac
     .unwrap()
 }
 
-fn at(s: &str) -> jiff::civil::DateTime {
+fn at(s: &str) -> model::SourceTime {
     s.parse().unwrap()
 }
 
@@ -137,7 +137,7 @@ fn customer_initiated_email_case_follows_the_recipe() {
     assert_eq!(create["staff_id"], 101);
     assert_eq!(create["status"], "closed");
     assert_eq!(create["priority"], "critical");
-    assert_eq!(create["custom_fields"]["cf_900"], "desk360:1:42");
+    assert_eq!(create["custom_fields"]["cf_900"], "desk360:1:42;");
     assert_eq!(create["custom_fields"]["cf_901"], "Billing");
     assert_eq!(create["labels"], serde_json::json!([501]));
     assert_eq!(create["do_not_send_email"], true);
@@ -357,7 +357,9 @@ fn equal_timestamps_keep_source_order_by_id() {
 }
 
 #[test]
-fn open_status_needs_no_final_update() {
+fn every_reply_after_the_create_gets_the_final_status() {
+    // What a reply does to the status is not documented (a customer reply may reopen the case,
+    // an agent reply may set it waiting): any reply after the create makes the status uncertain.
     let s = settings("");
     let mut t = ticket(
         "Email",
@@ -379,10 +381,18 @@ fn open_status_needs_no_final_update() {
         ],
     );
     t.status = Some(0);
-    assert!(plan(map(&t, &s).0).final_update.is_none());
-    // Only agent messages after the create: no reopen, no update.
+    assert_eq!(
+        plan(map(&t, &s).0).final_update.and_then(|u| u.status),
+        Some(CaseStatus::Open)
+    );
     t.status = Some(1);
     t.messages[1].author = Author::Agent(74);
+    assert_eq!(
+        plan(map(&t, &s).0).final_update.and_then(|u| u.status),
+        Some(CaseStatus::Closed)
+    );
+    // A note does not touch the status: no update after notes only.
+    t.messages[1].kind = MessageKind::Note;
     assert!(plan(map(&t, &s).0).final_update.is_none());
 }
 
@@ -431,6 +441,77 @@ fn dst_gap_does_not_fail() {
     // 2021-03-28 02:30 does not exist in Berlin.
     let ts = to_timestamp(at("2021-03-28T02:30:00"), &tz);
     assert_eq!(ts.to_string(), "2021-03-28T01:30:00Z");
+}
+
+#[test]
+fn an_explicit_offset_is_kept_whatever_the_configured_zone() {
+    // source.timezone is Istanbul (+03:00); these values carry their own offsets.
+    let s = settings("");
+    let t = ticket(
+        "Email",
+        vec![
+            msg(
+                1,
+                Author::Customer,
+                MessageKind::Reply,
+                "<p>Hi</p>",
+                "2021-01-17 15:58:41+05:00",
+            ),
+            msg(
+                2,
+                Author::Agent(74),
+                MessageKind::Reply,
+                "<p>Hello</p>",
+                "2021-01-17T12:00:00Z",
+            ),
+        ],
+    );
+    let p = plan(map(&t, &s).0);
+    let create = serde_json::to_value(&p.create).unwrap();
+    assert_eq!(create["created_at"], "Sun, 17 Jan 2021 10:58:41 +0000");
+    assert_eq!(p.steps[0].created_at().to_string(), "2021-01-17T12:00:00Z");
+    for zone in ["UTC", "America/New_York", "Asia/Tokyo"] {
+        let tz = TimeZone::get(zone).unwrap();
+        assert_eq!(
+            to_timestamp(at("2021-01-17 15:58:41+0300"), &tz).to_string(),
+            "2021-01-17T12:58:41Z"
+        );
+    }
+}
+
+#[test]
+fn naive_and_exact_times_are_ordered_by_instant() {
+    // 14:00 naive in Istanbul is 11:00Z, after 10:30Z though it reads earlier than 13:30+03.
+    let s = settings("");
+    let t = ticket(
+        "Email",
+        vec![
+            msg(
+                1,
+                Author::Customer,
+                MessageKind::Reply,
+                "a",
+                "2021-01-02 10:00:00",
+            ),
+            msg(
+                2,
+                Author::Customer,
+                MessageKind::Reply,
+                "c",
+                "2021-01-02 14:00:00",
+            ),
+            msg(
+                3,
+                Author::Agent(74),
+                MessageKind::Reply,
+                "b",
+                "2021-01-02T10:30:00Z",
+            ),
+        ],
+    );
+    let p = plan(map(&t, &s).0);
+    let ids: Vec<_> = p.steps.iter().map(Step::source_id).collect();
+    assert_eq!(ids, [3, 2]);
 }
 
 #[test]

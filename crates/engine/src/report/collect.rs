@@ -38,7 +38,32 @@ struct Walk {
     writes_total: u64,
     writes_done: u64,
     writes_remaining: u64,
+    /// Final status updates by their payload, for loaded and for remaining cases: the loader
+    /// sends them as bulk updates of up to [`deskie::BULK_MAX`] cases with the same values.
+    finals_done: BTreeMap<String, u64>,
+    finals_remaining: BTreeMap<String, u64>,
 }
+
+impl Walk {
+    /// Counts the bulk final updates into the writes, once every ticket was walked.
+    fn add_final_updates(&mut self) {
+        let requests = |groups: &BTreeMap<String, u64>| -> u64 {
+            groups
+                .values()
+                .map(|n| n.div_ceil(deskie::BULK_MAX as u64))
+                .sum()
+        };
+        let done = requests(&self.finals_done);
+        let remaining = requests(&self.finals_remaining);
+        self.writes_done += done;
+        self.writes_remaining += remaining;
+        self.writes_total += done + remaining;
+    }
+}
+
+/// Why `target.source_id_field` matters, shown first by the report and logged by every run
+/// without it.
+pub(crate) const SOURCE_ID_FIELD_NOTICE: &str = "target.source_id_field is not set: when Deskie's answer to a case create is lost, the case can then only be looked for among the most recently changed cases (by customer, subject and time), which can fail to prove anything on a busy account and leave that ticket failed for you to check. Create a text custom field for cases in Deskie and name it in target.source_id_field (e.g. \"cf_900\"): each case is then found again with one read, whatever Deskie's search does.";
 
 pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> {
     let counts = store.counts().await?;
@@ -86,6 +111,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         }
     }
     drop(loaded);
+    walk.add_final_updates();
 
     let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
     let pending = state(TicketState::Pending);
@@ -436,6 +462,13 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
             ),
         });
     }
+    if settings.target.source_id_field.is_none() {
+        alerts.push(Alert {
+            level: Level::Notice,
+            code: "no_source_id_field".into(),
+            message: SOURCE_ID_FIELD_NOTICE.into(),
+        });
+    }
     if walk.routing.unroutable_total > 0 {
         alerts.push(Alert {
             level: Level::Notice,
@@ -537,12 +570,22 @@ impl Walk {
                     .cases_by_route
                     .entry(plan.route.label())
                     .or_default() += 1;
-                let w = plan.writes() as u64;
+                // The create and every message; the final update is counted per bulk request.
+                let w = 1 + plan.steps.len() as u64;
                 self.writes_total += w;
                 if loaded {
                     self.writes_done += w;
                 } else {
                     self.writes_remaining += w;
+                }
+                if let Some(update) = &plan.final_update {
+                    let group = serde_json::to_string(update).unwrap_or_default();
+                    let groups = if loaded {
+                        &mut self.finals_done
+                    } else {
+                        &mut self.finals_remaining
+                    };
+                    *groups.entry(group).or_default() += 1;
                 }
             }
             Mapped::Skipped { channel } => {

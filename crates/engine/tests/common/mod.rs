@@ -56,6 +56,7 @@ source_id_field = "cf_900"
 path = "{store}"
 [run]
 concurrency = 8
+reconcile_settle_secs = 0.3
 {extra}
 "#,
         d = sandbox.desk360_url(),
@@ -103,6 +104,22 @@ pub fn expected(h: &Harness) -> BTreeMap<(i64, i64), Mapped> {
             ((t.product_id, t.ticket_id), map_ticket(&m.ticket, &cx).0)
         })
         .collect()
+}
+
+/// The Deskie writes the generator's tickets need: the create and every message of each case,
+/// plus the final status updates sent as bulk updates of up to ten cases with the same values.
+pub fn expected_writes(h: &Harness) -> u64 {
+    let mut writes = 0u64;
+    let mut groups: BTreeMap<String, u64> = BTreeMap::new();
+    for mapped in expected(h).values() {
+        if let Mapped::Case(plan) = mapped {
+            writes += 1 + plan.steps.len() as u64;
+            if let Some(u) = &plan.final_update {
+                *groups.entry(serde_json::to_string(u).unwrap()).or_default() += 1;
+            }
+        }
+    }
+    writes + groups.values().map(|n| n.div_ceil(10)).sum::<u64>()
 }
 
 /// Asserts Deskie holds exactly one case per migrated ticket, with every message once, in order,
@@ -157,7 +174,8 @@ fn check_case(case: &sandbox::CaseSnapshot, plan: &CasePlan, p: i64, t: i64) {
         assert_eq!(case.priority, pr.as_str(), "{p}/{t} priority");
     }
     // The first message plus every step, in order, once.
-    let mut want: Vec<(String, bool, String)> = vec![(
+    // (time, note?, body, the note's author)
+    let mut want: Vec<(String, bool, String, Option<i64>)> = vec![(
         create["created_at"].as_str().unwrap().to_string(),
         false,
         plan.create
@@ -165,18 +183,24 @@ fn check_case(case: &sandbox::CaseSnapshot, plan: &CasePlan, p: i64, t: i64) {
             .clone()
             .or(plan.create.content.clone())
             .unwrap(),
+        None,
     )];
     for s in &plan.steps {
+        let author = match s {
+            engine::mapping::Step::Note { note, .. } => Some(note.staff_id),
+            _ => None,
+        };
         want.push((
             deskie::format_timestamp(s.created_at()),
             s.is_note(),
             s.content().to_string(),
+            author,
         ));
     }
     // Deskie lists a case's messages by time (ties in arrival order); notes are written after
     // the replies, so they interleave by time in its view.
     want.sort_by_key(|w| deskie::parse_timestamp(&w.0));
-    let got: Vec<(String, bool, String)> = case
+    let got: Vec<(String, bool, String, Option<i64>)> = case
         .messages
         .iter()
         .map(|m| {
@@ -185,13 +209,19 @@ fn check_case(case: &sandbox::CaseSnapshot, plan: &CasePlan, p: i64, t: i64) {
             } else {
                 m.content_html.clone()
             };
-            (m.created_at.clone(), m.note, body)
+            (
+                m.created_at.clone(),
+                m.note,
+                body,
+                m.note.then_some(m.staff_id),
+            )
         })
         .collect();
     assert_eq!(got.len(), want.len(), "{p}/{t}: message count");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.1, w.1, "{p}/{t} message {i} note flag");
         assert_eq!(g.2, w.2, "{p}/{t} message {i} content");
+        assert_eq!(g.3, w.3, "{p}/{t} message {i}: the note's author");
         let gt = deskie::parse_timestamp(&g.0);
         let wt = deskie::parse_timestamp(&w.0);
         assert_eq!(gt, wt, "{p}/{t} message {i} time");
@@ -214,6 +244,14 @@ pub fn small(
         deskie_limit,
         ..SandboxConfig::default()
     }
+}
+
+/// The same sandbox under the pessimistic combination of readings of the vendor pages (Link
+/// with only `page`, exact-only custom-field search, time filters ignored, an agent reply sets
+/// `waiting`, the note author read from `note_staff_id` only).
+pub fn pessimistic(mut cfg: SandboxConfig) -> SandboxConfig {
+    cfg.readings = sandbox::Readings::pessimistic();
+    cfg
 }
 
 /// Runs the engine to completion with a bound.

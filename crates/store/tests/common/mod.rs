@@ -31,6 +31,11 @@ pub fn at(s: &str) -> DateTime {
     s.parse().unwrap()
 }
 
+/// A naive source time from text.
+pub fn naive(s: &str) -> model::SourceTime {
+    model::SourceTime::Naive(at(s))
+}
+
 /// A ticket with `n` messages: every third a note, agents on odd ones, one attachment on even.
 pub fn ticket(product_id: i64, ticket_id: i64, n: usize) -> Ticket {
     let messages = (0..n)
@@ -49,7 +54,8 @@ pub fn ticket(product_id: i64, ticket_id: i64, n: usize) -> Ticket {
                     MessageKind::Reply
                 },
                 body: format!("<p>message {i} of ticket {ticket_id}</p>"),
-                created_at: at("2024-03-01T10:00:00") + jiff::Span::new().minutes(i as i64),
+                created_at: (at("2024-03-01T10:00:00") + jiff::Span::new().minutes(i as i64))
+                    .into(),
                 attachments: if i % 2 == 0 {
                     vec![Attachment {
                         url: format!("https://files.example/{ticket_id}/{i}.png"),
@@ -76,7 +82,7 @@ pub fn ticket(product_id: i64, ticket_id: i64, n: usize) -> Ticket {
         agent_id: Some(74),
         type_id: Some(3),
         reason_id: None,
-        created_at: at("2024-03-01T09:59:00"),
+        created_at: naive("2024-03-01T09:59:00"),
         updated_at: "2024-03-02 08:00:00".into(),
         messages,
     }

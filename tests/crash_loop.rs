@@ -1,0 +1,442 @@
+//! Crash loop of the real binary: `deskie-import run` is SIGKILLed again and again, at points
+//! spread over every stage (listing and extraction, loading, final updates), each kill decided by
+//! progress observed in the sandbox's journal — never by wall-clock sleeps. After every kill the
+//! store must pass `PRAGMA integrity_check`; then a last run finishes and a Jepsen-style check
+//! compares the sandbox's Deskie with the Desk360 source through the generator's
+//! `ref:p<product>t<ticket>m<index>` markers, independently of the program's own mapping:
+//! - lost: a source ticket without a case, a source message without a Deskie message;
+//! - duplicated: two cases for one ticket, one source message in two Deskie messages;
+//! - unexpected: a case or message in Deskie that no source ticket or message accounts for.
+//!
+//! All three must be empty. The sandbox loses 3 % of the write responses (applied, then the
+//! connection drops), so kills also land next to writes of unknown outcome.
+//!
+//! Short by default (24 kills, well under CI's budget); `DESKIE_CRASH_LOOP_KILLS=200` runs a long
+//! one. The kill points per stage are printed (`--nocapture` shows them).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sandbox::{Faults, JournalEntry, Sandbox, SandboxConfig, Server};
+
+const BIN: &str = env!("CARGO_BIN_EXE_deskie-import");
+
+/// Kills of the default (CI) loop; the environment variable overrides it.
+const DEFAULT_KILLS: usize = 24;
+const KILLS_ENV: &str = "DESKIE_CRASH_LOOP_KILLS";
+
+/// Bound of one killed run's wait for its kill point, and of the final runs.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// Desk360 list pages and ticket details.
+    Extraction,
+    /// Deskie case creations and messages.
+    Loading,
+    /// Deskie final status/priority updates.
+    FinalUpdates,
+}
+
+impl Stage {
+    const ALL: [Stage; 3] = [Stage::Extraction, Stage::Loading, Stage::FinalUpdates];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Extraction => "listing/extraction",
+            Stage::Loading => "loading",
+            Stage::FinalUpdates => "final updates",
+        }
+    }
+
+    /// The stage a journal entry is progress of, if any.
+    fn of(e: &JournalEntry) -> Option<Stage> {
+        match (e.server, e.method.as_str()) {
+            (Server::Desk360, "GET") if e.path.contains("/tickets") && e.status == 200 => {
+                Some(Stage::Extraction)
+            }
+            (Server::Deskie, "POST") => Some(Stage::Loading),
+            (Server::Deskie, "PUT") => Some(Stage::FinalUpdates),
+            _ => None,
+        }
+    }
+}
+
+fn kills_wanted() -> usize {
+    std::env::var(KILLS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_KILLS)
+}
+
+fn spawn_run(config: &Path) -> Child {
+    let mut cmd = Command::new(BIN);
+    for v in [
+        "DESK360_TOKEN",
+        "DESK360_EMAIL",
+        "DESK360_PASSWORD",
+        "DESKIE_API_KEY",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.args(["run", "--quiet", "--config", &config.display().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Waits for a child with a bound (killing it past the bound), off the runtime's workers.
+async fn wait_child(mut child: Child, limit: Duration) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!("child did not exit in {limit:?}: {}", show(&out));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn sigkill(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Progress of one run per stage, from the journal (cleared before each run).
+fn progress(sb: &Sandbox) -> BTreeMap<Stage, usize> {
+    let mut counts = BTreeMap::new();
+    for e in sb.journal() {
+        if let Some(stage) = Stage::of(&e) {
+            *counts.entry(stage).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Opens the store after a kill and runs `PRAGMA integrity_check`.
+async fn integrity(store_path: &Path) -> Vec<String> {
+    let store = store::Store::open(store_path).await.unwrap();
+    let report = store.integrity_check().await.unwrap();
+    store.close().await;
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loop_over_every_stage_loses_and_duplicates_nothing() {
+    let kills = kills_wanted();
+    let sandbox = tokio::time::timeout(
+        Duration::from_secs(30),
+        Sandbox::start(SandboxConfig {
+            seed: 23,
+            products: 2,
+            // Enough work that the loop does not run out of it before its last kill.
+            tickets: (kills * 5).clamp(120, 2000),
+            window: Duration::from_secs(1),
+            // Extraction slow enough that several kills land in it.
+            desk360_limit: 40,
+            deskie_limit: 1500,
+            latency: Duration::from_millis(4),
+            jitter: Duration::from_millis(2),
+            faults: Faults {
+                drop_after_commit_rate: 0.03,
+                ..Faults::default()
+            },
+            ..SandboxConfig::default()
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store.sqlite");
+    let creds = sandbox.credentials();
+    let config = dir.path().join("deskie-import.toml");
+    // Every channel goes to custom channel 481 (which needs an email or a phone to identify
+    // the user) except Facebook, which is skipped.
+    std::fs::write(
+        &config,
+        format!(
+            r#"[source]
+base_url = "{d}"
+token = "{token}"
+rpm = 40
+window_secs = 1
+timeout_secs = 5
+[target]
+base_url = "{k}"
+staff_email = "{email}"
+api_key = "{key}"
+plan = "pro"
+agents = 1000
+rpm = 1500
+window_secs = 1
+timeout_secs = 5
+source_id_field = "cf_900"
+[mapping]
+default_staff_id = 100
+agents = {{ "72" = 101, "74" = 102, "75" = 103 }}
+channels = {{ "default" = "custom:481", "Facebook" = "skip" }}
+[store]
+path = "{store}"
+[run]
+concurrency = 8
+max_retries = 3
+reconcile_settle_secs = 0.5
+"#,
+            d = sandbox.desk360_url(),
+            k = sandbox.deskie_url(),
+            token = creds.desk360_token,
+            email = creds.deskie_staff_email,
+            key = creds.deskie_api_key,
+            store = store_path.display(),
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    // The kill loop: kill i aims at stage i mod 3 after a few of its requests (1..=5, varied);
+    // when that stage is over (extraction finished, say), another stage's progress decides.
+    let mut points: Vec<(Stage, usize)> = Vec::new();
+    let mut finished_early = 0;
+    let mut i = 0;
+    while points.len() < kills {
+        let aim = Stage::ALL[i % 3];
+        let after = 1 + (i * 7) % 5;
+        i += 1;
+        sandbox.clear_journal();
+        let child = spawn_run(&config);
+        let pid = child.id();
+        let start = Instant::now();
+        let mut child = Some(child);
+        let killed_at = loop {
+            let seen = progress(&sandbox);
+            let aimed = seen.get(&aim).copied().unwrap_or(0);
+            let (busiest, most) = seen
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(s, n)| (*s, *n))
+                .unwrap_or((aim, 0));
+            if aimed >= after {
+                break Some((aim, aimed));
+            }
+            if most >= 12 + after {
+                break Some((busiest, most));
+            }
+            let c = child.as_mut().unwrap();
+            if c.try_wait().unwrap().is_some() {
+                break None;
+            }
+            assert!(start.elapsed() < RUN_LIMIT, "run {i} made no progress");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let child = child.take().unwrap();
+        match killed_at {
+            Some(point) => {
+                sigkill(pid);
+                let out = wait_child(child, Duration::from_secs(30)).await;
+                if out.status.code().is_some() {
+                    // It ended on its own just before the signal (a zombie takes it quietly).
+                    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+                    finished_early += 1;
+                    break;
+                }
+                points.push(point);
+            }
+            None => {
+                // The migration finished between two polls: nothing left to kill.
+                let out = wait_child(child, Duration::from_secs(30)).await;
+                assert!(
+                    matches!(out.status.code(), Some(0 | 3)),
+                    "{}\nkills so far {points:?}",
+                    show(&out)
+                );
+                finished_early += 1;
+                break;
+            }
+        }
+        let report = integrity(&store_path).await;
+        assert_eq!(report, vec!["ok"], "integrity after kill {}", points.len());
+    }
+
+    // Tickets with neither an email nor a phone cannot be routed anywhere: the source says so,
+    // they fail with a mapping reason every time and must never reach Deskie.
+    let ds = sandbox.dataset();
+    let has = |t: &sandbox::TicketData, field: &str| {
+        t.detail[field]
+            .as_str()
+            .is_some_and(|v| !v.trim().is_empty())
+    };
+    let unroutable: BTreeSet<(i64, i64)> = ds
+        .tickets
+        .iter()
+        .filter(|t| t.detail["channel"].as_str() != Some("Facebook"))
+        .filter(|t| !has(t, "email") && !has(t, "phone"))
+        .map(|t| (t.product_id, t.ticket_id))
+        .collect();
+
+    // A last run (or a few, if a lost response left a transient failure) finishes: exit 0, or
+    // 3 with exactly the unroutable tickets failed.
+    let mut last = None;
+    for _ in 0..3 {
+        sandbox.clear_journal();
+        let out = wait_child(spawn_run(&config), RUN_LIMIT).await;
+        let status = Command::new(BIN)
+            .args([
+                "status",
+                "--json",
+                "--config",
+                &config.display().to_string(),
+            ])
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        let failed: BTreeSet<(i64, i64)> = status["failed_tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["key"]["product_id"].as_i64().unwrap(),
+                    f["key"]["ticket_id"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let want = if unroutable.is_empty() { 0 } else { 3 };
+        let done = out.status.code() == Some(want) && failed == unroutable;
+        last = Some((out, status));
+        if done {
+            break;
+        }
+    }
+    let (last, status) = last.unwrap();
+    let want = if unroutable.is_empty() { 0 } else { 3 };
+    assert_eq!(
+        last.status.code(),
+        Some(want),
+        "{}\n{status:#}\nkills {points:?}",
+        show(&last)
+    );
+    assert_eq!(integrity(&store_path).await, vec!["ok"]);
+
+    // Jepsen-style check of Deskie against the source.
+    let snap = sandbox.deskie_snapshot();
+    assert_eq!(snap.customer_emailed, 0, "no customer may be emailed");
+    let migratable: BTreeMap<(i64, i64), usize> = ds
+        .tickets
+        .iter()
+        .filter(|t| t.detail["channel"].as_str() != Some("Facebook"))
+        .filter(|t| !unroutable.contains(&(t.product_id, t.ticket_id)))
+        .map(|t| ((t.product_id, t.ticket_id), t.messages().len()))
+        .collect();
+    let mut lost: Vec<String> = Vec::new();
+    let mut duplicated: Vec<String> = Vec::new();
+    let mut unexpected: Vec<String> = Vec::new();
+    let mut written: BTreeMap<(i64, i64, usize), usize> = BTreeMap::new();
+    for case in &snap.cases {
+        let Some(key) = case.source_ticket.filter(|k| migratable.contains_key(k)) else {
+            unexpected.push(format!("case {} ({:?})", case.case_id, case.source_ticket));
+            continue;
+        };
+        for m in &case.messages {
+            let refs: BTreeSet<(i64, i64, usize)> = sandbox::parse_refs(&m.content_html)
+                .into_iter()
+                .chain(sandbox::parse_refs(&m.content))
+                .collect();
+            if refs.is_empty() {
+                unexpected.push(format!("message {} of case {}", m.message_id, case.case_id));
+            }
+            for r in refs {
+                if (r.0, r.1) != key || r.2 >= migratable[&key] {
+                    unexpected.push(format!(
+                        "message {} of case {} carries {r:?}",
+                        m.message_id, case.case_id
+                    ));
+                } else {
+                    *written.entry(r).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    for (&(p, t), &messages) in &migratable {
+        match snap.cases_of(p, t).len() {
+            0 => lost.push(format!("ticket {p}/{t}")),
+            1 => {}
+            n => duplicated.push(format!("ticket {p}/{t}: {n} cases")),
+        }
+        for m in 0..messages {
+            match written.get(&(p, t, m)).copied().unwrap_or(0) {
+                0 => lost.push(format!("message {p}/{t}#{m}")),
+                1 => {}
+                n => duplicated.push(format!("message {p}/{t}#{m} written {n} times")),
+            }
+        }
+    }
+    for stage in Stage::ALL {
+        let at: Vec<usize> = points
+            .iter()
+            .filter(|(s, _)| *s == stage)
+            .map(|(_, n)| *n)
+            .collect();
+        println!(
+            "kills during {}: {} (after {:?} of its requests)",
+            stage.name(),
+            at.len(),
+            at
+        );
+    }
+    println!(
+        "{} kills, {} runs finished on their own; {} tickets ({} unroutable by the source), {} \
+         messages checked: lost {}, duplicated {}, unexpected {}",
+        points.len(),
+        finished_early,
+        migratable.len(),
+        unroutable.len(),
+        written.len(),
+        lost.len(),
+        duplicated.len(),
+        unexpected.len()
+    );
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+    assert!(unexpected.is_empty(), "unexpected: {unexpected:?}");
+    assert!(
+        points.len() >= kills.min(20),
+        "at least 20 kills: {points:?}"
+    );
+    for stage in Stage::ALL {
+        assert!(
+            points.iter().any(|(s, _)| *s == stage),
+            "a kill during {}: {points:?}",
+            stage.name()
+        );
+    }
+}
