@@ -68,6 +68,9 @@ pub struct RollbackSummary {
 
 /// The plan for `only` (the tickets named with `--ticket`) or every case this store created.
 pub async fn plan(engine: &Engine, only: Option<&[TicketKey]>) -> Result<RollbackPlan> {
+    // The case ids of this store mean something only in the Deskie account they were created
+    // in: pointed at another account, deleting them would delete someone else's cases.
+    crate::identity::TargetPlan::check(engine.store(), engine.settings(), false).await?;
     let cases = engine.store().created_cases(only).await?;
     let open = engine.store().open_rollbacks().await?.len();
     let trash_first = crate::preflight::recorded(engine)
@@ -90,6 +93,7 @@ pub async fn plan(engine: &Engine, only: Option<&[TicketKey]>) -> Result<Rollbac
 /// Runs a rollback of `plan` until done or until the engine's cancel token fires (checked between
 /// bulk requests; a request in flight is finished and recorded first).
 pub async fn run(engine: &Engine, plan: &RollbackPlan) -> Result<RollbackSummary> {
+    crate::identity::TargetPlan::check(engine.store(), engine.settings(), false).await?;
     let settings = engine.settings();
     let retry = RetryPolicy {
         max_transient_retries: settings.run.max_retries,

@@ -215,11 +215,11 @@ async fn no_probe_writes_nothing_and_a_killed_probe_is_cleaned_next_time() {
         .open_probe("left@probe.invalid", "preflight-left-probe")
         .await
         .unwrap();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig {
-        name: "test",
-        limit: 10_000,
-        window: Duration::from_secs(1),
-    });
+    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
+        "test",
+        10_000,
+        Duration::from_secs(1),
+    ));
     let creds = h.sandbox.credentials();
     let client = deskie::DeskieClient::new(
         deskie::DeskieConfig::new(

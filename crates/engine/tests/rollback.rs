@@ -169,11 +169,11 @@ async fn rollback_interrupted_after_sending_deletes_each_case_once() {
             creds.deskie_staff_email,
             creds.deskie_api_key.into(),
         ),
-        throttle::Limiter::new(throttle::LimiterConfig {
-            name: "killed rollback",
-            limit: 10_000,
-            window: Duration::from_secs(1),
-        }),
+        throttle::Limiter::new(throttle::LimiterConfig::new(
+            "killed rollback",
+            10_000,
+            Duration::from_secs(1),
+        )),
     )
     .unwrap();
     let ids: Vec<i64> = first.iter().map(|(_, c)| *c).collect();
