@@ -94,6 +94,12 @@ path = "{store}"
     );
     let path = dir.path().join("deskie-import.toml");
     std::fs::write(&path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The file holds secrets: readable by its owner only (else the binary warns).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     (sandbox, dir, path)
 }
 
