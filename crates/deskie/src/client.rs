@@ -111,10 +111,13 @@ impl fmt::Debug for DeskieConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
+pub(crate) enum Verb {
     Get,
     Post,
     Put,
+    /// Permanent deletes (page 001 "Delete permanently a case", page 000 "Delete permanently a
+    /// user"); used by `manage.rs`.
+    Delete,
 }
 
 impl Verb {
@@ -123,6 +126,7 @@ impl Verb {
             Verb::Get => "GET",
             Verb::Post => "POST",
             Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
         }
     }
 
@@ -131,6 +135,7 @@ impl Verb {
             Verb::Get => reqwest::Method::GET,
             Verb::Post => reqwest::Method::POST,
             Verb::Put => reqwest::Method::PUT,
+            Verb::Delete => reqwest::Method::DELETE,
         }
     }
 
@@ -138,7 +143,7 @@ impl Verb {
     fn cost(self) -> u32 {
         match self {
             Verb::Get => 1,
-            Verb::Post | Verb::Put => 2,
+            Verb::Post | Verb::Put | Verb::Delete => 2,
         }
     }
 
@@ -430,13 +435,18 @@ impl DeskieClient {
         self.execute(Verb::Get, path, query, None).await
     }
 
-    async fn write<B: Serialize>(&self, verb: Verb, path: &str, body: &B) -> Result<Value> {
+    pub(crate) async fn write<B: Serialize>(
+        &self,
+        verb: Verb,
+        path: &str,
+        body: &B,
+    ) -> Result<Value> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| DeskieError::config(format!("cannot serialize the request: {e}")))?;
         self.execute(verb, path, &[], Some(bytes)).await
     }
 
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         verb: Verb,
         path: &str,
@@ -739,7 +749,12 @@ fn parse_json(text: &str) -> std::result::Result<Value, String> {
 
 /// Turns an answered body into `T`. For a write the request was applied (2xx), so a body we
 /// cannot read is [`DeskieError::Ambiguous`]: the engine must reconcile to learn the new ids.
-fn decode<T: DeserializeOwned>(value: Value, keys: &[&str], verb: Verb, path: &str) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    value: Value,
+    keys: &[&str],
+    verb: Verb,
+    path: &str,
+) -> Result<T> {
     parse_entity::<T>(value.clone(), keys).map_err(|detail| {
         let what = format!("{} {path}", verb.as_str());
         if verb.is_write() {

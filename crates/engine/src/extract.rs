@@ -103,7 +103,7 @@ async fn previous_run_completed(ctx: &Ctx) -> Result<bool> {
         .is_some_and(|r| r.kind == RunKind::Run && r.outcome.as_deref() == Some("completed")))
 }
 
-async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Result<()> {
+pub(crate) async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Result<()> {
     let products = with_raw(client.products().await?, |p| Product {
         id: p.id,
         name: p

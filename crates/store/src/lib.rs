@@ -54,6 +54,7 @@ mod history;
 mod listing;
 mod loading;
 mod lock;
+mod preflight;
 mod reference;
 mod reports;
 mod rows;
@@ -74,6 +75,9 @@ use sqlx::{Sqlite, Transaction};
 pub use error::{Result, StoreError};
 pub use history::{HistoryMark, Throughput};
 pub use lock::StoreLock;
+pub use preflight::{
+    PreflightRecord, ProbeId, ProbeRecord, RollbackId, RollbackIntent, TRIAL_BATCH_PAGE,
+};
 pub use reference::ReferenceTable;
 pub use types::*;
 pub use verify::{
