@@ -111,14 +111,14 @@ impl fmt::Debug for DeskieConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
+pub(crate) enum Verb {
     Get,
     Post,
     Put,
 }
 
 impl Verb {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verb::Get => "GET",
             Verb::Post => "POST",
@@ -135,7 +135,7 @@ impl Verb {
     }
 
     /// Deskie counts writes twice against the rate limit.
-    fn cost(self) -> u32 {
+    pub(crate) fn cost(self) -> u32 {
         match self {
             Verb::Get => 1,
             Verb::Post | Verb::Put => 2,
@@ -475,20 +475,48 @@ impl DeskieClient {
         body: Option<&[u8]>,
         what: &str,
     ) -> (Option<Observed>, Outcome<Value, DeskieError>) {
-        let mut request = self
-            .inner
+        let mut request = self.request(verb, url);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        self.send_classified(verb, what, request).await
+    }
+
+    /// A request with the account's basic auth and `Accept: application/json`, no body yet.
+    pub(crate) fn request(&self, verb: Verb, url: &Url) -> reqwest::RequestBuilder {
+        self.inner
             .http
             .request(verb.method(), url.clone())
             .basic_auth(
                 &self.inner.staff_email,
                 Some(self.inner.api_key.expose_secret()),
             )
-            .header(ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
-        }
+            .header(ACCEPT, "application/json")
+    }
+
+    /// The API URL of `path` (relative to `{base_url}/api/`).
+    pub(crate) fn api_url(&self, path: &str) -> Result<Url> {
+        self.inner
+            .api_base
+            .join(path)
+            .map_err(|e| DeskieError::config(format!("cannot build the URL for {path}: {e}")))
+    }
+
+    /// The retry bounds and the limiter every request of this client goes through.
+    pub(crate) fn budget(&self) -> (&Limiter, &RetryPolicy) {
+        (&self.inner.limiter, &self.inner.retry)
+    }
+
+    /// Sends a built request once, feeds back the rate headers and classifies the answer with
+    /// the table of the module doc (shared by the JSON and the multipart writes).
+    pub(crate) async fn send_classified(
+        &self,
+        verb: Verb,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> (Option<Observed>, Outcome<Value, DeskieError>) {
         let started = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
@@ -739,7 +767,12 @@ fn parse_json(text: &str) -> std::result::Result<Value, String> {
 
 /// Turns an answered body into `T`. For a write the request was applied (2xx), so a body we
 /// cannot read is [`DeskieError::Ambiguous`]: the engine must reconcile to learn the new ids.
-fn decode<T: DeserializeOwned>(value: Value, keys: &[&str], verb: Verb, path: &str) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    value: Value,
+    keys: &[&str],
+    verb: Verb,
+    path: &str,
+) -> Result<T> {
     parse_entity::<T>(value.clone(), keys).map_err(|detail| {
         let what = format!("{} {path}", verb.as_str());
         if verb.is_write() {

@@ -24,6 +24,7 @@ mod lenient;
 pub mod requests;
 pub mod responses;
 mod time;
+mod upload;
 
 pub use client::{BULK_MAX, CaseLookup, DeskieClient, DeskieConfig, LOOKUP_MAX_PAGES};
 pub use error::{DeskieError, ErrorClass, Result};
@@ -33,3 +34,4 @@ pub use requests::{
 };
 pub use responses::{Attachment, Case, CaseList, MessageInfo, MessageList, Numbered, UserInfo};
 pub use time::{format_timestamp, parse_timestamp};
+pub use upload::{FileSource, FileStream, OpenFile, UPLOAD_TIMEOUT, UploadFile};

@@ -26,6 +26,8 @@ use serde::Serialize;
 
 use crate::config::{ChannelRoute, MappingSettings};
 
+pub mod files;
+
 /// Deskie's limit for one attached file.
 pub const MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
 /// Deskie's limit for all files of one request.
