@@ -4,10 +4,18 @@
 //! attempt of the write.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use throttle::Limiter;
+
+/// The clients a loader needs to upload files: the Desk360 client (downloads on its API host,
+/// with its token) and the limiter of downloads from other storage hosts.
+#[derive(Clone)]
+pub(crate) struct FileClients {
+    pub desk360: desk360::Desk360Client,
+    pub storage: Limiter,
+}
 
 /// One Desk360 attachment, downloaded when a Deskie write reaches its part.
 #[derive(Clone)]
@@ -16,6 +24,9 @@ pub struct Desk360File {
     url: String,
     name: String,
     storage: Limiter,
+    /// A download opened ahead of the write ([`Desk360File::prefetch`]), used by the first
+    /// attempt so a file is not requested twice.
+    ready: Arc<Mutex<Option<desk360::Download>>>,
 }
 
 impl Desk360File {
@@ -32,7 +43,29 @@ impl Desk360File {
             url: url.into(),
             name: name.into(),
             storage,
+            ready: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Opens the download now, before the write's intent is journaled: a file its storage
+    /// refuses is found here (and left out, reported) rather than halfway through a multipart
+    /// request. Returns the size the storage declared. The opened body is kept (unread, so no
+    /// more than the connection's buffers in memory) for the write's first attempt.
+    pub async fn prefetch(&self) -> Result<Option<u64>, desk360::Desk360Error> {
+        let download = self
+            .client
+            .download(&self.url, &self.name, &self.storage)
+            .await?;
+        let size = download.size;
+        if let Ok(mut ready) = self.ready.lock() {
+            *ready = Some(download);
+        }
+        Ok(size)
+    }
+
+    /// The file's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The file as an upload part named `name`.
@@ -48,12 +81,16 @@ impl Desk360File {
 impl deskie::FileSource for Desk360File {
     fn open(&self) -> deskie::OpenFile {
         let this = self.clone();
+        let ready = self.ready.lock().ok().and_then(|mut r| r.take());
         Box::pin(async move {
-            let download = this
-                .client
-                .download(&this.url, &this.name, &this.storage)
-                .await
-                .map_err(|e| io::Error::other(DownloadFailed(e)))?;
+            let download = match ready {
+                Some(d) => d,
+                None => this
+                    .client
+                    .download(&this.url, &this.name, &this.storage)
+                    .await
+                    .map_err(|e| io::Error::other(DownloadFailed(e)))?,
+            };
             let body = download
                 .body
                 .map(|chunk| chunk.map_err(|e| io::Error::other(DownloadFailed(e))));

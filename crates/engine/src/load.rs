@@ -39,6 +39,7 @@ use store::{
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::attachments::Desk360File;
 use crate::error::{EngineError, Result};
 use crate::mapping::{CasePlan, MapContext, Mapped, Step, map_ticket, normalize_body};
 use crate::progress::Progress;
@@ -357,6 +358,7 @@ fn map_context<'a>(ctx: &'a Ctx, lookups: &'a Lookups) -> MapContext<'a> {
         source_id_field: ctx.settings.target.source_id_field.as_deref(),
         type_titles: &lookups.types,
         reason_titles: &lookups.reasons,
+        attachments: ctx.settings.attachments.mode,
     }
 }
 
@@ -486,7 +488,7 @@ async fn load_plan(
         if stopping(ctx) {
             return Ok(Next::Interrupted);
         }
-        let deskie_id = write_step(ctx, client, key, &case, step).await?;
+        let deskie_id = write_step(ctx, client, key, plan, &case, step).await?;
         state.sent.insert(step.source_id(), deskie_id);
     }
 
@@ -719,12 +721,20 @@ async fn create_case(
     if ctx.store.abandoned_intents(key, IntentStep::Create).await? >= MAX_AMBIGUOUS_ATTEMPTS {
         return Err(gave_up("create"));
     }
+    // Files are opened before the intent: a refused file is left out (and reported) here,
+    // never halfway through a request.
+    let files = upload_parts(ctx, key, plan, plan.first_message_id).await?;
     let hash = payload_hash(&plan.create);
     let intent = ctx
         .store
         .open_intent(key, IntentStep::Create, &hash)
         .await?;
-    match client.create_case(&plan.create).await {
+    let result = if files.is_empty() {
+        client.create_case(&plan.create).await
+    } else {
+        client.create_case_with_files(&plan.create, &files).await
+    };
+    match result {
         Ok(case) => {
             let r = case_ref(&case);
             ctx.store
@@ -769,6 +779,7 @@ async fn write_step(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
+    plan: &CasePlan,
     case: &CaseRef,
     step: &Step,
 ) -> std::result::Result<i64, WriteError> {
@@ -788,11 +799,18 @@ async fn write_step(
         (None, Step::Note { note, .. }) => json_of(note),
         (None, _) => String::new(),
     };
+    let files = upload_parts(ctx, key, plan, step.source_id()).await?;
     let hash = payload_hash(&request_json);
     let intent = ctx.store.open_intent(key, intent_step, &hash).await?;
     let result = match (&message, step) {
-        (Some(m), _) => client.add_message(case.case_id, m).await,
-        (None, Step::Note { note, .. }) => client.add_note(case.case_id, note).await,
+        (Some(m), _) if files.is_empty() => client.add_message(case.case_id, m).await,
+        (Some(m), _) => client.add_message_with_files(case.case_id, m, &files).await,
+        (None, Step::Note { note, .. }) if files.is_empty() => {
+            client.add_note(case.case_id, note).await
+        }
+        (None, Step::Note { note, .. }) => {
+            client.add_note_with_files(case.case_id, note, &files).await
+        }
         (None, _) => unreachable_step(),
     };
     match result {
@@ -824,6 +842,70 @@ async fn write_step(
             Err(item_error(e, &step_name, Some(request_json)))
         }
     }
+}
+
+/// The files the write of `source_id` uploads (`mode = "upload"`), each download opened ahead
+/// of the write. A file its storage refuses or no longer has, or that turns out over Deskie's
+/// 25 MB, is left out with a warning naming the ticket and the file (the message still goes);
+/// a transient failure fails the ticket transiently (the next run tries again), before any
+/// intent is opened.
+async fn upload_parts(
+    ctx: &Ctx,
+    key: TicketKey,
+    plan: &CasePlan,
+    source_id: i64,
+) -> std::result::Result<Vec<deskie::UploadFile>, WriteError> {
+    let Some(planned) = plan.uploads.get(&source_id).filter(|f| !f.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let Some(clients) = ctx.files.get() else {
+        return Err(WriteError::Item(FailureRecord {
+            stage: Stage::Load,
+            step: "attachments".into(),
+            class: FailureClass::Transient,
+            code: None,
+            message: "uploading attachments needs the Desk360 client, which this run did not build; run `deskie-import run` again".into(),
+            request: None,
+        }));
+    };
+    let mut parts = Vec::with_capacity(planned.len());
+    for a in planned {
+        check_not_stopping(ctx)?;
+        let file = Desk360File::new(
+            clients.desk360.clone(),
+            a.url.clone(),
+            a.name.clone(),
+            clients.storage.clone(),
+        );
+        match file.prefetch().await {
+            Ok(Some(size)) if size > crate::mapping::MAX_FILE_BYTES => {
+                tracing::warn!(ticket = %key, file = %a.name, size, "attachment over Deskie's 25 MB a file; not sent");
+            }
+            Ok(_) => parts.push(file.into_upload(None)),
+            Err(e) if e.class() == desk360::ErrorClass::Cancelled => {
+                return Err(WriteError::Cancelled);
+            }
+            Err(
+                e @ (desk360::Desk360Error::FileDenied { .. }
+                | desk360::Desk360Error::NotFound { .. }
+                | desk360::Desk360Error::Rejected { .. }
+                | desk360::Desk360Error::UnexpectedUrl { .. }),
+            ) => {
+                tracing::warn!(ticket = %key, file = %a.name, error = %e, "attachment cannot be downloaded; the message goes without it");
+            }
+            Err(e) => {
+                return Err(WriteError::Item(FailureRecord {
+                    stage: Stage::Load,
+                    step: format!("attachment {:?}", a.name),
+                    class: FailureClass::Transient,
+                    code: None,
+                    message: format!("downloading the attachment failed: {e}"),
+                    request: None,
+                }));
+            }
+        }
+    }
+    Ok(parts)
 }
 
 fn unreachable_step() -> deskie::Result<MessageInfo> {

@@ -96,6 +96,8 @@ pub(crate) struct Ctx {
     /// Woken whenever new tickets are extracted.
     pub extracted: Notify,
     pub retry: RetryPolicy,
+    /// The Desk360 side of `[attachments] mode = "upload"`, set once the clients are built.
+    pub files: std::sync::OnceLock<crate::attachments::FileClients>,
     /// Limiter counters already written to the request log.
     stat_marks: std::sync::Mutex<StatMarks>,
 }
@@ -161,6 +163,7 @@ impl Engine {
                 deskie_limiter,
                 extracted: Notify::new(),
                 retry,
+                files: std::sync::OnceLock::new(),
                 stat_marks: std::sync::Mutex::new(StatMarks::default()),
             }),
             writer,
@@ -304,9 +307,11 @@ impl Engine {
         deskie.check_credentials().await?;
         // `retry-failed` lists nothing, but tickets whose extraction failed go back to `pending`
         // and their details are fetched again: it needs the Desk360 client too.
+        // Uploading files needs the Desk360 client whatever else the run does.
         let desk360 = if options.skip_extract
             && options.retry.is_none()
             && ctx.store.pending_tickets(1).await?.is_empty()
+            && ctx.settings.attachments.mode != crate::config::AttachmentMode::Upload
         {
             None
         } else {
@@ -323,6 +328,24 @@ impl Engine {
     async fn run_inner(&self, options: &RunOptions, clients: Clients) -> Result<Option<String>> {
         let ctx = self.ctx.clone();
         let Clients { deskie, desk360 } = clients;
+        if let Some(d) = &desk360 {
+            // Downloads from storage hosts other than the Desk360 API have their own budget
+            // (not charged to the Desk360 limit, see desk360::files); a CDN takes far more than
+            // this, the bound only keeps a run polite.
+            let storage = Limiter::with_cancel(
+                LimiterConfig {
+                    name: "storage",
+                    limit: 600,
+                    window: Duration::from_secs(60),
+                    ..LimiterConfig::default()
+                },
+                ctx.cancel.clone(),
+            );
+            let _ = ctx.files.set(crate::attachments::FileClients {
+                desk360: d.clone(),
+                storage,
+            });
+        }
         let listing = if !options.skip_extract {
             Some(extract::Listing::All)
         } else if !ctx.store.pending_tickets(1).await?.is_empty() {

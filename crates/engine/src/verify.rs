@@ -131,6 +131,7 @@ pub async fn verify(engine: &Engine) -> Result<VerifyReport> {
                 source_id_field: settings.target.source_id_field.as_deref(),
                 type_titles: &lookups.0,
                 reason_titles: &lookups.1,
+                attachments: settings.attachments.mode,
             };
             let plan = match map_ticket(&state.ticket, &cx).0 {
                 Mapped::Case(p) => Some(p),

@@ -247,3 +247,93 @@ async fn the_token_goes_only_to_the_api_host_and_refusals_name_the_file() {
     }
     assert!(err.to_string().contains("report.pdf"), "{err}");
 }
+
+/// Every file of a ticket's messages in the generated account: (name, size, sha256), files
+/// over Deskie's 25 MB left out (they are reported, not sent).
+fn expected_files(h: &common::Harness, p: i64, t: i64) -> Vec<(String, u64, String)> {
+    let ds = h.sandbox.dataset();
+    let ticket = ds.ticket(p, t).unwrap();
+    let mut out = Vec::new();
+    for m in ticket.messages() {
+        let Some(groups) = m["attachments"].as_object() else {
+            continue;
+        };
+        for f in groups.values().filter_map(|g| g.as_array()).flatten() {
+            let url = f["url"].as_str().unwrap();
+            let size = ds.attachment_size(url).unwrap();
+            if size > engine::mapping::MAX_FILE_BYTES {
+                continue;
+            }
+            out.push((
+                f["name"].as_str().unwrap().to_owned(),
+                size,
+                ds.attachment_sha256(url).unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `mode = "upload"` end to end: every file of the account arrives in Deskie with its size and
+/// checksum (public, behind the Desk360 token, signed), a ticket whose files exceed 50 MB
+/// together gets a follow-up note, a file over 25 MB is left out and the rest of the case is
+/// exact; under lost responses nothing is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_mode_migrates_every_file_with_its_checksum() {
+    let mut cfg = common::small(16, 60_000, 1_000, 1_500);
+    let first = &sandbox::generate(cfg.seed, cfg.products, cfg.tickets).tickets[0];
+    let (big_p, big_t) = (first.product_id, first.ticket_id);
+    cfg.attachments = AttachmentSetup {
+        behind_token_share: 0.3,
+        signed_share: 0.3,
+        large: vec![(big_p, big_t, vec![30 << 20, 20 << 20, 20 << 20, 15 << 20])],
+        ..AttachmentSetup::default()
+    };
+    cfg.faults.drop_after_commit_rate = 0.03;
+    let h = common::start(cfg, "[attachments]\nmode = \"upload\"\ninline = \"keep\"").await;
+    let summary = common::run(&h.settings, engine::RunOptions::default()).await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    common::assert_exact(&h);
+    let snap = h.sandbox.deskie_snapshot();
+    let mut files_seen = 0;
+    for t in h.sandbox.dataset().tickets.iter() {
+        let cases = snap.cases_of(t.product_id, t.ticket_id);
+        if cases.is_empty() {
+            continue;
+        }
+        let mut got: Vec<(String, u64, String)> = cases[0]
+            .messages
+            .iter()
+            .flat_map(|m| m.files.iter())
+            .map(|f| (f.name.clone(), f.size, f.sha256.clone()))
+            .collect();
+        got.sort();
+        let want = expected_files(&h, t.product_id, t.ticket_id);
+        assert_eq!(got, want, "ticket {}/{}", t.product_id, t.ticket_id);
+        files_seen += got.len();
+        for m in &cases[0].messages {
+            assert!(
+                m.attachment_urls
+                    .iter()
+                    .all(|u| u.starts_with("multipart:")),
+                "{:?}",
+                m.attachment_urls
+            );
+        }
+    }
+    assert!(files_seen >= 8, "{files_seen} files");
+    let big = snap.cases_of(big_p, big_t)[0];
+    let follow_ups: Vec<_> = big
+        .messages
+        .iter()
+        .filter(|m| m.note && m.content.contains("Files of the message of"))
+        .collect();
+    assert_eq!(
+        follow_ups.len(),
+        1,
+        "55 MB of files need one follow-up note"
+    );
+    assert_eq!(follow_ups[0].files.len(), 1);
+    assert_eq!(follow_ups[0].files[0].size, 15 << 20);
+}

@@ -50,6 +50,14 @@ impl MessageFiles {
     }
 }
 
+/// The source id of the `k`-th follow-up note of message `message_id`: negative, so it never
+/// meets a Desk360 message id (always positive), unique per (message, k), and stable across runs
+/// (the journal and the id map key writes by it).
+pub fn follow_up_id(message_id: i64, k: usize) -> i64 {
+    let k = i64::try_from(k).unwrap_or(i64::MAX / 2048).min(1023);
+    -(message_id.saturating_mul(1024).saturating_add(k + 1))
+}
+
 /// The text of a follow-up note for the message written at `at`.
 pub fn follow_up_text(at: Timestamp) -> String {
     format!(

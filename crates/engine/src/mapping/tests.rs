@@ -5,6 +5,12 @@ use crate::config::{self, SecretOverrides};
 use model::{Attachment, AttachmentKind, TicketKey};
 
 fn settings(extra: &str) -> config::Settings {
+    // The recipe tests below are about the urls mode; upload-mode tests say so in `extra`.
+    let attachments = if extra.contains("[attachments]") {
+        ""
+    } else {
+        "[attachments]\nmode = \"urls\""
+    };
     let text = format!(
         r#"
 [source]
@@ -22,6 +28,7 @@ types = {{ "3" = 501 }}
 reason_field = "cf_901"
 channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "Facebook" = "skip" }}
 {extra}
+{attachments}
 "#
     );
     let dir = tempfile::tempdir().unwrap();
@@ -77,6 +84,7 @@ fn map(t: &Ticket, s: &config::Settings) -> (Mapped, Vec<Warning>) {
         source_id_field: s.target.source_id_field.as_deref(),
         type_titles: &types,
         reason_titles: &reasons,
+        attachments: s.attachments.mode,
     };
     map_ticket(t, &cx)
 }

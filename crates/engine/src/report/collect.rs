@@ -91,6 +91,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         source_id_field: settings.target.source_id_field.as_deref(),
         type_titles: &type_titles,
         reason_titles: &reason_titles,
+        attachments: settings.attachments.mode,
     };
     let mut walk = Walk::default();
     let mut loaded_pos = 0usize;
