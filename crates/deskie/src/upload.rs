@@ -109,18 +109,32 @@ impl DeskieClient {
         decode(value, &["message", "note"], Verb::Post, &path)
     }
 
-    /// Replaces a response's HTML (`PUT cases/{id}/messages/{message_id}.json`, page 001 "Edit a
-    /// response", cost 2), e.g. to point inline images at the copies Deskie stored. Sent as
-    /// `content_html` (the page's sample shows `content`; the field the message was written with
-    /// is the one replaced).
+    /// Replaces a response's or a note's HTML (page 001 "Edit a response",
+    /// `PUT cases/{id}/messages/{message_id}.json` with `{"message":{…}}`, and "Edit a note",
+    /// `PUT cases/{id}/note/{message_id}.json` with `{"note":{…}}`; cost 2), e.g. to point inline
+    /// images at the copies Deskie stored. A response is sent as `content_html`, a note as
+    /// `content` (the page's samples show `content`; the field the message was written with is
+    /// the one replaced). Idempotent: the
+    /// same edit sent twice leaves the same message.
     pub async fn edit_message_html(
         &self,
         case_id: i64,
         message_id: i64,
         content_html: &str,
+        note: bool,
     ) -> Result<MessageInfo> {
-        let path = format!("cases/{case_id}/messages/{message_id}.json");
-        let body = serde_json::json!({ "message": { "content_html": content_html } });
+        let (path, body) = if note {
+            (
+                format!("cases/{case_id}/note/{message_id}.json"),
+                // Notes are written with `content` (see `NewNote`): the same field is replaced.
+                serde_json::json!({ "note": { "content": content_html } }),
+            )
+        } else {
+            (
+                format!("cases/{case_id}/messages/{message_id}.json"),
+                serde_json::json!({ "message": { "content_html": content_html } }),
+            )
+        };
         let bytes = serde_json::to_vec(&body)
             .map_err(|e| DeskieError::config(format!("cannot serialize the request: {e}")))?;
         let url = self.api_url(&path)?;

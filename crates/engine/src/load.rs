@@ -359,6 +359,8 @@ fn map_context<'a>(ctx: &'a Ctx, lookups: &'a Lookups) -> MapContext<'a> {
         type_titles: &lookups.types,
         reason_titles: &lookups.reasons,
         attachments: ctx.settings.attachments.mode,
+        inline: ctx.settings.attachments.inline,
+        source_base: &ctx.settings.source.base_url,
     }
 }
 
@@ -741,6 +743,31 @@ async fn create_case(
                 .complete_intent(intent, IntentResult::Case(r.clone()))
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
+            if plan.rehost.contains_key(&plan.first_message_id) {
+                // The create's answer is the case, not its message: one read finds it.
+                let html = plan.create.content_html.clone().unwrap_or_default();
+                match client.all_messages(r.case_id).await {
+                    Ok(messages) => {
+                        if let Some(first) = messages.iter().find(|m| !m.is_note()) {
+                            rehost_inline(
+                                ctx,
+                                client,
+                                key,
+                                plan,
+                                r.case_id,
+                                plan.first_message_id,
+                                first,
+                                &html,
+                                false,
+                            )
+                            .await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(ticket = %key, error = %e, "cannot read the new case's first message; its inline images keep their Desk360 links");
+                    }
+                }
+            }
             Ok(r)
         }
         Err(e) if e.class() == ErrorClass::Cancelled => {
@@ -825,6 +852,18 @@ async fn write_step(
                 )
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
+            rehost_inline(
+                ctx,
+                client,
+                key,
+                plan,
+                case.case_id,
+                step.source_id(),
+                &info,
+                step.content(),
+                step.is_note(),
+            )
+            .await;
             Ok(info.message_id)
         }
         Err(e) if e.class() == ErrorClass::Cancelled => {
@@ -906,6 +945,63 @@ async fn upload_parts(
         }
     }
     Ok(parts)
+}
+
+/// `inline = "rehost"`: edits a just-written message so each inline image's `src` points at the
+/// copy Deskie stored with it (matched by file name in the write's answer). The edit is
+/// idempotent, so a lost answer is simply sent again (a few times); a failure leaves the
+/// message with its Desk360 links and a warning naming the ticket, never fails the ticket (its
+/// message is in).
+#[allow(clippy::too_many_arguments)]
+async fn rehost_inline(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    key: TicketKey,
+    plan: &CasePlan,
+    case_id: i64,
+    source_id: i64,
+    info: &MessageInfo,
+    html: &str,
+    note: bool,
+) {
+    let Some(images) = plan.rehost.get(&source_id) else {
+        return;
+    };
+    let mut used = HashSet::new();
+    let mut replace = BTreeMap::new();
+    for (src, name) in images {
+        let found = info.attachments.iter().enumerate().find(|(i, a)| {
+            !used.contains(i) && a.file_name.as_deref() == Some(name.as_str()) && a.url.is_some()
+        });
+        if let Some((i, a)) = found {
+            used.insert(i);
+            replace.insert(src.clone(), a.url.clone().unwrap_or_default());
+        }
+    }
+    let new_html = match crate::mapping::files::rewrite_inline_images(html, &replace) {
+        Some(h) if !replace.is_empty() && h != html => h,
+        _ => {
+            tracing::warn!(ticket = %key, message = source_id, "inline images not found in Deskie's answer; they keep their Desk360 links");
+            return;
+        }
+    };
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        match client
+            .edit_message_html(case_id, info.message_id, &new_html, note)
+            .await
+        {
+            Ok(_) => {
+                Progress::add(&ctx.progress.writes, 1);
+                return;
+            }
+            Err(e) if e.class() == ErrorClass::Ambiguous => continue,
+            Err(e) => {
+                tracing::warn!(ticket = %key, message = source_id, error = %e, "inline images could not be re-pointed; they keep their Desk360 links");
+                return;
+            }
+        }
+    }
+    tracing::warn!(ticket = %key, message = source_id, "the inline image edit got no answer; the message may keep its Desk360 links");
 }
 
 fn unreachable_step() -> deskie::Result<MessageInfo> {

@@ -24,7 +24,7 @@ use jiff::tz::TimeZone;
 use model::{Author, Message, MessageKind, Ticket};
 use serde::Serialize;
 
-use crate::config::{AttachmentMode, ChannelRoute, MappingSettings};
+use crate::config::{AttachmentMode, ChannelRoute, InlineMode, MappingSettings};
 
 pub mod files;
 
@@ -50,6 +50,10 @@ pub struct MapContext<'a> {
     pub reason_titles: &'a BTreeMap<i64, String>,
     /// `[attachments] mode`: files as `attachment_urls`, or uploaded with their message.
     pub attachments: AttachmentMode,
+    /// `[attachments] inline`: rehost inline images on Desk360 storage (upload mode only).
+    pub inline: InlineMode,
+    /// `source.base_url`: inline images on its host are on Desk360 storage.
+    pub source_base: &'a url::Url,
 }
 
 /// Something lossy or defaulted that the report should show; the ticket still migrates.
@@ -218,6 +222,10 @@ pub struct CasePlan {
     /// id (the first message's id for the create, a follow-up note's synthetic id for it).
     /// Empty in the urls mode.
     pub uploads: BTreeMap<i64, Vec<model::Attachment>>,
+    /// `inline = "rehost"`: per write (source id as in `uploads`), the inline images uploaded
+    /// with it as `(src, file name)`; once written, the message is edited so each `src` points
+    /// at the Deskie copy (one extra write each, counted by [`CasePlan::writes`]).
+    pub rehost: BTreeMap<i64, Vec<(String, String)>>,
 }
 
 impl CasePlan {
@@ -225,7 +233,7 @@ impl CasePlan {
     /// and note, and the final update counted whole (the loader shares it with up to nine other
     /// cases in a bulk update, which the report's estimate counts per request).
     pub fn writes(&self) -> usize {
-        1 + self.steps.len() + usize::from(self.final_update.is_some())
+        1 + self.steps.len() + usize::from(self.final_update.is_some()) + self.rehost.len()
     }
 }
 
@@ -415,11 +423,35 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     create.do_not_send_email = Some(true);
     let upload = cx.attachments == AttachmentMode::Upload;
     let mut uploads: BTreeMap<i64, Vec<model::Attachment>> = BTreeMap::new();
+    let mut rehost: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
     // Follow-up notes carrying the files of a message that did not fit its request (upload
     // mode), written right after that message.
     let mut follow_ups = |m: &Message, w: &mut Vec<Warning>| -> Vec<Step> {
         let at = to_timestamp(m.created_at, cx.timezone);
-        let plan = files::plan_message_files(m.id, at, &m.attachments, w);
+        // Inline images go first, so they travel with the message whose HTML shows them.
+        let mut all = Vec::new();
+        if cx.inline == InlineMode::Rehost && !plain {
+            let images = files::inline_images(&m.body, |src| {
+                files::is_desk360_storage(src, cx.source_base)
+            });
+            let images: Vec<model::Attachment> = images
+                .iter()
+                .enumerate()
+                .map(|(n, src)| files::inline_attachment(src, n))
+                .collect();
+            if !images.is_empty() {
+                rehost.insert(
+                    m.id,
+                    images
+                        .iter()
+                        .map(|a| (a.url.clone(), a.name.clone()))
+                        .collect(),
+                );
+            }
+            all.extend(images);
+        }
+        all.extend(m.attachments.iter().cloned());
+        let plan = files::plan_message_files(m.id, at, &all, w);
         if !plan.with_message.is_empty() {
             uploads.insert(m.id, plan.with_message);
         }
@@ -532,6 +564,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
             steps,
             final_update,
             uploads,
+            rehost,
         })),
         warnings,
     )

@@ -132,6 +132,8 @@ pub async fn verify(engine: &Engine) -> Result<VerifyReport> {
                 type_titles: &lookups.0,
                 reason_titles: &lookups.1,
                 attachments: settings.attachments.mode,
+                inline: settings.attachments.inline,
+                source_base: &settings.source.base_url,
             };
             let plan = match map_ticket(&state.ticket, &cx).0 {
                 Mapped::Case(p) => Some(p),

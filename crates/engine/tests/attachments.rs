@@ -337,3 +337,69 @@ async fn upload_mode_migrates_every_file_with_its_checksum() {
     assert_eq!(follow_ups[0].files.len(), 1);
     assert_eq!(follow_ups[0].files[0].size, 15 << 20);
 }
+
+/// `inline = "rehost"`: an inline image on Desk360 storage in a reply and in a note is uploaded
+/// with its message, and the message is then edited so no migrated message links to Desk360
+/// storage any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehost_leaves_no_message_linking_to_desk360_storage() {
+    let mut cfg = common::small(6, 60_000, 1_000, 1_500);
+    cfg.attachments = AttachmentSetup {
+        behind_token_share: 0.5,
+        ..AttachmentSetup::default()
+    };
+    let h = common::start(cfg, "[attachments]\nmode = \"upload\"\ninline = \"rehost\"").await;
+    // An image file the account has, shown inline in two new messages of one ticket.
+    let (p, t, src) = {
+        let ds = h.sandbox.dataset();
+        let t = ds
+            .tickets
+            .iter()
+            .find(|t| {
+                t.messages()
+                    .iter()
+                    .any(|m| m["attachments"].to_string().contains("/attachments/"))
+            })
+            .unwrap();
+        let url = t
+            .messages()
+            .iter()
+            .flat_map(|m| m["attachments"].as_object().cloned().unwrap_or_default())
+            .flat_map(|(_, g)| g.as_array().cloned().unwrap_or_default())
+            .find_map(|f| f["url"].as_str().map(str::to_owned))
+            .unwrap();
+        (t.product_id, t.ticket_id, url)
+    };
+    let storage_prefix = src[..src.find("/attachments/").unwrap()].to_owned();
+    let html = format!(r#"<p>Look: <img src="{src}" alt="shot"> here</p>"#);
+    h.sandbox.append_message(p, t, 0, false, &html).unwrap();
+    h.sandbox.append_message(p, t, 74, true, &html).unwrap();
+    let summary = common::run(&h.settings, engine::RunOptions::default()).await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let snap = h.sandbox.deskie_snapshot();
+    let sha = h.sandbox.dataset().attachment_sha256(&src).unwrap();
+    let mut rehosted = 0;
+    for case in &snap.cases {
+        for m in &case.messages {
+            for body in [&m.content_html, &m.content] {
+                assert!(
+                    !body.contains(&format!("{storage_prefix}/attachments/")),
+                    "case {} message {} still links to Desk360 storage: {body}",
+                    case.case_id,
+                    m.message_id
+                );
+            }
+            let body = if m.note { &m.content } else { &m.content_html };
+            if body.contains("alt=\"shot\"") {
+                rehosted += 1;
+                let file = m.files.iter().find(|f| f.sha256 == sha).unwrap();
+                assert!(
+                    body.contains(&format!("src=\"{}\"", file.url)),
+                    "{body} should point at {}",
+                    file.url
+                );
+            }
+        }
+    }
+    assert_eq!(rehosted, 2, "the reply and the note were rehosted");
+}

@@ -85,6 +85,8 @@ fn map(t: &Ticket, s: &config::Settings) -> (Mapped, Vec<Warning>) {
         type_titles: &types,
         reason_titles: &reasons,
         attachments: s.attachments.mode,
+        inline: s.attachments.inline,
+        source_base: &s.source.base_url,
     };
     map_ticket(t, &cx)
 }

@@ -92,6 +92,8 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         type_titles: &type_titles,
         reason_titles: &reason_titles,
         attachments: settings.attachments.mode,
+        inline: settings.attachments.inline,
+        source_base: &settings.source.base_url,
     };
     let mut walk = Walk::default();
     let mut loaded_pos = 0usize;

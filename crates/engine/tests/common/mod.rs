@@ -100,6 +100,8 @@ pub fn expected(h: &Harness) -> BTreeMap<(i64, i64), Mapped> {
         type_titles: &types,
         reason_titles: &reasons,
         attachments: h.settings.attachments.mode,
+        inline: h.settings.attachments.inline,
+        source_base: &h.settings.source.base_url,
     };
     ds.tickets
         .iter()
