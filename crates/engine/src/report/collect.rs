@@ -573,8 +573,10 @@ impl Walk {
                     .cases_by_route
                     .entry(plan.route.label())
                     .or_default() += 1;
-                // The create and every message; the final update is counted per bulk request.
-                let w = 1 + plan.steps.len() as u64;
+                // The create and every message (follow-up notes carrying files included), the
+                // inline-image edits (`inline = "rehost"`); the final update is counted per bulk
+                // request.
+                let w = 1 + plan.steps.len() as u64 + plan.rehost.len() as u64;
                 self.writes_total += w;
                 if loaded {
                     self.writes_done += w;
