@@ -248,6 +248,26 @@ async fn the_token_goes_only_to_the_api_host_and_refusals_name_the_file() {
     assert!(err.to_string().contains("report.pdf"), "{err}");
 }
 
+/// The HTTP status of a plain GET of `url` (a loopback `http://` URL) with no credentials.
+async fn status_without_token(url: &str) -> u16 {
+    let u = url::Url::parse(url).unwrap();
+    let addr = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    };
+    sock.write_all(
+        format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 64];
+    let n = sock.read(&mut head).await.unwrap();
+    let line = String::from_utf8_lossy(&head[..n]).to_string();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Every file of a ticket's messages in the generated account: (name, size, sha256), files
 /// over Deskie's 25 MB left out (they are reported, not sent).
 fn expected_files(h: &common::Harness, p: i64, t: i64) -> Vec<(String, u64, String)> {
@@ -323,6 +343,28 @@ async fn upload_mode_migrates_every_file_with_its_checksum() {
         }
     }
     assert!(files_seen >= 8, "{files_seen} files");
+    // Some of those files could only be read with the Desk360 token.
+    let mut behind_token = 0;
+    for t in h.sandbox.dataset().tickets.iter() {
+        for m in t.messages() {
+            for g in m["attachments"]
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.values())
+            {
+                for f in g.as_array().into_iter().flatten() {
+                    let url = f["url"].as_str().unwrap();
+                    if status_without_token(url).await == 401 {
+                        behind_token += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        behind_token >= 1,
+        "no file behind the Desk360 token was migrated"
+    );
     let big = snap.cases_of(big_p, big_t)[0];
     let follow_ups: Vec<_> = big
         .messages
