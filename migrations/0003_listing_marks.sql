@@ -15,3 +15,8 @@ ALTER TABLE list_cursors ADD COLUMN stop_at TEXT;
 ALTER TABLE list_cursors ADD COLUMN top TEXT;
 -- the high-water mark of the last complete listing: everything updated up to it is listed
 ALTER TABLE list_cursors ADD COLUMN mark TEXT;
+
+-- What Desk360's ticket detail held that was carried over with a change of meaning avoided
+-- (e.g. a message of an unknown type migrated as an internal note): one line each, newline-
+-- separated; NULL when there was nothing. The report counts and lists them.
+ALTER TABLE tickets ADD COLUMN source_warnings TEXT;

@@ -10,7 +10,9 @@ const TOP_HELP: &str = "\
 Typical session:
   deskie-import demo                                  # try it: no config, no credentials
   cp config/deskie-import.example.toml deskie-import.toml   # then fill it in
+  deskie-import preflight                             # check both accounts, probe Deskie (deleted again)
   deskie-import run --dry-run                         # read everything, write nothing, get a report
+  deskie-import run --limit 20                        # a trial; undo it with: deskie-import rollback --all
   deskie-import run                                   # migrate; re-run the same command to resume
   deskie-import retry-failed                          # after fixing what the report says
   deskie-import verify                                # read Deskie back and compare
@@ -143,7 +145,8 @@ path; another Deskie account takes a new store path or `--retarget`.
 One process writes a store at a time: a second `run` or `retry-failed` on the same store exits 1
 at once, naming the holder; `status` and `report` work alongside.")]
     Run {
-        /// Extract and plan only: sends no POST, PUT or DELETE to Deskie; prints the report.
+        /// Extract and plan only: sends no POST, PUT or DELETE to Deskie (beyond the preflight
+        /// probe, which it deletes); prints the report.
         #[arg(long, conflicts_with = "retry_failed")]
         dry_run: bool,
         /// Also re-attempt tickets that failed permanently in an earlier run.
@@ -154,7 +157,67 @@ at once, naming the holder; `status` and `report` work alongside.")]
         /// kept). Without it, a store of another account is refused with exit 2.
         #[arg(long)]
         retarget: bool,
+        /// A trial: migrate only the N most recently updated tickets, then stop and print the
+        /// cases created (undo with `rollback --all`).
+        #[arg(long, value_name = "N", conflicts_with_all = ["dry_run", "retry_failed"])]
+        limit: Option<u64>,
+        /// A trial: migrate only this ticket (`product/ticket`); repeat for several.
+        #[arg(long = "ticket", value_name = "P/T", conflicts_with_all = ["dry_run", "retry_failed"])]
+        tickets: Vec<String>,
     },
+
+    /// Check both accounts and probe how the live Deskie reads the ambiguous points of its pages
+    /// (one probe case to an address under .invalid, deleted afterwards); records the findings
+    /// `run` follows.
+    #[command(after_help = "\
+Examples:
+  deskie-import preflight              # about 25 Deskie units; prints check · found · what the run does
+  deskie-import preflight --no-probe   # read-only checks, nothing written
+
+Exit 2 when a finding forbids the run (e.g. Deskie ignores created_at); `run` then refuses too.")]
+    Preflight {
+        /// Only the read-only checks: write no probe case.
+        #[arg(long)]
+        no_probe: bool,
+    },
+
+    /// Delete from Deskie the cases this store created (only those), journaled and resumable;
+    /// their tickets become loadable again. Customers Deskie created with them stay.
+    #[command(after_help = "\
+Examples:
+  deskie-import run --limit 20         # a trial
+  deskie-import rollback --all         # undo it (asks for confirmation on a terminal)
+  deskie-import rollback --ticket 3/1045 --yes
+
+Stopped or killed, run the same command again: deletes already sent are checked, never repeated.")]
+    Rollback {
+        /// Every case this store created.
+        #[arg(long, conflicts_with = "tickets", required_unless_present = "tickets")]
+        all: bool,
+        /// Only the case of this ticket (`product/ticket`); repeat for several.
+        #[arg(long = "ticket", value_name = "P/T")]
+        tickets: Vec<String>,
+        /// Do not ask for confirmation (needed when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  deskie-import completions bash > ~/.local/share/bash-completion/completions/deskie-import
+  deskie-import completions zsh > \"${fpath[1]}/_deskie-import\"")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff), generated from these definitions.
+    #[command(after_help = "\
+Example:
+  deskie-import man > deskie-import.1 && man ./deskie-import.1")]
+    Man,
 
     /// Re-attempt only failed tickets (all of them, or the batches / tickets given), re-reading
     /// the configuration so a fixed mapping applies.
@@ -201,10 +264,31 @@ Examples:
     },
 
     /// Read Deskie back and compare it with the store: missing, duplicated, out-of-order.
+    ///
+    /// Every case is checked (exists, not duplicated, status, priority) from Deskie's case list,
+    /// one read per 100 cases; messages are checked for every case, or only for a sample or a
+    /// scope. The cost is printed before anything is sent; a stopped verify resumes with the
+    /// same command.
     #[command(after_help = "\
-Example:
-  deskie-import verify     # exit 0 when Deskie matches, 3 when problems are listed")]
-    Verify,
+Examples:
+  deskie-import verify                      # every case, every case's messages
+  deskie-import verify --sample 50          # every case; messages of 50 cases drawn from --seed
+  deskie-import verify --product 3 --since 2024-01-01
+Exit 0 when Deskie matches, 3 when problems are listed (they also go into the report).")]
+    Verify {
+        /// Check the messages of this many cases only, drawn reproducibly from --seed.
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+        /// Seed of the --sample draw (the same seed draws the same cases).
+        #[arg(long, default_value_t = 0, value_name = "S")]
+        seed: u64,
+        /// Check the messages of this Desk360 product's cases only.
+        #[arg(long, value_name = "P")]
+        product: Option<i64>,
+        /// Check the messages of tickets updated on or after this date (YYYY-MM-DD, Desk360 time).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
 
     /// Try it: starts both emulators in-process, migrates a seeded account, prints the report.
     /// Needs no configuration and no credentials.

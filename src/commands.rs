@@ -23,8 +23,18 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             dry_run,
             retry_failed,
             retarget,
+            limit,
+            tickets,
         } => {
+            let trial = ticket_keys(&tickets)?;
             let engine = open_writer(&global).await?;
+            if dry_run {
+                // DESIGN.md: a dry run runs the preflight first (its probe is deleted again). A
+                // blocking finding does not stop a dry run (it writes nothing); `run` refuses.
+                if let Some(line) = crate::preflight_cmd::preflight_report(&engine, true).await? {
+                    ui.note(&format!("warning: {line}; `run` will refuse until fixed"));
+                }
+            }
             let options = RunOptions {
                 dry_run,
                 retry: retry_failed.then(|| RetryFilter {
@@ -33,10 +43,34 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                 }),
                 skip_extract: false,
                 retarget,
+                limit,
+                tickets: trial,
             };
-            let resume = format!("deskie-import run --config {}", global.config.display());
-            execute(&engine, options, &ui, Some(&global.config), &resume).await
+            let mut resume = format!("deskie-import run --config {}", global.config.display());
+            if let Some(n) = limit {
+                resume.push_str(&format!(" --limit {n}"));
+            }
+            for t in &tickets {
+                resume.push_str(&format!(" --ticket {t}"));
+            }
+            let code = execute(&engine, options, &ui, Some(&global.config), &resume).await?;
+            if dry_run {
+                crate::preflight_cmd::print_checklist();
+            }
+            Ok(code)
         }
+        Command::Preflight { no_probe } => {
+            let engine = open_writer(&global).await?;
+            crate::preflight_cmd::preflight(&engine, !no_probe).await
+        }
+        Command::Rollback { all, tickets, yes } => {
+            let keys = ticket_keys(&tickets)?;
+            debug_assert!(all || !keys.is_empty());
+            let engine = open_writer(&global).await?;
+            crate::preflight_cmd::rollback(&engine, &keys, yes).await
+        }
+        Command::Completions { shell } => crate::preflight_cmd::completions(shell),
+        Command::Man => crate::preflight_cmd::man(),
         Command::RetryFailed { batches, tickets } => {
             let filter = retry_filter(&batches, &tickets)?;
             let engine = open_writer(&global).await?;
@@ -55,6 +89,7 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
                 retry: Some(filter),
                 skip_extract: true,
                 retarget: false,
+                ..RunOptions::default()
             };
             execute(&engine, options, &ui, Some(&global.config), &resume).await
         }
@@ -81,9 +116,40 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             }
             Ok(OK)
         }
-        Command::Verify => {
+        Command::Verify {
+            sample,
+            seed,
+            product,
+            since,
+        } => {
+            let since = since
+                .map(|d| {
+                    verify::parse_since(&d)
+                        .map_err(|e| CliError::usage(anyhow::anyhow!("--since: {e}")))
+                })
+                .transpose()?;
+            let options = verify::VerifyOptions {
+                sample,
+                seed,
+                product,
+                since,
+            };
             let engine = open(&global).await?;
-            let result = verify::verify(&engine).await?;
+            let plan = verify::plan(&engine, &options).await?;
+            ui.note(&plan.to_text());
+            let cancel = engine.cancel_token();
+            let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
+            let signals = tokio::spawn(watch_signals(interrupts, cancel, ui.clone()));
+            let result = verify::run(&engine, &options).await;
+            signals.abort();
+            let result = result?;
+            if !result.complete {
+                ui.note(&format!(
+                    "verify interrupted: what it read is recorded; continue with the same command ({} cases' messages checked so far)",
+                    result.checked
+                ));
+                return Ok(FATAL);
+            }
             Ok(print_verify(&result))
         }
         Command::Demo {
@@ -193,6 +259,20 @@ async fn open(g: &GlobalArgs) -> Result<Engine, CliError> {
     Ok(Engine::open(settings).await?)
 }
 
+/// `--ticket P/T` values of a trial or a rollback (exit 2 on a malformed one).
+fn ticket_keys(tickets: &[String]) -> Result<Vec<model::TicketKey>, CliError> {
+    tickets
+        .iter()
+        .map(|t| {
+            store::parse_ticket_key(t).ok_or_else(|| {
+                CliError::usage(anyhow::anyhow!(
+                    "--ticket `{t}`: use product/ticket, e.g. 3/1045"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Opens the store for a writing command: takes its write lock first, so a second writer
 /// exits 1 at once naming the holder (`status` and `report` use [`open`] and never wait).
 async fn open_writer(g: &GlobalArgs) -> Result<Engine, CliError> {
@@ -268,6 +348,7 @@ pub async fn execute(
     resume: &str,
 ) -> Result<u8, CliError> {
     let baseline = baseline(engine, &options).await;
+    let trial = options.is_trial();
     let cancel = engine.cancel_token();
     let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
     let signals = tokio::spawn(watch_signals(interrupts, cancel.clone(), ui.clone()));
@@ -278,9 +359,17 @@ pub async fn execute(
     tokio::pin!(run);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // How far the history is complete: a few index seeks in the store, every 10 s.
+    let mut history_tick = tokio::time::interval(Duration::from_secs(10));
+    history_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let result = loop {
         tokio::select! {
             r = &mut run => break r,
+            _ = history_tick.tick() => {
+                if let Ok(mark) = engine.store().history_mark().await {
+                    display.set_history(&mark);
+                }
+            }
             _ = tick.tick() => {
                 let (d, k) = engine.limiter_stats();
                 display.update(
@@ -296,6 +385,9 @@ pub async fn execute(
 
     let summary = result?;
     print_summary(engine, &summary).await;
+    if trial && !summary.interrupted && summary.stopped_reason.is_none() {
+        crate::preflight_cmd::print_trial(engine, &summary);
+    }
     if summary.interrupted {
         ui.note(&format!(
             "interrupted: stopped cleanly, nothing is lost or duplicated ({} tickets loaded in this run). \
@@ -485,15 +577,17 @@ async fn print_failures(engine: &Engine, failed: u64, config: Option<&Path>) {
 pub fn print_verify(v: &verify::VerifyReport) -> u8 {
     if v.ok() {
         println!(
-            "verify: {} cases checked, Deskie matches the store",
-            v.checked
+            "verify: {} cases checked ({} with their messages) with {} reads, Deskie matches the store",
+            v.cases_checked, v.checked, v.reads
         );
         OK
     } else {
         println!(
-            "verify: {} cases checked, {} problems:",
+            "verify: {} cases checked ({} with their messages) with {} reads, {} problems (listed in the report too):",
+            v.cases_checked,
             v.checked,
-            v.problems.len()
+            v.reads,
+            v.by_kind.values().sum::<u64>()
         );
         for p in &v.problems {
             println!("  {p}");

@@ -51,6 +51,8 @@ impl From<EngineError> for CliError {
         match e {
             EngineError::Config(c) => CliError::usage(c),
             EngineError::WrongAccount(_) => CliError::usage(e),
+            // A preflight finding forbids the run: nothing was sent.
+            EngineError::Refused(_) => CliError::usage(e),
             other => CliError::fatal(other),
         }
     }

@@ -8,6 +8,7 @@ mod commands;
 mod demo;
 mod exit;
 mod logging;
+mod preflight_cmd;
 mod progress;
 mod signals;
 

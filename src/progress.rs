@@ -2,6 +2,11 @@
 //! ~10 s when it is not, nothing with `--quiet`. The engine never prints; this module polls its
 //! atomic counters ([`engine::Progress`]) and the limiters' statistics about every 250 ms.
 //!
+//! For runs that last days, both sides show tickets per hour (this run's average), the ETA is
+//! given in days and hours, and the line says up to which source time the migrated history is
+//! complete ([`Display::set_history`], polled from the store every few seconds by the caller):
+//! Desk360 lists newest first, so the recent months are usable before the archive finishes.
+//!
 //! The ETA of loading comes from the remaining Deskie budget (units still needed at the observed
 //! units-per-ticket, divided by the limit), not from the recent speed: the limit is what bounds a
 //! migration, so this stays right while the speed ramps up or dips.
@@ -75,6 +80,7 @@ impl Ui {
             samples: VecDeque::new(),
             started: now,
             last_line: now,
+            history: None,
         };
         if self.mode == Mode::Bars {
             let style = ProgressStyle::with_template(
@@ -152,6 +158,7 @@ pub struct Display {
     samples: VecDeque<Sample>,
     started: Instant,
     last_line: Instant,
+    history: Option<String>,
 }
 
 /// How far back the request rate is measured.
@@ -160,6 +167,11 @@ const RATE_SPAN: Duration = Duration::from_secs(10);
 const LINE_EVERY: Duration = Duration::from_secs(10);
 
 impl Display {
+    /// Sets how far the migrated history is complete, from [`store::HistoryMark`].
+    pub fn set_history(&mut self, mark: &store::HistoryMark) {
+        self.history = Some(history_text(mark));
+    }
+
     /// Redraws from the current counters.
     pub fn update(&mut self, p: ProgressSnapshot, desk360: Stats, deskie: Stats) {
         if self.ui.mode == Mode::Quiet {
@@ -240,7 +252,12 @@ impl Display {
         }
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64);
+        let hours = now_hours(self.started);
+        let per_hour = |n: u64| (hours > 0.0 && n > 0).then(|| n as f64 / hours);
         View {
+            extract_per_hour: per_hour(p.extracted),
+            load_per_hour: per_hour(p.loaded),
+            history: self.history.clone(),
             extracted: p.extracted + p.extract_failed,
             to_extract: p.to_extract.max(p.extracted + p.extract_failed),
             listed: p.listed,
@@ -276,9 +293,10 @@ impl Display {
                 bar.set_message(format!("listed {} · done", v.listed));
             } else {
                 bar.set_message(format!(
-                    "listed {} · {:.1}/s · Desk360 {:.0}/{} per {}",
+                    "listed {} · {:.1}/s ({}/h) · Desk360 {:.0}/{} per {}",
                     v.listed,
                     v.extract_rate,
+                    per_hour_text(v.extract_per_hour),
                     v.desk360_rate,
                     v.desk360.limit,
                     window_label(self.baseline.desk360_window)
@@ -289,14 +307,19 @@ impl Display {
             bar.set_length(v.load_total);
             bar.set_position(v.load_done);
             bar.set_message(format!(
-                "writes {} · Deskie {:.0}/{} units per {} · 429s {} · failed {} · ETA {}",
+                "{}/h · writes {} · Deskie {:.0}/{} units per {} · 429s {} · failed {} · ETA {}{}",
+                per_hour_text(v.load_per_hour),
                 v.writes,
                 v.deskie_rate,
                 v.deskie.limit,
                 v.window_label,
                 v.deskie.throttled,
                 v.failed,
-                eta_text(v.eta, v.extract_done)
+                eta_text(v.eta, v.extract_done),
+                v.history
+                    .as_deref()
+                    .map(|h| format!(" · {h}"))
+                    .unwrap_or_default()
             ));
         }
     }
@@ -312,6 +335,9 @@ impl Display {
 
 /// The numbers one refresh shows.
 struct View {
+    extract_per_hour: Option<f64>,
+    load_per_hour: Option<f64>,
+    history: Option<String>,
     extracted: u64,
     to_extract: u64,
     listed: u64,
@@ -336,20 +362,22 @@ impl View {
         let mut parts = Vec::new();
         if !b.skip_extract {
             parts.push(format!(
-                "extract {}/{} (listed {}{})",
+                "extract {}/{} (listed {}{}), {} tickets/h",
                 self.extracted,
                 self.to_extract,
                 self.listed,
-                if self.extract_done { ", done" } else { "" }
+                if self.extract_done { ", done" } else { "" },
+                per_hour_text(self.extract_per_hour)
             ));
         }
         if !b.dry_run {
             parts.push(format!(
-                "load {}/{} (loaded {}, failed {}), writes {}, Deskie {:.0}/{} units per {}, 429s {}, ETA {}",
+                "load {}/{} (loaded {}, failed {}), {} tickets/h, writes {}, Deskie {:.0}/{} units per {}, 429s {}, ETA {}",
                 self.load_done,
                 self.load_total,
                 self.loaded,
                 self.failed,
+                per_hour_text(self.load_per_hour),
                 self.writes,
                 self.deskie_rate,
                 self.deskie.limit,
@@ -357,6 +385,9 @@ impl View {
                 self.deskie.throttled,
                 eta_text(self.eta, self.extract_done)
             ));
+        }
+        if let Some(h) = &self.history {
+            parts.push(h.clone());
         }
         format!("progress: {}", parts.join(" · "))
     }
@@ -379,10 +410,36 @@ fn eta_text(eta: Option<Duration>, extract_done: bool) -> String {
     }
 }
 
-/// `1h02m`, `3m10s`, `42s`.
+/// Hours since `started`.
+fn now_hours(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() / 3600.0
+}
+
+/// Tickets per hour, rounded; `?` until measurable.
+fn per_hour_text(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.is_finite() => format!("{r:.0}"),
+        _ => "?".to_string(),
+    }
+}
+
+/// The progress line's words for how far the history is complete.
+pub fn history_text(mark: &store::HistoryMark) -> String {
+    if mark.everything {
+        return "history complete".to_string();
+    }
+    match &mark.complete_after {
+        Some(t) => format!("history complete after {t}"),
+        None => "history complete after ?".to_string(),
+    }
+}
+
+/// `2d03h`, `1h02m`, `3m10s`, `42s`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 {
+    if s >= 2 * 86_400 {
+        format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600)
+    } else if s >= 3600 {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     } else if s >= 60 {
         format!("{}m{:02}s", s / 60, s % 60)
@@ -400,6 +457,18 @@ mod tests {
         assert_eq!(human(Duration::from_secs(42)), "42s");
         assert_eq!(human(Duration::from_secs(190)), "3m10s");
         assert_eq!(human(Duration::from_secs(3720)), "1h02m");
+        assert_eq!(human(Duration::from_secs(30 * 3600)), "30h00m");
+        assert_eq!(human(Duration::from_secs(15 * 86_400 + 7200)), "15d02h");
+        let mut mark = store::HistoryMark {
+            complete_after: Some("2024-03-01 10:00:00".into()),
+            ..store::HistoryMark::default()
+        };
+        assert_eq!(
+            history_text(&mark),
+            "history complete after 2024-03-01 10:00:00"
+        );
+        mark.everything = true;
+        assert_eq!(history_text(&mark), "history complete");
         assert_eq!(eta_text(None, true), "?");
         assert_eq!(eta_text(Some(Duration::from_secs(5)), false), "≥5s");
     }

@@ -132,6 +132,7 @@ path = "store.sqlite"
 [run]
 concurrency = 8
 max_retries = 2
+reconcile_settle_secs = 0.5
 {extra}
 "#,
             d = self.sandbox.desk360_url(),
@@ -738,13 +739,30 @@ async fn dry_run_writes_nothing_to_deskie() {
         "--quiet: nothing on stderr: {}",
         show(&out)
     );
+    // DESIGN.md: a dry run runs the preflight first; its probe case is the only thing written
+    // (one case, its replies and notes, then its deletion) and nothing of it is left.
     let writes = s
         .sandbox
         .journal()
         .into_iter()
         .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
         .count();
-    assert_eq!(writes, 0, "a dry run sends no write to Deskie");
+    assert!(
+        writes <= engine_probe_writes(),
+        "a dry run writes only the preflight probe ({writes} writes)"
+    );
+    let snap = s.sandbox.deskie_snapshot();
+    assert!(
+        snap.cases.is_empty() && snap.users.is_empty(),
+        "the probe is deleted"
+    );
+    assert_eq!(snap.customer_emailed, 0);
+}
+
+/// The preflight probe's writes at most: create, agent and customer reply, two notes, trash and
+/// delete twice, user delete.
+fn engine_probe_writes() -> usize {
+    10
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

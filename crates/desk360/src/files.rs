@@ -140,7 +140,10 @@ impl Desk360Client {
             .get(url.clone())
             .timeout(DOWNLOAD_TIMEOUT);
         if api_host {
-            request = request.bearer_auth(self.inner.token.expose_secret());
+            // The token in force (a renewal by another request is picked up; a download's own
+            // 401 does not renew it: it is reported as a refused file).
+            let (_, token) = self.inner.token.get();
+            request = request.bearer_auth(token.expose_secret());
         }
         let response = match request.send().await {
             Ok(response) => response,

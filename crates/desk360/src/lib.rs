@@ -90,7 +90,33 @@ struct Inner {
     transport: Transport,
     base: Url,
     base_str: String,
-    token: SecretString,
+    token: TokenSlot,
+}
+
+/// The token in force and how to get a new one.
+///
+/// A run on a large account lives for days, longer than a Desk360 token obtained by login may
+/// (page 004, "Authentication": a token is issued by `/v1/login`; an expired one answers 401
+/// like an invalid one). With email + password configured, a request answered 401 logs in again
+/// — once per expiry, however many tasks saw the 401 — and is retried with the new token. A
+/// panel-made token cannot be renewed by this tool: its 401 stays fatal, with a message naming
+/// the fix.
+struct TokenSlot {
+    /// The token and its generation (bumped by every renewal).
+    current: std::sync::RwLock<(u64, SecretString)>,
+    /// Email and password, when the token came from a login.
+    login: Option<(String, SecretString)>,
+    /// Held while logging in again, so concurrent 401s cause one login.
+    renewing: tokio::sync::Mutex<()>,
+    /// Logins done to renew an expired token (not counting the first).
+    renewals: std::sync::atomic::AtomicU64,
+}
+
+impl TokenSlot {
+    fn get(&self) -> (u64, SecretString) {
+        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+        (guard.0, guard.1.clone())
+    }
 }
 
 impl fmt::Debug for Desk360Client {
@@ -333,7 +359,7 @@ impl Desk360Client {
             reason: format!("source base_url: {e}"),
         })?;
         let transport = Transport::new(&config, limiter)?;
-        let token = match &config.auth {
+        let (token, renew_with) = match &config.auth {
             Auth::Token(token) => {
                 if token.expose_secret().trim().is_empty() {
                     return Err(Desk360Error::Config {
@@ -341,20 +367,74 @@ impl Desk360Client {
                             .to_owned(),
                     });
                 }
-                SecretString::from(token.expose_secret().trim().to_owned())
+                (
+                    SecretString::from(token.expose_secret().trim().to_owned()),
+                    None,
+                )
             }
-            Auth::Login { email, password } => {
-                login(&transport, &base_str, email, password).await?
-            }
+            Auth::Login { email, password } => (
+                login(&transport, &base_str, email, password).await?,
+                Some((email.clone(), password.clone())),
+            ),
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 transport,
                 base,
                 base_str,
-                token,
+                token: TokenSlot {
+                    current: std::sync::RwLock::new((0, token)),
+                    login: renew_with,
+                    renewing: tokio::sync::Mutex::new(()),
+                    renewals: std::sync::atomic::AtomicU64::new(0),
+                },
             }),
         })
+    }
+
+    /// How many times an expired token was renewed by logging in again since `connect`.
+    pub fn token_renewals(&self) -> u64 {
+        self.inner
+            .token
+            .renewals
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Replaces the token of generation `seen`, which Desk360 just refused, by logging in again.
+    /// Returns at once when another task already renewed it (one login per expiry). A configured
+    /// token cannot be renewed: the refusal is returned with the fix in its message.
+    async fn renew_token(&self, seen: u64, refused: Desk360Error) -> Result<()> {
+        let slot = &self.inner.token;
+        let Some((email, password)) = &slot.login else {
+            let (code, message) = match refused {
+                Desk360Error::Unauthorized { code, message } => (code, message),
+                other => return Err(other),
+            };
+            return Err(Desk360Error::Unauthorized {
+                code,
+                message: format!(
+                    "{message} — the configured Desk360 token is wrong, expired or revoked, and a \
+                     token made in the panel cannot be renewed by this tool: create a new one \
+                     (Settings › API) and set source.token or DESK360_TOKEN, or configure \
+                     source.email + source.password (DESK360_EMAIL / DESK360_PASSWORD) so an \
+                     expired token is renewed by logging in again; then run the same command \
+                     to continue"
+                ),
+            });
+        };
+        let _guard = slot.renewing.lock().await;
+        if slot.get().0 != seen {
+            return Ok(());
+        }
+        warn!("the Desk360 token was refused (expired); logging in again");
+        let token = login(&self.inner.transport, &self.inner.base_str, email, password).await?;
+        {
+            let mut current = slot.current.write().unwrap_or_else(|p| p.into_inner());
+            *current = (seen + 1, token);
+        }
+        slot.renewals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The limiter this client spends.
@@ -404,13 +484,37 @@ impl Desk360Client {
         Ok(parsed)
     }
 
+    /// One GET with the token in force. A 401 renews a token obtained by login (see
+    /// [`TokenSlot`]) and repeats the request once with the new token; a 401 to that repeat is
+    /// returned (fatal): fresh credentials that are refused will not start working by retrying.
     async fn get(&self, url: &Url, what: &str) -> Result<Reply> {
+        let (generation, token) = self.inner.token.get();
+        match self.get_with(url, &token, what).await {
+            Err(e @ Desk360Error::Unauthorized { .. }) => {
+                self.renew_token(generation, e).await?;
+                let (_, token) = self.inner.token.get();
+                self.get_with(url, &token, what).await.map_err(|e| match e {
+                    Desk360Error::Unauthorized { code, message } => Desk360Error::Unauthorized {
+                        code,
+                        message: format!(
+                            "{message} (refused right after logging in again: check that the \
+                             Desk360 user still has API access)"
+                        ),
+                    },
+                    other => other,
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn get_with(&self, url: &Url, token: &SecretString, what: &str) -> Result<Reply> {
         self.inner
             .transport
             .send(
                 Method::GET,
                 url,
-                Some(&self.inner.token),
+                Some(token),
                 None,
                 Safety::Idempotent,
                 what,

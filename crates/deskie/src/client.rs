@@ -115,6 +115,9 @@ pub(crate) enum Verb {
     Get,
     Post,
     Put,
+    /// Permanent deletes (page 001 "Delete permanently a case", page 000 "Delete permanently a
+    /// user"); used by `manage.rs`.
+    Delete,
 }
 
 impl Verb {
@@ -123,6 +126,7 @@ impl Verb {
             Verb::Get => "GET",
             Verb::Post => "POST",
             Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
         }
     }
 
@@ -131,6 +135,7 @@ impl Verb {
             Verb::Get => reqwest::Method::GET,
             Verb::Post => reqwest::Method::POST,
             Verb::Put => reqwest::Method::PUT,
+            Verb::Delete => reqwest::Method::DELETE,
         }
     }
 
@@ -138,7 +143,7 @@ impl Verb {
     pub(crate) fn cost(self) -> u32 {
         match self {
             Verb::Get => 1,
-            Verb::Post | Verb::Put => 2,
+            Verb::Post | Verb::Put | Verb::Delete => 2,
         }
     }
 
@@ -430,13 +435,18 @@ impl DeskieClient {
         self.execute(Verb::Get, path, query, None).await
     }
 
-    async fn write<B: Serialize>(&self, verb: Verb, path: &str, body: &B) -> Result<Value> {
+    pub(crate) async fn write<B: Serialize>(
+        &self,
+        verb: Verb,
+        path: &str,
+        body: &B,
+    ) -> Result<Value> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| DeskieError::config(format!("cannot serialize the request: {e}")))?;
         self.execute(verb, path, &[], Some(bytes)).await
     }
 
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         verb: Verb,
         path: &str,

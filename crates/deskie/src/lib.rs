@@ -21,6 +21,7 @@
 mod client;
 mod error;
 mod lenient;
+mod manage;
 pub mod requests;
 pub mod responses;
 mod time;
@@ -28,6 +29,7 @@ mod upload;
 
 pub use client::{BULK_MAX, CaseLookup, DeskieClient, DeskieConfig, LOOKUP_MAX_PAGES};
 pub use error::{DeskieError, ErrorClass, Result};
+pub use manage::NoteAuthorField;
 pub use requests::{
     CasePriority, CaseQuery, CaseSort, CaseStatus, CaseUpdate, Content, NewCase, NewMessage,
     NewNote,

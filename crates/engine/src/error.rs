@@ -23,6 +23,10 @@ pub enum EngineError {
     /// (the message says which side and what to do); nothing was written. The binary exits 2.
     #[error("{0}")]
     WrongAccount(String),
+    /// A preflight finding with no fallback forbids the run (exit 2: nothing was written); the
+    /// line names the finding and the fix.
+    #[error("{0}")]
+    Refused(String),
     /// A task of the run panicked or was aborted: a bug; the store stays consistent.
     #[error("internal error: {0}")]
     Internal(String),

@@ -29,7 +29,8 @@ use crate::run::Ctx;
 const SAVE_BATCH: usize = 32;
 
 enum Fetched {
-    Ok(Box<model::Ticket>, String),
+    /// The ticket, its raw JSON, and what normalization carried over in a safer form.
+    Ok(Box<model::Ticket>, String, Vec<String>),
     Failed(TicketKey, FailureRecord),
 }
 
@@ -102,7 +103,7 @@ async fn previous_run_completed(ctx: &Ctx) -> Result<bool> {
         .is_some_and(|r| r.kind == RunKind::Run && r.outcome.as_deref() == Some("completed")))
 }
 
-async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Result<()> {
+pub(crate) async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Result<()> {
     let products = with_raw(client.products().await?, |p| Product {
         id: p.id,
         name: p
@@ -671,12 +672,7 @@ async fn fetcher(
         };
         let item = match result {
             Ok(detail) => match detail.to_model_in(key.product_id, &ctx.settings.source.timezone) {
-                Ok(m) => {
-                    for w in &m.warnings {
-                        tracing::warn!(ticket = %key, warning = %w, "ticket detail");
-                    }
-                    Fetched::Ok(Box::new(m.ticket), detail.raw)
-                }
+                Ok(m) => Fetched::Ok(Box::new(m.ticket), detail.raw, m.warnings),
                 Err(msg) => Fetched::Failed(
                     key,
                     FailureRecord {
@@ -729,6 +725,7 @@ async fn fetcher(
 /// The single writer of details: batches them into few transactions.
 async fn writer(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Fetched>) -> Result<()> {
     let mut batch: Vec<(model::Ticket, String)> = Vec::with_capacity(SAVE_BATCH);
+    let mut notes: Vec<(TicketKey, Vec<String>)> = Vec::new();
     loop {
         let first = rx.recv().await;
         let Some(first) = first else { break };
@@ -743,7 +740,12 @@ async fn writer(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Fetched>) -> Result<()> {
         }
         for item in items {
             match item {
-                Fetched::Ok(t, raw) => batch.push((*t, raw)),
+                Fetched::Ok(t, raw, warnings) => {
+                    if !warnings.is_empty() {
+                        notes.push((t.key, warnings));
+                    }
+                    batch.push((*t, raw));
+                }
                 Fetched::Failed(key, failure) => {
                     ctx.store.record_failure(key, &failure).await?;
                     Progress::add(&ctx.progress.extract_failed, 1);
@@ -752,6 +754,14 @@ async fn writer(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Fetched>) -> Result<()> {
         }
         if !batch.is_empty() {
             ctx.store.save_details(&batch).await?;
+            // What normalization carried over in a safer form (an unknown message type kept as
+            // an internal note): counted in the report, never only a log line.
+            for (key, warnings) in notes.drain(..) {
+                for w in &warnings {
+                    tracing::warn!(ticket = %key, warning = %w, "ticket detail");
+                }
+                ctx.store.record_source_warnings(key, &warnings).await?;
+            }
             Progress::add(&ctx.progress.extracted, batch.len() as u64);
             batch.clear();
             ctx.extracted.notify_waiters();

@@ -10,12 +10,15 @@ mod extract;
 mod identity;
 mod load;
 pub mod mapping;
+pub mod preflight;
 pub mod progress;
 pub mod report;
+pub mod rollback;
 mod run;
+mod trial;
 pub mod verify;
 
 pub use error::{EngineError, Result};
 pub use progress::{Progress, ProgressSnapshot};
-pub use run::{Engine, LimiterStatsView, RunOptions, RunSummary};
+pub use run::{Engine, LimiterStatsView, RunOptions, RunSummary, TrialCase};
 pub use store::{Counts, RetryFilter, TicketState};

@@ -177,7 +177,9 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
             }
         });
         let free = semaphore.available_permits().saturating_sub(due.len());
-        let claimed = if free > 0 {
+        let claimed = if free > 0 && ctx.selected_only.load(Ordering::Relaxed) {
+            ctx.store.claim_for_load_selected(free as u32).await?
+        } else if free > 0 {
             ctx.store.claim_for_load(free as u32).await?
         } else {
             Vec::new()

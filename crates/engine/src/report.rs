@@ -18,6 +18,7 @@
 mod collect;
 pub(crate) use collect::SOURCE_ID_FIELD_NOTICE;
 mod html;
+mod longrun;
 mod markdown;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,8 @@ use serde::Serialize;
 use crate::config::Plan;
 use crate::error::Result;
 use crate::run::Engine;
+
+pub use longrun::{LongRunSection, VerificationSection, history_sentence};
 
 /// Version of the JSON schema; bumped only for changes that break a reader (new fields do not).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -67,6 +70,11 @@ pub struct Report {
     pub caps: Caps,
     /// The latest runs, newest first.
     pub runs: Vec<RunView>,
+    /// For a started migration: tickets per hour on each side, ETA, how far the history is
+    /// complete.
+    pub long_run: Option<LongRunSection>,
+    /// The latest `verify`, when one ran.
+    pub verification: Option<VerificationSection>,
 }
 
 /// Where the migration stands.
@@ -273,6 +281,11 @@ pub struct ContentWarnings {
     pub empty_messages_total: u64,
     /// The first [`LIST_CAP`] of them.
     pub empty_messages: Vec<EmptyMessage>,
+    /// Things Desk360 sent that were carried over in a safer form (e.g. a message of an unknown
+    /// type kept as an internal note, never published), by ticket.
+    pub source_warnings_total: u64,
+    /// The first [`LIST_CAP`] of them: `product/ticket: what`.
+    pub source_warnings: Vec<String>,
 }
 
 /// A subject the mapping made up.

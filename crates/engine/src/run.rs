@@ -31,6 +31,28 @@ pub struct RunOptions {
     /// The configured Deskie account may differ from the store's: forget every case made in the
     /// previous one and migrate everything again into the configured one (`run --retarget`).
     pub retarget: bool,
+    /// A trial (`run --limit N`): migrate only the N most recently updated tickets, then stop.
+    pub limit: Option<u64>,
+    /// A trial (`run --ticket P/T`…): migrate only these tickets (with `limit`, both).
+    pub tickets: Vec<model::TicketKey>,
+}
+
+impl RunOptions {
+    /// Whether this run is a trial (`--limit` or `--ticket`).
+    pub fn is_trial(&self) -> bool {
+        self.limit.is_some() || !self.tickets.is_empty()
+    }
+}
+
+/// A case a trial created, for the user to open in Deskie.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialCase {
+    /// The Desk360 ticket.
+    pub ticket: String,
+    /// Deskie case id.
+    pub case_id: i64,
+    /// Deskie case number, as Deskie's web pages show it.
+    pub case_number: String,
 }
 
 /// What a finished (or interrupted) run did, for the summary the binary prints.
@@ -54,6 +76,8 @@ pub struct RunSummary {
     pub desk360: LimiterStatsView,
     /// Deskie limiter counters.
     pub deskie: LimiterStatsView,
+    /// For a trial: the cases of the selected tickets (empty otherwise).
+    pub trial_cases: Vec<TrialCase>,
 }
 
 /// Serializable copy of [`LimiterStats`].
@@ -98,6 +122,8 @@ pub(crate) struct Ctx {
     pub retry: RetryPolicy,
     /// The Desk360 side of `[attachments] mode = "upload"`, set once the clients are built.
     pub files: std::sync::OnceLock<crate::attachments::FileClients>,
+    /// Set for a trial: the loader claims only the trial selection.
+    pub selected_only: std::sync::atomic::AtomicBool,
     /// Limiter counters already written to the request log.
     stat_marks: std::sync::Mutex<StatMarks>,
 }
@@ -164,6 +190,7 @@ impl Engine {
                 extracted: Notify::new(),
                 retry,
                 files: std::sync::OnceLock::new(),
+                selected_only: std::sync::atomic::AtomicBool::new(false),
                 stat_marks: std::sync::Mutex::new(StatMarks::default()),
             }),
             writer,
@@ -217,6 +244,17 @@ impl Engine {
         };
         let ctx = self.ctx.clone();
         let started = Instant::now();
+        // A preflight finding with no fallback stops every run that would write.
+        if !options.dry_run
+            && let Some((at, findings)) = crate::preflight::recorded(self).await?
+            && let Some(line) = findings.blocking()
+        {
+            return Err(EngineError::Refused(format!(
+                "{line} (preflight of {at} UTC; run `deskie-import preflight` again once fixed)"
+            )));
+        }
+        ctx.selected_only
+            .store(options.is_trial(), std::sync::atomic::Ordering::Relaxed);
         // Both accounts are checked against the store before anything is written.
         let clients = self.prepare(&options).await?;
         let kind = if options.dry_run {
@@ -267,6 +305,8 @@ impl Engine {
             (Err(_), _) => "error",
             (Ok(_), true) => "interrupted",
             (Ok(Some(_)), false) => "stopped",
+            // A completed trial is not a completed migration (the next run is no delta run).
+            (Ok(None), false) if options.is_trial() => "trial",
             (Ok(None), false) => "completed",
         };
         ctx.store.finish_run(run_id, outcome).await?;
@@ -282,6 +322,17 @@ impl Engine {
             .get(&store::TicketState::Failed)
             .copied()
             .unwrap_or(0);
+        let mut trial_cases = Vec::new();
+        if options.is_trial() {
+            let selection = ctx.store.trial_selection().await?;
+            for (key, case) in ctx.store.created_cases(Some(&selection)).await? {
+                trial_cases.push(TrialCase {
+                    ticket: key.to_string(),
+                    case_id: case.case_id,
+                    case_number: case.case_number,
+                });
+            }
+        }
         Ok(RunSummary {
             kind: kind.as_str(),
             interrupted,
@@ -292,6 +343,7 @@ impl Engine {
             elapsed_secs: started.elapsed().as_secs_f64(),
             desk360: ctx.desk360_limiter.stats().into(),
             deskie: ctx.deskie_limiter.stats().into(),
+            trial_cases,
         })
     }
 
@@ -307,9 +359,15 @@ impl Engine {
         deskie.check_credentials().await?;
         // `retry-failed` lists nothing, but tickets whose extraction failed go back to `pending`
         // and their details are fetched again: it needs the Desk360 client too.
+        let extraction_failed = options.retry.is_some()
+            && ctx.store.failed_tickets().await?.iter().any(|f| {
+                f.failure
+                    .as_ref()
+                    .is_some_and(|x| x.record.stage == store::Stage::Extract)
+            });
         // Uploading files needs the Desk360 client whatever else the run does.
         let desk360 = if options.skip_extract
-            && options.retry.is_none()
+            && !extraction_failed
             && ctx.store.pending_tickets(1).await?.is_empty()
             && ctx.settings.attachments.mode != crate::config::AttachmentMode::Upload
         {
@@ -345,6 +403,26 @@ impl Engine {
                 desk360: d.clone(),
                 storage,
             });
+        }
+        if options.is_trial() {
+            // A trial lists only as far as its selection needs, then loads only that.
+            let desk360 = match desk360 {
+                Some(d) => d,
+                None => {
+                    build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await?
+                }
+            };
+            crate::trial::select(&ctx, &desk360, options.limit, &options.tickets).await?;
+            Progress::add(&ctx.progress.extract_done, 1);
+            let result = if options.dry_run {
+                Ok(None)
+            } else {
+                load::run(&ctx, deskie).await
+            };
+            if result.is_err() {
+                ctx.cancel.cancel();
+            }
+            return result;
         }
         let listing = if !options.skip_extract {
             Some(extract::Listing::All)

@@ -35,6 +35,7 @@ impl Store {
                     reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
                     fetched_updated_at = listed_updated_at,
                     failure_stage = NULL, failure_class = NULL, skip_reason = NULL,
+                    source_warnings = NULL,
                     subject = ?, customer_name = ?, customer_email = ?,
                     customer_phone = ?, channel = ?, platform = ?, status = ?, priority = ?,
                     agent_id = ?, type_id = ?, reason_id = ?, created_at = ?,
@@ -133,6 +134,48 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records what a ticket's Desk360 detail held that was carried over in a safer form (e.g. a
+    /// message of an unknown type kept as an internal note). Call it after `save_details` of the
+    /// same detail, which clears what an earlier fetch recorded; an empty list clears it too. The
+    /// report counts and lists them.
+    pub async fn record_source_warnings(
+        &self,
+        key: model::TicketKey,
+        warnings: &[String],
+    ) -> Result<()> {
+        let text = (!warnings.is_empty()).then(|| warnings.join("\n"));
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE tickets SET source_warnings = ? WHERE product_id = ? AND ticket_id = ?",
+        )
+        .bind(text)
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every ticket with source warnings, by key, with its lines.
+    pub async fn source_warnings(&self) -> Result<Vec<(model::TicketKey, Vec<String>)>> {
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT product_id, ticket_id, source_warnings FROM tickets
+             WHERE source_warnings IS NOT NULL ORDER BY product_id, ticket_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, t, w)| {
+                (
+                    model::TicketKey::new(p, t),
+                    w.lines().map(str::to_string).collect(),
+                )
+            })
+            .collect())
     }
 }
 

@@ -50,15 +50,18 @@ mod accounts;
 mod details;
 mod error;
 mod failures;
+mod history;
 mod listing;
 mod loading;
 mod lock;
+mod preflight;
 mod reference;
 mod reports;
 mod rows;
 mod runs;
 mod stats;
 mod types;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,9 +73,16 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
+pub use history::{HistoryMark, Throughput};
 pub use lock::StoreLock;
+pub use preflight::{
+    PreflightRecord, ProbeId, ProbeRecord, RollbackId, RollbackIntent, TRIAL_BATCH_PAGE,
+};
 pub use reference::ReferenceTable;
 pub use types::*;
+pub use verify::{
+    CaseCheckRow, DuplicateRow, ScopeRow, SeenCase, SeenVia, VerifyFinding, VerifyRunRecord,
+};
 
 /// How long a statement waits for a lock held by another connection or process before failing
 /// with [`StoreError::Busy`].

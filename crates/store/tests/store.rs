@@ -1079,3 +1079,30 @@ async fn a_truncating_checkpoint_leaves_everything_in_the_sqlite_file() {
     assert_eq!(counts.tickets[&TicketState::Skipped], 1);
     assert_eq!(copied.integrity_check().await.unwrap(), vec!["ok"]);
 }
+
+#[tokio::test]
+async fn source_warnings_are_kept_until_the_next_detail_replaces_them() {
+    bounded(async {
+        let (_dir, store) = fresh().await;
+        let page: Vec<_> = (1..=2).map(|i| listed(i, "u")).collect();
+        store.record_page(4, 1, &page, None).await.unwrap();
+        let (a, b) = (ticket(4, 1, 2), ticket(4, 2, 1));
+        store
+            .save_details(&[(a.clone(), raw(&a)), (b.clone(), raw(&b))])
+            .await
+            .unwrap();
+        let line = "message 7 has the unknown type 9; kept as an internal note".to_string();
+        store
+            .record_source_warnings(a.key, std::slice::from_ref(&line))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.source_warnings().await.unwrap(),
+            vec![(a.key, vec![line])]
+        );
+        // A new detail of the same ticket replaces them (here: nothing to say any more).
+        store.save_details(&[(a.clone(), raw(&a))]).await.unwrap();
+        assert!(store.source_warnings().await.unwrap().is_empty());
+    })
+    .await;
+}

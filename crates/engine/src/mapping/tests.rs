@@ -588,3 +588,103 @@ fn upload_mode_plans_files_per_write_follow_up_notes_and_inline_edits() {
             .any(|w| matches!(w, Warning::AttachmentTooLarge { name, .. } if name == "huge.mov"))
     );
 }
+
+mod properties {
+    //! Properties of the mapping over arbitrary tickets: it never panics, every message is
+    //! written exactly once (the first reply by the create, the others as steps), replies keep
+    //! source order and come before notes, no internal note is ever made public, and every
+    //! agent write carries `do_not_send_email`.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_message(id: i64) -> impl Strategy<Value = Message> {
+        (
+            prop_oneof![Just(None), (1i64..4).prop_map(Some)],
+            any::<bool>(),
+            "[a-z <>/]{0,12}",
+            0u32..5_000,
+        )
+            .prop_map(move |(agent, note, body, secs)| {
+                let t = jiff::civil::date(2021, 3, 1)
+                    .at(0, 0, 0, 0)
+                    .checked_add(jiff::SignedDuration::from_secs(i64::from(secs / 10) * 10))
+                    .unwrap();
+                Message {
+                    id,
+                    author: match agent {
+                        Some(a) => Author::Agent(70 + a),
+                        None => Author::Customer,
+                    },
+                    kind: if note {
+                        MessageKind::Note
+                    } else {
+                        MessageKind::Reply
+                    },
+                    body,
+                    created_at: model::SourceTime::Naive(t),
+                    attachments: vec![],
+                }
+            })
+    }
+
+    fn arb_ticket() -> impl Strategy<Value = Ticket> {
+        (
+            prop::sample::select(vec!["Email", "Phone", "Web", "Facebook", "Other"]),
+            prop::collection::vec(any::<u8>(), 0..8),
+            prop_oneof![Just(None), (0i64..4).prop_map(Some)],
+            any::<bool>(),
+        )
+            .prop_flat_map(|(channel, ids, status, has_email)| {
+                let n = ids.len();
+                let messages: Vec<_> = (0..n).map(|i| arb_message(i as i64 + 1)).collect();
+                (Just(channel), messages, Just(status), Just(has_email))
+            })
+            .prop_map(|(channel, messages, status, has_email)| {
+                let mut t = ticket(channel, messages);
+                t.status = status;
+                if !has_email {
+                    t.customer_email = None;
+                }
+                t
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_message_is_written_once_in_order_and_notes_stay_internal(t in arb_ticket()) {
+            let s = settings("");
+            let (mapped, _) = map(&t, &s);
+            let Mapped::Case(plan) = mapped else { return Ok(()) };
+            // The first reply opens the case; every other message is one step, once.
+            let mut written: Vec<i64> = vec![plan.first_message_id];
+            written.extend(plan.steps.iter().map(Step::source_id));
+            let mut sorted = written.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            prop_assert_eq!(sorted.len(), written.len(), "a message written twice");
+            prop_assert_eq!(written.len(), t.messages.len(), "a message left out");
+            let first = t.messages.iter().find(|m| m.id == plan.first_message_id).unwrap();
+            prop_assert_eq!(first.kind, MessageKind::Reply, "a note opened a public case");
+            // Notes stay notes, replies stay replies.
+            for step in &plan.steps {
+                let m = t.messages.iter().find(|m| m.id == step.source_id()).unwrap();
+                prop_assert_eq!(step.is_note(), m.kind == MessageKind::Note);
+                if let Step::Agent { message, .. } = step {
+                    prop_assert_eq!(message.do_not_send_email, Some(true));
+                }
+            }
+            // Replies in source order, then notes.
+            let kinds: Vec<bool> = plan.steps.iter().map(Step::is_note).collect();
+            prop_assert!(kinds.windows(2).all(|w| !(w[0] && !w[1])), "a reply after a note");
+            let reply_times: Vec<_> = plan.steps.iter().filter(|s| !s.is_note()).map(Step::created_at).collect();
+            prop_assert!(reply_times.windows(2).all(|w| w[0] <= w[1]), "replies out of order");
+            // Any reply after the create makes the final status uncertain: it is set.
+            let replies_after = plan.steps.iter().any(|s| !s.is_note());
+            prop_assert_eq!(plan.final_update.is_some(), replies_after && plan.create.status.is_some());
+            prop_assert_eq!(plan.create.do_not_send_email, Some(true));
+        }
+    }
+}

@@ -513,7 +513,15 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         });
     }
 
-    let content = std::mem::take(&mut walk.content);
+    let mut content = std::mem::take(&mut walk.content);
+    for (key, lines) in store.source_warnings().await? {
+        for line in lines {
+            content.source_warnings_total += 1;
+            if content.source_warnings.len() < LIST_CAP {
+                content.source_warnings.push(format!("{key}: {line}"));
+            }
+        }
+    }
     Ok(Report {
         schema_version: SCHEMA_VERSION,
         generated_at: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -539,6 +547,12 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         failures,
         caps,
         runs,
+        long_run: if matches!(phase, Phase::InProgress | Phase::Finished) {
+            Some(super::longrun::long_run(store, &counts).await?)
+        } else {
+            None
+        },
+        verification: super::longrun::verification(store).await?,
     })
 }
 

@@ -547,6 +547,14 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
             .collect();
         write!(o, "<p class=\"keys\">{}</p>", keys(&list))?;
     }
+    write!(
+        o,
+        "<p>{} things Desk360 sent were carried over in a safer form (e.g. a message of an unknown type kept as an internal note, never published).</p>",
+        t.source_warnings_total
+    )?;
+    if !t.source_warnings.is_empty() {
+        write!(o, "<p class=\"keys\">{}</p>", keys(&t.source_warnings))?;
+    }
 
     // ---- cost
     o.push_str("<h2>Cost and duration</h2>");
@@ -672,6 +680,8 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
             &[false, true, true, true, true, true, true, true, true],
         );
     }
+
+    super::longrun::html(r.long_run.as_ref(), r.verification.as_ref(), esc, o);
 
     // ---- failures
     let f = &r.failures;

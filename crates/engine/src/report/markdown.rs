@@ -221,6 +221,14 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
             .collect();
         writeln!(o, "  - {}", keys(&list))?;
     }
+    writeln!(
+        o,
+        "- {} things Desk360 sent were carried over in a safer form (e.g. a message of an unknown type kept as an internal note, never published).",
+        t.source_warnings_total
+    )?;
+    for w in &t.source_warnings {
+        writeln!(o, "  - {}", cell(w))?;
+    }
     writeln!(o)?;
 
     // ---- cost
@@ -334,6 +342,8 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
         }
         writeln!(o)?;
     }
+
+    super::longrun::markdown(r.long_run.as_ref(), r.verification.as_ref(), o)?;
 
     // ---- failures
     let f = &r.failures;
