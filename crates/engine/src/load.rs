@@ -899,15 +899,28 @@ async fn upload_parts(
     let Some(planned) = plan.uploads.get(&source_id).filter(|f| !f.is_empty()) else {
         return Ok(Vec::new());
     };
+    // A run that reads nothing else from Desk360 (`retry-failed`) builds the client on the
+    // first file it needs (a token is not checked by a request; a login is one request).
+    if ctx.files.get().is_none() {
+        match crate::run::build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await
+        {
+            Ok(d) => {
+                let _ = ctx.files.set(crate::run::file_clients(ctx, d));
+            }
+            Err(e) => {
+                return Err(WriteError::Item(FailureRecord {
+                    stage: Stage::Load,
+                    step: "attachments".into(),
+                    class: FailureClass::Transient,
+                    code: None,
+                    message: format!("uploading attachments needs the Desk360 client: {e}"),
+                    request: None,
+                }));
+            }
+        }
+    }
     let Some(clients) = ctx.files.get() else {
-        return Err(WriteError::Item(FailureRecord {
-            stage: Stage::Load,
-            step: "attachments".into(),
-            class: FailureClass::Transient,
-            code: None,
-            message: "uploading attachments needs the Desk360 client, which this run did not build; run `deskie-import run` again".into(),
-            request: None,
-        }));
+        return Err(WriteError::Cancelled);
     };
     let mut parts = Vec::with_capacity(planned.len());
     for a in planned {

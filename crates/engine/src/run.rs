@@ -365,11 +365,10 @@ impl Engine {
                     .as_ref()
                     .is_some_and(|x| x.record.stage == store::Stage::Extract)
             });
-        // Uploading files needs the Desk360 client whatever else the run does.
+        // (Uploading files builds its own client on first need: see `file_clients`.)
         let desk360 = if options.skip_extract
             && !extraction_failed
             && ctx.store.pending_tickets(1).await?.is_empty()
-            && ctx.settings.attachments.mode != crate::config::AttachmentMode::Upload
         {
             None
         } else {
@@ -387,22 +386,7 @@ impl Engine {
         let ctx = self.ctx.clone();
         let Clients { deskie, desk360 } = clients;
         if let Some(d) = &desk360 {
-            // Downloads from storage hosts other than the Desk360 API have their own budget
-            // (not charged to the Desk360 limit, see desk360::files); a CDN takes far more than
-            // this, the bound only keeps a run polite.
-            let storage = Limiter::with_cancel(
-                LimiterConfig {
-                    name: "storage",
-                    limit: 600,
-                    window: Duration::from_secs(60),
-                    ..LimiterConfig::default()
-                },
-                ctx.cancel.clone(),
-            );
-            let _ = ctx.files.set(crate::attachments::FileClients {
-                desk360: d.clone(),
-                storage,
-            });
+            let _ = ctx.files.set(file_clients(&ctx, d.clone()));
         }
         if options.is_trial() {
             // A trial lists only as far as its selection needs, then loads only that.
@@ -486,6 +470,26 @@ pub(crate) fn build_deskie(
     config.timeout = t.timeout;
     config.retry = retry;
     Ok(deskie::DeskieClient::new(config, limiter)?)
+}
+
+/// The clients of `[attachments] mode = "upload"` around a Desk360 client. Downloads from
+/// storage hosts other than the Desk360 API have their own budget (not charged to the Desk360
+/// limit, see `desk360::files`); a CDN takes far more than this, the bound only keeps a run
+/// polite.
+pub(crate) fn file_clients(
+    ctx: &Ctx,
+    desk360: desk360::Desk360Client,
+) -> crate::attachments::FileClients {
+    let storage = Limiter::with_cancel(
+        LimiterConfig {
+            name: "storage",
+            limit: 600,
+            window: Duration::from_secs(60),
+            ..LimiterConfig::default()
+        },
+        ctx.cancel.clone(),
+    );
+    crate::attachments::FileClients { desk360, storage }
 }
 
 /// Builds (and, for email + password, logs in) the Desk360 client.
