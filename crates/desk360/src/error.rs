@@ -148,6 +148,19 @@ pub enum Desk360Error {
         /// Why it is refused.
         reason: String,
     },
+
+    /// An attachment file the storage refused (401 / 403: behind credentials we may not send
+    /// there, a signed URL that expired, a closed account). Named, so the report can list the
+    /// file; the ticket itself is still readable.
+    #[error("attachment {name:?}: refused by its storage (HTTP {status}): {detail}")]
+    FileDenied {
+        /// The file's name.
+        name: String,
+        /// The HTTP status (401, 403 or 410).
+        status: u16,
+        /// The storage's message, or a hint (e.g. an expired signed URL).
+        detail: String,
+    },
 }
 
 fn code_suffix(code: &Option<String>) -> String {
@@ -174,7 +187,8 @@ impl Desk360Error {
             Desk360Error::Transient { .. } => ErrorClass::Transient,
             Desk360Error::NotFound { .. }
             | Desk360Error::Rejected { .. }
-            | Desk360Error::Malformed { .. } => ErrorClass::Permanent,
+            | Desk360Error::Malformed { .. }
+            | Desk360Error::FileDenied { .. } => ErrorClass::Permanent,
             Desk360Error::Ambiguous { .. } => ErrorClass::Ambiguous,
             Desk360Error::Config { .. }
             | Desk360Error::Unauthorized { .. }

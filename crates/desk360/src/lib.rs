@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod error;
+pub mod files;
 mod headers;
 pub mod models;
 pub mod normalize;
@@ -34,6 +35,7 @@ use url::Url;
 
 pub use config::{Auth, Desk360Config};
 pub use error::{Desk360Error, ErrorClass};
+pub use files::{ByteStream, DOWNLOAD_TIMEOUT, Download};
 pub use models::{
     AgentInfo, AttachmentDto, Attachments, InvalidEntry, MessageDto, ProductInfo, ReasonInfo,
     TicketDetail, TicketPage, TicketSummary, TypeInfo,

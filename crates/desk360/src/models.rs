@@ -376,11 +376,19 @@ impl AttachmentDto {
                 aws: None,
                 content_type: None,
             },
+            // Desk360 documents the groups but not their entries (page 004): the names seen in
+            // its answers and SDKs are tried in turn, the first present wins.
             _ => Self {
-                url: text(get("url")),
-                name: text(get("name")),
+                url: ["url", "path", "file_url", "link", "src"]
+                    .into_iter()
+                    .find_map(|k| text(get(k)).filter(|s| !s.trim().is_empty())),
+                name: ["name", "file_name", "filename", "original_name", "title"]
+                    .into_iter()
+                    .find_map(|k| text(get(k)).filter(|s| !s.trim().is_empty())),
                 kind: text(get("type")),
-                size: uint(get("size")),
+                size: ["size", "file_size", "filesize", "bytes"]
+                    .into_iter()
+                    .find_map(|k| uint(get(k))),
                 aws: boolean(get("aws")),
                 content_type: text(get("contentType")).or_else(|| text(get("content_type"))),
             },
@@ -704,6 +712,25 @@ pub(crate) fn read_list<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachment_entries_are_read_under_every_name_desk360_uses() {
+        let v = serde_json::json!({
+            "images": [{"path": "https://x/a.png", "file_name": "a.png", "file_size": "12"}],
+            "files": [{"url": "", "link": "https://x/b.pdf", "filename": "b.pdf", "size": 3}],
+            "others": ["https://x/c.bin", {"name": "lost.pdf"}]
+        });
+        let a = Attachments::from_value(Some(&v));
+        assert_eq!(a.images[0].url.as_deref(), Some("https://x/a.png"));
+        assert_eq!(a.images[0].name.as_deref(), Some("a.png"));
+        assert_eq!(a.images[0].size, Some(12));
+        assert_eq!(a.files[0].url.as_deref(), Some("https://x/b.pdf"));
+        assert_eq!(a.files[0].name.as_deref(), Some("b.pdf"));
+        assert_eq!(a.others[0].url.as_deref(), Some("https://x/c.bin"));
+        // Kept without a URL, so the normalisation lists it as unreadable.
+        assert_eq!(a.others[1].url, None);
+        assert_eq!(a.others[1].name.as_deref(), Some("lost.pdf"));
+    }
 
     #[test]
     fn lenient_scalars() {

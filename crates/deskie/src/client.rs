@@ -121,7 +121,7 @@ pub(crate) enum Verb {
 }
 
 impl Verb {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verb::Get => "GET",
             Verb::Post => "POST",
@@ -140,7 +140,7 @@ impl Verb {
     }
 
     /// Deskie counts writes twice against the rate limit.
-    fn cost(self) -> u32 {
+    pub(crate) fn cost(self) -> u32 {
         match self {
             Verb::Get => 1,
             Verb::Post | Verb::Put | Verb::Delete => 2,
@@ -485,20 +485,48 @@ impl DeskieClient {
         body: Option<&[u8]>,
         what: &str,
     ) -> (Option<Observed>, Outcome<Value, DeskieError>) {
-        let mut request = self
-            .inner
+        let mut request = self.request(verb, url);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        self.send_classified(verb, what, request).await
+    }
+
+    /// A request with the account's basic auth and `Accept: application/json`, no body yet.
+    pub(crate) fn request(&self, verb: Verb, url: &Url) -> reqwest::RequestBuilder {
+        self.inner
             .http
             .request(verb.method(), url.clone())
             .basic_auth(
                 &self.inner.staff_email,
                 Some(self.inner.api_key.expose_secret()),
             )
-            .header(ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
-        }
+            .header(ACCEPT, "application/json")
+    }
+
+    /// The API URL of `path` (relative to `{base_url}/api/`).
+    pub(crate) fn api_url(&self, path: &str) -> Result<Url> {
+        self.inner
+            .api_base
+            .join(path)
+            .map_err(|e| DeskieError::config(format!("cannot build the URL for {path}: {e}")))
+    }
+
+    /// The retry bounds and the limiter every request of this client goes through.
+    pub(crate) fn budget(&self) -> (&Limiter, &RetryPolicy) {
+        (&self.inner.limiter, &self.inner.retry)
+    }
+
+    /// Sends a built request once, feeds back the rate headers and classifies the answer with
+    /// the table of the module doc (shared by the JSON and the multipart writes).
+    pub(crate) async fn send_classified(
+        &self,
+        verb: Verb,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> (Option<Observed>, Outcome<Value, DeskieError>) {
         let started = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,

@@ -25,6 +25,7 @@ mod manage;
 pub mod requests;
 pub mod responses;
 mod time;
+mod upload;
 
 pub use client::{BULK_MAX, CaseLookup, DeskieClient, DeskieConfig, LOOKUP_MAX_PAGES};
 pub use error::{DeskieError, ErrorClass, Result};
@@ -35,3 +36,4 @@ pub use requests::{
 };
 pub use responses::{Attachment, Case, CaseList, MessageInfo, MessageList, Numbered, UserInfo};
 pub use time::{format_timestamp, parse_timestamp};
+pub use upload::{FileSource, FileStream, OpenFile, UPLOAD_TIMEOUT, UploadFile};

@@ -72,6 +72,19 @@ pub struct RawConfig {
     /// `[run]`
     #[serde(default)]
     pub run: RawRun,
+    /// `[attachments]`
+    #[serde(default)]
+    pub attachments: RawAttachments,
+}
+
+/// `[attachments]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttachments {
+    /// `upload` | `urls`.
+    pub mode: Option<String>,
+    /// `rehost` | `keep`.
+    pub inline: Option<String>,
 }
 
 /// `[source]` as written.
@@ -432,6 +445,39 @@ pub struct RunSettings {
     pub reconcile_settle: Duration,
 }
 
+/// How attachments reach Deskie (`[attachments] mode`, issue #12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttachmentMode {
+    /// Download every file from Desk360 and send it with its message as multipart/form-data,
+    /// streamed: the migrated history keeps its files after the Desk360 account is closed.
+    #[default]
+    Upload,
+    /// Send `attachment_urls` pointing at Desk360's storage (Deskie fetches them); the files
+    /// break once those links need credentials, expire, or the account is closed.
+    Urls,
+}
+
+/// What happens to inline images (`<img src>` on Desk360 storage) in message HTML
+/// (`[attachments] inline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InlineMode {
+    /// Upload the image with its message, then edit the message so `src` points at the Deskie
+    /// copy (one extra write per message with inline images).
+    #[default]
+    Rehost,
+    /// Leave the HTML as it is.
+    Keep,
+}
+
+/// Validated `[attachments]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttachmentSettings {
+    /// Upload or link the files.
+    pub mode: AttachmentMode,
+    /// Rehost or keep inline images (only meaningful with `mode = "upload"`).
+    pub inline: InlineMode,
+}
+
 /// Everything validated; the only configuration type the engine uses.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -445,6 +491,8 @@ pub struct Settings {
     pub store_path: PathBuf,
     /// Concurrency.
     pub run: RunSettings,
+    /// How attachments and inline images are migrated.
+    pub attachments: AttachmentSettings,
 }
 
 const STATUSES: [&str; 3] = ["open", "waiting", "closed"];
@@ -556,6 +604,7 @@ fn validate(
     base_dir: &Path,
     secrets: SecretOverrides,
 ) -> Result<Settings, ConfigError> {
+    let raw_attachments = raw.attachments;
     // [source]
     let s = raw.source;
     let source_base = parse_url(
@@ -798,12 +847,35 @@ fn validate(
         reconcile_settle: secs("run.reconcile_settle_secs", r.reconcile_settle_secs, 180.0)?,
     };
 
+    let a = &raw_attachments;
+    let mode = match a.mode.as_deref().map(str::trim) {
+        None | Some("upload") => AttachmentMode::Upload,
+        Some("urls") => AttachmentMode::Urls,
+        Some(other) => {
+            return Err(invalid(
+                "attachments.mode",
+                format!("must be \"upload\" or \"urls\", got {other:?}"),
+            ));
+        }
+    };
+    let inline = match a.inline.as_deref().map(str::trim) {
+        None | Some("rehost") => InlineMode::Rehost,
+        Some("keep") => InlineMode::Keep,
+        Some(other) => {
+            return Err(invalid(
+                "attachments.inline",
+                format!("must be \"rehost\" or \"keep\", got {other:?}"),
+            ));
+        }
+    };
+
     Ok(Settings {
         source,
         target,
         mapping,
         store_path,
         run,
+        attachments: AttachmentSettings { mode, inline },
     })
 }
 

@@ -3,6 +3,7 @@
 //! the store; it never prints (the binary does), it reports through return values, progress
 //! counters and `tracing`.
 
+pub mod attachments;
 pub mod config;
 mod error;
 mod extract;

@@ -39,6 +39,7 @@ use store::{
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::attachments::Desk360File;
 use crate::error::{EngineError, Result};
 use crate::mapping::{CasePlan, MapContext, Mapped, Step, map_ticket, normalize_body};
 use crate::progress::Progress;
@@ -359,6 +360,9 @@ fn map_context<'a>(ctx: &'a Ctx, lookups: &'a Lookups) -> MapContext<'a> {
         source_id_field: ctx.settings.target.source_id_field.as_deref(),
         type_titles: &lookups.types,
         reason_titles: &lookups.reasons,
+        attachments: ctx.settings.attachments.mode,
+        inline: ctx.settings.attachments.inline,
+        source_base: &ctx.settings.source.base_url,
     }
 }
 
@@ -488,7 +492,7 @@ async fn load_plan(
         if stopping(ctx) {
             return Ok(Next::Interrupted);
         }
-        let deskie_id = write_step(ctx, client, key, &case, step).await?;
+        let deskie_id = write_step(ctx, client, key, plan, &case, step).await?;
         state.sent.insert(step.source_id(), deskie_id);
     }
 
@@ -721,18 +725,51 @@ async fn create_case(
     if ctx.store.abandoned_intents(key, IntentStep::Create).await? >= MAX_AMBIGUOUS_ATTEMPTS {
         return Err(gave_up("create"));
     }
+    // Files are opened before the intent: a refused file is left out (and reported) here,
+    // never halfway through a request.
+    let files = upload_parts(ctx, key, plan, plan.first_message_id).await?;
     let hash = payload_hash(&plan.create);
     let intent = ctx
         .store
         .open_intent(key, IntentStep::Create, &hash)
         .await?;
-    match client.create_case(&plan.create).await {
+    let result = if files.is_empty() {
+        client.create_case(&plan.create).await
+    } else {
+        client.create_case_with_files(&plan.create, &files).await
+    };
+    match result {
         Ok(case) => {
             let r = case_ref(&case);
             ctx.store
                 .complete_intent(intent, IntentResult::Case(r.clone()))
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
+            if plan.rehost.contains_key(&plan.first_message_id) {
+                // The create's answer is the case, not its message: one read finds it.
+                let html = plan.create.content_html.clone().unwrap_or_default();
+                match client.all_messages(r.case_id).await {
+                    Ok(messages) => {
+                        if let Some(first) = messages.iter().find(|m| !m.is_note()) {
+                            rehost_inline(
+                                ctx,
+                                client,
+                                key,
+                                plan,
+                                r.case_id,
+                                plan.first_message_id,
+                                first,
+                                &html,
+                                false,
+                            )
+                            .await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(ticket = %key, error = %e, "cannot read the new case's first message; its inline images keep their Desk360 links");
+                    }
+                }
+            }
             Ok(r)
         }
         Err(e) if e.class() == ErrorClass::Cancelled => {
@@ -771,6 +808,7 @@ async fn write_step(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
+    plan: &CasePlan,
     case: &CaseRef,
     step: &Step,
 ) -> std::result::Result<i64, WriteError> {
@@ -790,11 +828,18 @@ async fn write_step(
         (None, Step::Note { note, .. }) => json_of(note),
         (None, _) => String::new(),
     };
+    let files = upload_parts(ctx, key, plan, step.source_id()).await?;
     let hash = payload_hash(&request_json);
     let intent = ctx.store.open_intent(key, intent_step, &hash).await?;
     let result = match (&message, step) {
-        (Some(m), _) => client.add_message(case.case_id, m).await,
-        (None, Step::Note { note, .. }) => client.add_note(case.case_id, note).await,
+        (Some(m), _) if files.is_empty() => client.add_message(case.case_id, m).await,
+        (Some(m), _) => client.add_message_with_files(case.case_id, m, &files).await,
+        (None, Step::Note { note, .. }) if files.is_empty() => {
+            client.add_note(case.case_id, note).await
+        }
+        (None, Step::Note { note, .. }) => {
+            client.add_note_with_files(case.case_id, note, &files).await
+        }
         (None, _) => unreachable_step(),
     };
     match result {
@@ -809,6 +854,18 @@ async fn write_step(
                 )
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
+            rehost_inline(
+                ctx,
+                client,
+                key,
+                plan,
+                case.case_id,
+                step.source_id(),
+                &info,
+                step.content(),
+                step.is_note(),
+            )
+            .await;
             Ok(info.message_id)
         }
         Err(e) if e.class() == ErrorClass::Cancelled => {
@@ -826,6 +883,140 @@ async fn write_step(
             Err(item_error(e, &step_name, Some(request_json)))
         }
     }
+}
+
+/// The files the write of `source_id` uploads (`mode = "upload"`), each download opened ahead
+/// of the write. A file its storage refuses or no longer has, or that turns out over Deskie's
+/// 25 MB, is left out with a warning naming the ticket and the file (the message still goes);
+/// a transient failure fails the ticket transiently (the next run tries again), before any
+/// intent is opened.
+async fn upload_parts(
+    ctx: &Ctx,
+    key: TicketKey,
+    plan: &CasePlan,
+    source_id: i64,
+) -> std::result::Result<Vec<deskie::UploadFile>, WriteError> {
+    let Some(planned) = plan.uploads.get(&source_id).filter(|f| !f.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    // A run that reads nothing else from Desk360 (`retry-failed`) builds the client on the
+    // first file it needs (a token is not checked by a request; a login is one request).
+    if ctx.files.get().is_none() {
+        match crate::run::build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await
+        {
+            Ok(d) => {
+                let _ = ctx.files.set(crate::run::file_clients(ctx, d));
+            }
+            Err(e) => {
+                return Err(WriteError::Item(FailureRecord {
+                    stage: Stage::Load,
+                    step: "attachments".into(),
+                    class: FailureClass::Transient,
+                    code: None,
+                    message: format!("uploading attachments needs the Desk360 client: {e}"),
+                    request: None,
+                }));
+            }
+        }
+    }
+    let Some(clients) = ctx.files.get() else {
+        return Err(WriteError::Cancelled);
+    };
+    let mut parts = Vec::with_capacity(planned.len());
+    for a in planned {
+        check_not_stopping(ctx)?;
+        let file = Desk360File::new(
+            clients.desk360.clone(),
+            a.url.clone(),
+            a.name.clone(),
+            clients.storage.clone(),
+        );
+        match file.prefetch().await {
+            Ok(Some(size)) if size > crate::mapping::MAX_FILE_BYTES => {
+                tracing::warn!(ticket = %key, file = %a.name, size, "attachment over Deskie's 25 MB a file; not sent");
+            }
+            Ok(_) => parts.push(file.into_upload(None)),
+            Err(e) if e.class() == desk360::ErrorClass::Cancelled => {
+                return Err(WriteError::Cancelled);
+            }
+            Err(
+                e @ (desk360::Desk360Error::FileDenied { .. }
+                | desk360::Desk360Error::NotFound { .. }
+                | desk360::Desk360Error::Rejected { .. }
+                | desk360::Desk360Error::UnexpectedUrl { .. }),
+            ) => {
+                tracing::warn!(ticket = %key, file = %a.name, error = %e, "attachment cannot be downloaded; the message goes without it");
+            }
+            Err(e) => {
+                return Err(WriteError::Item(FailureRecord {
+                    stage: Stage::Load,
+                    step: format!("attachment {:?}", a.name),
+                    class: FailureClass::Transient,
+                    code: None,
+                    message: format!("downloading the attachment failed: {e}"),
+                    request: None,
+                }));
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// `inline = "rehost"`: edits a just-written message so each inline image's `src` points at the
+/// copy Deskie stored with it (matched by file name in the write's answer). The edit is
+/// idempotent, so a lost answer is simply sent again (a few times); a failure leaves the
+/// message with its Desk360 links and a warning naming the ticket, never fails the ticket (its
+/// message is in).
+#[allow(clippy::too_many_arguments)]
+async fn rehost_inline(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    key: TicketKey,
+    plan: &CasePlan,
+    case_id: i64,
+    source_id: i64,
+    info: &MessageInfo,
+    html: &str,
+    note: bool,
+) {
+    let Some(images) = plan.rehost.get(&source_id) else {
+        return;
+    };
+    let mut used = HashSet::new();
+    let mut replace = BTreeMap::new();
+    for (src, name) in images {
+        let found = info.attachments.iter().enumerate().find(|(i, a)| {
+            !used.contains(i) && a.file_name.as_deref() == Some(name.as_str()) && a.url.is_some()
+        });
+        if let Some((i, a)) = found {
+            used.insert(i);
+            replace.insert(src.clone(), a.url.clone().unwrap_or_default());
+        }
+    }
+    let new_html = match crate::mapping::files::rewrite_inline_images(html, &replace) {
+        Some(h) if !replace.is_empty() && h != html => h,
+        _ => {
+            tracing::warn!(ticket = %key, message = source_id, "inline images not found in Deskie's answer; they keep their Desk360 links");
+            return;
+        }
+    };
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        match client
+            .edit_message_html(case_id, info.message_id, &new_html, note)
+            .await
+        {
+            Ok(_) => {
+                Progress::add(&ctx.progress.writes, 1);
+                return;
+            }
+            Err(e) if e.class() == ErrorClass::Ambiguous => continue,
+            Err(e) => {
+                tracing::warn!(ticket = %key, message = source_id, error = %e, "inline images could not be re-pointed; they keep their Desk360 links");
+                return;
+            }
+        }
+    }
+    tracing::warn!(ticket = %key, message = source_id, "the inline image edit got no answer; the message may keep its Desk360 links");
 }
 
 fn unreachable_step() -> deskie::Result<MessageInfo> {

@@ -24,7 +24,9 @@ use jiff::tz::TimeZone;
 use model::{Author, Message, MessageKind, Ticket};
 use serde::Serialize;
 
-use crate::config::{ChannelRoute, MappingSettings};
+use crate::config::{AttachmentMode, ChannelRoute, InlineMode, MappingSettings};
+
+pub mod files;
 
 /// Deskie's limit for one attached file.
 pub const MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
@@ -46,6 +48,12 @@ pub struct MapContext<'a> {
     pub type_titles: &'a BTreeMap<i64, String>,
     /// Desk360 reason id → title, for `reason_field`.
     pub reason_titles: &'a BTreeMap<i64, String>,
+    /// `[attachments] mode`: files as `attachment_urls`, or uploaded with their message.
+    pub attachments: AttachmentMode,
+    /// `[attachments] inline`: rehost inline images on Desk360 storage (upload mode only).
+    pub inline: InlineMode,
+    /// `source.base_url`: inline images on its host are on Desk360 storage.
+    pub source_base: &'a url::Url,
 }
 
 /// Something lossy or defaulted that the report should show; the ticket still migrates.
@@ -210,6 +218,14 @@ pub struct CasePlan {
     pub steps: Vec<Step>,
     /// The final status update, when a reply after the create may have changed the status.
     pub final_update: Option<CaseUpdate>,
+    /// `mode = "upload"`: the files each write sends as multipart parts, by the write's source
+    /// id (the first message's id for the create, a follow-up note's synthetic id for it).
+    /// Empty in the urls mode.
+    pub uploads: BTreeMap<i64, Vec<model::Attachment>>,
+    /// `inline = "rehost"`: per write (source id as in `uploads`), the inline images uploaded
+    /// with it as `(src, file name)`; once written, the message is edited so each `src` points
+    /// at the Deskie copy (one extra write each, counted by [`CasePlan::writes`]).
+    pub rehost: BTreeMap<i64, Vec<(String, String)>>,
 }
 
 impl CasePlan {
@@ -217,7 +233,7 @@ impl CasePlan {
     /// and note, and the final update counted whole (the loader shares it with up to nine other
     /// cases in a bulk update, which the report's estimate counts per request).
     pub fn writes(&self) -> usize {
-        1 + self.steps.len() + usize::from(self.final_update.is_some())
+        1 + self.steps.len() + usize::from(self.final_update.is_some()) + self.rehost.len()
     }
 }
 
@@ -405,7 +421,64 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     create.status = status;
     create.priority = map_priority(ticket.priority, cx.mapping, &mut warnings);
     create.do_not_send_email = Some(true);
-    create.attachment_urls = attachment_urls(first, &mut warnings);
+    let upload = cx.attachments == AttachmentMode::Upload;
+    let mut uploads: BTreeMap<i64, Vec<model::Attachment>> = BTreeMap::new();
+    let mut rehost: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
+    // Follow-up notes carrying the files of a message that did not fit its request (upload
+    // mode), written right after that message.
+    let mut follow_ups = |m: &Message, w: &mut Vec<Warning>| -> Vec<Step> {
+        let at = to_timestamp(m.created_at, cx.timezone);
+        // Inline images go first, so they travel with the message whose HTML shows them.
+        let mut all = Vec::new();
+        if cx.inline == InlineMode::Rehost && !plain {
+            let images = files::inline_images(&m.body, |src| {
+                files::is_desk360_storage(src, cx.source_base)
+            });
+            let images: Vec<model::Attachment> = images
+                .iter()
+                .enumerate()
+                .map(|(n, src)| files::inline_attachment(src, n))
+                .collect();
+            if !images.is_empty() {
+                rehost.insert(
+                    m.id,
+                    images
+                        .iter()
+                        .map(|a| (a.url.clone(), a.name.clone()))
+                        .collect(),
+                );
+            }
+            all.extend(images);
+        }
+        all.extend(m.attachments.iter().cloned());
+        let plan = files::plan_message_files(m.id, at, &all, w);
+        if !plan.with_message.is_empty() {
+            uploads.insert(m.id, plan.with_message);
+        }
+        let staff = match m.author {
+            Author::Agent(a) => cx.mapping.agents.get(&a).copied(),
+            Author::Customer => None,
+        }
+        .unwrap_or(cx.mapping.default_staff_id);
+        plan.follow_ups
+            .into_iter()
+            .enumerate()
+            .map(|(k, f)| {
+                let source_id = files::follow_up_id(m.id, k);
+                uploads.insert(source_id, f.files);
+                Step::Note {
+                    source_id,
+                    note: NewNote::new(staff, f.content, Some(at)),
+                }
+            })
+            .collect()
+    };
+    let mut first_follow_ups = Vec::new();
+    if upload {
+        first_follow_ups = follow_ups(first, &mut warnings);
+    } else {
+        create.attachment_urls = attachment_urls(first, &mut warnings);
+    }
     if let Some(field) = cx.source_id_field {
         create
             .custom_fields
@@ -414,14 +487,18 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     labels_and_fields(ticket, cx, &mut create, &mut warnings);
 
     // Later replies in order, then notes.
-    let mut steps = Vec::new();
+    let mut steps = first_follow_ups;
     let mut reply_after_create = false;
     for m in messages
         .iter()
         .filter(|m| m.kind == MessageKind::Reply && m.id != first.id)
     {
         let at = to_timestamp(m.created_at, cx.timezone);
-        let urls = attachment_urls(m, &mut warnings);
+        let (urls, extra) = if upload {
+            (Vec::new(), follow_ups(m, &mut warnings))
+        } else {
+            (attachment_urls(m, &mut warnings), Vec::new())
+        };
         match m.author {
             Author::Customer => {
                 reply_after_create = true;
@@ -443,16 +520,22 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
                 });
             }
         }
+        steps.extend(extra);
     }
     for m in messages.iter().filter(|m| m.kind == MessageKind::Note) {
         let staff = match m.author {
             Author::Agent(a) => staff_for(a, cx.mapping, &mut warnings),
             Author::Customer => cx.mapping.default_staff_id,
         };
+        let (urls, extra) = if upload {
+            (Vec::new(), follow_ups(m, &mut warnings))
+        } else {
+            (attachment_urls(m, &mut warnings), Vec::new())
+        };
         steps.push(Step::Note {
             source_id: m.id,
             note: NewNote {
-                attachment_urls: attachment_urls(m, &mut warnings),
+                attachment_urls: urls,
                 ..NewNote::new(
                     staff,
                     html_body(m, &mut warnings),
@@ -460,6 +543,7 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
                 )
             },
         });
+        steps.extend(extra);
     }
 
     // The priority is certain from the create; only the status may have moved with a reply.
@@ -479,6 +563,8 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
             first_message_id: first.id,
             steps,
             final_update,
+            uploads,
+            rehost,
         })),
         warnings,
     )

@@ -120,6 +120,8 @@ pub(crate) struct Ctx {
     /// Woken whenever new tickets are extracted.
     pub extracted: Notify,
     pub retry: RetryPolicy,
+    /// The Desk360 side of `[attachments] mode = "upload"`, set once the clients are built.
+    pub files: std::sync::OnceLock<crate::attachments::FileClients>,
     /// Set for a trial: the loader claims only the trial selection.
     pub selected_only: std::sync::atomic::AtomicBool,
     /// Limiter counters already written to the request log.
@@ -187,6 +189,7 @@ impl Engine {
                 deskie_limiter,
                 extracted: Notify::new(),
                 retry,
+                files: std::sync::OnceLock::new(),
                 selected_only: std::sync::atomic::AtomicBool::new(false),
                 stat_marks: std::sync::Mutex::new(StatMarks::default()),
             }),
@@ -362,6 +365,7 @@ impl Engine {
                     .as_ref()
                     .is_some_and(|x| x.record.stage == store::Stage::Extract)
             });
+        // (Uploading files builds its own client on first need: see `file_clients`.)
         let desk360 = if options.skip_extract
             && !extraction_failed
             && ctx.store.pending_tickets(1).await?.is_empty()
@@ -381,6 +385,9 @@ impl Engine {
     async fn run_inner(&self, options: &RunOptions, clients: Clients) -> Result<Option<String>> {
         let ctx = self.ctx.clone();
         let Clients { deskie, desk360 } = clients;
+        if let Some(d) = &desk360 {
+            let _ = ctx.files.set(file_clients(&ctx, d.clone()));
+        }
         if options.is_trial() {
             // A trial lists only as far as its selection needs, then loads only that.
             let desk360 = match desk360 {
@@ -463,6 +470,26 @@ pub(crate) fn build_deskie(
     config.timeout = t.timeout;
     config.retry = retry;
     Ok(deskie::DeskieClient::new(config, limiter)?)
+}
+
+/// The clients of `[attachments] mode = "upload"` around a Desk360 client. Downloads from
+/// storage hosts other than the Desk360 API have their own budget (not charged to the Desk360
+/// limit, see `desk360::files`); a CDN takes far more than this, the bound only keeps a run
+/// polite.
+pub(crate) fn file_clients(
+    ctx: &Ctx,
+    desk360: desk360::Desk360Client,
+) -> crate::attachments::FileClients {
+    let storage = Limiter::with_cancel(
+        LimiterConfig {
+            name: "storage",
+            limit: 600,
+            window: Duration::from_secs(60),
+            ..LimiterConfig::default()
+        },
+        ctx.cancel.clone(),
+    );
+    crate::attachments::FileClients { desk360, storage }
 }
 
 /// Builds (and, for email + password, logs in) the Desk360 client.

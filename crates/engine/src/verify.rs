@@ -725,6 +725,9 @@ async fn check_messages_in_scope(
                 source_id_field: settings.target.source_id_field.as_deref(),
                 type_titles: &lookups.0,
                 reason_titles: &lookups.1,
+                attachments: settings.attachments.mode,
+                inline: settings.attachments.inline,
+                source_base: &settings.source.base_url,
             };
             let plan = match map_ticket(&state.ticket, &cx).0 {
                 Mapped::Case(p) => Some(p),

@@ -5,6 +5,12 @@ use crate::config::{self, SecretOverrides};
 use model::{Attachment, AttachmentKind, TicketKey};
 
 fn settings(extra: &str) -> config::Settings {
+    // The recipe tests below are about the urls mode; upload-mode tests say so in `extra`.
+    let attachments = if extra.contains("[attachments]") {
+        ""
+    } else {
+        "[attachments]\nmode = \"urls\""
+    };
     let text = format!(
         r#"
 [source]
@@ -22,6 +28,7 @@ types = {{ "3" = 501 }}
 reason_field = "cf_901"
 channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "Facebook" = "skip" }}
 {extra}
+{attachments}
 "#
     );
     let dir = tempfile::tempdir().unwrap();
@@ -77,6 +84,9 @@ fn map(t: &Ticket, s: &config::Settings) -> (Mapped, Vec<Warning>) {
         source_id_field: s.target.source_id_field.as_deref(),
         type_titles: &types,
         reason_titles: &reasons,
+        attachments: s.attachments.mode,
+        inline: s.attachments.inline,
+        source_base: &s.source.base_url,
     };
     map_ticket(t, &cx)
 }
@@ -521,6 +531,62 @@ fn html_to_text_is_readable() {
         "a\nb <c> 😀 😀"
     );
     assert_eq!(html_to_text("x < y & z"), "x < y & z");
+}
+
+#[test]
+fn upload_mode_plans_files_per_write_follow_up_notes_and_inline_edits() {
+    let s = settings("[attachments]\nmode = \"upload\"\ninline = \"rehost\"");
+    let file = |name: &str, mb: u64| Attachment {
+        url: format!("https://desk-360.s3.amazonaws.com/{name}"),
+        name: name.into(),
+        kind: AttachmentKind::File,
+        size: Some(mb * 1024 * 1024),
+    };
+    let mut first = msg(
+        1,
+        Author::Customer,
+        MessageKind::Reply,
+        r#"<p>see <img src="https://desk-360.s3.amazonaws.com/shot.png"></p>"#,
+        "2021-01-02 10:00:00",
+    );
+    first.attachments = vec![file("a.pdf", 20), file("huge.mov", 30), file("b.pdf", 20)];
+    let mut reply = msg(
+        2,
+        Author::Agent(74),
+        MessageKind::Reply,
+        "answer",
+        "2021-01-02 11:00:00",
+    );
+    reply.attachments = vec![file("c.pdf", 1)];
+    let t = ticket("Email", vec![first, reply]);
+    let (m, w) = map(&t, &s);
+    let p = plan(m);
+    assert!(p.create.attachment_urls.is_empty());
+    // The inline image (unknown size, planned at 25 MB) goes first with the create, then a.pdf;
+    // b.pdf does not fit the 50 MB request and follows in a note right after.
+    let names =
+        |id: i64| -> Vec<String> { p.uploads[&id].iter().map(|a| a.name.clone()).collect() };
+    assert_eq!(names(1), ["shot.png", "a.pdf"]);
+    let follow = files::follow_up_id(1, 0);
+    assert_eq!(names(follow), ["b.pdf"]);
+    assert_eq!(p.steps[0].source_id(), follow);
+    assert!(p.steps[0].is_note());
+    assert!(p.steps[0].content().starts_with("Files of the message of"));
+    assert_eq!(p.steps[1].source_id(), 2);
+    assert_eq!(names(2), ["c.pdf"]);
+    assert_eq!(
+        p.rehost[&1],
+        [(
+            "https://desk-360.s3.amazonaws.com/shot.png".to_string(),
+            "shot.png".to_string()
+        )]
+    );
+    // create + follow-up note + reply + final update + one inline edit.
+    assert_eq!(p.writes(), 1 + 2 + 1 + 1);
+    assert!(
+        w.iter()
+            .any(|w| matches!(w, Warning::AttachmentTooLarge { name, .. } if name == "huge.mov"))
+    );
 }
 
 mod properties {

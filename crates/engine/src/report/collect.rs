@@ -91,6 +91,9 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         source_id_field: settings.target.source_id_field.as_deref(),
         type_titles: &type_titles,
         reason_titles: &reason_titles,
+        attachments: settings.attachments.mode,
+        inline: settings.attachments.inline,
+        source_base: &settings.source.base_url,
     };
     let mut walk = Walk::default();
     let mut loaded_pos = 0usize;
@@ -584,8 +587,10 @@ impl Walk {
                     .cases_by_route
                     .entry(plan.route.label())
                     .or_default() += 1;
-                // The create and every message; the final update is counted per bulk request.
-                let w = 1 + plan.steps.len() as u64;
+                // The create and every message (follow-up notes carrying files included), the
+                // inline-image edits (`inline = "rehost"`); the final update is counted per bulk
+                // request.
+                let w = 1 + plan.steps.len() as u64 + plan.rehost.len() as u64;
                 self.writes_total += w;
                 if loaded {
                     self.writes_done += w;

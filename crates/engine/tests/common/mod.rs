@@ -57,8 +57,15 @@ path = "{store}"
 [run]
 concurrency = 8
 reconcile_settle_secs = 0.3
+{attachments}
 {extra}
 "#,
+        // The suites written before #12 check the urls mode; attachment tests choose theirs.
+        attachments = if extra.contains("[attachments]") {
+            ""
+        } else {
+            "[attachments]\nmode = \"urls\""
+        },
         d = sandbox.desk360_url(),
         k = sandbox.deskie_url(),
         token = creds.desk360_token,
@@ -92,6 +99,9 @@ pub fn expected(h: &Harness) -> BTreeMap<(i64, i64), Mapped> {
         source_id_field: h.settings.target.source_id_field.as_deref(),
         type_titles: &types,
         reason_titles: &reasons,
+        attachments: h.settings.attachments.mode,
+        inline: h.settings.attachments.inline,
+        source_base: &h.settings.source.base_url,
     };
     ds.tickets
         .iter()

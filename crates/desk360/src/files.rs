@@ -1,0 +1,222 @@
+//! Streamed downloads of attachment files, so the importer can re-host them in Deskie before the
+//! Desk360 account (and its storage) goes away.
+//!
+//! The bearer token goes only to the configured Desk360 API host (the same origin, or a loopback
+//! alias of a loopback base, as the client's other checks): a file on any other host (page 004's
+//! examples point at `desk-360.s3.amazonaws.com`, where signed URLs carry their own credentials)
+//! is fetched with no `Authorization` header. A redirect is never followed (the client's policy),
+//! so the token cannot travel to another host through one either.
+//!
+//! Rate limits: a download from the API host goes through the client's Desk360 limiter (cost 1,
+//! like any request there, since the API's per-IP limit may count it). A file on another host is
+//! not charged to the Desk360 API budget: it goes through the limiter the caller passes for
+//! storage hosts (its own budget, so downloads from S3 do not slow the extraction down).
+//!
+//! Only the response head is awaited under the limiter and retry policy; the body is handed
+//! back as a stream, read chunk by chunk by the caller (never a whole file in memory). A refusal
+//! (401, 403, 410: behind credentials, an expired signature, a closed account) is
+//! [`Desk360Error::FileDenied`] naming the file.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use secrecy::ExposeSecret;
+use throttle::{Limiter, Observed, Outcome};
+use tracing::debug;
+use url::Url;
+
+use crate::{Desk360Client, Desk360Error, Result, chain, config, headers, transport_failure};
+
+/// Bound on one download (connect, head and the whole body): a 25 MB file on a slow link needs
+/// more than the API's ordinary request timeout.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// A file's bytes as they arrive.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// A download whose head has arrived: the size the server declared and the body as a stream.
+pub struct Download {
+    /// `Content-Length`, when the server sent one (learned here when Desk360's entry had none).
+    pub size: Option<u64>,
+    /// `Content-Type`, when sent.
+    pub content_type: Option<String>,
+    /// The body, chunk by chunk; an interrupted body ends with [`Desk360Error::Transient`].
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("size", &self.size)
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Desk360Client {
+    /// Whether `url` is on the Desk360 API host, i.e. whether a request to it may carry the
+    /// token (and is charged to the Desk360 limiter).
+    pub fn is_api_host(&self, url: &Url) -> bool {
+        let base = &self.inner.base;
+        let same_loopback = config::is_loopback(url)
+            && config::is_loopback(base)
+            && url.scheme() == base.scheme()
+            && url.port_or_known_default() == base.port_or_known_default();
+        url.origin() == base.origin() || same_loopback
+    }
+
+    /// Starts downloading the attachment `name` at `url`: on the API host with the token under
+    /// the Desk360 limiter, elsewhere without any credential under `storage` (see the module
+    /// doc). Retries the head like any read; a refused file is [`Desk360Error::FileDenied`].
+    pub async fn download(&self, url: &str, name: &str, storage: &Limiter) -> Result<Download> {
+        let what = format!("attachment {name:?}");
+        let parsed = Url::parse(url).map_err(|e| Desk360Error::UnexpectedUrl {
+            what: what.clone(),
+            url: url.to_owned(),
+            reason: format!("not an absolute URL: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Desk360Error::UnexpectedUrl {
+                what,
+                url: url.to_owned(),
+                reason: "not an http(s) URL".to_owned(),
+            });
+        }
+        let api_host = self.is_api_host(&parsed);
+        let transport = &self.inner.transport;
+        let limiter = if api_host {
+            &transport.limiter
+        } else {
+            storage
+        };
+        let (what_ref, parsed_ref, name_ref) = (what.as_str(), &parsed, name);
+        let response = throttle::call(limiter, &transport.retry, 1, move || {
+            self.download_attempt(parsed_ref, api_host, name_ref, what_ref)
+        })
+        .await
+        .map_err(|e| match e {
+            throttle::CallError::Request(e) => e,
+            throttle::CallError::Wait(e) => Desk360Error::from_wait(e, &what),
+        })?;
+        let headers = response.headers();
+        let size = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body_what = what.clone();
+        let body = response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|e| Desk360Error::Transient {
+                what: body_what.clone(),
+                status: None,
+                detail: format!("the download broke off: {}", chain(&e)),
+            })
+        });
+        Ok(Download {
+            size,
+            content_type,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn download_attempt(
+        &self,
+        url: &Url,
+        api_host: bool,
+        name: &str,
+        what: &str,
+    ) -> (Option<Observed>, Outcome<reqwest::Response, Desk360Error>) {
+        let mut request = self
+            .inner
+            .transport
+            .http
+            .get(url.clone())
+            .timeout(DOWNLOAD_TIMEOUT);
+        if api_host {
+            // The token in force (a renewal by another request is picked up; a download's own
+            // 401 does not renew it: it is reported as a refused file).
+            let (_, token) = self.inner.token.get();
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let outcome = match transport_failure(&e, crate::Safety::Idempotent, what) {
+                    Outcome::Retryable(e) => Outcome::Retryable(e),
+                    Outcome::Fatal(e) => Outcome::Fatal(e),
+                    Outcome::RateLimited(e) => Outcome::RateLimited(e),
+                    Outcome::Done(_) => Outcome::Fatal(Desk360Error::Config {
+                        reason: format!("{what}: no response"),
+                    }),
+                };
+                return (None, outcome);
+            }
+        };
+        let status = response.status();
+        // Only the API host's rate headers speak for the Desk360 limiter; a storage host's
+        // answer feeds the storage limiter with its status only.
+        let info = if api_host {
+            headers::rate_info(response.headers())
+        } else {
+            throttle::RateInfo::default()
+        };
+        let observed = Some(Observed {
+            status: status.as_u16(),
+            info,
+        });
+        debug!(
+            what,
+            status = status.as_u16(),
+            api_host,
+            "attachment download head"
+        );
+        if status.is_success() {
+            return (observed, Outcome::Done(response));
+        }
+        let body = response.text().await.unwrap_or_default();
+        let excerpt = crate::error::excerpt(&body, 200);
+        let outcome = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::GONE => {
+                Outcome::Fatal(Desk360Error::FileDenied {
+                    name: name.to_owned(),
+                    status: status.as_u16(),
+                    detail: if url.query().is_some_and(|q| q.contains("expires")) {
+                        format!("a signed URL that may have expired: {excerpt}")
+                    } else if !api_host {
+                        format!("on a storage host the Desk360 token is not sent to: {excerpt}")
+                    } else {
+                        excerpt
+                    },
+                })
+            }
+            StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited(Desk360Error::RateLimited {
+                what: what.to_owned(),
+                retry_after: info.retry_after.or(info.reset_after),
+            }),
+            s if s.is_server_error() => Outcome::Retryable(Desk360Error::Transient {
+                what: what.to_owned(),
+                status: Some(s.as_u16()),
+                detail: excerpt,
+            }),
+            StatusCode::NOT_FOUND => Outcome::Fatal(Desk360Error::NotFound {
+                what: what.to_owned(),
+                code: None,
+                message: excerpt,
+            }),
+            s => Outcome::Fatal(Desk360Error::Rejected {
+                what: what.to_owned(),
+                status: s.as_u16(),
+                code: None,
+                message: excerpt,
+            }),
+        };
+        (observed, outcome)
+    }
+}
