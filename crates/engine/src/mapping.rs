@@ -547,13 +547,12 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     }
 
     // The priority is certain from the create; only the status may have moved with a reply.
-    let final_update = match status {
-        Some(s) if reply_after_create => Some(CaseUpdate {
-            status: Some(s),
-            ..CaseUpdate::default()
-        }),
-        _ => None,
-    };
+    // An unmapped status keeps Deskie's default for a new case (`open`, the create sends none);
+    // a reply must not leave it at whatever the reply made of it either.
+    let final_update = reply_after_create.then(|| CaseUpdate {
+        status: Some(status.unwrap_or(CaseStatus::Open)),
+        ..CaseUpdate::default()
+    });
 
     dedup_warnings(&mut warnings);
     (

@@ -229,7 +229,7 @@ async fn delta_scenario(strict: bool) {
         // What a reply does to the status is not documented (a customer reply may reopen, an
         // agent reply may set `waiting`): after any new reply the final status is sent.
         let replied = *key != noted && new_messages.iter().any(|(k, _)| k == key);
-        if replied && plan.create.status.is_some() {
+        if replied {
             needs_update.insert(*key);
             continue;
         }
