@@ -496,7 +496,9 @@ async fn load_plan(
         state.sent.insert(step.source_id(), deskie_id);
     }
 
-    if state.final_done {
+    // A reply written in this pass makes the status uncertain again, even when an earlier final
+    // update was recorded (a newer detail arrived while the case was loading).
+    if state.final_done && !wrote_reply {
         return Ok(Next::Loaded);
     }
     // A case written in an earlier pass whose ticket changed since (delta run): a reply written
@@ -505,11 +507,10 @@ async fn load_plan(
     let update = if state.previously_loaded {
         if wrote_reply {
             Some(CaseUpdate {
-                status: plan.create.status,
+                status: Some(plan.create.status.unwrap_or(deskie::CaseStatus::Open)),
                 priority: plan.create.priority,
                 ..CaseUpdate::default()
             })
-            .filter(|u| !u.is_empty())
         } else {
             if stopping(ctx) {
                 return Ok(Next::Interrupted);

@@ -52,24 +52,7 @@ impl Store {
     /// its first page resumes the same listing.
     pub async fn start_listing(&self, product_id: i64, cursor: &CursorUpdate<'_>) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO list_cursors (product_id, next_url, next_page, complete, updated_at,
-                                       mode, stop_at, top, mark)
-             VALUES (?1, ?2, 1, ?2 IS NULL, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (product_id) DO UPDATE
-             SET next_url = excluded.next_url, next_page = 1, complete = excluded.complete,
-                 updated_at = excluded.updated_at, mode = excluded.mode,
-                 stop_at = excluded.stop_at, top = excluded.top, mark = excluded.mark",
-        )
-        .bind(product_id)
-        .bind(cursor.next_url)
-        .bind(now())
-        .bind(cursor.mode.db())
-        .bind(cursor.stop_at)
-        .bind(cursor.top)
-        .bind(cursor.mark)
-        .execute(&mut *tx)
-        .await?;
+        write_cursor(&mut tx, product_id, 1, cursor, &now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -112,7 +95,6 @@ impl Store {
         listed: &[ListedTicket],
         cursor: &CursorUpdate<'_>,
     ) -> Result<PageOutcome> {
-        let next_url = cursor.next_url;
         let now = now();
         let count = i64::try_from(listed.len()).unwrap_or(i64::MAX);
         let mut tx = self.begin_write().await?;
@@ -212,26 +194,7 @@ impl Store {
             }
         }
 
-        sqlx::query(
-            "INSERT INTO list_cursors (product_id, next_url, next_page, complete, updated_at,
-                                       mode, stop_at, top, mark)
-             VALUES (?1, ?2, ?3, ?2 IS NULL, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (product_id) DO UPDATE
-             SET next_url = excluded.next_url, next_page = excluded.next_page,
-                 complete = excluded.complete, updated_at = excluded.updated_at,
-                 mode = excluded.mode, stop_at = excluded.stop_at, top = excluded.top,
-                 mark = excluded.mark",
-        )
-        .bind(product_id)
-        .bind(next_url)
-        .bind(page.saturating_add(1))
-        .bind(&now)
-        .bind(cursor.mode.db())
-        .bind(cursor.stop_at)
-        .bind(cursor.top)
-        .bind(cursor.mark)
-        .execute(&mut *tx)
-        .await?;
+        write_cursor(&mut tx, product_id, page.saturating_add(1), cursor, &now).await?;
         sqlx::query(
             "DELETE FROM failures
              WHERE ticket_id IS NULL AND product_id = ? AND page = ? AND stage = 'extract'",
@@ -260,4 +223,36 @@ impl Store {
         .await?;
         rows.iter().map(key_from_row).collect()
     }
+}
+
+/// Upserts a product's cursor inside the caller's transaction: where the listing goes next
+/// (`next_page` is the page `cursor.next_url` refers to), complete when there is no next URL.
+async fn write_cursor(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    product_id: i64,
+    next_page: i64,
+    cursor: &CursorUpdate<'_>,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO list_cursors (product_id, next_url, next_page, complete, updated_at,
+                                   mode, stop_at, top, mark)
+         VALUES (?1, ?2, ?3, ?2 IS NULL, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (product_id) DO UPDATE
+         SET next_url = excluded.next_url, next_page = excluded.next_page,
+             complete = excluded.complete, updated_at = excluded.updated_at,
+             mode = excluded.mode, stop_at = excluded.stop_at, top = excluded.top,
+             mark = excluded.mark",
+    )
+    .bind(product_id)
+    .bind(cursor.next_url)
+    .bind(next_page)
+    .bind(now)
+    .bind(cursor.mode.db())
+    .bind(cursor.stop_at)
+    .bind(cursor.top)
+    .bind(cursor.mark)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
