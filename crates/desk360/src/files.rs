@@ -94,14 +94,42 @@ impl Desk360Client {
             storage
         };
         let (what_ref, parsed_ref, name_ref) = (what.as_str(), &parsed, name);
-        let response = throttle::call(limiter, &transport.retry, 1, move || {
-            self.download_attempt(parsed_ref, api_host, name_ref, what_ref)
-        })
-        .await
-        .map_err(|e| match e {
-            throttle::CallError::Request(e) => e,
-            throttle::CallError::Wait(e) => Desk360Error::from_wait(e, &what),
-        })?;
+        let slot = &self.inner.token;
+        let mut renewed = 0;
+        let response = loop {
+            // The token in force: a renewal by another request is picked up.
+            let (generation, token) = slot.get();
+            let token_ref = &token;
+            let result = throttle::call(limiter, &transport.retry, 1, move || {
+                self.download_attempt(parsed_ref, api_host.then_some(token_ref), name_ref, what_ref)
+            })
+            .await
+            .map_err(|e| match e {
+                throttle::CallError::Request(e) => e,
+                throttle::CallError::Wait(e) => Desk360Error::from_wait(e, &what),
+            });
+            match result {
+                // The API host refused the token (it expired during a long run): a token from a
+                // login is renewed like for any other request, then the file is asked again. A
+                // token fresh from a login that is refused at once stays a refused file.
+                Err(e @ Desk360Error::FileDenied { status: 401, .. })
+                    if api_host
+                        && slot.login.is_some()
+                        && renewed < crate::MAX_RENEWALS_PER_REQUEST
+                        && (renewed == 0 || slot.was_accepted(generation)) =>
+                {
+                    self.renew_token(generation, e).await?;
+                    renewed += 1;
+                }
+                Ok(response) => {
+                    if api_host {
+                        slot.accept(generation);
+                    }
+                    break response;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let headers = response.headers();
         let size = headers
             .get(CONTENT_LENGTH)
@@ -129,20 +157,18 @@ impl Desk360Client {
     async fn download_attempt(
         &self,
         url: &Url,
-        api_host: bool,
+        token: Option<&secrecy::SecretString>,
         name: &str,
         what: &str,
     ) -> (Option<Observed>, Outcome<reqwest::Response, Desk360Error>) {
+        let api_host = token.is_some();
         let mut request = self
             .inner
             .transport
             .http
             .get(url.clone())
             .timeout(DOWNLOAD_TIMEOUT);
-        if api_host {
-            // The token in force (a renewal by another request is picked up; a download's own
-            // 401 does not renew it: it is reported as a refused file).
-            let (_, token) = self.inner.token.get();
+        if let Some(token) = token {
             request = request.bearer_auth(token.expose_secret());
         }
         let response = match request.send().await {

@@ -110,12 +110,31 @@ struct TokenSlot {
     renewing: tokio::sync::Mutex<()>,
     /// Logins done to renew an expired token (not counting the first).
     renewals: std::sync::atomic::AtomicU64,
+    /// One more than the newest generation Desk360 accepted at least once (0: none yet). A 401
+    /// to a token that has worked is an expiry, renewed again; a 401 to a token fresh from a
+    /// login that never worked is fatal.
+    accepted: std::sync::atomic::AtomicU64,
 }
+
+/// How many times one request logs in again before giving up: each renewal needs a token that
+/// worked in between, so this only bounds a token expiring again and again within one request.
+pub(crate) const MAX_RENEWALS_PER_REQUEST: usize = 3;
 
 impl TokenSlot {
     fn get(&self) -> (u64, SecretString) {
         let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
         (guard.0, guard.1.clone())
+    }
+
+    /// Records that Desk360 accepted the token of this generation.
+    fn accept(&self, generation: u64) {
+        self.accepted
+            .fetch_max(generation + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the token of this generation was accepted at least once.
+    fn was_accepted(&self, generation: u64) -> bool {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed) > generation
     }
 }
 
@@ -387,6 +406,7 @@ impl Desk360Client {
                     login: renew_with,
                     renewing: tokio::sync::Mutex::new(()),
                     renewals: std::sync::atomic::AtomicU64::new(0),
+                    accepted: std::sync::atomic::AtomicU64::new(0),
                 },
             }),
         })
@@ -485,26 +505,41 @@ impl Desk360Client {
     }
 
     /// One GET with the token in force. A 401 renews a token obtained by login (see
-    /// [`TokenSlot`]) and repeats the request once with the new token; a 401 to that repeat is
-    /// returned (fatal): fresh credentials that are refused will not start working by retrying.
+    /// [`TokenSlot`]) and repeats the request with the new token. A 401 to a token that has never
+    /// been accepted since its login is returned (fatal): fresh credentials that are refused will
+    /// not start working by retrying. A token that worked and is refused again (it expired once
+    /// more while this request waited its turn) is renewed again, a bounded number of times.
     async fn get(&self, url: &Url, what: &str) -> Result<Reply> {
-        let (generation, token) = self.inner.token.get();
-        match self.get_with(url, &token, what).await {
-            Err(e @ Desk360Error::Unauthorized { .. }) => {
-                self.renew_token(generation, e).await?;
-                let (_, token) = self.inner.token.get();
-                self.get_with(url, &token, what).await.map_err(|e| match e {
-                    Desk360Error::Unauthorized { code, message } => Desk360Error::Unauthorized {
-                        code,
-                        message: format!(
-                            "{message} (refused right after logging in again: check that the \
-                             Desk360 user still has API access)"
-                        ),
-                    },
-                    other => other,
-                })
+        let slot = &self.inner.token;
+        let mut renewed = 0;
+        loop {
+            let (generation, token) = slot.get();
+            match self.get_with(url, &token, what).await {
+                Err(e @ Desk360Error::Unauthorized { .. }) => {
+                    let fresh_and_refused = renewed > 0 && !slot.was_accepted(generation);
+                    if fresh_and_refused || renewed >= MAX_RENEWALS_PER_REQUEST {
+                        return Err(match e {
+                            Desk360Error::Unauthorized { code, message } => {
+                                Desk360Error::Unauthorized {
+                                    code,
+                                    message: format!(
+                                        "{message} (refused right after logging in again: check \
+                                         that the Desk360 user still has API access)"
+                                    ),
+                                }
+                            }
+                            other => other,
+                        });
+                    }
+                    self.renew_token(generation, e).await?;
+                    renewed += 1;
+                }
+                Ok(reply) => {
+                    slot.accept(generation);
+                    return Ok(reply);
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 

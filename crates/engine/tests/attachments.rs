@@ -248,6 +248,64 @@ async fn the_token_goes_only_to_the_api_host_and_refusals_name_the_file() {
     assert!(err.to_string().contains("report.pdf"), "{err}");
 }
 
+/// A download from the API host whose login token expired renews it like any other request
+/// (one login) and gets the file; a token fresh from that login is what the next request uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_refused_for_an_expired_login_token_logs_in_again() {
+    let mut cfg = common::small(3, 60_000, 1_000, 1_500);
+    cfg.attachments = AttachmentSetup {
+        behind_token_share: 1.0,
+        ..AttachmentSetup::default()
+    };
+    let h = common::start(cfg, "").await;
+    let creds = h.sandbox.credentials();
+    let source = desk360::Desk360Client::connect(
+        desk360::Desk360Config::new(
+            url::Url::parse(&h.sandbox.desk360_url()).unwrap(),
+            desk360::Auth::Login {
+                email: creds.desk360_email.clone(),
+                password: creds.desk360_password.clone().into(),
+            },
+        ),
+        limiter("desk360"),
+    )
+    .await
+    .unwrap();
+    let storage = limiter("storage");
+    let url = h
+        .sandbox
+        .dataset()
+        .tickets
+        .iter()
+        .flat_map(|t| t.messages())
+        .flat_map(|m| {
+            let text = m["attachments"].to_string();
+            text.split('"')
+                .filter(|s| s.contains("/attachments/"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .next()
+        .expect("a file behind the token");
+    let size = h.sandbox.dataset().attachment_size(&url);
+    let first = source.download(&url, "a.pdf", &storage).await.unwrap();
+    assert_eq!(first.size, size);
+    drop(first);
+    h.sandbox.expire_desk360_token();
+    let again = source
+        .download(&url, "a.pdf", &storage)
+        .await
+        .expect("the expired token is renewed and the file fetched");
+    assert_eq!(again.size, size);
+    let bytes: u64 = futures::StreamExt::collect::<Vec<_>>(again.body)
+        .await
+        .into_iter()
+        .map(|c| c.unwrap().len() as u64)
+        .sum();
+    assert_eq!(Some(bytes), size);
+    assert_eq!(source.token_renewals(), 1, "one login for the one expiry");
+}
+
 /// The HTTP status of a plain GET of `url` (a loopback `http://` URL) with no credentials.
 async fn status_without_token(url: &str) -> u16 {
     let u = url::Url::parse(url).unwrap();
