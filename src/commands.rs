@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use engine::config::{self, SecretOverrides, Settings};
-use engine::{Engine, RetryFilter, RunOptions, RunSummary, TicketState, report, verify};
+use engine::{Engine, RetryFilter, RunOptions, TicketState, report, verify};
 use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Command, GlobalArgs, ReportFormat};
-use crate::exit::{CliError, FAILED, FATAL, OK};
-use crate::progress::{self, Baseline, Ui};
+use crate::exit::{CliError, FATAL, OK};
+use crate::progress::Ui;
+use crate::runner::{execute, print_verify, watch_signals};
 use crate::signals::Interrupts;
 
 /// Runs one command to its exit code.
@@ -264,7 +264,7 @@ fn ticket_keys(tickets: &[String]) -> Result<Vec<model::TicketKey>, CliError> {
     tickets
         .iter()
         .map(|t| {
-            store::parse_ticket_key(t).ok_or_else(|| {
+            engine::status::parse_ticket_key(t).ok_or_else(|| {
                 CliError::usage(anyhow::anyhow!(
                     "--ticket `{t}`: use product/ticket, e.g. 3/1045"
                 ))
@@ -282,344 +282,26 @@ async fn open_writer(g: &GlobalArgs) -> Result<Engine, CliError> {
 
 /// `--batch` / `--ticket` into the store's filter; none given = every failed ticket.
 fn retry_filter(batches: &[i64], tickets: &[String]) -> Result<RetryFilter, CliError> {
-    let mut filter = RetryFilter {
-        batches: batches.iter().map(|b| store::BatchId(*b)).collect(),
-        all: batches.is_empty() && tickets.is_empty(),
-        ..RetryFilter::default()
-    };
-    for t in tickets {
-        if let Some(key) = store::parse_ticket_key(t) {
-            filter.tickets.push(key);
-        } else if let Ok(id) = t.trim().parse::<i64>() {
-            filter.ticket_ids.push(id);
-        } else {
-            return Err(CliError::usage(anyhow::anyhow!(
-                "--ticket `{t}`: use product/ticket (e.g. 3/1045) or a plain Desk360 ticket id"
-            )));
-        }
-    }
-    Ok(filter)
-}
-
-/// What the loader has to do at the start, for the bars' totals.
-async fn baseline(engine: &Engine, options: &RunOptions) -> Baseline {
-    let settings = engine.settings();
-    let mut b = Baseline {
-        to_load: 0,
-        skip_extract: options.skip_extract,
-        dry_run: options.dry_run,
-        deskie_window: settings.target.window,
-        desk360_window: settings.source.window,
-    };
-    if options.dry_run {
-        return b;
-    }
-    if let Ok(counts) = engine.store().counts().await {
-        let n = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
-        b.to_load = n(TicketState::Extracted) + n(TicketState::Loading);
-    }
-    if let Ok(failed) = engine.store().failed_tickets().await {
-        let requeued = failed.iter().filter(|f| {
-            let transient = f
-                .failure
-                .as_ref()
-                .is_some_and(|x| x.record.class == store::FailureClass::Transient);
-            let selected = options.retry.as_ref().is_some_and(|r| {
-                r.all
-                    || r.batches.contains(&f.batch_id)
-                    || r.tickets.contains(&f.key)
-                    || r.ticket_ids.contains(&f.key.ticket_id)
-            });
-            transient || selected
-        });
-        b.to_load += requeued.count() as u64;
-    }
-    b
-}
-
-/// Runs the engine with progress and Ctrl-C handling, prints the summary, returns the exit code.
-/// `config` is the path shown in the retry hint after failures (`None`: no hint, e.g. the demo's
-/// temporary config).
-pub async fn execute(
-    engine: &Engine,
-    options: RunOptions,
-    ui: &Ui,
-    config: Option<&Path>,
-    resume: &str,
-) -> Result<u8, CliError> {
-    let baseline = baseline(engine, &options).await;
-    let trial = options.is_trial();
-    let cancel = engine.cancel_token();
-    let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
-    let signals = tokio::spawn(watch_signals(interrupts, cancel.clone(), ui.clone()));
-
-    let mut display = ui.start(baseline);
-    let progress = engine.progress();
-    let run = engine.run(options);
-    tokio::pin!(run);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // How far the history is complete: a few index seeks in the store, every 10 s.
-    let mut history_tick = tokio::time::interval(Duration::from_secs(10));
-    history_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let result = loop {
-        tokio::select! {
-            r = &mut run => break r,
-            _ = history_tick.tick() => {
-                if let Ok(mark) = engine.store().history_mark().await {
-                    display.set_history(&mark);
-                }
-            }
-            _ = tick.tick() => {
-                let (d, k) = engine.limiter_stats();
-                display.update(
-                    progress.snapshot(),
-                    progress::stats(&d.into()),
-                    progress::stats(&k.into()),
-                );
-            }
-        }
-    };
-    display.finish();
-    signals.abort();
-
-    let summary = result?;
-    print_summary(engine, &summary).await;
-    if trial && !summary.interrupted && summary.stopped_reason.is_none() {
-        crate::preflight_cmd::print_trial(engine, &summary);
-    }
-    if summary.interrupted {
-        ui.note(&format!(
-            "interrupted: stopped cleanly, nothing is lost or duplicated ({} tickets loaded in this run). \
-             Continue with: {resume}",
-            summary.progress.loaded
-        ));
-        return Ok(FATAL);
-    }
-    if let Some(reason) = &summary.stopped_reason {
-        return Err(CliError::fatal(anyhow::anyhow!(
-            "the run stopped early: {reason}; once that is fixed, continue with: {resume}"
-        )));
-    }
-    // Exit 0 means nothing is left to do: no failed ticket, no unread list page, and no ticket
-    // still waiting (e.g. an extraction failure `retry-failed` re-queued but did not fetch).
-    let left = if summary.kind == "dry-run" {
-        Leftover::default()
-    } else {
-        Leftover::of(engine, &summary).await
-    };
-    if summary.failed > 0 || left.any() {
-        if summary.failed > 0 {
-            print_failures(engine, summary.failed, config).await;
-        }
-        left.print(config);
-        return Ok(FAILED);
-    }
-    Ok(OK)
-}
-
-/// What a finished run left undone besides failed tickets.
-#[derive(Debug, Default)]
-struct Leftover {
-    /// List pages that could not be read (their tickets are unknown yet).
-    pages: u64,
-    /// Tickets listed but whose details are not stored (`pending`).
-    unfetched: u64,
-    /// Tickets extracted or held but not loaded.
-    unloaded: u64,
-}
-
-impl Leftover {
-    async fn of(engine: &Engine, summary: &RunSummary) -> Leftover {
-        let n = |s: TicketState| summary.counts.tickets.get(&s).copied().unwrap_or(0);
-        let pages = match engine.store().failures().await {
-            Ok(list) => list.iter().filter(|f| f.key.is_none()).count() as u64,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the list page failures");
-                0
-            }
-        };
-        Leftover {
-            pages,
-            unfetched: n(TicketState::Pending),
-            unloaded: n(TicketState::Extracted) + n(TicketState::Loading),
-        }
-    }
-
-    fn any(&self) -> bool {
-        self.pages + self.unfetched + self.unloaded > 0
-    }
-
-    fn print(&self, config: Option<&Path>) {
-        if !self.any() {
-            return;
-        }
-        let mut parts = Vec::new();
-        if self.pages > 0 {
-            parts.push(format!("{} list pages could not be read", self.pages));
-        }
-        if self.unfetched > 0 {
-            parts.push(format!(
-                "{} tickets still need their details from Desk360",
-                self.unfetched
-            ));
-        }
-        if self.unloaded > 0 {
-            parts.push(format!("{} tickets are not loaded yet", self.unloaded));
-        }
-        let hint = match config {
-            Some(c) => format!(
-                "; finish them with: deskie-import run --config {}",
-                c.display()
-            ),
-            None => String::new(),
-        };
-        println!("Not finished: {}{hint}", parts.join(", "));
-    }
-}
-
-/// First Ctrl-C: stop taking work and let in-flight writes finish. Second: exit at once (still
-/// safe: every write's intent is journaled before it is sent).
-async fn watch_signals(mut interrupts: Interrupts, cancel: CancellationToken, ui: Ui) {
-    if !interrupts.recv().await {
-        return;
-    }
-    cancel.cancel();
-    ui.note("stopping: finishing in-flight writes… (Ctrl-C again to quit at once, still safe)");
-    if interrupts.recv().await {
-        ui.note("quitting now: open writes are journaled and will be reconciled on the next run");
-        std::process::exit(i32::from(FATAL));
-    }
-}
-
-/// The lines printed on stdout after a run.
-async fn print_summary(engine: &Engine, s: &RunSummary) {
-    let p = &s.progress;
-    println!(
-        "{}: {} in {}",
-        s.kind,
-        if s.interrupted {
-            "interrupted"
-        } else if s.stopped_reason.is_some() {
-            "stopped"
-        } else {
-            "finished"
-        },
-        progress::human(Duration::from_secs_f64(s.elapsed_secs))
-    );
-    println!(
-        "  this run: extracted {} (failed {}), loaded {}, failed {}, skipped {}, writes {}, reconcile reads {}",
-        p.extracted,
-        p.extract_failed,
-        p.loaded,
-        p.load_failed,
-        p.skipped,
-        p.writes,
-        p.reconcile_reads
-    );
-    println!(
-        "  Desk360: {} requests, 429s {} · Deskie: {} requests, {} units, 429s {}, retries {}",
-        s.desk360.requests,
-        s.desk360.throttled,
-        s.deskie.requests,
-        s.deskie.units,
-        s.deskie.throttled,
-        s.deskie.transient_retries
-    );
-    match report::build(engine).await {
-        Ok(report) => {
-            for line in report.summary_lines() {
-                println!("{line}");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not build the report summary"),
-    }
-}
-
-/// The last lines after a run with failures: how many, the top causes, the command to retry.
-async fn print_failures(engine: &Engine, failed: u64, config: Option<&Path>) {
-    let mut causes: BTreeMap<String, u64> = BTreeMap::new();
-    if let Ok(list) = engine.store().failed_tickets().await {
-        for f in &list {
-            let cause = match &f.failure {
-                Some(x) => format!(
-                    "{} {}{}: {}",
-                    x.record.stage,
-                    x.record.step.split(':').next().unwrap_or(""),
-                    x.record
-                        .code
-                        .as_ref()
-                        .map(|c| format!(" ({c})"))
-                        .unwrap_or_default(),
-                    crate::exit::one_line(&x.record.message)
-                ),
-                None => "unknown cause".to_string(),
-            };
-            *causes.entry(cause).or_default() += 1;
-        }
-    }
-    let mut top: Vec<(String, u64)> = causes.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    println!("{failed} tickets failed. Top causes:");
-    for (cause, n) in top.iter().take(5) {
-        println!("  {n} × {cause}");
-    }
-    if let Some(config) = config {
-        println!(
-            "See them with: deskie-import status --config {c}; after fixing the cause, retry only them with: \
-             deskie-import retry-failed --config {c}",
-            c = config.display()
-        );
-    }
-}
-
-/// Prints the verify result; exit 0 when Deskie matches, 3 when problems are listed.
-pub fn print_verify(v: &verify::VerifyReport) -> u8 {
-    if v.ok() {
-        println!(
-            "verify: {} cases checked ({} with their messages) with {} reads, Deskie matches the store",
-            v.cases_checked, v.checked, v.reads
-        );
-        OK
-    } else {
-        println!(
-            "verify: {} cases checked ({} with their messages) with {} reads, {} problems (listed in the report too):",
-            v.cases_checked,
-            v.checked,
-            v.reads,
-            v.by_kind.values().sum::<u64>()
-        );
-        for p in &v.problems {
-            println!("  {p}");
-        }
-        FAILED
-    }
+    engine::status::retry_filter(batches, tickets).map_err(|e| CliError::usage(anyhow::anyhow!(e)))
 }
 
 /// `status`: counts from the store, failed batches and tickets with reasons; no network.
 async fn status(global: &GlobalArgs, json: bool) -> Result<u8, CliError> {
     let engine = open(global).await?;
-    let store = engine.store();
-    let counts = store.counts().await.map_err(CliError::fatal)?;
-    let failed_batches = store
-        .batches(Some(store::BatchState::Failed))
-        .await
-        .map_err(CliError::fatal)?;
-    let failed = store.failed_tickets().await.map_err(CliError::fatal)?;
-    let runs = store.last_runs(5).await.map_err(CliError::fatal)?;
+    let status = engine.status(5).await.map_err(CliError::fatal)?;
     if json {
-        let value = serde_json::json!({
-            "store": store.path().display().to_string(),
-            "counts": counts,
-            "failed_batches": failed_batches,
-            "failed_tickets": failed,
-            "last_runs": runs,
-        });
-        let text = serde_json::to_string_pretty(&value).context("cannot encode the status")?;
+        let text = serde_json::to_string_pretty(&status).context("cannot encode the status")?;
         write_stdout(&format!("{text}\n"))?;
         return Ok(OK);
     }
-    println!("store: {}", store.path().display());
+    let engine::Status {
+        store,
+        counts,
+        failed_batches,
+        failed_tickets: failed,
+        last_runs: runs,
+    } = status;
+    println!("store: {}", store.display());
     let states = |m: &BTreeMap<TicketState, u64>| {
         TicketState::ALL
             .iter()
@@ -630,7 +312,7 @@ async fn status(global: &GlobalArgs, json: bool) -> Result<u8, CliError> {
     println!("tickets: {}", states(&counts.tickets));
     println!(
         "batches: {}",
-        store::BatchState::ALL
+        engine::status::BatchState::ALL
             .iter()
             .map(|s| format!("{s} {}", counts.batches.get(s).copied().unwrap_or(0)))
             .collect::<Vec<_>>()
@@ -658,20 +340,7 @@ async fn status(global: &GlobalArgs, json: bool) -> Result<u8, CliError> {
             let why = f
                 .failure
                 .as_ref()
-                .map(|x| {
-                    format!(
-                        "{} {} {}{}: {}",
-                        x.record.class,
-                        x.record.stage,
-                        x.record.step,
-                        x.record
-                            .code
-                            .as_ref()
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default(),
-                        crate::exit::one_line(&x.record.message)
-                    )
-                })
+                .map(|x| engine::status::cause_line(&x.record))
                 .unwrap_or_else(|| "unknown cause".into());
             println!("  {} (batch {}): {why}", f.key, f.batch_id);
         }

@@ -124,7 +124,7 @@ pub async fn demo(tickets: usize, latency_ms: u64, seed: u64, ui: &Ui) -> Result
         .map_err(CliError::usage)?;
     let engine = Engine::open(settings).await?;
     let resume = "deskie-import demo".to_string();
-    let code = crate::commands::execute(&engine, RunOptions::default(), ui, None, &resume).await?;
+    let code = crate::runner::execute(&engine, RunOptions::default(), ui, None, &resume).await?;
     let code = if code == OK || code == FAILED {
         if code == FAILED {
             println!(
@@ -134,7 +134,7 @@ pub async fn demo(tickets: usize, latency_ms: u64, seed: u64, ui: &Ui) -> Result
         }
         // The demo succeeded when everything that could be migrated is in Deskie exactly once.
         let v = verify::verify(&engine).await?;
-        crate::commands::print_verify(&v)
+        crate::runner::print_verify(&v)
     } else {
         code
     };
@@ -145,7 +145,7 @@ pub async fn demo(tickets: usize, latency_ms: u64, seed: u64, ui: &Ui) -> Result
         snapshot.users.len(),
         snapshot.customer_emailed
     );
-    engine.store().close().await;
+    engine.close().await;
     sandbox.shutdown().await;
     Ok(code)
 }

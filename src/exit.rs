@@ -83,7 +83,7 @@ pub fn chain_line(error: &anyhow::Error) -> String {
 
 /// Joins a possibly multi-line message into one line.
 pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    engine::status::one_line(s)
 }
 
 #[cfg(test)]

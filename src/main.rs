@@ -10,6 +10,7 @@ mod exit;
 mod logging;
 mod preflight_cmd;
 mod progress;
+mod runner;
 mod signals;
 
 use std::process::ExitCode;

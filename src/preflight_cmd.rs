@@ -57,7 +57,7 @@ pub async fn preflight_report(engine: &Engine, probe: bool) -> Result<Option<Str
         "spent: {} Deskie units, {} Desk360 requests; findings recorded in {}",
         report.deskie_units,
         report.desk360_requests,
-        engine.store().path().display()
+        engine.store_path().display()
     );
     print_checklist();
     Ok(report.findings.blocking())

@@ -167,8 +167,8 @@ const RATE_SPAN: Duration = Duration::from_secs(10);
 const LINE_EVERY: Duration = Duration::from_secs(10);
 
 impl Display {
-    /// Sets how far the migrated history is complete, from [`store::HistoryMark`].
-    pub fn set_history(&mut self, mark: &store::HistoryMark) {
+    /// Sets how far the migrated history is complete, from [`engine::HistoryMark`].
+    pub fn set_history(&mut self, mark: &engine::HistoryMark) {
         self.history = Some(history_text(mark));
     }
 
@@ -424,7 +424,7 @@ fn per_hour_text(r: Option<f64>) -> String {
 }
 
 /// The progress line's words for how far the history is complete.
-pub fn history_text(mark: &store::HistoryMark) -> String {
+pub fn history_text(mark: &engine::HistoryMark) -> String {
     if mark.everything {
         return "history complete".to_string();
     }
@@ -459,9 +459,9 @@ mod tests {
         assert_eq!(human(Duration::from_secs(3720)), "1h02m");
         assert_eq!(human(Duration::from_secs(30 * 3600)), "30h00m");
         assert_eq!(human(Duration::from_secs(15 * 86_400 + 7200)), "15d02h");
-        let mut mark = store::HistoryMark {
+        let mut mark = engine::HistoryMark {
             complete_after: Some("2024-03-01 10:00:00".into()),
-            ..store::HistoryMark::default()
+            ..engine::HistoryMark::default()
         };
         assert_eq!(
             history_text(&mark),

@@ -1177,21 +1177,37 @@ async fn after_a_clean_stop_the_sqlite_file_alone_holds_the_store() {
     let wal = s.dir.path().join("store.sqlite-wal");
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     assert_eq!(wal_len, 0, "the -wal is empty or absent after a clean stop");
-    // Copy only the .sqlite file: it has every case.
+    // Copy only the .sqlite file (beside a copy of the config, whose store path is relative):
+    // it has every case.
     let copy_dir = tempfile::tempdir().unwrap();
-    let copy = copy_dir.path().join("copy.sqlite");
-    std::fs::copy(s.dir.path().join("store.sqlite"), &copy).unwrap();
-    let store = store::Store::open(&copy).await.unwrap();
-    let mut mapped = 0;
-    let mut after = None;
-    loop {
-        let page = store.cases_page(after, 100).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.0);
-        mapped += page.len();
-    }
-    assert_eq!(mapped, cases, "every case is in the copied .sqlite");
-    store.close().await;
+    std::fs::copy(
+        s.dir.path().join("store.sqlite"),
+        copy_dir.path().join("store.sqlite"),
+    )
+    .unwrap();
+    let copied_config = copy_dir.path().join("deskie-import.toml");
+    std::fs::copy(s.config(), &copied_config).unwrap();
+    private(&copied_config);
+    let out = run_bin(
+        args(&["status", "--json", "--config", &cfg_arg(&copied_config)]),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["store"]
+            .as_str()
+            .unwrap()
+            .starts_with(&copy_dir.path().display().to_string()),
+        "the copy was read: {status}"
+    );
+    let loaded = status["counts"]["tickets"]["loaded"].as_u64().unwrap_or(0);
+    assert_eq!(
+        loaded as usize, cases,
+        "every case is in the copied .sqlite: {status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

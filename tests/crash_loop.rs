@@ -141,10 +141,7 @@ fn progress(sb: &Sandbox) -> BTreeMap<Stage, usize> {
 
 /// Opens the store after a kill and runs `PRAGMA integrity_check`.
 async fn integrity(store_path: &Path) -> Vec<String> {
-    let store = store::Store::open(store_path).await.unwrap();
-    let report = store.integrity_check().await.unwrap();
-    store.close().await;
-    report
+    engine::status::check_store_file(store_path).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

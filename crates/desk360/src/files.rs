@@ -101,7 +101,12 @@ impl Desk360Client {
             let (generation, token) = slot.get();
             let token_ref = &token;
             let result = throttle::call(limiter, &transport.retry, 1, move || {
-                self.download_attempt(parsed_ref, api_host.then_some(token_ref), name_ref, what_ref)
+                self.download_attempt(
+                    parsed_ref,
+                    api_host.then_some(token_ref),
+                    name_ref,
+                    what_ref,
+                )
             })
             .await
             .map_err(|e| match e {

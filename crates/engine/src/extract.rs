@@ -21,9 +21,9 @@ use model::{Agent, Category, Product, TicketKey};
 use store::{CursorUpdate, FailureClass, FailureRecord, ListMode, ListedTicket, RunKind, Stage};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::progress::Progress;
-use crate::run::Ctx;
 
 /// Details saved per transaction at most.
 const SAVE_BATCH: usize = 32;

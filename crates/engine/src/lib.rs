@@ -4,21 +4,26 @@
 //! counters and `tracing`.
 
 pub mod attachments;
+mod clients;
 pub mod config;
+mod ctx;
 mod error;
 mod extract;
 mod identity;
 mod load;
 pub mod mapping;
+mod open;
 pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod rollback;
 mod run;
+pub mod status;
 mod trial;
 pub mod verify;
 
 pub use error::{EngineError, Result};
+pub use open::Engine;
 pub use progress::{Progress, ProgressSnapshot};
-pub use run::{Engine, LimiterStatsView, RunOptions, RunSummary, TrialCase};
-pub use store::{Counts, RetryFilter, TicketState};
+pub use run::{LimiterStatsView, RunOptions, RunSummary, TrialCase};
+pub use status::{Counts, HistoryMark, RetryFilter, Status, TicketState};

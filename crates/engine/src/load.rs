@@ -40,10 +40,10 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::attachments::Desk360File;
+use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
 use crate::mapping::{CasePlan, MapContext, Mapped, Step, map_ticket, normalize_body};
 use crate::progress::Progress;
-use crate::run::Ctx;
 
 /// Times a write may be found absent after its answer was lost and be sent again, before the
 /// ticket is failed (transient: the next run tries again).
@@ -133,7 +133,8 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
     };
     let mut stopped: Option<String> = None;
     let mut lookups = Arc::new(load_lookups(ctx).await?);
-    let mut lookups_loaded_with_extract_done = ctx.progress.snapshot().extract_done;
+    let mut lookups_loaded_with_extract_done = ctx.extraction_is_over();
+    let mut extraction = ctx.extraction_over.subscribe();
 
     loop {
         while let Some(joined) = tasks.try_join_next() {
@@ -158,7 +159,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
             items.len() >= BULK_MAX
         });
 
-        let extract_done = ctx.progress.snapshot().extract_done;
+        let extract_done = ctx.extraction_is_over();
         if extract_done && !lookups_loaded_with_extract_done {
             // Reference data may have arrived with this run's extraction.
             lookups = Arc::new(load_lookups(ctx).await?);
@@ -205,6 +206,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
                     handle_joined(ctx, joined, &mut st);
                 }
                 _ = notified => {}
+                _ = extraction.changed(), if !extract_done => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = sleep_until_opt(next_parked) => {}
             }
@@ -903,10 +905,11 @@ async fn upload_parts(
     // A run that reads nothing else from Desk360 (`retry-failed`) builds the client on the
     // first file it needs (a token is not checked by a request; a login is one request).
     if ctx.files.get().is_none() {
-        match crate::run::build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry).await
+        match crate::clients::build_desk360(&ctx.settings, ctx.desk360_limiter.clone(), ctx.retry)
+            .await
         {
             Ok(d) => {
-                let _ = ctx.files.set(crate::run::file_clients(ctx, d));
+                let _ = ctx.files.set(crate::clients::file_clients(ctx, d));
             }
             Err(e) => {
                 return Err(WriteError::Item(FailureRecord {

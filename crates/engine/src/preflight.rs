@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use throttle::RetryPolicy;
 
 use crate::Engine;
+use crate::clients::{build_desk360, build_deskie};
 use crate::error::{EngineError, Result};
-use crate::run::{build_desk360, build_deskie};
 
 /// Deskie units the probe spends at most (writes cost 2): create 2, agent reply 2, read 1,
 /// customer reply 2, two notes 4, message list 1, three searches 3, two time filters 2, delete 2,

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::Plan;
 use crate::error::Result;
-use crate::run::Engine;
+use crate::open::Engine;
 
 pub use longrun::{LongRunSection, VerificationSection, history_sentence};
 

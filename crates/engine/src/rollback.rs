@@ -20,9 +20,9 @@ use store::{CaseRef, RollbackIntent};
 use throttle::RetryPolicy;
 
 use crate::Engine;
+use crate::clients::build_deskie;
 use crate::error::Result;
 use crate::preflight::DeleteFinding;
-use crate::run::build_deskie;
 
 /// What a rollback will do, stated before it starts.
 #[derive(Debug, Clone, Serialize)]

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use store::{CheckpointMode, Counts, RequestStat, RetryFilter, RunKind, Side, Store, StoreLock};
-use throttle::{Limiter, LimiterConfig, LimiterStats, RetryPolicy};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use throttle::LimiterStats;
 
-use crate::config::{Settings, SourceAuth};
+use crate::clients::{build_desk360, build_deskie, file_clients};
+use crate::config::Settings;
+use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
 use crate::identity::{self, TargetPlan};
-use crate::progress::{Progress, ProgressSnapshot};
+use crate::open::Engine;
+use crate::progress::ProgressSnapshot;
 use crate::{extract, load};
 
 /// What to do in a run.
@@ -107,132 +108,7 @@ impl From<LimiterStats> for LimiterStatsView {
     }
 }
 
-/// Everything the pipelines share. Cheap to clone pieces out of; one per run.
-pub(crate) struct Ctx {
-    pub settings: Settings,
-    pub store: Store,
-    pub progress: Arc<Progress>,
-    pub cancel: CancellationToken,
-    /// Cancelled when the loader must stop (outage) without stopping extraction.
-    pub load_cancel: CancellationToken,
-    pub desk360_limiter: Limiter,
-    pub deskie_limiter: Limiter,
-    /// Woken whenever new tickets are extracted.
-    pub extracted: Notify,
-    pub retry: RetryPolicy,
-    /// The Desk360 side of `[attachments] mode = "upload"`, set once the clients are built.
-    pub files: std::sync::OnceLock<crate::attachments::FileClients>,
-    /// Set for a trial: the loader claims only the trial selection.
-    pub selected_only: std::sync::atomic::AtomicBool,
-    /// Limiter counters already written to the request log.
-    stat_marks: std::sync::Mutex<StatMarks>,
-}
-
-/// An opened migration: store, limiters, progress counters and the cancellation token.
-pub struct Engine {
-    ctx: Arc<Ctx>,
-    /// The store's write lock, when opened with [`Engine::open_writer`] (held until dropped).
-    writer: Option<StoreLock>,
-}
-
 impl Engine {
-    /// Opens (creating if needed) the store named in the settings, for reading: `status`,
-    /// `report`, `verify`. No network, no lock; [`Engine::run`] still takes the write lock for
-    /// its own duration.
-    pub async fn open(settings: Settings) -> Result<Engine> {
-        Self::open_with(settings, None).await
-    }
-
-    /// Takes the store's write lock (failing at once with `StoreError::Locked` when another
-    /// process writes it), then opens it: what every writing command does first, so the lock
-    /// covers the command's whole life, schema migrations included.
-    pub async fn open_writer(settings: Settings) -> Result<Engine> {
-        let lock = StoreLock::acquire(&settings.store_path)?;
-        Self::open_with(settings, Some(lock)).await
-    }
-
-    async fn open_with(settings: Settings, writer: Option<StoreLock>) -> Result<Engine> {
-        let store = Store::open(&settings.store_path).await?;
-        let retry = RetryPolicy {
-            max_transient_retries: settings.run.max_retries,
-            ..RetryPolicy::default()
-        };
-        // Every wait of both limiters ends at Ctrl-C: after it, no request is sent.
-        let cancel = CancellationToken::new();
-        let desk360_limiter = Limiter::with_cancel(
-            LimiterConfig {
-                name: "desk360",
-                limit: settings.source.rpm,
-                window: settings.source.window,
-                ..LimiterConfig::default()
-            },
-            cancel.clone(),
-        );
-        let deskie_limiter = Limiter::with_cancel(
-            LimiterConfig {
-                name: "deskie",
-                limit: settings.target.rpm,
-                window: settings.target.window,
-                ceiling: settings.target.rpm_ceiling,
-                ..LimiterConfig::default()
-            },
-            cancel.clone(),
-        );
-        Ok(Engine {
-            ctx: Arc::new(Ctx {
-                settings,
-                store,
-                progress: Arc::new(Progress::default()),
-                cancel,
-                load_cancel: CancellationToken::new(),
-                desk360_limiter,
-                deskie_limiter,
-                extracted: Notify::new(),
-                retry,
-                files: std::sync::OnceLock::new(),
-                selected_only: std::sync::atomic::AtomicBool::new(false),
-                stat_marks: std::sync::Mutex::new(StatMarks::default()),
-            }),
-            writer,
-        })
-    }
-
-    /// Live counters, for progress display.
-    pub fn progress(&self) -> Arc<Progress> {
-        self.ctx.progress.clone()
-    }
-
-    /// Cancel this to stop the run cleanly.
-    pub fn cancel_token(&self) -> CancellationToken {
-        self.ctx.cancel.clone()
-    }
-
-    /// Desk360 and Deskie limiter counters now.
-    pub fn limiter_stats(&self) -> (LimiterStats, LimiterStats) {
-        (
-            self.ctx.desk360_limiter.stats(),
-            self.ctx.deskie_limiter.stats(),
-        )
-    }
-
-    /// The shared limiters (Desk360, Deskie), for commands that send their own requests.
-    pub(crate) fn limiters(&self) -> (Limiter, Limiter) {
-        (
-            self.ctx.desk360_limiter.clone(),
-            self.ctx.deskie_limiter.clone(),
-        )
-    }
-
-    /// The settings this engine was opened with.
-    pub fn settings(&self) -> &Settings {
-        &self.ctx.settings
-    }
-
-    /// The store (for reports and status).
-    pub fn store(&self) -> &Store {
-        &self.ctx.store
-    }
-
     /// Runs extraction and loading (or only extraction for a dry run) until done or cancelled.
     ///
     /// Holds the store's write lock throughout: the engine's own (see [`Engine::open_writer`]),
@@ -397,7 +273,7 @@ impl Engine {
                 }
             };
             crate::trial::select(&ctx, &desk360, options.limit, &options.tickets).await?;
-            Progress::add(&ctx.progress.extract_done, 1);
+            ctx.finish_extraction();
             let result = if options.dry_run {
                 Ok(None)
             } else {
@@ -419,12 +295,11 @@ impl Engine {
             let ctx2 = ctx.clone();
             Some(tokio::spawn(async move {
                 let r = extract::run(&ctx2, desk360, listing).await;
-                Progress::add(&ctx2.progress.extract_done, 1);
-                ctx2.extracted.notify_waiters();
+                ctx2.finish_extraction();
                 r
             }))
         } else {
-            Progress::add(&ctx.progress.extract_done, 1);
+            ctx.finish_extraction();
             None
         };
 
@@ -456,60 +331,6 @@ struct Clients {
     deskie: deskie::DeskieClient,
     /// `None` when the run does not read Desk360 (`retry-failed`).
     desk360: Option<desk360::Desk360Client>,
-}
-
-/// Builds the Deskie client from the settings.
-pub(crate) fn build_deskie(
-    settings: &Settings,
-    limiter: Limiter,
-    retry: RetryPolicy,
-) -> Result<deskie::DeskieClient> {
-    let t = &settings.target;
-    let mut config =
-        deskie::DeskieConfig::new(t.base_url.clone(), t.staff_email.clone(), t.api_key.clone());
-    config.timeout = t.timeout;
-    config.retry = retry;
-    Ok(deskie::DeskieClient::new(config, limiter)?)
-}
-
-/// The clients of `[attachments] mode = "upload"` around a Desk360 client. Downloads from
-/// storage hosts other than the Desk360 API have their own budget (not charged to the Desk360
-/// limit, see `desk360::files`); a CDN takes far more than this, the bound only keeps a run
-/// polite.
-pub(crate) fn file_clients(
-    ctx: &Ctx,
-    desk360: desk360::Desk360Client,
-) -> crate::attachments::FileClients {
-    let storage = Limiter::with_cancel(
-        LimiterConfig {
-            name: "storage",
-            limit: 600,
-            window: Duration::from_secs(60),
-            ..LimiterConfig::default()
-        },
-        ctx.cancel.clone(),
-    );
-    crate::attachments::FileClients { desk360, storage }
-}
-
-/// Builds (and, for email + password, logs in) the Desk360 client.
-pub(crate) async fn build_desk360(
-    settings: &Settings,
-    limiter: Limiter,
-    retry: RetryPolicy,
-) -> Result<desk360::Desk360Client> {
-    let s = &settings.source;
-    let auth = match &s.auth {
-        SourceAuth::Token(t) => desk360::Auth::Token(t.clone()),
-        SourceAuth::Login { email, password } => desk360::Auth::Login {
-            email: email.clone(),
-            password: password.clone(),
-        },
-    };
-    let mut config = desk360::Desk360Config::new(s.base_url.clone(), auth);
-    config.timeout = s.timeout;
-    config.retry = retry;
-    Ok(desk360::Desk360Client::connect(config, limiter).await?)
 }
 
 /// A short fingerprint of the settings that change what is written, for the run history.
@@ -546,12 +367,6 @@ async fn checkpoints(store: Store) {
             tracing::warn!(error = %e, "periodic WAL checkpoint failed; the next one retries");
         }
     }
-}
-
-#[derive(Default)]
-struct StatMarks {
-    desk360: LimiterStats,
-    deskie: LimiterStats,
 }
 
 /// Every few seconds, adds the limiters' new requests to the per-minute request log.

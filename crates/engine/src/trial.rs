@@ -16,9 +16,9 @@ use futures::StreamExt;
 use model::TicketKey;
 use store::{FailureClass, FailureRecord, ListedTicket, Stage};
 
+use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
-use crate::run::Ctx;
 
 /// One product's list, read page by page as the merge needs it.
 struct ProductList {

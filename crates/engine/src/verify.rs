@@ -41,9 +41,10 @@ use serde::Serialize;
 use store::{LoadState, SeenCase, SeenVia, Store, TicketState, VerifyFinding};
 use tokio::sync::Semaphore;
 
+use crate::clients::build_deskie;
 use crate::error::{EngineError, Result};
 use crate::mapping::{CasePlan, MapContext, Mapped, map_ticket, normalize_body};
-use crate::run::{Engine, build_deskie};
+use crate::open::Engine;
 
 /// Cases a case-list page holds at most (page 001: "the maximum value of the limit parameter
 /// is 100").
