@@ -32,9 +32,9 @@ use axum::http::{Response, StatusCode};
 use axum::middleware::from_fn_with_state;
 use serde_json::json;
 
+use crate::ChurnEvent;
 use crate::respond::{Faulted, json_response};
 use crate::state::{MAX_BODY, Shared, Window, lock};
-use crate::ChurnEvent;
 
 mod account;
 mod auth;

@@ -84,7 +84,11 @@ async fn clean_path(mut req: Request) -> Request {
         .filter(|s| !s.is_empty())
         .flat_map(|s| ["/", s])
         .collect();
-    let clean = if clean.is_empty() { "/".to_owned() } else { clean };
+    let clean = if clean.is_empty() {
+        "/".to_owned()
+    } else {
+        clean
+    };
     let with_query = match req.uri().query() {
         Some(q) => format!("{clean}?{q}"),
         None => clean,

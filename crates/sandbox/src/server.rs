@@ -15,8 +15,7 @@ use crate::deskie::{self, Deskie};
 use crate::respond::with_clean_paths;
 use crate::state::{JournalEntry, Shared};
 use crate::{
-    ChurnEvent, Credentials, Dataset, DeskieSnapshot, Faults, Readings, SandboxConfig,
-    SandboxError,
+    ChurnEvent, Credentials, Dataset, DeskieSnapshot, Faults, Readings, SandboxConfig, SandboxError,
 };
 
 /// Both emulators, running on `127.0.0.1` until [`Sandbox::shutdown`] (or drop).
@@ -124,7 +123,7 @@ impl Sandbox {
         })
     }
 
-/// Base URL of the Desk360 emulator; requests go to `{url}/v1/…`.
+    /// Base URL of the Desk360 emulator; requests go to `{url}/v1/…`.
     pub fn desk360_url(&self) -> String {
         self.shared.desk360_url.clone()
     }

@@ -88,5 +88,6 @@ pub(super) fn tick(app: &Desk360) {
 pub(super) fn create_ticket(app: &Desk360, product_id: i64) -> Option<(i64, i64)> {
     let mut st = lock(&app.churn);
     let seed = st.rng.u64(..);
-    app.shared.change_dataset(|ds| ds.create_ticket(product_id, seed))
+    app.shared
+        .change_dataset(|ds| ds.create_ticket(product_id, seed))
 }

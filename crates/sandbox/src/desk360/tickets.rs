@@ -20,7 +20,10 @@ const PAGE_SIZE: usize = 20;
 pub(super) fn routes() -> Router<App> {
     Router::new()
         .route("/v1/products/{product}/tickets", get(list_tickets))
-        .route("/v1/products/{product}/tickets/{ticket}", get(ticket_detail))
+        .route(
+            "/v1/products/{product}/tickets/{ticket}",
+            get(ticket_detail),
+        )
         .route(
             "/v1/products/{product}/tickets/{ticket}/logs",
             get(ticket_logs),
@@ -251,10 +254,7 @@ fn next_link(
 }
 
 /// Status changes of a ticket: one entry from 0 to its current status (none while still 0).
-async fn ticket_logs(
-    State(app): State<App>,
-    Path((pid, tid)): Path<(String, String)>,
-) -> Faulted {
+async fn ticket_logs(State(app): State<App>, Path((pid, tid)): Path<(String, String)>) -> Faulted {
     let shared = &app.shared;
     let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
         return model_not_found();

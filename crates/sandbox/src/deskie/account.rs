@@ -141,7 +141,7 @@ impl Account {
     /// The user behind an address (`kind`, `key` compared case-insensitively), created on first
     /// use as a case create does.
     pub fn find_or_create_user(
-            &mut self,
+        &mut self,
         kind: &str,
         key: &str,
         full_name: Option<&str>,

@@ -31,11 +31,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/api/cases/{case}", get(view))
 }
 
-async fn list(
-    State(app): State<App>,
-    per: PerRequest,
-    QueryPairs(pairs): QueryPairs,
-) -> Reply {
+async fn list(State(app): State<App>, per: PerRequest, QueryPairs(pairs): QueryPairs) -> Reply {
     let st = lock(&app.account);
     Reply(search::list_cases(&per.readings, &st, &pairs))
 }

@@ -92,7 +92,11 @@ pub(super) const STATUSES: [&str; 3] = ["open", "waiting", "closed"];
 pub(super) const PRIORITIES: [&str; 4] = ["low", "normal", "high", "critical"];
 
 /// A field that must be one of `allowed` when present (400 naming the choices otherwise).
-pub(super) fn check_enum(o: &Map<String, Value>, k: &str, allowed: &[&str]) -> Result<Option<String>, Answer> {
+pub(super) fn check_enum(
+    o: &Map<String, Value>,
+    k: &str,
+    allowed: &[&str],
+) -> Result<Option<String>, Answer> {
     match get_str(o, k) {
         None => Ok(None),
         Some(s) if allowed.contains(&s) => Ok(Some(s.to_owned())),
@@ -164,4 +168,5 @@ mod tests {
         assert!(parse_time("2014-05-04T21:15:17+02:00").is_some());
         assert!(parse_time("2014-05-04 21:15:17").is_none());
         assert!(parse_time("yesterday").is_none());
-    }}
+    }
+}

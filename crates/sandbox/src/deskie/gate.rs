@@ -122,11 +122,7 @@ fn charge_window(
     } else {
         0
     };
-    let fits = window
-        .used
-        .saturating_add(other_now)
-        .saturating_add(cost)
-        <= limit;
+    let fits = window.used.saturating_add(other_now).saturating_add(cost) <= limit;
     if charge && fits {
         window.used += cost;
     }

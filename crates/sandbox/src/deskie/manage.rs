@@ -84,7 +84,12 @@ async fn restore(app: State<App>, per: PerRequest, segment: Path<String>) -> Rep
 }
 
 /// The ids of a move's segment (`.json` optional there) and the move.
-fn move_to(State(app): State<App>, per: PerRequest, Path(segment): Path<String>, to: Move) -> Reply {
+fn move_to(
+    State(app): State<App>,
+    per: PerRequest,
+    Path(segment): Path<String>,
+    to: Move,
+) -> Reply {
     let Some(ids) = parse_ids(&segment) else {
         return Reply(not_found("case"));
     };
@@ -190,12 +195,7 @@ fn case_fields(payload: &Value) -> Result<&Map<String, Value>, Answer> {
 }
 
 /// `PUT /api/cases/[id].json`: answers the updated case.
-fn update_case(
-    faults: &Faults,
-    st: &mut Account,
-    id: i64,
-    payload: &Value,
-) -> Answer {
+fn update_case(faults: &Faults, st: &mut Account, id: i64, payload: &Value) -> Answer {
     let c = match case_fields(payload) {
         Ok(c) => c,
         Err(a) => return a,
@@ -220,12 +220,7 @@ fn update_case(
 
 /// `PUT /api/cases/[id],[id],….json` (page 001, "Update a case/cases"): the same update on up
 /// to 10 cases, answered `{"case_success_id": [ids updated]}`.
-fn update_cases(
-    faults: &Faults,
-    st: &mut Account,
-    ids: &[i64],
-    payload: &Value,
-) -> Answer {
+fn update_cases(faults: &Faults, st: &mut Account, ids: &[i64], payload: &Value) -> Answer {
     if let Err(a) = check_bulk(ids) {
         return a;
     }
@@ -270,12 +265,7 @@ enum Move {
 
 /// `PUT /api/cases/[id]/{trash,spam,restore}.json`, single (answers the case) or bulk (answers
 /// `case_success_id`).
-fn move_cases(
-    faults: &Faults,
-    st: &mut Account,
-    ids: &[i64],
-    to: Move,
-) -> Answer {
+fn move_cases(faults: &Faults, st: &mut Account, ids: &[i64], to: Move) -> Answer {
     if let Err(a) = check_bulk(ids) {
         return a;
     }

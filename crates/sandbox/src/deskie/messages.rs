@@ -65,7 +65,14 @@ async fn edit(
         return Reply(not_found("message"));
     };
     let mut st = lock(&app.account);
-    Reply(edit_message(&per, &mut st, id, message_id, false, &payload.value))
+    Reply(edit_message(
+        &per,
+        &mut st,
+        id,
+        message_id,
+        false,
+        &payload.value,
+    ))
 }
 
 async fn delete(

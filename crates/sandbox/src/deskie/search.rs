@@ -115,7 +115,11 @@ pub(super) fn list_cases(readings: &Readings, st: &Account, pairs: &[(String, St
         .take(limit)
         .map(case_json)
         .collect();
-    (axum::http::StatusCode::OK, numbered("case", items, total), None)
+    (
+        axum::http::StatusCode::OK,
+        numbered("case", items, total),
+        None,
+    )
 }
 
 /// Deskie's search rules: `^exact^`, `^prefix`, `suffix^`, otherwise substring (case-insensitive).
@@ -221,4 +225,5 @@ mod tests {
         assert!(!search_matches("^esk", "desk360:1:42"));
         assert!(search_matches(":42^", "desk360:1:42"));
         assert!(!search_matches(":4^", "desk360:1:42"));
-    }}
+    }
+}
