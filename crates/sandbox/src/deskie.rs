@@ -13,13 +13,14 @@
 //! - `deskie/gate.rs` — what every API request goes through once (auth, the weighted window,
 //!   outage / 429 / 5xx / lost-response / delayed-apply faults, the journal, the rate headers),
 //!   with `deskie/payload.rs` reading the write's body for it;
-//! - `deskie/account.rs` (the data), `deskie/shapes.rs` (answer JSON), `deskie/fields.rs`
-//!   (lenient fields, times), `deskie/rules.rs` (rejections, attachment limits, sync channels).
+//! - `deskie/app.rs` (the emulator's state), `deskie/account.rs` (the data), `deskie/reply.rs`
+//!   (answers, ids in paths), `deskie/shapes.rs` (answer JSON), `deskie/fields.rs` (lenient
+//!   fields, times), `deskie/rules.rs` (rejections, attachment limits, sync channels).
 //!
 //! Vendor paths end in `.json` after an id (`cases/2000.json`, bulk `cases/2000,2001.json`),
 //! which axum's path patterns cannot express (a parameter must fill its whole segment): those
-//! routes capture the whole segment (`/api/cases/{case}`) and [`case_ids`] / [`id_of`] read the
-//! ids out of it; a segment without `.json` where the vendor requires it is an unknown path.
+//! routes capture the whole segment (`/api/cases/{case}`) and `deskie/reply.rs` reads the ids
+//! out of it; a segment without `.json` where the vendor requires it is an unknown path.
 //!
 //! Choices where the pages are silent (the importer must not depend on anything else):
 //! - Error bodies are `{"errors": {"<field>": "<message>"}}` for every 4xx we produce.
@@ -39,7 +40,7 @@
 //! Where the pages are ambiguous, every plausible reading is offered ([`crate::Readings`], read
 //! once per request): how `custom_fields[cf_N]` matches, the `from_time` / `to_time` format,
 //! what an agent reply does to the status, which note field names the author (a note without it
-//! is the API agent's, [`crate::DESKIE_API_STAFF_ID`]), synchronous custom channels (plain
+//! is the API agent's, [`crate::config::DESKIE_API_STAFF_ID`]), synchronous custom channels (plain
 //! `content` only), and whether `created_at` is kept.
 //!
 //! Faults beyond the plain ones: `delayed_apply` holds a write longer than the client waits, then
@@ -48,22 +49,14 @@
 //! `api_calls_left: 0`, uncharged; `other_consumer_spread` spends the other user's share evenly
 //! over the window instead of at its start.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
-use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Response, StatusCode};
 use axum::middleware::from_fn_with_state;
-use axum::response::IntoResponse;
-use serde_json::{Value, json};
 
-use crate::DeskieSnapshot;
-use crate::respond::{Faulted, json_response};
-use crate::state::{Shared, Window, lock};
+use reply::{unknown_path, wrong_method};
 
 mod account;
+mod app;
 mod cases;
 mod fields;
 mod files;
@@ -72,54 +65,16 @@ mod manage;
 mod messages;
 mod notes;
 mod payload;
+mod reply;
 mod rules;
 mod search;
 mod shapes;
 mod users;
 
-/// Page 001: "The maximum size of a single file is 25MB".
-const MAX_FILE: u64 = 25 * 1024 * 1024;
-/// Page 001: "the total size of all files … should not exceed 50MB".
-const MAX_REQUEST: u64 = 50 * 1024 * 1024;
-/// The account's time-zone offset, used for every timestamp Deskie answers with.
-const ACCOUNT_OFFSET_HOURS: i8 = 3;
-
-/// The Deskie emulator's state: the shared sandbox state, the account's weighted window, the
-/// `delayed_apply` bookkeeping and the account's data. The routers' state is an `Arc` of it.
-pub(crate) struct Deskie {
-    shared: Arc<Shared>,
-    /// The account's fixed window (page 002: a budget per account, GET 1, writes 2).
-    window: Mutex<Window>,
-    /// Tickets whose first write carrying content was already held by `delayed_apply`.
-    delayed_tickets: Mutex<BTreeSet<(i64, i64)>>,
-    account: Mutex<account::Account>,
-}
-
-/// What every Deskie handler and layer is given.
-type App = Arc<Deskie>;
-
-impl Deskie {
-    /// An empty account with a fresh window.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            window: Mutex::new(Window {
-                index: u64::MAX,
-                used: 0,
-            }),
-            delayed_tickets: Mutex::new(BTreeSet::new()),
-            account: Mutex::new(account::Account::new()),
-        }
-    }
-
-    /// [`crate::Sandbox::deskie_snapshot`]: the full account.
-    pub fn snapshot(&self) -> DeskieSnapshot {
-        lock(&self.account).snapshot()
-    }
-}
+pub(crate) use app::Deskie;
 
 /// The Deskie emulator's routes, layers and fallbacks, ready to serve.
-pub(crate) fn router(app: App) -> Router {
+pub(crate) fn router(app: std::sync::Arc<Deskie>) -> Router {
     // Several resources answer on the same path with different methods (`/api/cases/{case}`:
     // view in cases.rs, update / delete in manage.rs): axum merges their method routers.
     let api = Router::new()
@@ -138,61 +93,4 @@ pub(crate) fn router(app: App) -> Router {
     api.merge(files::routes())
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
-}
-
-/// What a Deskie handler decides: a status, a JSON body, and the journal fault behind it.
-type Answer = (StatusCode, Value, Option<&'static str>);
-
-/// An [`Answer`] as a response: the JSON body, the fault in the response's extensions for the
-/// gate's journal.
-struct Reply(Answer);
-
-impl IntoResponse for Reply {
-    fn into_response(self) -> Response<Body> {
-        let (status, body, fault) = self.0;
-        Faulted(json_response(status, &body), fault).into_response()
-    }
-}
-
-fn err(status: StatusCode, field: &str, message: impl Into<String>) -> Answer {
-    (status, json!({"errors": {field: message.into()}}), None)
-}
-
-fn bad(field: &str, message: impl Into<String>) -> Answer {
-    err(StatusCode::BAD_REQUEST, field, message)
-}
-
-fn not_found(what: &str) -> Answer {
-    err(StatusCode::NOT_FOUND, what, "not found")
-}
-
-async fn unknown_path() -> Reply {
-    Reply(not_found("path"))
-}
-
-async fn wrong_method() -> Reply {
-    Reply(err(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method",
-        "not allowed for this path",
-    ))
-}
-
-/// The id of a path segment, `.json` suffix optional (`2000.json` or `2000`).
-fn id_of(segment: &str) -> Option<i64> {
-    segment
-        .strip_suffix(".json")
-        .unwrap_or(segment)
-        .parse::<i64>()
-        .ok()
-}
-
-/// The case ids of a `/api/cases/{case}` segment, which must end in `.json` (`2000.json`, or
-/// the bulk form `2000,2001.json`): without it the path is unknown (404 `path`); with an id that
-/// is not an integer, the case is (404 `case`). Repeated ids count once, first place kept.
-fn case_ids(segment: &str) -> Result<Vec<i64>, Answer> {
-    if !segment.ends_with(".json") {
-        return Err(not_found("path"));
-    }
-    manage::parse_ids(segment).ok_or_else(|| not_found("case"))
 }

@@ -10,13 +10,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{ChurnEvent, Credentials, Faults, Readings, SandboxConfig};
+use crate::data::Dataset;
 use crate::desk360::{self, Desk360};
 use crate::deskie::{self, Deskie};
+use crate::error::SandboxError;
 use crate::respond::with_clean_paths;
+use crate::snapshot::DeskieSnapshot;
 use crate::state::{JournalEntry, Shared};
-use crate::{
-    ChurnEvent, Credentials, Dataset, DeskieSnapshot, Faults, Readings, SandboxConfig, SandboxError,
-};
 
 /// Both emulators, running on `127.0.0.1` until [`Sandbox::shutdown`] (or drop).
 pub struct Sandbox {

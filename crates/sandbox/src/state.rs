@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use axum::extract::OriginalUri;
 use axum::http::{Request, StatusCode};
 
-use crate::{Credentials, Dataset, Faults, Readings, SandboxConfig};
+use crate::config::{Credentials, Faults, Readings, SandboxConfig};
+use crate::data::Dataset;
 
 /// Largest request body either emulator reads (a 50 MB multipart request plus slack).
 pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;

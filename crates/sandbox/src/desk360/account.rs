@@ -8,7 +8,7 @@ use axum::http::{Response, StatusCode};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::App;
+use super::app::App;
 use crate::respond::json_response;
 use crate::state::Shared;
 
@@ -84,7 +84,7 @@ async fn reasons(State(app): State<App>) -> Response<Body> {
 /// with its address in the account's own domain (`<local>@<account>.example`), so two sandboxes
 /// serving different accounts ([`crate::SandboxConfig::desk360_account`]) answer differently
 /// while the default account `acme` answers exactly the generated agent (`jane@acme.example`).
-fn current_agent(shared: &Shared, ds: &crate::Dataset) -> Value {
+fn current_agent(shared: &Shared, ds: &crate::data::Dataset) -> Value {
     let account = &shared.config.desk360_account;
     match ds.agents.first() {
         Some(a) => {

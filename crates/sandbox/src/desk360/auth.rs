@@ -1,30 +1,11 @@
-//! Desk360 authentication (page 004, "Authentication"): the account's bearer token, its expiry
-//! and renewal, and `/v1/login` with its per-IP limit on wrong attempts.
+//! The Desk360 account's API token (page 004, "Authentication"): one token in force at a time,
+//! its expiry, a new one generated at the next login; and the per-IP count of wrong logins.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use serde_json::{Value, json};
-
-use super::gate::ClientIp;
-use super::{App, error, validation};
-use crate::respond::{Faulted, QueryPairs, json_response, set_header};
-use crate::state::{MAX_BODY, Window, lock};
-
-/// Wrong logins tolerated per window before `too_many_attempts`.
-const MAX_LOGIN_FAILURES: u32 = 5;
-
-/// `/v1/login`. The page documents login as GET in one place and POST in the curl sample:
-/// both answer.
-pub(super) fn routes() -> axum::Router<App> {
-    Router::new().route("/v1/login", get(login).post(login))
-}
+use crate::state::Window;
 
 /// The account's API token and the login-failure windows. Page 004 ("Authentication", option
 /// 1): `/v1/login` "will return an API token if it is already created, if not it will
@@ -74,7 +55,7 @@ impl Auth {
         }
     }
 
-    fn check(&mut self, presented: Option<&str>, ttl: Option<Duration>) -> TokenCheck {
+    pub fn check(&mut self, presented: Option<&str>, ttl: Option<Duration>) -> TokenCheck {
         self.age_out(ttl);
         match presented {
             Some(t) if self.current.as_ref().is_some_and(|(c, _)| c == t) => TokenCheck::Valid,
@@ -97,7 +78,7 @@ impl Auth {
     }
 
     /// The token a successful login answers: the one in force, or a newly generated one.
-    fn login_token(&mut self, ttl: Option<Duration>, base: &str) -> String {
+    pub fn login_token(&mut self, ttl: Option<Duration>, base: &str) -> String {
         self.age_out(ttl);
         if let Some((token, _)) = &self.current {
             return token.clone();
@@ -108,85 +89,17 @@ impl Auth {
         token
     }
 
+    /// Counts one wrong login from `ip` in the current window.
+    pub fn failed(&mut self, ip: IpAddr) {
+        self.login_failures.entry(ip).or_default().used += 1;
+    }
+
     /// Wrong logins from `ip` in window `index` so far.
-    fn failures(&mut self, ip: IpAddr, index: u64) -> u32 {
+    pub fn failures(&mut self, ip: IpAddr, index: u64) -> u32 {
         let w = self.login_failures.entry(ip).or_default();
         if w.index != index {
             *w = Window { index, used: 0 };
         }
         w.used
     }
-}
-
-/// Checks the `Authorization: Bearer …` header of a request against the account's token.
-pub(super) fn check_token(app: &App, headers: &HeaderMap) -> TokenCheck {
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    lock(&app.auth).check(presented, app.shared.config.desk360_token_ttl)
-}
-
-/// `GET|POST /v1/login`: email and password from a JSON body or the query string; five wrong
-/// attempts a window from one IP answer `too_many_attempts` until the window ends.
-async fn login(
-    State(app): State<App>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
-    QueryPairs(query): QueryPairs,
-    body: Body,
-) -> Faulted {
-    let shared = &app.shared;
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
-    let mut email = None;
-    let mut password = None;
-    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-        email = v.get("email").and_then(Value::as_str).map(str::to_owned);
-        password = v.get("password").and_then(Value::as_str).map(str::to_owned);
-    }
-    for (k, v) in query {
-        match k.as_str() {
-            "email" if email.is_none() => email = Some(v),
-            "password" if password.is_none() => password = Some(v),
-            _ => {}
-        }
-    }
-    let (index, left) = shared.window_now();
-    if lock(&app.auth).failures(ip, index) >= MAX_LOGIN_FAILURES {
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "Too many wrong login attempts; wait for a minute.",
-        );
-        set_header(&mut r, "retry-after", &shared.fmt_secs(left));
-        return Faulted(r, Some("too_many_attempts"));
-    }
-    let (Some(email), Some(password)) = (email, password) else {
-        return validation("The email and password fields are required.");
-    };
-    if email == shared.credentials.desk360_email && password == shared.credentials.desk360_password
-    {
-        let token = lock(&app.auth).login_token(
-            shared.config.desk360_token_ttl,
-            &shared.credentials.desk360_token,
-        );
-        return Faulted(
-            json_response(
-                StatusCode::OK,
-                &json!({"access_token": token, "token_type": "Bearer"}),
-            ),
-            None,
-        );
-    }
-    lock(&app.auth).login_failures.entry(ip).or_default().used += 1;
-    Faulted(
-        error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "The email or password is wrong.",
-        ),
-        None,
-    )
 }

@@ -2,9 +2,8 @@
 //! tickets a test creates by hand ([`crate::Sandbox::create_ticket`]), drawn from one seeded
 //! generator so the sequence of changes is the same on every run.
 
-use super::Desk360;
-use crate::ChurnEvent;
-use crate::state::lock;
+use crate::config::ChurnEvent;
+use crate::state::Shared;
 
 /// Where [`crate::Churn`] stands: Desk360 requests counted, changes made, and the generator the
 /// changes are drawn from (seeded from the sandbox seed, so the sequence of changes is the same on
@@ -37,12 +36,10 @@ impl ChurnState {
 /// says a change is due, applies it before the request is served: after `start_after` requests,
 /// one change every `every` requests (on request `start_after + k·every`, k ≥ 1), alternating
 /// updates and creations (the first kind drawn from the seed) until both counts are done.
-pub(super) fn tick(app: &Desk360) {
-    let shared = &app.shared;
+pub(super) fn tick(st: &mut ChurnState, shared: &Shared) {
     let Some(churn) = &shared.config.churn else {
         return;
     };
-    let mut st = lock(&app.churn);
     st.requests += 1;
     let n = st.requests;
     let every = churn.every.max(1);
@@ -85,9 +82,11 @@ pub(super) fn tick(app: &Desk360) {
 
 /// One ticket created by hand, drawn from the churn generator so by-hand creations are
 /// deterministic too.
-pub(super) fn create_ticket(app: &Desk360, product_id: i64) -> Option<(i64, i64)> {
-    let mut st = lock(&app.churn);
+pub(super) fn create_ticket(
+    st: &mut ChurnState,
+    shared: &Shared,
+    product_id: i64,
+) -> Option<(i64, i64)> {
     let seed = st.rng.u64(..);
-    app.shared
-        .change_dataset(|ds| ds.create_ticket(product_id, seed))
+    shared.change_dataset(|ds| ds.create_ticket(product_id, seed))
 }

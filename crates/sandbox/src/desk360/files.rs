@@ -11,10 +11,12 @@ use axum::middleware::Next;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::auth::{TokenCheck, check_token};
-use super::{App, error, unauthenticated};
-use crate::Server;
+use super::answers::{error, unauthenticated};
+use super::app::App;
+use super::auth::TokenCheck;
+use super::gate::check_token;
 use crate::respond::{Faulted, fault_of, raw_response, set_header};
+use crate::state::Server;
 use crate::state::{Shared, entry_for};
 
 /// `GET` (and `HEAD`) `/attachments/…`.

@@ -8,14 +8,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Response, StatusCode};
+use axum::http::{HeaderMap, Response, StatusCode};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 
-use super::auth::{TokenCheck, check_token};
-use super::{App, churn, error, unauthenticated};
-use crate::Server;
+use super::answers::{error, unauthenticated};
+use super::app::App;
+use super::auth::TokenCheck;
+use super::churn;
 use crate::respond::{Faulted, fault_of, proxy_error_page, set_header};
+use crate::state::Server;
 use crate::state::{Window, entry_for, lock};
 
 /// The client's address, put in the request's extensions by [`meter`] for the handlers that
@@ -37,7 +39,7 @@ pub(super) async fn meter(State(app): State<App>, mut req: Request, next: Next) 
     let mut journal = entry_for(Server::Desk360, &req, 1);
     let ip = peer(&req);
     req.extensions_mut().insert(ClientIp(ip));
-    churn::tick(&app);
+    churn::tick(&mut lock(&app.churn), shared);
     shared.delay().await;
 
     // Every request counts, whatever happens next.
@@ -100,4 +102,14 @@ pub(super) async fn require_token(
         TokenCheck::Expired => Faulted(unauthenticated(), Some("token_expired")).into_response(),
         TokenCheck::Invalid => unauthenticated(),
     }
+}
+
+/// Checks the `Authorization: Bearer …` header of a request against the account's token.
+pub(super) fn check_token(app: &App, headers: &HeaderMap) -> TokenCheck {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    lock(&app.auth).check(presented, app.shared.config.desk360_token_ttl)
 }

@@ -1,5 +1,5 @@
 //! Desk360 tickets (page 004): the paged list (20 a page, `updated_at` order, filters, the
-//! `Link: rel=next` header under [`crate::LinkReading`], `Link` loop faults), one ticket's detail
+//! `Link: rel=next` header under [`crate::config::LinkReading`], `Link` loop faults), one ticket's detail
 //! with its messages (signed attachment URLs, malformed / truncated bodies), its status logs.
 
 use axum::Router;
@@ -8,8 +8,10 @@ use axum::http::{StatusCode, Uri};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{App, files, model_not_found, validation};
-use crate::TicketData;
+use super::answers::{model_not_found, validation};
+use super::app::App;
+use super::files;
+use crate::data::TicketData;
 use crate::respond::{Faulted, QueryPairs, json_response, raw_response, set_header};
 use crate::state::Shared;
 
@@ -140,7 +142,7 @@ fn parse_list_query(pairs: &[(String, String)]) -> Result<(usize, bool, Filters)
 
 /// One page of list items (the tickets' list shapes) and whether another page follows.
 fn list_page<'a>(
-    ds: &'a crate::Dataset,
+    ds: &'a crate::data::Dataset,
     product_id: i64,
     page: usize,
     ascending: bool,
@@ -220,8 +222,8 @@ async fn list_tickets(
 ///
 /// Page 004 ("Pagination") shows one example only, `…/tickets?page=2`, for a first request that
 /// had no other parameter; whether a real server keeps the caller's `order` and filters is not
-/// said. [`crate::LinkReading::KeepsQuery`] keeps every parameter (in the caller's order, `page`
-/// last); [`crate::LinkReading::PageOnly`] carries `page` alone, and the next request is then
+/// said. [`crate::config::LinkReading::KeepsQuery`] keeps every parameter (in the caller's order, `page`
+/// last); [`crate::config::LinkReading::PageOnly`] carries `page` alone, and the next request is then
 /// served in the default order, unfiltered — exactly what a server that ignores what it did not
 /// put in the link does. The reading is read per request, so a test can switch it at run time.
 ///
@@ -236,10 +238,10 @@ fn next_link(
     respell: bool,
 ) -> String {
     let mut next: Vec<(String, String)> = match shared.readings().link {
-        crate::LinkReading::KeepsQuery => {
+        crate::config::LinkReading::KeepsQuery => {
             pairs.iter().filter(|(k, _)| k != "page").cloned().collect()
         }
-        crate::LinkReading::PageOnly => Vec::new(),
+        crate::config::LinkReading::PageOnly => Vec::new(),
     };
     next.push(("page".into(), page.to_string()));
     let mut base = shared.desk360_url.clone();

@@ -3,11 +3,26 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::body::Bytes;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::files;
-use crate::{CaseSnapshot, DeskieSnapshot, FileSnapshot, MessageSnapshot, UserSnapshot};
+use crate::snapshot::{CaseSnapshot, DeskieSnapshot, FileSnapshot, MessageSnapshot, UserSnapshot};
+
+/// One file of a multipart write, as read (`deskie/files.rs`) and kept with its message.
+#[derive(Debug, Clone)]
+pub(super) struct Upload {
+    /// The part's file name.
+    pub name: String,
+    /// Its size in bytes (all of it, kept or not).
+    pub size: u64,
+    /// Lower-case hex SHA-256 of all its bytes.
+    pub sha256: String,
+    /// The part's content type (`application/octet-stream` when absent).
+    pub mime: String,
+    /// The bytes, when within the limits (empty otherwise: the write is refused anyway).
+    pub bytes: Bytes,
+}
 
 /// One file of a message: sent as a URL (`attachment_urls`) or uploaded (multipart).
 #[derive(Debug, Clone)]
@@ -21,7 +36,7 @@ pub(super) struct Attachment {
     /// The URL answered: the URL sent, or where the emulator serves the uploaded bytes.
     pub link: String,
     /// The uploaded file (multipart writes only).
-    pub upload: Option<files::Upload>,
+    pub upload: Option<Upload>,
 }
 
 /// One message or note of a case.

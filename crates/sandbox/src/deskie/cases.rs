@@ -12,17 +12,20 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::account::{Account, Case, FIRST_CASE_ID, Message};
+use super::app::App;
 use super::fields::{
     PRIORITIES, STATUSES, check_enum, content_of, get_bool, get_int, get_str, incoming_time,
     int_list,
 };
 use super::payload::{PerRequest, Written};
+use super::reply::{Answer, Reply, bad, case_ids, not_found};
 use super::rules::{attachments, check_rejections, check_sync_content, is_sync_channel};
+use super::search;
 use super::shapes::case_json;
-use super::{Answer, App, Reply, bad, case_ids, not_found, search};
+use crate::config::Readings;
+use crate::data::parse_refs;
 use crate::respond::QueryPairs;
 use crate::state::lock;
-use crate::{Readings, parse_refs};
 
 /// `/api/cases.json` (list, create) and `GET /api/cases/{case}` (view).
 pub(super) fn routes() -> Router<App> {

@@ -6,8 +6,11 @@ use jiff::Timestamp;
 use jiff::tz::{Offset, TimeZone};
 use serde_json::{Map, Value};
 
-use super::{ACCOUNT_OFFSET_HOURS, Answer, bad};
-use crate::Readings;
+use super::reply::{Answer, bad};
+use crate::config::Readings;
+
+/// The account's time-zone offset, used for every timestamp Deskie answers with.
+pub(super) const ACCOUNT_OFFSET_HOURS: i8 = 3;
 
 /// A non-blank string field.
 pub(super) fn get_str<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {

@@ -23,11 +23,11 @@ use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::account::Account;
-use super::gate::authorized;
-use super::{Answer, App, MAX_FILE, MAX_REQUEST, bad};
-use crate::Server;
+use super::account::{Account, Upload};
+use super::app::App;
+use super::reply::{Answer, bad};
 use crate::respond::{json_response, proxy_error_page};
+use crate::state::Server;
 use crate::state::{Shared, entry_for, lock};
 
 /// `GET /files/{file}`: outside the API gate (see the module notes).
@@ -35,23 +35,13 @@ pub(super) fn routes() -> Router<App> {
     Router::new().route("/files/{file}", get(serve))
 }
 
+/// Page 001: "The maximum size of a single file is 25MB".
+pub(super) const MAX_FILE: u64 = 25 * 1024 * 1024;
+/// Page 001: "the total size of all files … should not exceed 50MB".
+pub(super) const MAX_REQUEST: u64 = 50 * 1024 * 1024;
+
 /// Page 001: links of messages older than this need the API's authentication.
 const FRESH: SignedDuration = SignedDuration::from_hours(30 * 24);
-
-/// One file of a multipart write.
-#[derive(Debug, Clone)]
-pub(super) struct Upload {
-    /// The part's file name.
-    pub name: String,
-    /// Its size in bytes (all of it, kept or not).
-    pub size: u64,
-    /// Lower-case hex SHA-256 of all its bytes.
-    pub sha256: String,
-    /// The part's content type (`application/octet-stream` when absent).
-    pub mime: String,
-    /// The bytes, when within the limits (empty otherwise: the write is refused anyway).
-    pub bytes: Bytes,
-}
 
 /// Reads one file part, chunk by chunk; `kept` is the running size of the request's files.
 pub(super) async fn read_upload(
@@ -110,7 +100,7 @@ async fn serve(State(app): State<App>, Path(file): Path<String>, req: Request) -
     let shared = &app.shared;
     let mut journal = entry_for(Server::Deskie, &req, 0);
     shared.delay().await;
-    let authorized = authorized(shared, req.headers());
+    let authorized = app.authorized(req.headers());
     let resp = if shared.faults().deskie_down {
         proxy_error_page(StatusCode::SERVICE_UNAVAILABLE)
     } else {

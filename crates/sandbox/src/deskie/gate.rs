@@ -9,39 +9,21 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, Response, StatusCode};
+use axum::http::{Method, Response, StatusCode};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
-use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::app::App;
 use super::payload::{Payload, PerRequest, read_payload};
-use super::{App, Reply};
+use super::reply::Reply;
+use crate::config::Faults;
+use crate::data::parse_refs;
 use crate::respond::{
     Fault, Faulted, dropped_response, fault_of, json_response, proxy_error_page, set_header,
 };
+use crate::state::Server;
 use crate::state::{JournalEntry, Shared, Window, entry_for, lock};
-use crate::{Faults, Server, parse_refs};
-
-/// Whether the request carries the account's basic auth (`staff_email:api_key`).
-pub(super) fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok())
-        .is_some_and(|pair| {
-            pair == format!(
-                "{}:{}",
-                shared.credentials.deskie_staff_email, shared.credentials.deskie_api_key
-            )
-        })
-}
 
 /// Journals, meters and fault-injects one API request (see the module notes).
 pub(super) async fn gate(State(app): State<App>, req: Request, next: Next) -> Response<Body> {
@@ -56,7 +38,7 @@ pub(super) async fn gate(State(app): State<App>, req: Request, next: Next) -> Re
         readings: shared.readings(),
     };
     let limit = shared.config.deskie_limit;
-    let authorized = authorized(shared, req.headers());
+    let authorized = app.authorized(req.headers());
 
     // Charge the window (or refuse) before anything is applied.
     let (index, left) = shared.window_now();

@@ -27,12 +27,13 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::account::{Account, Case};
+use super::app::App;
 use super::fields::{PRIORITIES, STATUSES, check_enum, get_int, get_str, int_list};
 use super::payload::{PerRequest, Written};
+use super::reply::{Answer, Reply, bad, case_ids, not_found, parse_ids};
 use super::rules::check_rejections;
 use super::shapes::case_json;
-use super::{Answer, App, Reply, bad, case_ids, not_found};
-use crate::Faults;
+use crate::config::Faults;
 use crate::state::lock;
 
 /// `PUT` / `DELETE /api/cases/{case}` (single or bulk) and the moves
@@ -99,20 +100,6 @@ fn move_to(
 
 /// Page 001: "No more than 10 cases in one request" for every bulk form.
 const MAX_BULK: usize = 10;
-
-/// The ids of a case path segment (`2000.json`, `2000,2001.json` or, without `.json`, `2000`):
-/// `None` when one of them is not an integer. Repeated ids count once, first place kept.
-pub(super) fn parse_ids(segment: &str) -> Option<Vec<i64>> {
-    let bare = segment.strip_suffix(".json").unwrap_or(segment);
-    let mut ids: Vec<i64> = Vec::new();
-    for part in bare.split(',') {
-        let id = part.trim().parse::<i64>().ok()?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    Some(ids)
-}
 
 /// Refuses a bulk request over the page's limit of 10 cases.
 fn check_bulk(ids: &[i64]) -> Result<(), Answer> {

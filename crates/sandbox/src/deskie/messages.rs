@@ -10,14 +10,15 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::account::{Account, Message, ordered};
+use super::app::App;
 use super::fields::{content_of, get_bool, get_int, incoming_time, value_text};
 use super::payload::{Payload, PerRequest, Written};
+use super::reply::{Answer, Reply, bad, id_of, not_found};
 use super::rules::{attachments, check_rejections, check_sync_content, is_sync_channel};
 use super::shapes::{message_json, numbered, paging};
-use super::{Answer, App, Reply, bad, id_of, not_found};
+use crate::config::{AgentReplyReading, Faults};
 use crate::respond::QueryPairs;
 use crate::state::{Shared, lock};
-use crate::{AgentReplyReading, Faults};
 
 /// `/api/cases/{case}/messages.json` (list, add) and `/api/cases/{case}/messages/{message}`
 /// (edit, delete).

@@ -10,13 +10,14 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::account::{Account, Message};
+use super::app::App;
 use super::fields::{content_of, get_int, incoming_time};
 use super::messages::{delete_message, edit_message};
 use super::payload::{Payload, PerRequest, Written};
+use super::reply::{Answer, Reply, bad, id_of, not_found};
 use super::rules::{attachments, check_rejections, check_sync_content, is_sync_channel};
 use super::shapes::message_json;
-use super::{Answer, App, Reply, bad, id_of, not_found};
-use crate::NoteAuthorReading;
+use crate::config::NoteAuthorReading;
 use crate::state::{Shared, lock};
 
 /// `POST /api/cases/{case}/note.json` and `/api/cases/{case}/note/{message}` (edit, delete).
@@ -121,11 +122,15 @@ fn add_note(
         // Only one field is read (the other is an unknown key, ignored); without it the note is
         // the API agent's own, the agent behind the basic-auth email.
         NoteAuthorReading::NoteStaffIdOnly => match get_int(n, "note_staff_id") {
-            Ok(s) => s.filter(|&s| s != 0).unwrap_or(crate::DESKIE_API_STAFF_ID),
+            Ok(s) => s
+                .filter(|&s| s != 0)
+                .unwrap_or(crate::config::DESKIE_API_STAFF_ID),
             Err(a) => return a,
         },
         NoteAuthorReading::StaffIdOnly => match get_int(n, "staff_id") {
-            Ok(s) => s.filter(|&s| s != 0).unwrap_or(crate::DESKIE_API_STAFF_ID),
+            Ok(s) => s
+                .filter(|&s| s != 0)
+                .unwrap_or(crate::config::DESKIE_API_STAFF_ID),
             Err(a) => return a,
         },
     };

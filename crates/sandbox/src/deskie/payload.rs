@@ -14,9 +14,11 @@ use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
 use axum::http::request::Parts;
 use serde_json::{Map, Value, json};
 
-use super::{Answer, bad, files};
+use super::account::Upload;
+use super::files;
+use super::reply::{Answer, bad};
+use crate::config::{Faults, Readings};
 use crate::state::MAX_BODY;
-use crate::{Faults, Readings};
 
 /// A write's body: its JSON (or multipart fields in the same shape) and its uploaded files.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +26,7 @@ pub(super) struct Payload {
     /// The JSON body; `Null` for a request without one (a GET).
     pub value: Value,
     /// The uploaded files, in part order.
-    pub uploads: Vec<files::Upload>,
+    pub uploads: Vec<Upload>,
 }
 
 /// Extractor of the body the gate read ([`Payload`]; empty for a GET).

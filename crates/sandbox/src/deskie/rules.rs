@@ -5,11 +5,14 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::account::{Account, Attachment};
+use super::account::{Account, Attachment, Upload};
 use super::fields::{get_str, url_list, value_text};
-use super::{Answer, MAX_FILE, MAX_REQUEST, bad, files};
+use super::files;
+use super::files::{MAX_FILE, MAX_REQUEST};
+use super::reply::{Answer, bad};
+use crate::config::{Faults, Readings};
+use crate::data::parse_refs;
 use crate::state::Shared;
-use crate::{Faults, Readings, parse_refs};
 
 /// Applies the `reject_*` faults to the content a write carries.
 pub(super) fn check_rejections(
@@ -53,7 +56,7 @@ pub(super) fn attachments(
     shared: &Shared,
     st: &mut Account,
     o: &Map<String, Value>,
-    uploads: &[files::Upload],
+    uploads: &[Upload],
 ) -> Result<Vec<Attachment>, Answer> {
     let mut out = Vec::new();
     for url in url_list(o.get("attachment_urls")) {

@@ -8,10 +8,11 @@ use jiff::Timestamp;
 use jiff::tz::{Offset, TimeZone};
 
 use super::account::{Account, Case};
+use super::fields::ACCOUNT_OFFSET_HOURS;
 use super::fields::{parse_time, value_text};
+use super::reply::{Answer, bad};
 use super::shapes::{case_json, numbered, paging};
-use super::{ACCOUNT_OFFSET_HOURS, Answer, bad};
-use crate::{Readings, SearchReading, TimeFilterReading};
+use crate::config::{Readings, SearchReading, TimeFilterReading};
 
 /// The sort orders of the case list; the first is the default.
 const SORTS: [&str; 4] = [

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::account::{Case, Message, User};
 use super::fields::fmt_time;
-use super::{Answer, bad};
+use super::reply::{Answer, bad};
 
 /// A case as the API answers it (page 001, "View a case").
 pub(super) fn case_json(c: &Case) -> Value {

@@ -14,9 +14,10 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::account::{Account, FIRST_USER_ID, User};
+use super::app::App;
+use super::reply::{Answer, Reply, id_of, not_found};
 use super::search::search_matches;
 use super::shapes::{numbered, paging, user_json};
-use super::{Answer, App, Reply, id_of, not_found};
 use crate::respond::QueryPairs;
 use crate::state::lock;
 
