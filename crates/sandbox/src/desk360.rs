@@ -17,6 +17,8 @@
 //! the page warns: the metering layer wraps the routes, the 404 fallback and the 405 answers. The
 //! token is checked before the route is known, so a wrong token on an unknown path is a 401; 404
 //! (`not_found_exception`) and 405 (`method_not_allowed_exception`) carry the documented bodies.
+//! `HEAD` is answered wherever `GET` is (axum's method routing, and what Laravel, behind the real
+//! API, does), without a body.
 //!
 //! It also plays a live account: the readings of the page's open points ([`crate::Readings`],
 //! read per request), churn while a run lists ([`crate::Churn`]), `Link` loops, token expiry and

@@ -35,7 +35,8 @@
 //! - A customer message added to a `closed` or `waiting` case reopens it (`open`).
 //! - `limit` above 100 is clamped to 100; `page` above 500 is a 400.
 //! - A known path with a method it does not serve is a 405 `{"errors": {"method": …}}`; an unknown
-//!   path a 404 `{"errors": {"path": "not found"}}`; both are charged like any request.
+//!   path a 404 `{"errors": {"path": "not found"}}`; both are charged like any request. `HEAD`
+//!   is answered wherever `GET` is (axum's method routing), without a body, and costs 1.
 //!
 //! Where the pages are ambiguous, every plausible reading is offered ([`crate::Readings`], read
 //! once per request): how `custom_fields[cf_N]` matches, the `from_time` / `to_time` format,

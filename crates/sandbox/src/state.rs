@@ -197,7 +197,7 @@ impl Shared {
 }
 
 /// Builds the journal entry skeleton for a request: the path is the one the client sent
-/// ([`OriginalUri`], before `respond::normalize_path`), with its query string.
+/// ([`OriginalUri`], before `respond::with_clean_paths` tidies it), with its query string.
 pub(crate) fn entry_for<B>(server: Server, req: &Request<B>, cost: u32) -> JournalEntry {
     let uri = req
         .extensions()
