@@ -14,34 +14,34 @@
 //! - Bytes past a limit (25 MB a file, 50 MB a request) are read and counted but not kept: the
 //!   write is refused with a 400 naming the file anyway.
 
+use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
 use axum::extract::multipart::Field;
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::{Answer, DeskieState, MAX_FILE, MAX_REQUEST, bad};
-use crate::Server;
-use crate::server::{Shared, entry_for, json_response, proxy_error_page};
+use super::account::{Account, Upload};
+use super::app::App;
+use super::reply::{Answer, bad};
+use crate::respond::{json_response, proxy_error_page};
+use crate::state::Server;
+use crate::state::{Shared, entry_for, lock};
+
+/// `GET /files/{file}`: outside the API gate (see the module notes).
+pub(super) fn routes() -> Router<App> {
+    Router::new().route("/files/{file}", get(serve))
+}
+
+/// Page 001: "The maximum size of a single file is 25MB".
+pub(super) const MAX_FILE: u64 = 25 * 1024 * 1024;
+/// Page 001: "the total size of all files … should not exceed 50MB".
+pub(super) const MAX_REQUEST: u64 = 50 * 1024 * 1024;
 
 /// Page 001: links of messages older than this need the API's authentication.
 const FRESH: SignedDuration = SignedDuration::from_hours(30 * 24);
-
-/// One file of a multipart write.
-#[derive(Debug, Clone)]
-pub(super) struct Upload {
-    /// The part's file name.
-    pub name: String,
-    /// Its size in bytes (all of it, kept or not).
-    pub size: u64,
-    /// Lower-case hex SHA-256 of all its bytes.
-    pub sha256: String,
-    /// The part's content type (`application/octet-stream` when absent).
-    pub mime: String,
-    /// The bytes, when within the limits (empty otherwise: the write is refused anyway).
-    pub bytes: Bytes,
-}
 
 /// Reads one file part, chunk by chunk; `kept` is the running size of the request's files.
 pub(super) async fn read_upload(
@@ -94,19 +94,18 @@ pub(super) fn file_url(shared: &Shared, file_id: i64) -> String {
     format!("{}/files/{file_id}", shared.deskie_url)
 }
 
-/// Serves `GET /files/{file_id}` (see the module notes for auth, charging and journaling).
-pub(super) fn serve(shared: &Shared, req: &Request, authorized: bool) -> Response<Body> {
-    let mut journal = entry_for(Server::Deskie, req, 0);
+/// Serves `GET /files/{file_id}` (see the module notes for auth, charging and journaling): the
+/// latency and the journal entry (cost 0) are its own, not the API gate's.
+async fn serve(State(app): State<App>, Path(file): Path<String>, req: Request) -> Response<Body> {
+    let shared = &app.shared;
+    let mut journal = entry_for(Server::Deskie, &req, 0);
+    shared.delay().await;
+    let authorized = app.authorized(req.headers());
     let resp = if shared.faults().deskie_down {
         proxy_error_page(StatusCode::SERVICE_UNAVAILABLE)
     } else {
-        let id = req
-            .uri()
-            .path()
-            .strip_prefix("/files/")
-            .and_then(|s| s.parse::<i64>().ok());
-        let found = id.and_then(|id| {
-            let mut st = crate::server::lock(&shared.deskie);
+        let found = file.parse::<i64>().ok().and_then(|id| {
+            let mut st = lock(&app.account);
             find(&mut st, id)
         });
         match found {
@@ -135,7 +134,7 @@ pub(super) fn serve(shared: &Shared, req: &Request, authorized: bool) -> Respons
 }
 
 /// The message time, content type and bytes of a stored file that still exists.
-fn find(st: &mut DeskieState, file_id: i64) -> Option<(Timestamp, String, Bytes)> {
+fn find(st: &mut Account, file_id: i64) -> Option<(Timestamp, String, Bytes)> {
     let &(case_id, message_id) = st.file_index.get(&file_id)?;
     let case = st.case_mut(case_id)?;
     let message = case.messages.iter().find(|m| m.message_id == message_id)?;

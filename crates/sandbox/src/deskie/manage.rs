@@ -1,6 +1,6 @@
-//! Case and user management on the Deskie emulator: update a case (single and bulk), move cases
-//! to the trash or spam and restore them, delete them permanently (page 001), and delete
-//! (disable), block, restore and permanently delete users (page 000).
+//! Case management on the Deskie emulator (page 001): update a case (single and bulk), move cases
+//! to the trash or spam and restore them, delete them permanently. (User management is in
+//! `deskie/users.rs`.)
 //!
 //! Choices where the pages are silent (documented here, the importer must not rely on more):
 //! - Bulk forms (`/api/cases/[id],[id],….json`, ≤ 10 ids, page 001) answer
@@ -18,38 +18,91 @@
 //!   documents no default filter on them (its list items carry `deleted` and `spam`).
 //! - `reject_tickets` applies to every write on a case created from a listed ticket, trash,
 //!   restore and delete included.
-//! - A permanently deleted user disappears from the user list and snapshot; their cases stay
-//!   (page 000 does not say), and a later case with the same address creates a new user. A case
-//!   created for a blocked user is marked spam (page 000, "Block a user").
 
+use axum::Router;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::routing::put;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::{
-    Answer, Case, DeskieState, PRIORITIES, STATUSES, bad, case_json, check_enum, check_rejections,
-    get_int, get_str, int_list, not_found, user_json,
-};
+use super::account::{Account, Case};
+use super::app::App;
+use super::fields::{PRIORITIES, STATUSES, check_enum, get_int, get_str, int_list};
+use super::payload::{PerRequest, Written};
+use super::reply::{Answer, Reply, bad, case_ids, not_found, parse_ids};
+use super::rules::check_rejections;
+use super::shapes::case_json;
+use crate::config::Faults;
+use crate::state::lock;
 
-/// Page 001: "No more than 10 cases in one request" for every bulk form.
-pub(super) const MAX_BULK: usize = 10;
-
-/// The ids of a case path segment (`2000.json`, `2000,2001.json` or, without `.json`, `2000`):
-/// `None` when one of them is not an integer. Repeated ids count once, first place kept.
-pub(super) fn parse_ids(segment: &str) -> Option<Vec<i64>> {
-    let bare = segment.strip_suffix(".json").unwrap_or(segment);
-    let mut ids: Vec<i64> = Vec::new();
-    for part in bare.split(',') {
-        let id = part.trim().parse::<i64>().ok()?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    Some(ids)
+/// `PUT` / `DELETE /api/cases/{case}` (single or bulk) and the moves
+/// `PUT /api/cases/{case}/{trash,spam,restore}.json`.
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/cases/{case}", put(update).delete(delete))
+        .route("/api/cases/{case}/trash.json", put(trash))
+        .route("/api/cases/{case}/spam.json", put(spam))
+        .route("/api/cases/{case}/restore.json", put(restore))
 }
 
+async fn update(
+    State(app): State<App>,
+    per: PerRequest,
+    Path(segment): Path<String>,
+    Written(payload): Written,
+) -> Reply {
+    let ids = match case_ids(&segment) {
+        Ok(ids) => ids,
+        Err(a) => return Reply(a),
+    };
+    let mut st = lock(&app.account);
+    Reply(match ids.as_slice() {
+        [id] => update_case(&per.faults, &mut st, *id, &payload.value),
+        ids => update_cases(&per.faults, &mut st, ids, &payload.value),
+    })
+}
+
+async fn delete(State(app): State<App>, per: PerRequest, Path(segment): Path<String>) -> Reply {
+    let ids = match case_ids(&segment) {
+        Ok(ids) => ids,
+        Err(a) => return Reply(a),
+    };
+    let mut st = lock(&app.account);
+    Reply(delete_cases(&per.faults, &mut st, &ids))
+}
+
+async fn trash(app: State<App>, per: PerRequest, segment: Path<String>) -> Reply {
+    move_to(app, per, segment, Move::Trash)
+}
+
+async fn spam(app: State<App>, per: PerRequest, segment: Path<String>) -> Reply {
+    move_to(app, per, segment, Move::Spam)
+}
+
+async fn restore(app: State<App>, per: PerRequest, segment: Path<String>) -> Reply {
+    move_to(app, per, segment, Move::Restore)
+}
+
+/// The ids of a move's segment (`.json` optional there) and the move.
+fn move_to(
+    State(app): State<App>,
+    per: PerRequest,
+    Path(segment): Path<String>,
+    to: Move,
+) -> Reply {
+    let Some(ids) = parse_ids(&segment) else {
+        return Reply(not_found("case"));
+    };
+    let mut st = lock(&app.account);
+    Reply(move_cases(&per.faults, &mut st, &ids, to))
+}
+
+/// Page 001: "No more than 10 cases in one request" for every bulk form.
+const MAX_BULK: usize = 10;
+
 /// Refuses a bulk request over the page's limit of 10 cases.
-pub(super) fn check_bulk(ids: &[i64]) -> Result<(), Answer> {
+fn check_bulk(ids: &[i64]) -> Result<(), Answer> {
     if ids.len() > MAX_BULK {
         return Err(bad(
             "case_id",
@@ -129,12 +182,7 @@ fn case_fields(payload: &Value) -> Result<&Map<String, Value>, Answer> {
 }
 
 /// `PUT /api/cases/[id].json`: answers the updated case.
-pub(super) fn update_case(
-    faults: &crate::Faults,
-    st: &mut DeskieState,
-    id: i64,
-    payload: &Value,
-) -> Answer {
+fn update_case(faults: &Faults, st: &mut Account, id: i64, payload: &Value) -> Answer {
     let c = match case_fields(payload) {
         Ok(c) => c,
         Err(a) => return a,
@@ -159,12 +207,7 @@ pub(super) fn update_case(
 
 /// `PUT /api/cases/[id],[id],….json` (page 001, "Update a case/cases"): the same update on up
 /// to 10 cases, answered `{"case_success_id": [ids updated]}`.
-pub(super) fn update_cases(
-    faults: &crate::Faults,
-    st: &mut DeskieState,
-    ids: &[i64],
-    payload: &Value,
-) -> Answer {
+fn update_cases(faults: &Faults, st: &mut Account, ids: &[i64], payload: &Value) -> Answer {
     if let Err(a) = check_bulk(ids) {
         return a;
     }
@@ -198,7 +241,7 @@ pub(super) fn update_cases(
 
 /// Where a case is moved by `trash.json`, `spam.json` and `restore.json` (page 001).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Move {
+enum Move {
     /// To the trash (`deleted: true`).
     Trash,
     /// To the spam filter (`spam: true`).
@@ -209,12 +252,7 @@ pub(super) enum Move {
 
 /// `PUT /api/cases/[id]/{trash,spam,restore}.json`, single (answers the case) or bulk (answers
 /// `case_success_id`).
-pub(super) fn move_cases(
-    faults: &crate::Faults,
-    st: &mut DeskieState,
-    ids: &[i64],
-    to: Move,
-) -> Answer {
+fn move_cases(faults: &Faults, st: &mut Account, ids: &[i64], to: Move) -> Answer {
     if let Err(a) = check_bulk(ids) {
         return a;
     }
@@ -252,7 +290,7 @@ pub(super) fn move_cases(
 }
 
 /// `DELETE /api/cases/[id].json` and its bulk form: the cases are gone for good.
-pub(super) fn delete_cases(faults: &crate::Faults, st: &mut DeskieState, ids: &[i64]) -> Answer {
+fn delete_cases(faults: &Faults, st: &mut Account, ids: &[i64]) -> Answer {
     if let Err(a) = check_bulk(ids) {
         return a;
     }
@@ -275,43 +313,4 @@ pub(super) fn delete_cases(faults: &crate::Faults, st: &mut DeskieState, ids: &[
         ([_], None) if !found => not_found("case"),
         (_, refused) => (StatusCode::OK, json!({}), refused.map(|_| "rejected")),
     }
-}
-
-/// What a user action does (page 000).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum UserAction {
-    /// `PUT disable.json`, "Delete a user": moved to the "Deleted" list, restorable.
-    Disable,
-    /// `PUT block.json`: `active: false`; their new cases are marked spam.
-    Block,
-    /// `PUT restore.json`: unblocked and undeleted.
-    Restore,
-}
-
-/// `PUT /api/users/[id]/{disable,block,restore}.json`: answers the user.
-pub(super) fn act_on_user(st: &mut DeskieState, id: i64, action: UserAction) -> Answer {
-    let Some(user) = st.user_mut(id) else {
-        return not_found("user");
-    };
-    match action {
-        UserAction::Disable => user.deleted = true,
-        UserAction::Block => user.active = false,
-        UserAction::Restore => {
-            user.deleted = false;
-            user.active = true;
-        }
-    }
-    user.updated_at = Timestamp::now();
-    (StatusCode::OK, json!({"user": user_json(user)}), None)
-}
-
-/// `DELETE /api/users/[id].json`: the user is gone for good (their cases stay).
-pub(super) fn delete_user(st: &mut DeskieState, id: i64) -> Answer {
-    let Some(user) = st.user_mut(id) else {
-        return not_found("user");
-    };
-    user.purged = true;
-    st.users_by_key
-        .retain(|_, &mut i| i64::try_from(i).is_ok_and(|i| super::FIRST_USER_ID + i != id));
-    (StatusCode::OK, json!({}), None)
 }
