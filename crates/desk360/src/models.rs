@@ -15,7 +15,8 @@ use model::AttachmentKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{Desk360Error, excerpt};
+use crate::error::Desk360Error;
+use transport::excerpt;
 
 // ---------------------------------------------------------------------------------------------
 // Lenient field readers.

@@ -73,7 +73,7 @@ impl DeskieClient {
             })?;
         Ok(ids
             .iter()
-            .filter_map(crate::lenient::value_to_i64)
+            .filter_map(transport::lenient::int)
             .collect())
     }
 

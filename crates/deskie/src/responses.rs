@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::lenient;
+use transport::lenient;
 use crate::requests::{CasePriority, CaseStatus};
 use crate::time::parse_timestamp;
 
@@ -97,7 +97,7 @@ impl Case {
     pub fn custom_field_text(&self, field: &str) -> Option<String> {
         self.custom_fields
             .get(field)
-            .and_then(lenient::value_to_string)
+            .and_then(lenient::scalar_text)
     }
 }
 
@@ -291,7 +291,7 @@ impl<T: DeserializeOwned, W: Wrapper> Numbered<T, W> {
                         indexed.push((index, item));
                     } else if key == "total_count" {
                         total_count =
-                            lenient::value_to_i64(&item).and_then(|n| u64::try_from(n).ok());
+                            lenient::int(&item).and_then(|n| u64::try_from(n).ok());
                     }
                 }
             }
