@@ -545,7 +545,7 @@ async fn print_failures(engine: &Engine, failed: u64, config: Option<&Path>) {
                 Some(x) => format!(
                     "{} {}{}: {}",
                     x.record.stage,
-                    x.record.step.split(':').next().unwrap_or(""),
+                    x.record.step.kind(),
                     x.record
                         .code
                         .as_ref()

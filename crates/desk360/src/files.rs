@@ -26,8 +26,8 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use throttle::{Limiter, Observed, Outcome};
-use transport::Safety;
 use tracing::debug;
+use transport::Safety;
 use url::Url;
 
 use crate::{Desk360Client, Desk360Error, Result, headers};
@@ -99,7 +99,12 @@ impl Desk360Client {
             let (generation, token) = slot.get();
             let token_ref = &token;
             let result = transport::call(limiter, &transport.retry, 1, &what, move || {
-                self.download_attempt(parsed_ref, api_host.then_some(token_ref), name_ref, what_ref)
+                self.download_attempt(
+                    parsed_ref,
+                    api_host.then_some(token_ref),
+                    name_ref,
+                    what_ref,
+                )
             })
             .await;
             match result {
@@ -169,7 +174,10 @@ impl Desk360Client {
             Ok(response) => response,
             Err(e) => {
                 let detail = transport::describe(&e);
-                return (None, transport::unanswered(&e, detail, Safety::Idempotent, what));
+                return (
+                    None,
+                    transport::unanswered(&e, detail, Safety::Idempotent, what),
+                );
             }
         };
         let status = response.status();

@@ -30,8 +30,8 @@ use reqwest::header::{ACCEPT, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use throttle::{Limiter, Observed, Outcome, RetryPolicy};
-use transport::{Answer, Safety};
 use tracing::{debug, warn};
+use transport::{Answer, Safety};
 use url::Url;
 
 pub use config::{Auth, Desk360Config};

@@ -35,10 +35,12 @@ fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Str
 }
 
 fn required_id(o: &Map<String, Value>, what: &str) -> Result<i64, String> {
-    o.get("id").and_then(lenient::int).ok_or_else(|| match o.get("id") {
-        None => format!("{what} has no id"),
-        Some(v) => format!("{what} has an unusable id {v}"),
-    })
+    o.get("id")
+        .and_then(lenient::int)
+        .ok_or_else(|| match o.get("id") {
+            None => format!("{what} has no id"),
+            Some(v) => format!("{what} has an unusable id {v}"),
+        })
 }
 
 /// Reads one object named `what` (`ticket`, `message`…): an object with a usable id, whose
@@ -80,7 +82,11 @@ fn title_entry<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Erro
 
 /// A ticket's phone, as `phone` or `phone_number`.
 fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(first_text(&Rest::deserialize(d)?, &["phone", "phone_number"], true))
+    Ok(first_text(
+        &Rest::deserialize(d)?,
+        &["phone", "phone_number"],
+        true,
+    ))
 }
 
 fn phone_entry<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

@@ -371,10 +371,7 @@ impl DeskieClient {
                 what: format!("PUT {path}"),
                 detail: "the bulk update answer has no case_success_id".into(),
             })?;
-        Ok(ids
-            .iter()
-            .filter_map(transport::lenient::int)
-            .collect())
+        Ok(ids.iter().filter_map(transport::lenient::int).collect())
     }
 
     /// Reads one page of a case's messages (`GET cases/{id}/messages.json`, cost 1).
@@ -643,7 +640,11 @@ impl DeskieClient {
                         status, "write failed on the server side; its outcome is unknown"
                     );
                 }
-                safety.after_sending(what, Some(status), format!("HTTP {status}: {}", message(&text)))
+                safety.after_sending(
+                    what,
+                    Some(status),
+                    format!("HTTP {status}: {}", message(&text)),
+                )
             }
             Answer::Refused => Outcome::Fatal(DeskieError::Rejected {
                 what: what_s,

@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use transport::lenient;
 use crate::requests::{CasePriority, CaseStatus};
 use crate::time::parse_timestamp;
+use transport::lenient;
 
 /// A case as Deskie returns it from create, view, update and list.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -95,9 +95,7 @@ impl Case {
 
     /// A custom field's value as text (numbers printed), for exact-match checks.
     pub fn custom_field_text(&self, field: &str) -> Option<String> {
-        self.custom_fields
-            .get(field)
-            .and_then(lenient::scalar_text)
+        self.custom_fields.get(field).and_then(lenient::scalar_text)
     }
 }
 
@@ -290,8 +288,7 @@ impl<T: DeserializeOwned, W: Wrapper> Numbered<T, W> {
                     if let Ok(index) = key.trim().parse::<u64>() {
                         indexed.push((index, item));
                     } else if key == "total_count" {
-                        total_count =
-                            lenient::int(&item).and_then(|n| u64::try_from(n).ok());
+                        total_count = lenient::int(&item).and_then(|n| u64::try_from(n).ok());
                     }
                 }
             }

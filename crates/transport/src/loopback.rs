@@ -49,7 +49,11 @@ mod tests {
         ] {
             assert!(is_loopback(&url(s)), "{s}");
         }
-        for s in ["http://10.0.0.1", "https://api.desk360.com", "http://localhost.evil.com"] {
+        for s in [
+            "http://10.0.0.1",
+            "https://api.desk360.com",
+            "http://localhost.evil.com",
+        ] {
             assert!(!is_loopback(&url(s)), "{s}");
         }
         assert!(!is_loopback(&url("mailto:a@b.c")));
@@ -58,13 +62,19 @@ mod tests {
     #[test]
     fn same_origin_counts_loopback_aliases() {
         let base = url("http://127.0.0.1:9000/desk360");
-        assert!(same_origin(&url("http://127.0.0.1:9000/v1/x?page=2"), &base));
+        assert!(same_origin(
+            &url("http://127.0.0.1:9000/v1/x?page=2"),
+            &base
+        ));
         assert!(same_origin(&url("http://localhost:9000/v1/x"), &base));
         assert!(same_origin(&url("http://[::1]:9000/"), &base));
         assert!(!same_origin(&url("http://localhost:9001/"), &base));
         assert!(!same_origin(&url("https://localhost:9000/"), &base));
         let real = url("https://api.desk360.com");
         assert!(same_origin(&url("https://api.desk360.com:443/v1"), &real));
-        assert!(!same_origin(&url("https://desk-360.s3.amazonaws.com/f"), &real));
+        assert!(!same_origin(
+            &url("https://desk-360.s3.amazonaws.com/f"),
+            &real
+        ));
     }
 }
