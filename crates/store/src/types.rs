@@ -371,9 +371,9 @@ impl From<IntentStep> for FailureStep {
 }
 
 impl PartialEq<str> for FailureStep {
-    /// Compares the stored text.
+    /// Compares with a stored text, read as a step.
     fn eq(&self, other: &str) -> bool {
-        self.to_string() == other
+        matches!(other.parse::<Self>(), Ok(step) if step == *self)
     }
 }
 
