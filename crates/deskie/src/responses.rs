@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::requests::{CasePriority, CaseStatus};
 use crate::time::parse_timestamp;
-use transport::lenient;
+use transport::lenient::{self, kind_of};
 
 /// A case as Deskie returns it from create, view, update and list.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -345,17 +345,6 @@ pub(crate) fn parse_entity<T: DeserializeOwned>(value: Value, keys: &[&str]) -> 
         }
     }
     serde_json::from_value(value).map_err(|e| e.to_string())
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl fmt::Display for Case {

@@ -214,19 +214,24 @@ mod tests {
 
     #[test]
     fn statuses_are_read() {
-        assert_eq!(Answer::of(200), Answer::Success);
-        assert_eq!(Answer::of(204), Answer::Success);
-        assert_eq!(Answer::of(302), Answer::Redirect);
-        assert_eq!(Answer::of(401), Answer::Unauthorized);
-        assert_eq!(Answer::of(403), Answer::Forbidden);
-        assert_eq!(Answer::of(404), Answer::NotFound);
-        assert_eq!(Answer::of(429), Answer::RateLimited);
-        assert_eq!(Answer::of(408), Answer::NoAnswer);
-        assert_eq!(Answer::of(500), Answer::NoAnswer);
-        assert_eq!(Answer::of(503), Answer::NoAnswer);
-        assert_eq!(Answer::of(400), Answer::Refused);
-        assert_eq!(Answer::of(422), Answer::Refused);
-        assert_eq!(Answer::of(101), Answer::Refused);
+        let expected = [
+            (200, Answer::Success),
+            (204, Answer::Success),
+            (302, Answer::Redirect),
+            (401, Answer::Unauthorized),
+            (403, Answer::Forbidden),
+            (404, Answer::NotFound),
+            (429, Answer::RateLimited),
+            (408, Answer::NoAnswer),
+            (500, Answer::NoAnswer),
+            (503, Answer::NoAnswer),
+            (400, Answer::Refused),
+            (422, Answer::Refused),
+            (101, Answer::Refused),
+        ];
+        for (status, answer) in expected {
+            assert_eq!(Answer::of(status), answer, "{status}");
+        }
     }
 
     #[test]
