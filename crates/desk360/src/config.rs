@@ -4,12 +4,11 @@
 //! checked before any request: a token must never travel over plain HTTP to a real host.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use secrecy::SecretString;
 use throttle::RetryPolicy;
-use url::{Host, Url};
+use url::Url;
 
 use crate::error::Desk360Error;
 
@@ -48,8 +47,9 @@ pub struct Desk360Config {
     pub base_url: Url,
     /// Credentials.
     pub auth: Auth,
-    /// Whole-request timeout; the connect timeout is derived from it (at most 10 s), so a dead
-    /// host is noticed quickly while a slow page still has the full time.
+    /// Whole-request timeout; the connect timeout is derived from it (at most 10 s, see
+    /// [`transport::http_client`]), so a dead host is noticed quickly while a slow page still
+    /// has the full time.
     pub timeout: Duration,
     /// Bounds for retrying transient failures and 429s.
     pub retry: RetryPolicy,
@@ -65,11 +65,6 @@ impl Desk360Config {
             retry: RetryPolicy::default(),
         }
     }
-
-    /// The connect timeout used with [`Desk360Config::timeout`].
-    pub fn connect_timeout(&self) -> Duration {
-        self.timeout.min(Duration::from_secs(10))
-    }
 }
 
 impl fmt::Debug for Desk360Config {
@@ -80,16 +75,6 @@ impl fmt::Debug for Desk360Config {
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .finish()
-    }
-}
-
-/// Whether `url` points at this machine, where plain HTTP cannot be sniffed on the network.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback() || ip == Ipv4Addr::LOCALHOST,
-        Some(Host::Ipv6(ip)) => ip.is_loopback() || ip == Ipv6Addr::LOCALHOST,
-        None => false,
     }
 }
 
@@ -104,7 +89,7 @@ pub(crate) fn normalize_base_url(url: &Url) -> Result<String, Desk360Error> {
     }
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(url) => {}
+        "http" if transport::is_loopback(url) => {}
         "http" => {
             return Err(config(format!(
                 "source base_url {url} uses plain http:// to a non-loopback host; the API token \

@@ -1,4 +1,5 @@
-//! The Desk360 client's errors, each saying how the engine should handle it ([`ErrorClass`]).
+//! The Desk360 client's errors, each saying how the engine should handle it ([`ErrorClass`],
+//! shared with the Deskie client through the `transport` crate).
 //!
 //! Messages keep the API's own error `code` and `message` (so a report tells the user what
 //! Desk360 said) and never contain a credential: tokens travel only in a request header, and the
@@ -6,25 +7,7 @@
 
 use std::time::Duration;
 
-/// What the engine should do about an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// The rate limit held through every allowed retry: slow down and try the item later.
-    RateLimited,
-    /// A 5xx, timeout or connection failure that outlived the retries: try the item later.
-    Transient,
-    /// Desk360 answered, and the answer will not change on retry (404, 400, unreadable body):
-    /// record the item as failed with the reason and go on.
-    Permanent,
-    /// A write was sent but its outcome is unknown: read before writing again.
-    Ambiguous,
-    /// The run cannot go on (bad configuration, refused credentials, a link to a foreign host,
-    /// a rate-limit wait longer than the limiter's maximum — the message says when to resume).
-    Fatal,
-    /// The run is stopping (Ctrl-C) and this request was never sent: record nothing, stop
-    /// quietly; the item is simply still to do.
-    Cancelled,
-}
+pub use transport::ErrorClass;
 
 /// Everything that can go wrong talking to Desk360.
 #[derive(Debug, thiserror::Error)]
@@ -198,25 +181,6 @@ impl Desk360Error {
         }
     }
 
-    /// Maps the limiter's refusal to wait for the request `what`.
-    pub(crate) fn from_wait(error: throttle::ThrottleError, what: &str) -> Self {
-        let what = what.to_owned();
-        match error {
-            throttle::ThrottleError::Cancelled { .. } => Desk360Error::Cancelled { what },
-            throttle::ThrottleError::WaitTooLong {
-                wait,
-                resume_at,
-                max_wait,
-                ..
-            } => Desk360Error::WaitTooLong {
-                what,
-                wait,
-                resume_at,
-                max_wait,
-            },
-        }
-    }
-
     /// When the rate-limit budget returns, for [`Desk360Error::WaitTooLong`]: the time the
     /// user should start the run again.
     pub fn resume_at(&self) -> Option<jiff::Timestamp> {
@@ -249,11 +213,47 @@ impl Desk360Error {
     }
 }
 
-/// The first `max` characters of `body`, cut on a character boundary.
-pub(crate) fn excerpt(body: &str, max: usize) -> String {
-    match body.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &body[..i]),
-        None => body.to_owned(),
+impl transport::VendorError for Desk360Error {
+    fn cancelled(what: &str) -> Self {
+        Desk360Error::Cancelled {
+            what: what.to_owned(),
+        }
+    }
+
+    fn wait_too_long(
+        what: &str,
+        wait: Duration,
+        resume_at: jiff::Timestamp,
+        max_wait: Duration,
+    ) -> Self {
+        Desk360Error::WaitTooLong {
+            what: what.to_owned(),
+            wait,
+            resume_at,
+            max_wait,
+        }
+    }
+
+    fn transient(what: &str, status: Option<u16>, detail: String) -> Self {
+        Desk360Error::Transient {
+            what: what.to_owned(),
+            status,
+            detail,
+        }
+    }
+
+    fn ambiguous(what: &str, status: Option<u16>, detail: String) -> Self {
+        Desk360Error::Ambiguous {
+            what: what.to_owned(),
+            detail: match status {
+                Some(status) => format!("HTTP {status}: {detail}"),
+                None => detail,
+            },
+        }
+    }
+
+    fn config(reason: String) -> Self {
+        Desk360Error::Config { reason }
     }
 }
 
@@ -289,7 +289,7 @@ pub(crate) fn parse_error_body(body: &str, status: u16) -> (Option<String>, Stri
     if trimmed.is_empty() {
         (None, format!("HTTP {status} with an empty body"))
     } else {
-        (None, excerpt(trimmed, 200))
+        (None, transport::excerpt(trimmed, 200))
     }
 }
 
@@ -320,14 +320,6 @@ mod tests {
             (None, "<html>Bad Gateway</html>".to_owned())
         );
         assert_eq!(parse_error_body("", 500).1, "HTTP 500 with an empty body");
-    }
-
-    #[test]
-    fn excerpt_cuts_on_char_boundary() {
-        let s = "é".repeat(300);
-        let e = excerpt(&s, 200);
-        assert_eq!(e.chars().count(), 201);
-        assert_eq!(excerpt("short", 200), "short");
     }
 
     #[test]

@@ -27,9 +27,10 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use throttle::{Limiter, Observed, Outcome};
 use tracing::debug;
+use transport::Safety;
 use url::Url;
 
-use crate::{Desk360Client, Desk360Error, Result, chain, config, headers, transport_failure};
+use crate::{Desk360Client, Desk360Error, Result, headers};
 
 /// Bound on one download (connect, head and the whole body): a 25 MB file on a slow link needs
 /// more than the API's ordinary request timeout.
@@ -61,12 +62,9 @@ impl Desk360Client {
     /// Whether `url` is on the Desk360 API host, i.e. whether a request to it may carry the
     /// token (and is charged to the Desk360 limiter).
     pub fn is_api_host(&self, url: &Url) -> bool {
-        let base = &self.inner.base;
-        let same_loopback = config::is_loopback(url)
-            && config::is_loopback(base)
-            && url.scheme() == base.scheme()
-            && url.port_or_known_default() == base.port_or_known_default();
-        url.origin() == base.origin() || same_loopback
+        // Loopback aliases (127.0.0.1, ::1, localhost) are the same machine: the sandbox may
+        // write its links with another spelling than the configuration.
+        transport::same_origin(url, &self.inner.base)
     }
 
     /// Starts downloading the attachment `name` at `url`: on the API host with the token under
@@ -100,7 +98,7 @@ impl Desk360Client {
             // The token in force: a renewal by another request is picked up.
             let (generation, token) = slot.get();
             let token_ref = &token;
-            let result = throttle::call(limiter, &transport.retry, 1, move || {
+            let result = transport::call(limiter, &transport.retry, 1, &what, move || {
                 self.download_attempt(
                     parsed_ref,
                     api_host.then_some(token_ref),
@@ -108,11 +106,7 @@ impl Desk360Client {
                     what_ref,
                 )
             })
-            .await
-            .map_err(|e| match e {
-                throttle::CallError::Request(e) => e,
-                throttle::CallError::Wait(e) => Desk360Error::from_wait(e, &what),
-            });
+            .await;
             match result {
                 // The API host refused the token (it expired during a long run): a token from a
                 // login is renewed like for any other request, then the file is asked again. A
@@ -149,7 +143,7 @@ impl Desk360Client {
             chunk.map_err(|e| Desk360Error::Transient {
                 what: body_what.clone(),
                 status: None,
-                detail: format!("the download broke off: {}", chain(&e)),
+                detail: format!("the download broke off: {}", transport::describe(&e)),
             })
         });
         Ok(Download {
@@ -179,15 +173,11 @@ impl Desk360Client {
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
-                let outcome = match transport_failure(&e, crate::Safety::Idempotent, what) {
-                    Outcome::Retryable(e) => Outcome::Retryable(e),
-                    Outcome::Fatal(e) => Outcome::Fatal(e),
-                    Outcome::RateLimited(e) => Outcome::RateLimited(e),
-                    Outcome::Done(_) => Outcome::Fatal(Desk360Error::Config {
-                        reason: format!("{what}: no response"),
-                    }),
-                };
-                return (None, outcome);
+                let detail = transport::describe(&e);
+                return (
+                    None,
+                    transport::unanswered(&e, detail, Safety::Idempotent, what),
+                );
             }
         };
         let status = response.status();
@@ -212,7 +202,7 @@ impl Desk360Client {
             return (observed, Outcome::Done(response));
         }
         let body = response.text().await.unwrap_or_default();
-        let excerpt = crate::error::excerpt(&body, 200);
+        let excerpt = transport::excerpt(&body, 200);
         let outcome = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::GONE => {
                 Outcome::Fatal(Desk360Error::FileDenied {

@@ -25,12 +25,13 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
+use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap};
-use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use throttle::{Limiter, Observed, Outcome, RetryPolicy};
 use tracing::{debug, warn};
+use transport::{Answer, Safety};
 use url::Url;
 
 pub use config::{Auth, Desk360Config};
@@ -48,22 +49,6 @@ pub type Result<T, E = Desk360Error> = std::result::Result<T, E>;
 /// Longest chain of list pages followed for reference lists (agents, types, reasons, products);
 /// a server whose `next` links never end must not keep a run busy forever.
 const MAX_REFERENCE_PAGES: usize = 1_000;
-
-/// Whether a request may be repeated after it reached the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Safety {
-    /// Repeating it changes nothing on the server: retry after 5xx, timeouts, resets.
-    Idempotent,
-    /// It may change something: retry only when it provably never left (connect error);
-    /// anything after sending is [`Desk360Error::Ambiguous`]. The importer only reads Desk360
-    /// (the login is idempotent), so no endpoint uses this yet; the rule is kept and tested so
-    /// that a write added later cannot be retried blindly.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "no Desk360 write endpoint is used yet")
-    )]
-    Write,
-}
 
 /// One response, read completely.
 #[derive(Debug)]
@@ -148,37 +133,11 @@ impl fmt::Debug for Desk360Client {
     }
 }
 
-/// The error with its sources, so "error sending request" says why.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s
-}
-
 impl Transport {
     fn new(config: &Desk360Config, limiter: Limiter) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout())
-            // Never follow a redirect: it could carry the bearer token to another host. A 3xx
-            // is reported as a rejection instead.
-            .redirect(reqwest::redirect::Policy::none())
-            // Every attempt must pass the limiter and be counted; reqwest's own retries of
-            // protocol-level refusals would bypass it.
-            .retry(reqwest::retry::never())
-            .user_agent(concat!("deskie-import/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Desk360Error::Config {
-                reason: format!("cannot build the HTTP client: {}", chain(&e)),
-            })?;
+        let http = transport::http_client(config.timeout).map_err(|e| Desk360Error::Config {
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             http,
             limiter,
@@ -197,17 +156,14 @@ impl Transport {
         what: &str,
     ) -> Result<Reply> {
         let method = &method;
-        throttle::call(&self.limiter, &self.retry, 1, move || {
+        transport::call(&self.limiter, &self.retry, 1, what, move || {
             self.attempt(method, url, token, body, safety, what)
         })
         .await
-        .map_err(|e| match e {
-            throttle::CallError::Request(e) => e,
-            throttle::CallError::Wait(e) => Desk360Error::from_wait(e, what),
-        })
     }
 
-    /// One attempt, classified for [`throttle::call`].
+    /// One attempt, classified for [`throttle::call`] by the shared rules
+    /// ([`transport::Answer`], [`Safety::after_sending`]).
     async fn attempt(
         &self,
         method: &Method,
@@ -229,135 +185,65 @@ impl Transport {
         }
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return (None, transport_failure(&e, safety, what)),
-        };
-        let status = response.status();
-        let headers = response.headers().clone();
-        let info = headers::rate_info(&headers);
-        let observed = Some(Observed {
-            status: status.as_u16(),
-            info,
-        });
-        let body = match response.text().await {
-            Ok(body) => body,
             Err(e) => {
-                let detail = format!("reading the HTTP {status} body failed: {}", chain(&e));
-                let outcome = match safety {
-                    Safety::Idempotent if status.is_success() || status.is_server_error() => {
-                        Outcome::Retryable(Desk360Error::Transient {
-                            what: what.to_owned(),
-                            status: Some(status.as_u16()),
-                            detail,
-                        })
-                    }
-                    Safety::Write if status.is_success() || status.is_server_error() => {
-                        Outcome::Fatal(Desk360Error::Ambiguous {
-                            what: what.to_owned(),
-                            detail,
-                        })
-                    }
-                    // A refusal whose body got lost is still a refusal.
-                    _ => Outcome::Fatal(classify_status(status, "", what, safety, &info)),
-                };
-                return (observed, outcome);
+                let outcome = transport::unanswered(&e, transport::describe(&e), safety, what);
+                return (None, outcome);
             }
         };
-        debug!(%method, path = url.path(), status = status.as_u16(), what, "desk360 response");
-        if status.is_success() {
-            return (observed, Outcome::Done(Reply { headers, body }));
-        }
-        let error = classify_status(status, &body, what, safety, &info);
-        let outcome = if status == StatusCode::TOO_MANY_REQUESTS {
-            Outcome::RateLimited(error)
-        } else if status.is_server_error() && safety == Safety::Idempotent {
-            warn!(%method, path = url.path(), status = status.as_u16(), what, "desk360 server error; retrying if allowed");
-            Outcome::Retryable(error)
-        } else {
-            Outcome::Fatal(error)
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let info = headers::rate_info(&headers);
+        let observed = Some(Observed { status, info });
+        let answer = Answer::of(status);
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(e) if matches!(answer, Answer::Success | Answer::NoAnswer) => {
+                let detail = format!("the body was lost: {}", transport::describe(&e));
+                return (observed, safety.after_sending(what, Some(status), detail));
+            }
+            // A refusal whose body got lost is still a refusal.
+            Err(_) => String::new(),
+        };
+        debug!(%method, path = url.path(), status, what, "desk360 response");
+        let outcome = match answer {
+            Answer::Success => Outcome::Done(Reply { headers, body }),
+            Answer::RateLimited => Outcome::RateLimited(Desk360Error::RateLimited {
+                what: what.to_owned(),
+                retry_after: info.retry_after.or(info.reset_after),
+            }),
+            Answer::NoAnswer => {
+                warn!(%method, path = url.path(), status, what, "desk360 server error; retrying if allowed");
+                let (api_code, message) = error::parse_error_body(&body, status);
+                let detail = match api_code {
+                    Some(c) => format!("{c}: {message}"),
+                    None => message,
+                };
+                safety.after_sending(what, Some(status), detail)
+            }
+            refusal => Outcome::Fatal(refused(refusal, status, &body, what)),
         };
         (observed, outcome)
     }
 }
 
-/// A request that got no response at all.
-fn transport_failure(
-    e: &reqwest::Error,
-    safety: Safety,
-    what: &str,
-) -> Outcome<Reply, Desk360Error> {
-    let detail = if e.is_timeout() {
-        format!("timed out: {}", chain(e))
-    } else {
-        chain(e)
-    };
-    if e.is_builder() {
-        return Outcome::Fatal(Desk360Error::Config {
-            reason: format!("{what}: cannot build the request: {detail}"),
-        });
-    }
-    if e.is_connect() || safety == Safety::Idempotent {
-        // A connect error means nothing was sent: even a write is safe to repeat.
-        warn!(what, error = %detail, "desk360 request failed before an answer; retrying if allowed");
-        return Outcome::Retryable(Desk360Error::Transient {
-            what: what.to_owned(),
-            status: None,
-            detail,
-        });
-    }
-    Outcome::Fatal(Desk360Error::Ambiguous {
-        what: what.to_owned(),
-        detail,
-    })
-}
-
-/// The typed error for a non-2xx answer.
-fn classify_status(
-    status: StatusCode,
-    body: &str,
-    what: &str,
-    safety: Safety,
-    info: &throttle::RateInfo,
-) -> Desk360Error {
+/// The typed error for an answer that refuses the request (a 401, 403, 404, a redirect, any
+/// other 4xx), with Desk360's own code and message.
+fn refused(answer: Answer, status: u16, body: &str, what: &str) -> Desk360Error {
     let what = what.to_owned();
-    let code = status.as_u16();
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Desk360Error::RateLimited {
+    let (code, message) = error::parse_error_body(body, status);
+    match answer {
+        Answer::Unauthorized => Desk360Error::Unauthorized { code, message },
+        Answer::NotFound => Desk360Error::NotFound {
             what,
-            retry_after: info.retry_after.or(info.reset_after),
-        };
-    }
-    let (api_code, message) = error::parse_error_body(body, code);
-    if status.is_server_error() {
-        let detail = match &api_code {
-            Some(c) => format!("{c}: {message}"),
-            None => message,
-        };
-        return match safety {
-            Safety::Idempotent => Desk360Error::Transient {
-                what,
-                status: Some(code),
-                detail,
-            },
-            Safety::Write => Desk360Error::Ambiguous {
-                what,
-                detail: format!("HTTP {code}: {detail}"),
-            },
-        };
-    }
-    match status {
-        StatusCode::UNAUTHORIZED => Desk360Error::Unauthorized {
-            code: api_code,
+            code,
             message,
         },
-        StatusCode::NOT_FOUND => Desk360Error::NotFound {
-            what,
-            code: api_code,
-            message,
-        },
+        // 403 (a refusal, not the credentials: page 004 uses it for disabled password access,
+        // handled by the login), a redirect (never followed), 400, 405, 422…
         _ => Desk360Error::Rejected {
             what,
-            status: code,
-            code: api_code,
+            status,
+            code,
             message,
         },
     }
@@ -484,14 +370,7 @@ impl Desk360Client {
             url: url.to_owned(),
             reason: format!("not an absolute URL: {e}"),
         })?;
-        let base = &self.inner.base;
-        // Loopback aliases (127.0.0.1, ::1, localhost) are the same machine: the sandbox may
-        // write its links with another spelling than the configuration.
-        let same_loopback = config::is_loopback(&parsed)
-            && config::is_loopback(base)
-            && parsed.scheme() == base.scheme()
-            && parsed.port_or_known_default() == base.port_or_known_default();
-        if parsed.origin() != base.origin() && !same_loopback {
+        if !self.is_api_host(&parsed) {
             return Err(Desk360Error::UnexpectedUrl {
                 what: what.to_owned(),
                 url: url.to_owned(),
@@ -562,7 +441,7 @@ impl Desk360Client {
         let value = serde_json::from_str(&reply.body).map_err(|e| Desk360Error::Malformed {
             what: what.to_owned(),
             detail: format!("not valid JSON: {e}"),
-            excerpt: error::excerpt(&reply.body, 200),
+            excerpt: transport::excerpt(&reply.body, 200),
         })?;
         Ok((value, reply))
     }
@@ -612,7 +491,7 @@ impl Desk360Client {
             let items = models::list_items(value).map_err(|detail| Desk360Error::Malformed {
                 what: what.to_owned(),
                 detail,
-                excerpt: error::excerpt(&reply.body, 200),
+                excerpt: transport::excerpt(&reply.body, 200),
             })?;
             let (items, invalid) = models::read_list(items, &read);
             for entry in &invalid {
@@ -660,7 +539,7 @@ impl Desk360Client {
         AgentInfo::from_value(&value).map_err(|detail| Desk360Error::Malformed {
             what: what.to_owned(),
             detail,
-            excerpt: error::excerpt(&value.to_string(), 200),
+            excerpt: transport::excerpt(&value.to_string(), 200),
         })
     }
 
@@ -708,7 +587,7 @@ impl Desk360Client {
         let items = models::list_items(value).map_err(|detail| Desk360Error::Malformed {
             what: what.clone(),
             detail,
-            excerpt: error::excerpt(&reply.body, 200),
+            excerpt: transport::excerpt(&reply.body, 200),
         })?;
         let (tickets, invalid) = models::read_list(items, TicketSummary::from_value);
         for entry in &invalid {
@@ -733,7 +612,7 @@ impl Desk360Client {
             return Err(Desk360Error::Malformed {
                 what,
                 detail: format!("the body is ticket {} instead", detail.id),
-                excerpt: error::excerpt(&reply.body, 200),
+                excerpt: transport::excerpt(&reply.body, 200),
             });
         }
         Ok(detail)

@@ -1,101 +1,138 @@
-//! What Desk360 sends, read leniently.
+//! What Desk360 sends, read leniently with serde derive.
 //!
 //! The pages show nulls where values are expected, numbers that may arrive as strings, naive
 //! timestamps, `custom_fields` as `[]`, and attachments either grouped (`images`, `videos`,
-//! `files`, `others`) or as a plain array. A surprising field must not fail a whole page, so every
-//! type here is built from a `serde_json::Value` by hand: each field takes what it can and
-//! becomes `None` otherwise. Only what makes an object unusable is an error (no `id`, a message
-//! list that is not a list), and then the error names the object.
+//! `files`, `others`) or as a plain array. A surprising field must not fail a whole page, so
+//! every field is read with a `transport::lenient` helper: it takes what it can and becomes
+//! `None` otherwise. A field Desk360 sends under several names (a reason's `title` or `name`,
+//! an attachment's `url` or `path`…) is read from the object's remaining fields (`flatten`), the
+//! first name present winning. Only what makes an object unusable is an error (not an object, no
+//! `id`, a message list that is not a list), and then the error names the object: the
+//! `from_value` readers check that first, so their messages say "message has no id" rather than
+//! serde's wording.
 //!
-//! Every type also implements `Deserialize` through the same lenient path (and `Serialize` with
-//! Desk360's field names), so the engine can re-read a stored raw body with
-//! [`TicketDetail::from_json`] or `serde_json::from_str`.
+//! Every type also implements `Deserialize` (and `Serialize` with Desk360's field names), so the
+//! engine can re-read a stored raw body with [`TicketDetail::from_json`] or `serde_json`.
+
+use std::collections::BTreeMap;
 
 use model::AttachmentKind;
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+use transport::excerpt;
+use transport::lenient::{self, kind_of};
 
-use crate::error::{Desk360Error, excerpt};
+use crate::error::Desk360Error;
 
 // ---------------------------------------------------------------------------------------------
-// Lenient field readers.
-
-/// An integer from a number (integral floats too) or a numeric string.
-fn int(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        }),
-        Value::String(s) => {
-            let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                    .map(|f| f as i64)
-            })
-        }
-        _ => None,
-    }
-}
-
-/// A non-negative integer (sizes).
-fn uint(v: Option<&Value>) -> Option<u64> {
-    int(v).and_then(|i| u64::try_from(i).ok())
-}
-
-/// Text from a string; numbers and booleans as written; objects and arrays as JSON text (so
-/// nothing is lost); null and absent as `None`.
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// A boolean from `true`/`false`, `0`/`1`, or those as strings.
-fn boolean(v: Option<&Value>) -> Option<bool> {
-    match v? {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => n.as_i64().map(|i| i != 0),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Some(true),
-            "false" | "0" | "no" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Any JSON except null.
-fn json(v: Option<&Value>) -> Option<Value> {
-    v.filter(|v| !v.is_null()).cloned()
-}
+// Object checks and fields sent under several names.
 
 fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, String> {
     v.as_object()
         .ok_or_else(|| format!("{what} is {} instead of an object", kind_of(v)))
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+fn required_id(o: &Map<String, Value>, what: &str) -> Result<i64, String> {
+    o.get("id")
+        .and_then(lenient::int)
+        .ok_or_else(|| match o.get("id") {
+            None => format!("{what} has no id"),
+            Some(v) => format!("{what} has an unusable id {v}"),
+        })
 }
 
-fn required_id(o: &Map<String, Value>, what: &str) -> Result<i64, String> {
-    int(o.get("id")).ok_or_else(|| match o.get("id") {
-        None => format!("{what} has no id"),
-        Some(v) => format!("{what} has an unusable id {v}"),
+/// Reads one object named `what` (`ticket`, `message`…): an object with a usable id, whose
+/// fields the derived `Deserialize` then reads.
+fn read_object<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T, String> {
+    required_id(as_object(v, what)?, what)?;
+    T::deserialize(v).map_err(|e| e.to_string())
+}
+
+/// The fields of an object that its type does not name: where the readers below find a value
+/// sent under one of several names.
+type Rest = BTreeMap<String, Value>;
+
+/// The first of `names` present as text (`blank`: whether an empty or blank text counts).
+fn first_text(rest: &Rest, names: &[&str], blank: bool) -> Option<String> {
+    names.iter().find_map(|name| {
+        rest.get(*name)
+            .and_then(lenient::text)
+            .filter(|s| blank || !s.trim().is_empty())
     })
+}
+
+/// Writes a field read by one of the readers below back under its main name.
+fn entry<S: Serializer, T: Serialize>(name: &str, value: &T, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(1))?;
+    map.serialize_entry(name, value)?;
+    map.end()
+}
+
+/// A type's or reason's title: the list endpoint calls it `name`, the create/get endpoints
+/// `title`; `title` wins when both are present.
+fn title_or_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(first_text(&Rest::deserialize(d)?, &["title", "name"], true))
+}
+
+fn title_entry<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    entry("title", v, s)
+}
+
+/// A ticket's phone, as `phone` or `phone_number`.
+fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(first_text(
+        &Rest::deserialize(d)?,
+        &["phone", "phone_number"],
+        true,
+    ))
+}
+
+fn phone_entry<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    entry("phone", v, s)
+}
+
+// Desk360 documents the attachment groups but not their entries (page 004): the names seen in
+// its answers and SDKs are tried in turn, the first present (and not blank) wins.
+
+fn file_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let names = ["url", "path", "file_url", "link", "src"];
+    Ok(first_text(&Rest::deserialize(d)?, &names, false))
+}
+
+fn url_entry<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    entry("url", v, s)
+}
+
+fn file_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let names = ["name", "file_name", "filename", "original_name", "title"];
+    Ok(first_text(&Rest::deserialize(d)?, &names, false))
+}
+
+fn name_entry<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    entry("name", v, s)
+}
+
+fn file_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let rest = Rest::deserialize(d)?;
+    Ok(["size", "file_size", "filesize", "bytes"]
+        .iter()
+        .find_map(|name| rest.get(*name).and_then(lenient::int))
+        .and_then(|i| u64::try_from(i).ok()))
+}
+
+fn size_entry<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    entry("size", v, s)
+}
+
+fn content_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let names = ["contentType", "content_type"];
+    Ok(first_text(&Rest::deserialize(d)?, &names, true))
+}
+
+fn content_type_entry<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    entry("contentType", v, s)
 }
 
 /// Lists come as a bare array; some Laravel-style endpoints wrap them as `{"data": […]}`.
@@ -122,204 +159,186 @@ fn unwrap_data(v: Value) -> Value {
     }
 }
 
-macro_rules! lenient_deserialize {
-    ($t:ty) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let v = Value::deserialize(d)?;
-                <$t>::from_value(&v).map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Products, agents, types, reasons.
 
 /// A Desk360 product: tickets are listed per product.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductInfo {
     /// Product id, used in ticket URLs.
+    #[serde(deserialize_with = "lenient::req_i64")]
     pub id: i64,
     /// Display name.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub name: Option<String>,
     /// Logo URL, often null.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub logo: Option<String>,
 }
 
 impl ProductInfo {
     /// Reads one product; fails only without a usable id.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = as_object(v, "product")?;
-        Ok(Self {
-            id: required_id(o, "product")?,
-            name: text(o.get("name")),
-            logo: text(o.get("logo")),
-        })
+        read_object(v, "product")
     }
 }
-lenient_deserialize!(ProductInfo);
 
 /// A Desk360 agent (also the answer of `/v1/me`), to map agents to Deskie staff.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentInfo {
     /// Agent id as used in tickets' and messages' `agent_id`.
+    #[serde(deserialize_with = "lenient::req_i64")]
     pub id: i64,
     /// Display name.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub name: Option<String>,
     /// Login email: the natural key to match a Deskie staff member.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub email: Option<String>,
     /// Avatar URL.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub avatar: Option<String>,
 }
 
 impl AgentInfo {
     /// Reads one agent; fails only without a usable id.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = as_object(v, "agent")?;
-        Ok(Self {
-            id: required_id(o, "agent")?,
-            name: text(o.get("name")),
-            email: text(o.get("email")),
-            avatar: text(o.get("avatar")),
-        })
+        read_object(v, "agent")
     }
 }
-lenient_deserialize!(AgentInfo);
 
 /// A ticket type, to map to Deskie labels or custom fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TypeInfo {
     /// Type id as used in tickets' `type_id`.
+    #[serde(deserialize_with = "lenient::req_i64")]
     pub id: i64,
     /// Product it belongs to (0: every product).
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub product_id: Option<i64>,
-    /// Title shown to agents.
+    /// Title shown to agents (`title`, or `name`).
+    #[serde(
+        flatten,
+        deserialize_with = "title_or_name",
+        serialize_with = "title_entry"
+    )]
     pub title: Option<String>,
     /// Longer description.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub description: Option<String>,
     /// Whether agents can still pick it.
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
     pub is_active: Option<bool>,
     /// Whether the account created it (as opposed to Desk360's built-in types).
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
     pub is_custom: Option<bool>,
     /// Naive timestamp as sent.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub created_at: Option<String>,
     /// Naive timestamp as sent.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub updated_at: Option<String>,
 }
 
 impl TypeInfo {
     /// Reads one type; fails only without a usable id.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = as_object(v, "type")?;
-        Ok(Self {
-            id: required_id(o, "type")?,
-            product_id: int(o.get("product_id")),
-            title: text(o.get("title")).or_else(|| text(o.get("name"))),
-            description: text(o.get("description")),
-            is_active: boolean(o.get("is_active")),
-            is_custom: boolean(o.get("is_custom")),
-            created_at: text(o.get("created_at")),
-            updated_at: text(o.get("updated_at")),
-        })
+        read_object(v, "type")
     }
 }
-lenient_deserialize!(TypeInfo);
 
 /// A ticket reason, to map to Deskie labels or custom fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReasonInfo {
     /// Reason id as used in tickets' `reason_id`.
+    #[serde(deserialize_with = "lenient::req_i64")]
     pub id: i64,
     /// Product it belongs to.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub product_id: Option<i64>,
     /// Title shown to agents. The list endpoint calls it `name`, the create/get endpoints
     /// `title`: both are accepted (`title` wins when both are present).
+    #[serde(
+        flatten,
+        deserialize_with = "title_or_name",
+        serialize_with = "title_entry"
+    )]
     pub title: Option<String>,
     /// Whether agents can still pick it.
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
     pub is_active: Option<bool>,
     /// Naive timestamp as sent.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub created_at: Option<String>,
     /// Naive timestamp as sent.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub updated_at: Option<String>,
 }
 
 impl ReasonInfo {
     /// Reads one reason; fails only without a usable id.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = as_object(v, "reason")?;
-        Ok(Self {
-            id: required_id(o, "reason")?,
-            product_id: int(o.get("product_id")),
-            title: text(o.get("title")).or_else(|| text(o.get("name"))),
-            is_active: boolean(o.get("is_active")),
-            created_at: text(o.get("created_at")),
-            updated_at: text(o.get("updated_at")),
-        })
+        read_object(v, "reason")
     }
 }
-lenient_deserialize!(ReasonInfo);
 
 // ---------------------------------------------------------------------------------------------
 // Tickets.
 
 /// One entry of a ticket list page: enough to decide whether the details must be fetched
 /// (`updated_at` unchanged → already stored).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketSummary {
     /// Ticket id within its product.
+    #[serde(deserialize_with = "lenient::req_i64")]
     pub id: i64,
     /// Reason id, if any.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub reason_id: Option<i64>,
     /// Type id, if any.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub type_id: Option<i64>,
     /// Assigned agent (0 or null: unassigned).
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub agent_id: Option<i64>,
     /// Customer's name.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub name: Option<String>,
     /// Customer's email.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub email: Option<String>,
     /// Subject; often null.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub subject: Option<String>,
     /// Excerpt of the last message.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub last_message: Option<String>,
     /// Desk360 channel, e.g. "Application", "Email".
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub channel: Option<String>,
     /// Platform, e.g. "Android".
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub platform: Option<String>,
     /// Status code (1 resolved, 2 waiting, 0 before either).
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub status: Option<i64>,
     /// Priority code (0 low … 3 urgent).
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub priority: Option<i64>,
     /// Naive timestamp as sent.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub created_at: Option<String>,
     /// Naive timestamp as sent; compared verbatim with the stored one.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub updated_at: Option<String>,
 }
 
 impl TicketSummary {
     /// Reads one list entry; fails only without a usable id.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = as_object(v, "ticket")?;
-        Ok(Self {
-            id: required_id(o, "ticket")?,
-            reason_id: int(o.get("reason_id")),
-            type_id: int(o.get("type_id")),
-            agent_id: int(o.get("agent_id")),
-            name: text(o.get("name")),
-            email: text(o.get("email")),
-            subject: text(o.get("subject")),
-            last_message: text(o.get("last_message")),
-            channel: text(o.get("channel")),
-            platform: text(o.get("platform")),
-            status: int(o.get("status")),
-            priority: int(o.get("priority")),
-            created_at: text(o.get("created_at")),
-            updated_at: text(o.get("updated_at")),
-        })
+        read_object(v, "ticket")
     }
 }
-lenient_deserialize!(TicketSummary);
 
 /// A list entry that could not be read (not an object, no id). Reported, never silently
 /// dropped.
@@ -344,54 +363,43 @@ pub struct TicketPage {
 }
 
 /// One attachment reference. Deskie downloads it from `url`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentDto {
     /// Download URL (missing ones are kept so the engine can report them).
+    #[serde(flatten, deserialize_with = "file_url", serialize_with = "url_entry")]
     pub url: Option<String>,
     /// File name.
+    #[serde(flatten, deserialize_with = "file_name", serialize_with = "name_entry")]
     pub name: Option<String>,
     /// Desk360's `type` ("image", "file", …).
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default, deserialize_with = "lenient::opt_text")]
     pub kind: Option<String>,
     /// Size in bytes, when sent (needed for Deskie's 25 MB / 50 MB limits).
+    #[serde(flatten, deserialize_with = "file_size", serialize_with = "size_entry")]
     pub size: Option<u64>,
     /// Whether the file is stored on Desk360's S3.
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
     pub aws: Option<bool>,
-    /// MIME type, when sent (`contentType`).
-    #[serde(rename = "contentType")]
+    /// MIME type, when sent (`contentType`, or `content_type`).
+    #[serde(
+        flatten,
+        deserialize_with = "content_type",
+        serialize_with = "content_type_entry"
+    )]
     pub content_type: Option<String>,
 }
 
 impl AttachmentDto {
+    /// One entry of an attachment group: an object, or a bare URL string; anything else is an
+    /// entry without a URL (kept, so the normalisation reports it).
     fn from_value(v: &Value) -> Self {
-        let o = v.as_object();
-        let get = |k: &str| o.and_then(|o| o.get(k));
         match v {
-            // A bare URL string is an attachment too.
             Value::String(s) => Self {
                 url: Some(s.clone()),
-                name: None,
-                kind: None,
-                size: None,
-                aws: None,
-                content_type: None,
+                ..Self::default()
             },
-            // Desk360 documents the groups but not their entries (page 004): the names seen in
-            // its answers and SDKs are tried in turn, the first present wins.
-            _ => Self {
-                url: ["url", "path", "file_url", "link", "src"]
-                    .into_iter()
-                    .find_map(|k| text(get(k)).filter(|s| !s.trim().is_empty())),
-                name: ["name", "file_name", "filename", "original_name", "title"]
-                    .into_iter()
-                    .find_map(|k| text(get(k)).filter(|s| !s.trim().is_empty())),
-                kind: text(get("type")),
-                size: ["size", "file_size", "filesize", "bytes"]
-                    .into_iter()
-                    .find_map(|k| uint(get(k))),
-                aws: boolean(get("aws")),
-                content_type: text(get("contentType")).or_else(|| text(get("content_type"))),
-            },
+            Value::Object(_) => Self::deserialize(v).unwrap_or_default(),
+            _ => Self::default(),
         }
     }
 }
@@ -407,6 +415,14 @@ pub struct Attachments {
     pub files: Vec<AttachmentDto>,
     /// `others` group (and any group name this client does not know).
     pub others: Vec<AttachmentDto>,
+}
+
+impl<'de> Deserialize<'de> for Attachments {
+    /// The grouped object, a plain array (grouped by each item's `type`), or null: the shape
+    /// decides, so it is read from the value.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::from_value(Some(&Value::deserialize(d)?)))
+    }
 }
 
 impl Attachments {
@@ -477,14 +493,74 @@ impl Attachments {
 fn unreadable_int(v: Option<&Value>) -> Option<String> {
     match v {
         None | Some(Value::Null) => None,
-        Some(v) if int(Some(v)).is_some() => None,
+        Some(v) if lenient::int(v).is_some() => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => Some(other.to_string()),
     }
 }
 
+/// An integer field that may be unreadable, read from the message's remaining fields: the
+/// value, and the text as sent when it was neither null nor an integer.
+fn int_or_raw(rest: &Rest, name: &str) -> (Option<i64>, Option<String>) {
+    let v = rest.get(name);
+    (v.and_then(lenient::int), unreadable_int(v))
+}
+
+/// A message's `agent_id` and `type`, each with its unreadable text (see [`MessageDto`]).
+#[derive(Default)]
+struct AuthorAndKind {
+    agent_id: (Option<i64>, Option<String>),
+    kind: (Option<i64>, Option<String>),
+}
+
+impl<'de> Deserialize<'de> for AuthorAndKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rest = Rest::deserialize(d)?;
+        Ok(Self {
+            agent_id: int_or_raw(&rest, "agent_id"),
+            kind: int_or_raw(&rest, "type"),
+        })
+    }
+}
+
+/// What a message is read as, before its `agent_id` and `type` are split into value and
+/// unreadable text.
+#[derive(Deserialize)]
+struct MessageFields {
+    #[serde(deserialize_with = "lenient::req_i64")]
+    id: i64,
+    #[serde(default, deserialize_with = "lenient::opt_text")]
+    message: Option<String>,
+    #[serde(default)]
+    attachments: Attachments,
+    #[serde(default, deserialize_with = "lenient::opt_text")]
+    created_at: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_text")]
+    updated_at: Option<String>,
+    #[serde(flatten)]
+    author_and_kind: AuthorAndKind,
+}
+
+impl From<MessageFields> for MessageDto {
+    fn from(m: MessageFields) -> Self {
+        let AuthorAndKind { agent_id, kind } = m.author_and_kind;
+        Self {
+            id: m.id,
+            agent_id: agent_id.0,
+            agent_id_unreadable: agent_id.1,
+            message: m.message,
+            attachments: m.attachments,
+            kind: kind.0,
+            kind_unreadable: kind.1,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
 /// One message (or note) of a ticket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "MessageFields")]
 pub struct MessageDto {
     /// Message id; breaks ties between equal timestamps.
     pub id: i64,
@@ -511,7 +587,7 @@ pub struct MessageDto {
 impl Serialize for MessageDto {
     /// Desk360's field names; an unreadable `agent_id` or `type` is written back as it came, so
     /// a serialized message read again is still refused, never turned into the customer's.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("MessageDto", 7)?;
         st.serialize_field("id", &self.id)?;
@@ -534,18 +610,7 @@ impl Serialize for MessageDto {
 impl MessageDto {
     /// Reads one message; fails only without a usable id.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = as_object(v, "message")?;
-        Ok(Self {
-            id: required_id(o, "message")?,
-            agent_id: int(o.get("agent_id")),
-            agent_id_unreadable: unreadable_int(o.get("agent_id")),
-            message: text(o.get("message")),
-            attachments: Attachments::from_value(o.get("attachments")),
-            kind: int(o.get("type")),
-            kind_unreadable: unreadable_int(o.get("type")),
-            created_at: text(o.get("created_at")),
-            updated_at: text(o.get("updated_at")),
-        })
+        read_object(v, "message")
     }
 
     /// Whether this is an internal note (`type` 6).
@@ -558,52 +623,103 @@ impl MessageDto {
         self.agent_id_unreadable.is_none() && self.agent_id.is_none_or(|a| a == 0)
     }
 }
-lenient_deserialize!(MessageDto);
+
+/// A ticket's messages: an array, `null`, or a numbered object (`{"0": …, "1": …}`, kept in
+/// numeric order, as some APIs send); each must be a readable message, named by its position.
+fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MessageDto>, D::Error> {
+    let items: Vec<(u64, Value)> = match Value::deserialize(d)? {
+        Value::Null => Vec::new(),
+        Value::Array(items) => (0..).zip(items).collect(),
+        Value::Object(numbered) if numbered.keys().all(|k| k.parse::<u64>().is_ok()) => {
+            let mut items: Vec<(u64, Value)> = numbered
+                .into_iter()
+                .filter_map(|(k, v)| k.parse::<u64>().ok().map(|n| (n, v)))
+                .collect();
+            items.sort_by_key(|(n, _)| *n);
+            items
+        }
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "messages is {} instead of an array",
+                kind_of(&other)
+            )));
+        }
+    };
+    items
+        .iter()
+        .map(|(i, m)| {
+            MessageDto::from_value(m)
+                .map_err(|e| serde::de::Error::custom(format!("messages[{i}]: {e}")))
+        })
+        .collect()
+}
 
 /// A ticket with its messages, and the body exactly as received (the store keeps it).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketDetail {
     /// Ticket id within its product.
+    #[serde(deserialize_with = "lenient::req_i64")]
     pub id: i64,
     /// Reason id, if any.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub reason_id: Option<i64>,
     /// Type id, if any.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub type_id: Option<i64>,
     /// Assigned agent (0 or null: unassigned).
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub agent_id: Option<i64>,
     /// Customer's name.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub name: Option<String>,
     /// Customer's email.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub email: Option<String>,
-    /// Customer's phone, when the ticket carries one (needed for Deskie's Calls channel).
+    /// Customer's phone (`phone`, or `phone_number`), when the ticket carries one (needed for
+    /// Deskie's Calls channel).
+    #[serde(flatten, deserialize_with = "phone", serialize_with = "phone_entry")]
     pub phone: Option<String>,
     /// Subject; often null.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub subject: Option<String>,
     /// Excerpt of the last message.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub last_message: Option<String>,
     /// Desk360 channel.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub channel: Option<String>,
     /// Platform.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub platform: Option<String>,
     /// Status code.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub status: Option<i64>,
     /// Priority code.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub priority: Option<i64>,
     /// Free-form settings (any JSON).
+    #[serde(default, deserialize_with = "lenient::opt_json")]
     pub settings: Option<Value>,
     /// Customer's country code.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub country_code: Option<String>,
     /// Customer's rating (any JSON; usually a number or null).
+    #[serde(default, deserialize_with = "lenient::opt_json")]
     pub star_rating: Option<Value>,
     /// Custom fields (any JSON; `[]` when none).
+    #[serde(default, deserialize_with = "lenient::opt_json")]
     pub custom_fields: Option<Value>,
     /// Naive timestamp as sent.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub created_at: Option<String>,
     /// Naive timestamp as sent; compared verbatim on later runs.
+    #[serde(default, deserialize_with = "lenient::opt_text")]
     pub updated_at: Option<String>,
     /// Messages and notes, in the server's order.
+    #[serde(default, deserialize_with = "messages")]
     pub messages: Vec<MessageDto>,
-    /// The response body exactly as received.
+    /// The response body exactly as received: set by [`TicketDetail::from_json`], empty when
+    /// the detail was read some other way.
     #[serde(skip)]
     pub raw: String,
 }
@@ -611,58 +727,7 @@ pub struct TicketDetail {
 impl TicketDetail {
     /// Reads one ticket detail from a parsed body; `raw` is left empty.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let o = as_object(v, "ticket")?;
-        let messages = match o.get("messages") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, m)| MessageDto::from_value(m).map_err(|e| format!("messages[{i}]: {e}")))
-                .collect::<Result<_, _>>()?,
-            // Some APIs send a numbered object instead of an array: keep the numeric order.
-            Some(Value::Object(numbered)) if numbered.keys().all(|k| k.parse::<u64>().is_ok()) => {
-                let mut items: Vec<(u64, &Value)> = numbered
-                    .iter()
-                    .filter_map(|(k, v)| k.parse::<u64>().ok().map(|n| (n, v)))
-                    .collect();
-                items.sort_by_key(|(n, _)| *n);
-                items
-                    .into_iter()
-                    .map(|(i, m)| {
-                        MessageDto::from_value(m).map_err(|e| format!("messages[{i}]: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            Some(other) => {
-                return Err(format!(
-                    "messages is {} instead of an array",
-                    kind_of(other)
-                ));
-            }
-        };
-        Ok(Self {
-            id: required_id(o, "ticket")?,
-            reason_id: int(o.get("reason_id")),
-            type_id: int(o.get("type_id")),
-            agent_id: int(o.get("agent_id")),
-            name: text(o.get("name")),
-            email: text(o.get("email")),
-            phone: text(o.get("phone")).or_else(|| text(o.get("phone_number"))),
-            subject: text(o.get("subject")),
-            last_message: text(o.get("last_message")),
-            channel: text(o.get("channel")),
-            platform: text(o.get("platform")),
-            status: int(o.get("status")),
-            priority: int(o.get("priority")),
-            settings: json(o.get("settings")),
-            country_code: text(o.get("country_code")),
-            star_rating: json(o.get("star_rating")),
-            custom_fields: json(o.get("custom_fields")),
-            created_at: text(o.get("created_at")),
-            updated_at: text(o.get("updated_at")),
-            messages,
-            raw: String::new(),
-        })
+        read_object(v, "ticket")
     }
 
     /// Reads a ticket detail body (as received, or as stored) and keeps it in `raw`. `what`
@@ -677,15 +742,6 @@ impl TicketDetail {
             serde_json::from_str(raw).map_err(|e| malformed(format!("not valid JSON: {e}")))?;
         let mut detail = Self::from_value(&unwrap_data(value)).map_err(malformed)?;
         detail.raw = raw.to_owned();
-        Ok(detail)
-    }
-}
-
-impl<'de> Deserialize<'de> for TicketDetail {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let mut detail = Self::from_value(&v).map_err(serde::de::Error::custom)?;
-        detail.raw = v.to_string();
         Ok(detail)
     }
 }
@@ -712,6 +768,18 @@ pub(crate) fn read_list<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn int(v: Option<&Value>) -> Option<i64> {
+        v.and_then(lenient::int)
+    }
+
+    fn text(v: Option<&Value>) -> Option<String> {
+        v.and_then(lenient::text)
+    }
+
+    fn boolean(v: Option<&Value>) -> Option<bool> {
+        v.and_then(lenient::boolean)
+    }
 
     #[test]
     fn attachment_entries_are_read_under_every_name_desk360_uses() {

@@ -35,9 +35,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use throttle::{Limiter, Observed, Outcome, RateInfo, RetryPolicy};
 use tracing::{debug, warn};
-use url::{Host, Url};
+use transport::{Answer, Safety};
+use url::Url;
 
-use crate::error::{DeskieError, Result, error_message, excerpt};
+use crate::error::{DeskieError, Result, error_message};
 use crate::requests::{
     CaseBody, CaseQuery, CaseUpdate, MessageBody, NewCase, NewMessage, NewNote, NoteBody,
 };
@@ -150,6 +151,15 @@ impl Verb {
     fn is_write(self) -> bool {
         self != Verb::Get
     }
+
+    /// Whether it may be sent again after it reached Deskie: only a read.
+    pub(crate) fn safety(self) -> Safety {
+        if self.is_write() {
+            Safety::Write
+        } else {
+            Safety::Idempotent
+        }
+    }
 }
 
 struct Inner {
@@ -200,15 +210,8 @@ impl DeskieClient {
                 "the Deskie request timeout must be above zero",
             ));
         }
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            // A redirected POST would be replayed as a GET and its answer mistaken for the
-            // write's: never follow redirects, report them.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("deskie-import/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| DeskieError::config(format!("cannot build the HTTP client: {e}")))?;
+        let http = transport::http_client(config.timeout)
+            .map_err(|e| DeskieError::config(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -368,10 +371,7 @@ impl DeskieClient {
                 what: format!("PUT {path}"),
                 detail: "the bulk update answer has no case_success_id".into(),
             })?;
-        Ok(ids
-            .iter()
-            .filter_map(crate::lenient::value_to_i64)
-            .collect())
+        Ok(ids.iter().filter_map(transport::lenient::int).collect())
     }
 
     /// Reads one page of a case's messages (`GET cases/{id}/messages.json`, cost 1).
@@ -467,14 +467,10 @@ impl DeskieClient {
         let what = format!("{} {path}", verb.as_str());
         let (url, what, body) = (&url, what.as_str(), body.as_deref());
         let inner = &self.inner;
-        throttle::call(&inner.limiter, &inner.retry, verb.cost(), move || {
+        transport::call(&inner.limiter, &inner.retry, verb.cost(), what, move || {
             self.attempt(verb, url, body, what)
         })
         .await
-        .map_err(|e| match e {
-            throttle::CallError::Request(e) => e,
-            throttle::CallError::Wait(e) => DeskieError::from_wait(e, what),
-        })
     }
 
     /// One attempt: send, feed back the headers, classify.
@@ -541,7 +537,7 @@ impl DeskieClient {
             .map(str::to_owned);
         let text = match response.bytes().await {
             Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(error) => Err(describe(&error)),
+            Err(error) => Err(transport::describe(&error)),
         };
         debug!(
             request = what,
@@ -554,32 +550,20 @@ impl DeskieClient {
         (Some(Observed { status, info }), outcome)
     }
 
-    /// No response arrived: only a request that provably never left, or a read, is retried.
+    /// No response arrived: only a request that provably never left, or a read, is retried
+    /// ([`transport::unanswered`]).
     fn send_failed(
         &self,
         verb: Verb,
         what: &str,
         error: &reqwest::Error,
     ) -> Outcome<Value, DeskieError> {
-        let detail = self.scrub(describe(error));
-        if error.is_builder() {
-            return Outcome::Fatal(DeskieError::config(format!(
-                "cannot build {what}: {detail}"
-            )));
+        let detail = self.scrub(transport::describe(error));
+        let outcome = transport::unanswered(error, detail, verb.safety(), what);
+        if let Outcome::Fatal(DeskieError::Ambiguous { detail, .. }) = &outcome {
+            warn!(request = what, error = %detail, "write sent but no answer; its outcome is unknown");
         }
-        if error.is_connect() || !verb.is_write() {
-            debug!(request = what, error = %detail, "request failed before an answer; retryable");
-            return Outcome::Retryable(DeskieError::Transient {
-                what: what.to_string(),
-                status: None,
-                detail,
-            });
-        }
-        warn!(request = what, error = %detail, "write sent but no answer; its outcome is unknown");
-        Outcome::Fatal(DeskieError::Ambiguous {
-            what: what.to_string(),
-            detail,
-        })
+        outcome
     }
 
     fn classify(
@@ -605,8 +589,9 @@ impl DeskieClient {
             };
             self.scrub(m)
         };
-        match status {
-            200..=299 => match text {
+        let safety = verb.safety();
+        match Answer::of(status) {
+            Answer::Success => match text {
                 Ok(text) => match parse_json(&text) {
                     Ok(value) => Outcome::Done(value),
                     Err(detail) if verb.is_write() => {
@@ -622,63 +607,46 @@ impl DeskieClient {
                     Err(detail) => Outcome::Fatal(DeskieError::Malformed {
                         what: what_s,
                         detail,
-                        excerpt: self.scrub(excerpt(&text, 200)),
+                        excerpt: self.scrub(transport::excerpt(&text, 200)),
                     }),
                 },
-                Err(detail) if verb.is_write() => {
-                    warn!(
-                        request = what,
-                        status, "write answered but the body was lost"
-                    );
-                    Outcome::Fatal(DeskieError::Ambiguous {
-                        what: what_s,
-                        detail: self.scrub(format!("HTTP {status}, body lost: {detail}")),
-                    })
+                Err(detail) => {
+                    let detail = self.scrub(format!("HTTP {status}, body lost: {detail}"));
+                    safety.after_sending(what, Some(status), detail)
                 }
-                Err(detail) => Outcome::Retryable(DeskieError::Transient {
-                    what: what_s,
-                    status: Some(status),
-                    detail: self.scrub(format!("body lost: {detail}")),
-                }),
             },
-            429 => Outcome::RateLimited(DeskieError::RateLimited {
+            Answer::RateLimited => Outcome::RateLimited(DeskieError::RateLimited {
                 what: what_s,
                 retry_after: info.retry_after,
             }),
-            401 | 403 => Outcome::Fatal(DeskieError::Unauthorized {
+            Answer::Unauthorized | Answer::Forbidden => Outcome::Fatal(DeskieError::Unauthorized {
                 status,
                 message: message(&text),
             }),
-            404 => Outcome::Fatal(DeskieError::NotFound {
+            Answer::NotFound => Outcome::Fatal(DeskieError::NotFound {
                 what: what_s,
                 message: message(&text),
             }),
-            300..=399 => Outcome::Fatal(DeskieError::config(format!(
+            Answer::Redirect => Outcome::Fatal(DeskieError::config(format!(
                 "Deskie redirected {what} (HTTP {status}) to {}: check target.base_url",
                 location.as_deref().unwrap_or("an unknown location")
             ))),
             // 408 and 5xx: the server did not (or could not) answer. A read is repeated; a
             // write may have been applied before the failure, so it is left to reconciliation.
-            408 | 500..=599 => {
-                let detail = format!("HTTP {status}: {}", message(&text));
+            Answer::NoAnswer => {
                 if verb.is_write() {
                     warn!(
                         request = what,
                         status, "write failed on the server side; its outcome is unknown"
                     );
-                    Outcome::Fatal(DeskieError::Ambiguous {
-                        what: what_s,
-                        detail,
-                    })
-                } else {
-                    Outcome::Retryable(DeskieError::Transient {
-                        what: what_s,
-                        status: Some(status),
-                        detail,
-                    })
                 }
+                safety.after_sending(
+                    what,
+                    Some(status),
+                    format!("HTTP {status}: {}", message(&text)),
+                )
             }
-            _ => Outcome::Fatal(DeskieError::Rejected {
+            Answer::Refused => Outcome::Fatal(DeskieError::Rejected {
                 what: what_s,
                 status,
                 message: message(&text),
@@ -710,7 +678,7 @@ fn api_base(base: &Url) -> Result<Url> {
     };
     match base.scheme() {
         "https" => {}
-        "http" if is_loopback(&host) => {}
+        "http" if transport::is_loopback_host(&host) => {}
         "http" => {
             return Err(DeskieError::config(format!(
                 "target.base_url uses plain http:// to {host}: the API key would travel in clear; \
@@ -738,14 +706,6 @@ fn api_base(base: &Url) -> Result<Url> {
     path.push('/');
     url.set_path(&path);
     Ok(url)
-}
-
-fn is_loopback(host: &Host<&str>) -> bool {
-    match host {
-        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => ip.is_loopback(),
-    }
 }
 
 /// Reads Deskie's rate headers: `rate_limit_per_minute` (limit), `api_calls_left` (remaining)
@@ -795,7 +755,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
             DeskieError::Malformed {
                 what,
                 detail,
-                excerpt: excerpt(&value.to_string(), 200),
+                excerpt: transport::excerpt(&value.to_string(), 200),
             }
         }
     })
@@ -805,35 +765,12 @@ fn decode_list<T: DeserializeOwned, W: crate::responses::Wrapper>(
     value: Value,
     path: &str,
 ) -> Result<Numbered<T, W>> {
-    let text = excerpt(&value.to_string(), 200);
+    let text = transport::excerpt(&value.to_string(), 200);
     Numbered::<T, W>::from_value(value).map_err(|detail| DeskieError::Malformed {
         what: format!("GET {path}"),
         detail,
         excerpt: text,
     })
-}
-
-/// A reqwest error as one line: its kind and the chain of causes, without the URL's query.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_string()
-    } else if error.is_connect() {
-        "could not connect".to_string()
-    } else if error.is_body() || error.is_decode() {
-        "body error".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

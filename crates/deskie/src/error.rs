@@ -8,26 +8,7 @@
 
 use std::time::Duration;
 
-/// What the engine should do with an error; see [`DeskieError::class`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// Deskie said 429 more often than the retry policy allows: try the item again later.
-    RateLimited,
-    /// A failure that did not change anything on Deskie (5xx on a read, a connection refused):
-    /// the item can be retried as is.
-    Transient,
-    /// Deskie refused the request or the data cannot be used: record the item as failed with
-    /// the message and go on; retrying the same payload will fail again.
-    Permanent,
-    /// A write was sent but its outcome is unknown: read Deskie before writing again.
-    Ambiguous,
-    /// Nothing will work (bad credentials, bad configuration, a rate-limit wait longer than
-    /// the limiter's maximum — the message says when to resume): stop the run.
-    Fatal,
-    /// The run is stopping (Ctrl-C) and this request was never sent: a journaled intent for it
-    /// can be dropped without reconciling; record no failure, stop quietly.
-    Cancelled,
-}
+pub use transport::ErrorClass;
 
 /// Everything that can go wrong talking to Deskie.
 #[derive(Debug, thiserror::Error)]
@@ -159,25 +140,6 @@ impl DeskieError {
         }
     }
 
-    /// Maps the limiter's refusal to wait for the request `what`.
-    pub(crate) fn from_wait(error: throttle::ThrottleError, what: &str) -> Self {
-        let what = what.to_string();
-        match error {
-            throttle::ThrottleError::Cancelled { .. } => DeskieError::Cancelled { what },
-            throttle::ThrottleError::WaitTooLong {
-                wait,
-                resume_at,
-                max_wait,
-                ..
-            } => DeskieError::WaitTooLong {
-                what,
-                wait,
-                resume_at,
-                max_wait,
-            },
-        }
-    }
-
     /// When the rate-limit budget returns, for [`DeskieError::WaitTooLong`]: the time the user
     /// should start the run again.
     pub fn resume_at(&self) -> Option<jiff::Timestamp> {
@@ -207,11 +169,45 @@ impl DeskieError {
     }
 }
 
-/// The first `max` characters of `s` (on a char boundary), for excerpts in error messages.
-pub(crate) fn excerpt(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+impl transport::VendorError for DeskieError {
+    fn cancelled(what: &str) -> Self {
+        DeskieError::Cancelled {
+            what: what.to_owned(),
+        }
+    }
+
+    fn wait_too_long(
+        what: &str,
+        wait: Duration,
+        resume_at: jiff::Timestamp,
+        max_wait: Duration,
+    ) -> Self {
+        DeskieError::WaitTooLong {
+            what: what.to_owned(),
+            wait,
+            resume_at,
+            max_wait,
+        }
+    }
+
+    fn transient(what: &str, status: Option<u16>, detail: String) -> Self {
+        DeskieError::Transient {
+            what: what.to_owned(),
+            status,
+            detail,
+        }
+    }
+
+    /// The client words `detail` with the status already in it (`HTTP 503: …`).
+    fn ambiguous(what: &str, _status: Option<u16>, detail: String) -> Self {
+        DeskieError::Ambiguous {
+            what: what.to_owned(),
+            detail,
+        }
+    }
+
+    fn config(reason: String) -> Self {
+        DeskieError::Config { message: reason }
     }
 }
 
@@ -227,12 +223,12 @@ pub(crate) fn error_message(body: &str) -> String {
         Ok(value) => {
             let flat = flatten(&value);
             if flat.is_empty() {
-                excerpt(trimmed, 300)
+                transport::excerpt(trimmed, 300)
             } else {
-                excerpt(&flat, 500)
+                transport::excerpt(&flat, 500)
             }
         }
-        Err(_) => excerpt(trimmed, 300),
+        Err(_) => transport::excerpt(trimmed, 300),
     }
 }
 

@@ -10,17 +10,18 @@
 //! * [`requests`]: strict, `Serialize`-only request types whose JSON is exactly the recipe's
 //!   field names, wrapped as the pages show (`{"case":{…}}`, `{"message":{…}}`, `{"note":{…}}`).
 //! * [`responses`]: lenient response types (numbers as strings, nulls, PHP's `[]` for an empty
-//!   map, unknown fields kept) and the numbered-object list shape `{"0":{…},"total_count":N}`.
+//!   map, unknown fields kept; read with `transport::lenient`) and the numbered-object list shape `{"0":{…},"total_count":N}`.
 //! * [`DeskieClient`]: basic auth, weighted rate limiting through [`throttle`] (GET 1, writes 2,
 //!   fed by `rate_limit_per_minute` / `api_calls_left` / `retry_after`), and a retry
 //!   classification that never sends a write twice when its outcome is unknown
 //!   ([`DeskieError::Ambiguous`]).
 //!
-//! It depends on no other project crate except `throttle`, so it can be tested on its own.
+//! It depends on no other project crate except `throttle` and `transport` (the HTTP plumbing
+//! shared with the Desk360 client: error classes, retry safety, client builder, lenient serde
+//! helpers), so it can be tested on its own.
 
 mod client;
 mod error;
-mod lenient;
 mod manage;
 pub mod requests;
 pub mod responses;

@@ -71,10 +71,7 @@ impl DeskieClient {
                 what: format!("PUT {path}"),
                 detail: "the bulk trash answer has no case_success_id".into(),
             })?;
-        Ok(ids
-            .iter()
-            .filter_map(crate::lenient::value_to_i64)
-            .collect())
+        Ok(ids.iter().filter_map(transport::lenient::int).collect())
     }
 
     /// Deletes a user permanently (`DELETE users/{id}.json`, page 000, cost 2): the preflight

@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::lenient;
 use crate::requests::{CasePriority, CaseStatus};
 use crate::time::parse_timestamp;
+use transport::lenient::{self, kind_of};
 
 /// A case as Deskie returns it from create, view, update and list.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -95,9 +95,7 @@ impl Case {
 
     /// A custom field's value as text (numbers printed), for exact-match checks.
     pub fn custom_field_text(&self, field: &str) -> Option<String> {
-        self.custom_fields
-            .get(field)
-            .and_then(lenient::value_to_string)
+        self.custom_fields.get(field).and_then(lenient::scalar_text)
     }
 }
 
@@ -290,8 +288,7 @@ impl<T: DeserializeOwned, W: Wrapper> Numbered<T, W> {
                     if let Ok(index) = key.trim().parse::<u64>() {
                         indexed.push((index, item));
                     } else if key == "total_count" {
-                        total_count =
-                            lenient::value_to_i64(&item).and_then(|n| u64::try_from(n).ok());
+                        total_count = lenient::int(&item).and_then(|n| u64::try_from(n).ok());
                     }
                 }
             }
@@ -348,17 +345,6 @@ pub(crate) fn parse_entity<T: DeserializeOwned>(value: Value, keys: &[&str]) -> 
         }
     }
     serde_json::from_value(value).map_err(|e| e.to_string())
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl fmt::Display for Case {

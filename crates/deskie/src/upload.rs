@@ -140,18 +140,14 @@ impl DeskieClient {
         let url = self.api_url(&path)?;
         let what = format!("PUT {path}");
         let (limiter, retry) = self.budget();
-        let value = throttle::call(limiter, retry, Verb::Put.cost(), || {
+        let value = transport::call(limiter, retry, Verb::Put.cost(), &what, || {
             let request = self
                 .request(Verb::Put, &url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bytes.clone());
             self.send_classified(Verb::Put, &what, request)
         })
-        .await
-        .map_err(|e| match e {
-            throttle::CallError::Request(e) => e,
-            throttle::CallError::Wait(e) => DeskieError::from_wait(e, &what),
-        })?;
+        .await?;
         decode(value, &["message", "note"], Verb::Put, &path)
     }
 
@@ -171,7 +167,7 @@ impl DeskieClient {
         let url = self.api_url(path)?;
         let what = format!("POST {path} (multipart, {} files)", files.len());
         let (limiter, retry) = self.budget();
-        throttle::call(limiter, retry, Verb::Post.cost(), || {
+        transport::call(limiter, retry, Verb::Post.cost(), &what, || {
             let form = build_form(wrapper, &fields, files);
             let request = self
                 .request(Verb::Post, &url)
@@ -180,10 +176,6 @@ impl DeskieClient {
             self.send_classified(Verb::Post, &what, request)
         })
         .await
-        .map_err(|e| match e {
-            throttle::CallError::Request(e) => e,
-            throttle::CallError::Wait(e) => DeskieError::from_wait(e, &what),
-        })
     }
 }
 

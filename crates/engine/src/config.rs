@@ -540,15 +540,9 @@ fn parse_url(key: &str, value: Option<&str>, default: Option<&str>) -> Result<Ur
     }
 }
 
-/// True for 127.0.0.0/8, ::1 and localhost: the only places plain http is allowed.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+/// True for 127.0.0.0/8, ::1 and localhost: the only places plain http is allowed (the policy
+/// both API clients apply too).
+pub use transport::is_loopback;
 
 fn secs(key: &str, v: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
     let v = v.unwrap_or(default);

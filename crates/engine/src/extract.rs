@@ -15,14 +15,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use desk360::{Desk360Client, Desk360Error, ErrorClass};
+use desk360::{Desk360Client, ErrorClass};
 use jiff::Timestamp;
 use model::{Agent, Category, Product, TicketKey};
-use store::{CursorUpdate, FailureClass, FailureRecord, ListMode, ListedTicket, RunKind, Stage};
+use store::{
+    CursorUpdate, FailureClass, FailureRecord, FailureStep, ListMode, ListedTicket, RunKind, Stage,
+};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::ctx::Ctx;
-use crate::error::Result;
+use crate::error::{Result, failure_of};
 use crate::progress::Progress;
 
 /// Details saved per transaction at most.
@@ -388,17 +390,12 @@ async fn follow_listing(
                     .record_page_failure(
                         product,
                         page,
-                        &FailureRecord {
-                            stage: Stage::Extract,
-                            step: "list".into(),
-                            class: class_of(&e),
-                            code: e
-                                .api_code()
-                                .map(str::to_string)
-                                .or(e.status().map(|s| s.to_string())),
-                            message: e.to_string(),
-                            request: Some(format!("GET {url}")),
-                        },
+                        &failure_of(
+                            &e,
+                            Stage::Extract,
+                            FailureStep::List,
+                            Some(format!("GET {url}")),
+                        ),
                     )
                     .await?;
                 return Ok(Followed::Stopped);
@@ -547,7 +544,7 @@ async fn link_loop(
             page,
             &FailureRecord {
                 stage: Stage::Extract,
-                step: "list".into(),
+                step: FailureStep::List,
                 class: FailureClass::Permanent,
                 code: Some("link_loop".into()),
                 message,
@@ -577,7 +574,7 @@ async fn record_unreadable_entries(
             page,
             &FailureRecord {
                 stage: Stage::Extract,
-                step: "list entry".into(),
+                step: FailureStep::ListEntry,
                 class: FailureClass::Permanent,
                 code: Some("unreadable_entry".into()),
                 message: format!(
@@ -642,15 +639,6 @@ fn newer_of(a: Option<&str>, b: Option<&str>, tz: &jiff::tz::TimeZone) -> Option
     }
 }
 
-fn class_of(e: &Desk360Error) -> FailureClass {
-    match e.class() {
-        ErrorClass::RateLimited | ErrorClass::Transient | ErrorClass::Ambiguous => {
-            FailureClass::Transient
-        }
-        _ => FailureClass::Permanent,
-    }
-}
-
 async fn fetcher(
     ctx: Arc<Ctx>,
     client: Desk360Client,
@@ -677,7 +665,7 @@ async fn fetcher(
                     key,
                     FailureRecord {
                         stage: Stage::Extract,
-                        step: "detail".into(),
+                        step: FailureStep::Detail,
                         class: FailureClass::Permanent,
                         code: Some("malformed".into()),
                         message: format!("ticket {key}: {msg}"),
@@ -699,20 +687,15 @@ async fn fetcher(
                 tracing::warn!(ticket = %key, error = %e, "ticket detail failed");
                 Fetched::Failed(
                     key,
-                    FailureRecord {
-                        stage: Stage::Extract,
-                        step: "detail".into(),
-                        class: class_of(&e),
-                        code: e
-                            .api_code()
-                            .map(str::to_string)
-                            .or(e.status().map(|s| s.to_string())),
-                        message: e.to_string(),
-                        request: Some(format!(
+                    failure_of(
+                        &e,
+                        Stage::Extract,
+                        FailureStep::Detail,
+                        Some(format!(
                             "GET v1/products/{}/tickets/{}",
                             key.product_id, key.ticket_id
                         )),
-                    },
+                    ),
                 )
             }
         };

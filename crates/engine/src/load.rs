@@ -33,15 +33,15 @@ use jiff::Timestamp;
 use model::TicketKey;
 use sha2::Digest;
 use store::{
-    CaseRef, FailureClass, FailureRecord, Intent, IntentId, IntentResult, IntentStep, LoadState,
-    Stage,
+    CaseRef, FailureClass, FailureRecord, FailureStep, Intent, IntentId, IntentResult, IntentStep,
+    LoadState, Stage,
 };
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::attachments::Desk360File;
 use crate::ctx::Ctx;
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, Result, failure_of};
 use crate::mapping::{CasePlan, MapContext, Mapped, Step, map_ticket, normalize_body};
 use crate::progress::Progress;
 
@@ -398,7 +398,7 @@ async fn load_one(
             }
             let record = FailureRecord {
                 stage: Stage::Load,
-                step: "map".into(),
+                step: FailureStep::Map,
                 class: FailureClass::Permanent,
                 code: Some(format!("route:{}", route.label())),
                 message: reason,
@@ -561,7 +561,7 @@ async fn delta_final_update(
     let remote = client
         .case(case.case_id)
         .await
-        .map_err(|e| item_error(e, "update (check)", None))?;
+        .map_err(|e| item_error(e, FailureStep::UpdateCheck, None))?;
     let mut update = CaseUpdate::default();
     if let Some(s) = plan.create.status
         && remote.status_value() != Some(s)
@@ -686,7 +686,7 @@ async fn single_final(
     if e.class() == ErrorClass::Cancelled {
         return Ok(Done::Interrupted);
     }
-    match item_error(e, "update", Some(json_of(&item.update))) {
+    match item_error(e, IntentStep::Update, Some(json_of(&item.update))) {
         WriteError::Item(record) => {
             tracing::warn!(ticket = %item.key, message = %record.message, "final update failed");
             let class = record.class;
@@ -726,7 +726,7 @@ async fn create_case(
 ) -> std::result::Result<CaseRef, WriteError> {
     check_not_stopping(ctx)?;
     if ctx.store.abandoned_intents(key, IntentStep::Create).await? >= MAX_AMBIGUOUS_ATTEMPTS {
-        return Err(gave_up("create"));
+        return Err(gave_up(IntentStep::Create));
     }
     // Files are opened before the intent: a refused file is left out (and reported) here,
     // never halfway through a request.
@@ -793,10 +793,10 @@ async fn create_case(
     }
 }
 
-fn gave_up(step: &str) -> WriteError {
+fn gave_up(step: IntentStep) -> WriteError {
     WriteError::Item(FailureRecord {
         stage: Stage::Load,
-        step: step.to_string(),
+        step: step.into(),
         class: FailureClass::Transient,
         code: None,
         message: format!(
@@ -823,7 +823,7 @@ async fn write_step(
         IntentStep::Message(step.source_id())
     };
     if ctx.store.abandoned_intents(key, intent_step).await? >= MAX_AMBIGUOUS_ATTEMPTS {
-        return Err(gave_up(&step_name));
+        return Err(gave_up(intent_step));
     }
     let message = step.message_for(case.user_id);
     let request_json = match (&message, step) {
@@ -883,7 +883,7 @@ async fn write_step(
         }
         Err(e) => {
             ctx.store.abandon_intent(intent).await?;
-            Err(item_error(e, &step_name, Some(request_json)))
+            Err(item_error(e, intent_step, Some(request_json)))
         }
     }
 }
@@ -914,7 +914,7 @@ async fn upload_parts(
             Err(e) => {
                 return Err(WriteError::Item(FailureRecord {
                     stage: Stage::Load,
-                    step: "attachments".into(),
+                    step: FailureStep::Attachments,
                     class: FailureClass::Transient,
                     code: None,
                     message: format!("uploading attachments needs the Desk360 client: {e}"),
@@ -954,7 +954,7 @@ async fn upload_parts(
             Err(e) => {
                 return Err(WriteError::Item(FailureRecord {
                     stage: Stage::Load,
-                    step: format!("attachment {:?}", a.name),
+                    step: FailureStep::Attachment(a.name.clone()),
                     class: FailureClass::Transient,
                     code: None,
                     message: format!("downloading the attachment failed: {e}"),
@@ -1059,7 +1059,7 @@ async fn reconcile_open(
                 ));
             }
             Ok(CaseLookup::Unknown(why)) => return Err(unknown_case(key, plan, &why)),
-            Err(e) => return Err(item_error(e, "create (reconcile)", None)),
+            Err(e) => return Err(item_error(e, FailureStep::CreateReconcile, None)),
         },
         IntentStep::Message(source_id) | IntentStep::Note(source_id) => {
             let (Some(case), Some(step)) = (
@@ -1084,7 +1084,7 @@ async fn reconcile_open(
                     Progress::add(&ctx.progress.writes, 1);
                 }
                 Ok(None) => ctx.store.abandon_intent(intent.id).await?,
-                Err(e) => return Err(item_error(e, &step.intent_name(), None)),
+                Err(e) => return Err(item_error(e, intent.step, None)),
             }
         }
         // The update is idempotent: abandon and send it again.
@@ -1105,7 +1105,7 @@ fn unknown_case(key: TicketKey, plan: &CasePlan, why: &str) -> WriteError {
         .unwrap_or("(unknown customer)");
     WriteError::Item(FailureRecord {
         stage: Stage::Load,
-        step: "create (reconcile)".into(),
+        step: FailureStep::CreateReconcile,
         class: FailureClass::Permanent,
         code: Some("outcome_unknown".into()),
         message: format!(
@@ -1243,43 +1243,11 @@ fn payload_hash<T: serde::Serialize + ?Sized>(v: &T) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Turns a client error into a ticket failure (or a run stop for fatal ones).
-fn item_error(e: DeskieError, step: &str, request: Option<String>) -> WriteError {
-    if e.class() == ErrorClass::Cancelled {
-        return WriteError::Cancelled;
+/// Turns a client error into a ticket failure ([`failure_of`]), or a run stop for fatal ones.
+fn item_error(e: DeskieError, step: impl Into<FailureStep>, request: Option<String>) -> WriteError {
+    match e.class() {
+        ErrorClass::Cancelled => WriteError::Cancelled,
+        ErrorClass::Fatal => WriteError::Fatal(e.into()),
+        _ => WriteError::Item(failure_of(&e, Stage::Load, step, request)),
     }
-    if e.class() == ErrorClass::Fatal {
-        return WriteError::Fatal(e.into());
-    }
-    let class = match e.class() {
-        ErrorClass::Permanent => FailureClass::Permanent,
-        _ => FailureClass::Transient,
-    };
-    let message = match &e {
-        DeskieError::Rejected { message, .. } | DeskieError::NotFound { message, .. }
-            if !message.is_empty() =>
-        {
-            message.clone()
-        }
-        other => other.to_string(),
-    };
-    WriteError::Item(FailureRecord {
-        stage: Stage::Load,
-        step: step.to_string(),
-        class,
-        code: e.status().map(|s| s.to_string()),
-        message,
-        request: request.map(|r| truncate(&r, 2000)),
-    })
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

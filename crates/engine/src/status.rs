@@ -51,7 +51,7 @@ pub fn cause_kind(record: &FailureRecord) -> String {
     format!(
         "{} {}{}: {}",
         record.stage,
-        record.step.split(':').next().unwrap_or(""),
+        record.step.kind(),
         code_suffix(record),
         one_line(&record.message)
     )

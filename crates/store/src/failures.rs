@@ -41,7 +41,7 @@ impl Store {
         .bind(key.product_id)
         .bind(key.ticket_id)
         .bind(failure.stage.as_str())
-        .bind(&failure.step)
+        .bind(failure.step.to_string())
         .bind(failure.class.as_str())
         .bind(&failure.code)
         .bind(&failure.message)
@@ -75,7 +75,7 @@ impl Store {
         .bind(product_id)
         .bind(page)
         .bind(failure.stage.as_str())
-        .bind(&failure.step)
+        .bind(failure.step.to_string())
         .bind(failure.class.as_str())
         .bind(&failure.code)
         .bind(&failure.message)
@@ -182,7 +182,7 @@ fn failure_from_row(r: &SqliteRow) -> Result<Failure> {
         page: r.try_get("page")?,
         record: FailureRecord {
             stage: r.try_get::<String, _>("stage")?.parse()?,
-            step: r.try_get("step")?,
+            step: r.try_get::<String, _>("step")?.into(),
             class: r.try_get::<String, _>("class")?.parse()?,
             code: r.try_get("code")?,
             message: r.try_get("message")?,

@@ -259,13 +259,137 @@ pub enum FailureClass {
 }
 text_enum!(FailureClass { Permanent => "permanent", Transient => "transient" });
 
+/// What was being done when a ticket or page failed: stored as text (`list`, `detail`, `map`,
+/// `create`, `message:<id>`, `note:<id>`, `update`, `attachment "<name>"`…) that
+/// [`FailureStep`]'s `Display` writes and `FromStr` reads back, so stores written before the
+/// type existed still read (a text it does not know is kept as [`FailureStep::Other`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum FailureStep {
+    /// Reading a page of a product's ticket list.
+    List,
+    /// An entry of a list page that could not be read.
+    ListEntry,
+    /// Reading a ticket's details.
+    Detail,
+    /// Mapping a ticket to Deskie's requests (a configuration or data problem).
+    Map,
+    /// A journaled write: creating the case, adding a reply or a note, the final update.
+    Write(IntentStep),
+    /// Finding, after a lost answer, whether the case was created.
+    CreateReconcile,
+    /// Reading the case to check its final status and priority.
+    UpdateCheck,
+    /// Preparing a message's attachments as a whole.
+    Attachments,
+    /// Moving the attachment with this file name.
+    Attachment(String),
+    /// A step this version does not name (written by another version): kept as it was.
+    Other(String),
+}
+
+impl FailureStep {
+    /// The step without its message id (`message:123` → `message`), to group failures by what
+    /// was being done.
+    pub fn kind(&self) -> String {
+        match self {
+            FailureStep::Write(IntentStep::Message(_)) => "message".to_owned(),
+            FailureStep::Write(IntentStep::Note(_)) => "note".to_owned(),
+            FailureStep::Other(text) => text.split(':').next().unwrap_or(text).trim().to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for FailureStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureStep::List => f.write_str("list"),
+            FailureStep::ListEntry => f.write_str("list entry"),
+            FailureStep::Detail => f.write_str("detail"),
+            FailureStep::Map => f.write_str("map"),
+            FailureStep::Write(step) => step.fmt(f),
+            FailureStep::CreateReconcile => f.write_str("create (reconcile)"),
+            FailureStep::UpdateCheck => f.write_str("update (check)"),
+            FailureStep::Attachments => f.write_str("attachments"),
+            FailureStep::Attachment(name) => write!(f, "attachment {name:?}"),
+            FailureStep::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl FromStr for FailureStep {
+    type Err = std::convert::Infallible;
+
+    /// Reads what [`Display`](fmt::Display) writes; any other text is [`FailureStep::Other`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "list" => FailureStep::List,
+            "list entry" => FailureStep::ListEntry,
+            "detail" => FailureStep::Detail,
+            "map" => FailureStep::Map,
+            "create (reconcile)" => FailureStep::CreateReconcile,
+            "update (check)" => FailureStep::UpdateCheck,
+            "attachments" => FailureStep::Attachments,
+            _ => match s.parse::<IntentStep>() {
+                Ok(step) => FailureStep::Write(step),
+                Err(_) => s
+                    .strip_prefix("attachment ")
+                    .and_then(|q| serde_json::from_str::<String>(q).ok())
+                    .filter(|name| format!("attachment {name:?}") == s)
+                    .map_or_else(|| FailureStep::Other(s.to_owned()), FailureStep::Attachment),
+            },
+        })
+    }
+}
+
+impl From<String> for FailureStep {
+    fn from(s: String) -> Self {
+        match s.parse() {
+            Ok(step) => step,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl From<&str> for FailureStep {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<FailureStep> for String {
+    fn from(step: FailureStep) -> Self {
+        step.to_string()
+    }
+}
+
+impl From<IntentStep> for FailureStep {
+    fn from(step: IntentStep) -> Self {
+        FailureStep::Write(step)
+    }
+}
+
+impl PartialEq<str> for FailureStep {
+    /// Compares with a stored text, read as a step.
+    fn eq(&self, other: &str) -> bool {
+        matches!(other.parse::<Self>(), Ok(step) if step == *self)
+    }
+}
+
+impl PartialEq<&str> for FailureStep {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
 /// What the caller knows about a failure; the store adds the attempt count and times.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRecord {
     /// Extract or load.
     pub stage: Stage,
-    /// What was being done: `list`, `detail`, `create`, `message:<id>`, `note:<id>`, `update`, ...
-    pub step: String,
+    /// What was being done.
+    pub step: FailureStep,
     /// Permanent or transient.
     pub class: FailureClass,
     /// HTTP status or the API's error code, when there is one.
@@ -575,5 +699,54 @@ mod tests {
         assert_eq!(parse_ticket_key(&key.to_string()), Some(key));
         assert_eq!(parse_ticket_key("3:42"), Some(key));
         assert_eq!(parse_ticket_key("42"), None);
+    }
+
+    #[test]
+    fn failure_steps_round_trip_the_stored_text() {
+        for text in [
+            "list",
+            "list entry",
+            "detail",
+            "map",
+            "create",
+            "message:501",
+            "note:1002",
+            "update",
+            "create (reconcile)",
+            "update (check)",
+            "attachments",
+            "attachment \"a:b \\\"c\\\".pdf\"",
+            "attachment 'odd",
+            "something older",
+        ] {
+            let step: FailureStep = text.parse().unwrap();
+            assert_eq!(step.to_string(), text);
+            assert_eq!(step, text);
+        }
+        assert_eq!(
+            FailureStep::from("message:7"),
+            FailureStep::Write(IntentStep::Message(7))
+        );
+        assert_eq!(
+            FailureStep::from("attachment \"x:y.pdf\""),
+            FailureStep::Attachment("x:y.pdf".into())
+        );
+        assert_eq!(FailureStep::from("message:7").kind(), "message");
+        assert_eq!(FailureStep::from("note:7").kind(), "note");
+        assert_eq!(
+            FailureStep::from("create (reconcile)").kind(),
+            "create (reconcile)"
+        );
+        assert_eq!(
+            FailureStep::Attachment("a:b".into()).kind(),
+            "attachment \"a:b\""
+        );
+        assert_eq!(FailureStep::from("old:9").kind(), "old");
+        let json = serde_json::to_string(&FailureStep::Write(IntentStep::Note(3))).unwrap();
+        assert_eq!(json, "\"note:3\"");
+        assert_eq!(
+            serde_json::from_str::<FailureStep>(&json).unwrap(),
+            FailureStep::Write(IntentStep::Note(3))
+        );
     }
 }

@@ -757,11 +757,6 @@ pub(super) fn pattern(message: &str) -> String {
     out
 }
 
-/// `message:123` → `message`.
-fn step_kind(step: &str) -> String {
-    step.split(':').next().unwrap_or(step).trim().to_string()
-}
-
 async fn failures(store: &Store) -> Result<Failures> {
     let failed = store.failed_tickets().await?;
     type GroupKey = (String, String, Option<String>, String, String);
@@ -770,7 +765,7 @@ async fn failures(store: &Store) -> Result<Failures> {
         let (stage, step, code, class, message) = match &f.failure {
             Some(x) => (
                 x.record.stage.as_str().to_string(),
-                step_kind(&x.record.step),
+                x.record.step.kind(),
                 x.record.code.clone(),
                 x.record.class.as_str().to_string(),
                 x.record.message.clone(),
@@ -877,6 +872,10 @@ mod tests {
             pattern("case 77 has no field cf_900")
         );
         assert_eq!(pattern("abc 12 x3"), "abc # x#");
+    }
+
+    fn step_kind(step: &str) -> String {
+        store::FailureStep::from(step).kind()
     }
 
     #[test]
