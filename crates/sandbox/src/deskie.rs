@@ -995,6 +995,9 @@ fn dispatch(
             };
             let notes_only = *kind == "note";
             match *method {
+                Method::PUT if faults.edits_unavailable => {
+                    (StatusCode::SERVICE_UNAVAILABLE, Value::Null, Some("down"))
+                }
                 Method::PUT => {
                     edit_message(faults, readings, st, id, message_id, notes_only, &payload)
                 }
