@@ -467,12 +467,12 @@ fn source_files(ds: &sandbox::Dataset, t: &sandbox::TicketData) -> Vec<(String, 
 
 /// `[attachments] mode = "upload"` with `inline = "rehost"`, SIGKILLed a few times while files
 /// stream from Desk360 into Deskie and inline images are re-pointed (`DESKIE_CRASH_LOOP_KILLS`
-/// raises it: one kill here per eight of the main loop, at least three): afterwards every file
+/// raises it: one kill here per four of the main loop, at least three): afterwards every file
 /// is in Deskie exactly once with its size and checksum (inline images once per message that
 /// shows them), no message is there twice, and no message links to Desk360 storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loop_while_uploading_files_and_rehosting_keeps_every_file_once() {
-    let kills = (kills_wanted() / 8).max(3);
+    let kills = (kills_wanted() / 4).max(3);
     let sandbox = Sandbox::start(SandboxConfig {
         seed: 29,
         products: 2,
