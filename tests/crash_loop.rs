@@ -628,7 +628,13 @@ reconcile_settle_secs = 0.5
     let mut files_checked = 0;
     for t in &ds.tickets {
         let cases = snap.cases_of(t.product_id, t.ticket_id);
-        assert!(cases.len() <= 1, "ticket {}/{}: {} cases", t.product_id, t.ticket_id, cases.len());
+        assert!(
+            cases.len() <= 1,
+            "ticket {}/{}: {} cases",
+            t.product_id,
+            t.ticket_id,
+            cases.len()
+        );
         let Some(case) = cases.first() else { continue };
         migrated += 1;
         let mut want = source_files(&ds, t);
@@ -663,7 +669,12 @@ reconcile_settle_secs = 0.5
                     m.message_id
                 );
             }
-            let key = (m.note, m.created_at.clone(), m.content.clone(), m.content_html.clone());
+            let key = (
+                m.note,
+                m.created_at.clone(),
+                m.content.clone(),
+                m.content_html.clone(),
+            );
             assert!(
                 seen.insert(key),
                 "ticket {}/{}: message {} is there twice",
@@ -673,7 +684,14 @@ reconcile_settle_secs = 0.5
             );
         }
     }
-    assert!(migrated * 2 > ds.tickets.len(), "{migrated} tickets migrated");
+    assert!(
+        migrated * 2 > ds.tickets.len(),
+        "{migrated} tickets migrated"
+    );
     assert!(files_checked >= 20, "{files_checked} files checked");
-    assert!(inline.len() >= 2, "inline images on {} tickets", inline.len());
+    assert!(
+        inline.len() >= 2,
+        "inline images on {} tickets",
+        inline.len()
+    );
 }

@@ -175,7 +175,11 @@ pub(crate) async fn check_links(
         if ctx.cancel.is_cancelled() {
             return Ok(None);
         }
-        let status = match clients.desk360.probe_link(&link.url, &clients.storage).await {
+        let status = match clients
+            .desk360
+            .probe_link(&link.url, &clients.storage)
+            .await
+        {
             Ok(s) => s,
             Err(e) if e.class() == desk360::ErrorClass::Cancelled => return Ok(None),
             Err(e) => {
@@ -219,8 +223,12 @@ mod tests {
         assert!(link_expires(
             "https://desk-360.s3.amazonaws.com/a.png?X-Amz-Expires=300&X-Amz-Signature=ab"
         ));
-        assert!(link_expires("http://127.0.0.1:9/f/a.pdf?expires=17&signature=x"));
-        assert!(link_expires("https://cdn.example/a?Expires=1&Key-Pair-Id=K"));
+        assert!(link_expires(
+            "http://127.0.0.1:9/f/a.pdf?expires=17&signature=x"
+        ));
+        assert!(link_expires(
+            "https://cdn.example/a?Expires=1&Key-Pair-Id=K"
+        ));
         assert!(!link_expires("https://api.desk360.com/attachments/a.pdf"));
         assert!(!link_expires("https://x/a.pdf?download=1"));
         assert!(!link_expires("not a url?expires=1"));
@@ -236,7 +244,10 @@ mod tests {
         c.not_public = 3;
         c.expiring = 5;
         let w = link_warning(&c).unwrap();
-        assert!(w.starts_with("3 of 20 sampled attachment links need Desk360 credentials, 5 expire"), "{w}");
+        assert!(
+            w.starts_with("3 of 20 sampled attachment links need Desk360 credentials, 5 expire"),
+            "{w}"
+        );
         assert!(w.contains("mode = \"upload\""), "{w}");
     }
 }

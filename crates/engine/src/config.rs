@@ -993,8 +993,7 @@ default_staff_id = 100
         assert_eq!(s.attachments.storage_rpm, DEFAULT_STORAGE_RPM);
         let s = parse_str(&format!("{MINIMAL}\n[attachments]\nstorage_rpm = 42\n")).unwrap();
         assert_eq!(s.attachments.storage_rpm, 42);
-        let err =
-            parse_str(&format!("{MINIMAL}\n[attachments]\nstorage_rpm = 0\n")).unwrap_err();
+        let err = parse_str(&format!("{MINIMAL}\n[attachments]\nstorage_rpm = 0\n")).unwrap_err();
         assert!(err.to_string().contains("attachments.storage_rpm"), "{err}");
     }
 

@@ -938,7 +938,10 @@ async fn upload_parts(
         );
         // Inline images come first in a message's files (see `mapping::map_ticket`).
         let mode = if inline.is_some_and(|imgs| {
-            i < imgs.len() && imgs.iter().any(|(src, name)| *src == a.url && *name == a.name)
+            i < imgs.len()
+                && imgs
+                    .iter()
+                    .any(|(src, name)| *src == a.url && *name == a.name)
         }) {
             store::FileMode::Inline
         } else {
@@ -1153,7 +1156,9 @@ async fn send_edit(
                 .finish_rehost_edit(
                     key,
                     edit.source_id,
-                    Some("the inline images were not among the files Deskie stored with the message"),
+                    Some(
+                        "the inline images were not among the files Deskie stored with the message",
+                    ),
                 )
                 .await?;
             return Ok(());

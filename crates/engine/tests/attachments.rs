@@ -542,8 +542,15 @@ async fn the_report_counts_files_per_mode_and_lists_each_file_that_could_not_go(
     let r = report_of(&h.settings).await;
     let a = &r.attachments;
     assert_eq!(a.mode, "upload");
-    assert_eq!((a.uploaded.files, a.uploaded.bytes), (files, bytes), "{a:?}");
-    assert_eq!(a.linked.files + a.inline_uploaded.files + a.pending.files, 0);
+    assert_eq!(
+        (a.uploaded.files, a.uploaded.bytes),
+        (files, bytes),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.linked.files + a.inline_uploaded.files + a.pending.files,
+        0
+    );
     assert_eq!(a.failures_total, all_files - files, "{:#?}", a.failures);
     assert!(
         a.failures
@@ -594,7 +601,11 @@ async fn a_dry_run_in_urls_mode_warns_about_links_that_are_not_public_or_expire(
     // No write reached Deskie.
     assert!(h.sandbox.deskie_snapshot().cases.is_empty());
     let r = report_of(&h.settings).await;
-    let check = r.attachments.link_check.clone().expect("the dry run checked links");
+    let check = r
+        .attachments
+        .link_check
+        .clone()
+        .expect("the dry run checked links");
     let with_files = h
         .sandbox
         .dataset()
@@ -602,9 +613,10 @@ async fn a_dry_run_in_urls_mode_warns_about_links_that_are_not_public_or_expire(
         .iter()
         .filter(|t| {
             t.messages().iter().any(|m| {
-                m["attachments"]
-                    .as_object()
-                    .is_some_and(|o| o.values().any(|g| g.as_array().is_some_and(|g| !g.is_empty())))
+                m["attachments"].as_object().is_some_and(|o| {
+                    o.values()
+                        .any(|g| g.as_array().is_some_and(|g| !g.is_empty()))
+                })
             })
         })
         .count() as u64;

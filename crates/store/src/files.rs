@@ -254,7 +254,20 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(p, t, kind, write_id, mode, url, name, size, outcome, status, reason, written)| {
+                |(
+                    p,
+                    t,
+                    kind,
+                    write_id,
+                    mode,
+                    url,
+                    name,
+                    size,
+                    outcome,
+                    status,
+                    reason,
+                    written,
+                )| {
                     FileRow {
                         key: TicketKey::new(p, t),
                         record: FileRecord {
@@ -435,19 +448,21 @@ impl Store {
         )
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|(checked_at, sampled, not_public, expiring, detail)| {
-            let n = |v: i64| u64::try_from(v).unwrap_or(0);
-            LinkCheck {
-                checked_at,
-                sampled: n(sampled),
-                not_public: n(not_public),
-                expiring: n(expiring),
-                detail: detail
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            }
-        }))
+        Ok(
+            row.map(|(checked_at, sampled, not_public, expiring, detail)| {
+                let n = |v: i64| u64::try_from(v).unwrap_or(0);
+                LinkCheck {
+                    checked_at,
+                    sampled: n(sampled),
+                    not_public: n(not_public),
+                    expiring: n(expiring),
+                    detail: detail
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                }
+            }),
+        )
     }
 }

@@ -284,7 +284,10 @@ pub(super) fn markdown(s: &AttachmentsSection, o: &mut String) -> std::fmt::Resu
         s.failures_total
     )?;
     if !s.failures.is_empty() {
-        writeln!(o, "| ticket | file | reason | what to do |\n|---|---|---|---|")?;
+        writeln!(
+            o,
+            "| ticket | file | reason | what to do |\n|---|---|---|---|"
+        )?;
         for f in &s.failures {
             writeln!(
                 o,
@@ -344,7 +347,9 @@ pub(super) fn html(s: &AttachmentsSection, esc: impl Fn(&str) -> String, o: &mut
         s.failures_total
     );
     if !s.failures.is_empty() {
-        o.push_str("<table><tr><th>ticket</th><th>file</th><th>reason</th><th>what to do</th></tr>");
+        o.push_str(
+            "<table><tr><th>ticket</th><th>file</th><th>reason</th><th>what to do</th></tr>",
+        );
         for f in &s.failures {
             let _ = write!(
                 o,
@@ -372,7 +377,10 @@ mod tests {
             },
             None,
         );
-        assert!(why.contains("HTTP 401") && why.contains("behind the token"), "{why}");
+        assert!(
+            why.contains("HTTP 401") && why.contains("behind the token"),
+            "{why}"
+        );
         assert!(fix.contains("retry-failed"), "{fix}");
         let (why, fix) = failure_text(&FileOutcome::TooLarge, Some(30_000_000));
         assert!(why.contains("30.0 MB"), "{why}");
@@ -380,13 +388,18 @@ mod tests {
         assert!(is_unreadable_entry(
             "message 5: file attachment \"a.pdf\" has no URL and cannot be migrated"
         ));
-        assert!(!is_unreadable_entry("message 5: unknown type kept as a note"));
+        assert!(!is_unreadable_entry(
+            "message 5: unknown type kept as a note"
+        ));
     }
 
     #[test]
     fn the_oversize_sentence_says_what_each_mode_did() {
         let up = oversize_sentence("upload", 2, 60_000_000);
-        assert!(up.contains("not uploaded") && up.contains("follow-up notes"), "{up}");
+        assert!(
+            up.contains("not uploaded") && up.contains("follow-up notes"),
+            "{up}"
+        );
         assert!(!up.contains("stay at their Desk360 URL"), "{up}");
         let urls = oversize_sentence("urls", 1, 30_000_000);
         assert!(urls.contains("not linked"), "{urls}");
@@ -414,7 +427,10 @@ mod tests {
         };
         let mut md = String::new();
         markdown(&s, &mut md).unwrap();
-        assert!(md.contains("| uploaded with their message | 3 | 3.0 MB |"), "{md}");
+        assert!(
+            md.contains("| uploaded with their message | 3 | 3.0 MB |"),
+            "{md}"
+        );
         assert!(md.contains("| 1/2 | a\\|b.pdf |"), "{md}");
         let mut h = String::new();
         html(&s, super::super::html::esc, &mut h);
