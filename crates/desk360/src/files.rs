@@ -241,3 +241,92 @@ impl Desk360Client {
         (observed, outcome)
     }
 }
+
+/// Bound on one link check: only the head (or one byte) is read.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Desk360Client {
+    /// The HTTP status `url` answers with no credential at all, as anyone holding only the link
+    /// (Deskie fetching an `attachment_urls` entry, a person after the Desk360 account closed)
+    /// would see it: the dry run's check of `[attachments] mode = "urls"`.
+    ///
+    /// Asks with `HEAD`; a storage that does not answer it with a success (405/501, or a signed
+    /// URL valid for GET only, which S3 refuses for HEAD with 403) is asked again with a GET of
+    /// its first byte (`Range: bytes=0-0`), whose status is the answer. No `Authorization`
+    /// header is ever sent, whatever the host. Charged like a download: the Desk360 limiter on
+    /// the API host, `storage` elsewhere; nothing is retried (a failure is the caller's to
+    /// count).
+    pub async fn probe_link(&self, url: &str, storage: &Limiter) -> Result<u16> {
+        let what = "attachment link check";
+        let parsed = Url::parse(url).map_err(|e| Desk360Error::UnexpectedUrl {
+            what: what.to_owned(),
+            url: url.to_owned(),
+            reason: format!("not an absolute URL: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Desk360Error::UnexpectedUrl {
+                what: what.to_owned(),
+                url: url.to_owned(),
+                reason: "not an http(s) URL".to_owned(),
+            });
+        }
+        let api_host = self.is_api_host(&parsed);
+        let limiter = if api_host {
+            &self.inner.transport.limiter
+        } else {
+            storage
+        };
+        let head = self
+            .probe_once(limiter, api_host, reqwest::Method::HEAD, &parsed, what)
+            .await?;
+        if (200..300).contains(&head) {
+            return Ok(head);
+        }
+        self.probe_once(limiter, api_host, reqwest::Method::GET, &parsed, what)
+            .await
+    }
+
+    async fn probe_once(
+        &self,
+        limiter: &Limiter,
+        api_host: bool,
+        method: reqwest::Method,
+        url: &Url,
+        what: &str,
+    ) -> Result<u16> {
+        let permit = limiter
+            .acquire(1)
+            .await
+            .map_err(|e| transport::from_wait::<Desk360Error>(e, what))?;
+        let mut request = self
+            .inner
+            .transport
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(PROBE_TIMEOUT);
+        if method == reqwest::Method::GET {
+            request = request.header(reqwest::header::RANGE, "bytes=0-0");
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let info = if api_host {
+                    headers::rate_info(response.headers())
+                } else {
+                    throttle::RateInfo::default()
+                };
+                permit.finish(status, &info);
+                debug!(what, status, api_host, %method, "attachment link checked");
+                Ok(status)
+            }
+            Err(e) => {
+                drop(permit);
+                Err(Desk360Error::Transient {
+                    what: what.to_owned(),
+                    status: None,
+                    detail: transport::describe(&e),
+                })
+            }
+        }
+    }
+}

@@ -24,9 +24,9 @@ pub(crate) fn build_deskie(
 }
 
 /// The clients of `[attachments] mode = "upload"` around a Desk360 client. Downloads from
-/// storage hosts other than the Desk360 API have their own budget (not charged to the Desk360
-/// limit, see `desk360::files`); a CDN takes far more than this, the bound only keeps a run
-/// polite.
+/// storage hosts other than the Desk360 API have their own budget (`[attachments] storage_rpm`,
+/// not charged to the Desk360 limit, see `desk360::files`); a CDN takes far more than the
+/// default, the bound only keeps a run polite.
 pub(crate) fn file_clients(
     ctx: &Ctx,
     desk360: desk360::Desk360Client,
@@ -34,7 +34,7 @@ pub(crate) fn file_clients(
     let storage = Limiter::with_cancel(
         LimiterConfig {
             name: "storage",
-            limit: 600,
+            limit: ctx.settings.attachments.storage_rpm,
             window: Duration::from_secs(60),
             ..LimiterConfig::default()
         },

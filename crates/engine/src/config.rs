@@ -85,6 +85,8 @@ pub struct RawAttachments {
     pub mode: Option<String>,
     /// `rehost` | `keep`.
     pub inline: Option<String>,
+    /// Downloads a minute from storage hosts other than the Desk360 API.
+    pub storage_rpm: Option<u32>,
 }
 
 /// `[source]` as written.
@@ -470,12 +472,30 @@ pub enum InlineMode {
 }
 
 /// Validated `[attachments]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttachmentSettings {
     /// Upload or link the files.
     pub mode: AttachmentMode,
     /// Rehost or keep inline images (only meaningful with `mode = "upload"`).
     pub inline: InlineMode,
+    /// Requests a minute to storage hosts other than the Desk360 API (file downloads, the dry
+    /// run's link check): not charged to the Desk360 API budget, bounded so a run stays polite
+    /// to a bucket or CDN that publishes no limit. Default [`DEFAULT_STORAGE_RPM`].
+    pub storage_rpm: u32,
+}
+
+/// Default `[attachments] storage_rpm`: ten downloads a second, far below what a CDN or S3
+/// serves, far above what the Deskie write budget can use.
+pub const DEFAULT_STORAGE_RPM: u32 = 600;
+
+impl Default for AttachmentSettings {
+    fn default() -> Self {
+        Self {
+            mode: AttachmentMode::default(),
+            inline: InlineMode::default(),
+            storage_rpm: DEFAULT_STORAGE_RPM,
+        }
+    }
 }
 
 /// Everything validated; the only configuration type the engine uses.
@@ -863,13 +883,25 @@ fn validate(
         }
     };
 
+    let storage_rpm = a.storage_rpm.unwrap_or(DEFAULT_STORAGE_RPM);
+    if storage_rpm == 0 {
+        return Err(invalid(
+            "attachments.storage_rpm",
+            "must be at least 1 (downloads a minute from attachment storage)".to_string(),
+        ));
+    }
+
     Ok(Settings {
         source,
         target,
         mapping,
         store_path,
         run,
-        attachments: AttachmentSettings { mode, inline },
+        attachments: AttachmentSettings {
+            mode,
+            inline,
+            storage_rpm,
+        },
     })
 }
 
@@ -947,6 +979,16 @@ default_staff_id = 100
         assert_eq!(s.mapping.default_channel, ChannelRoute::Email);
         assert_eq!(s.run.concurrency, 8);
         assert_eq!(s.source.window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn storage_rpm_defaults_to_600_and_must_be_positive() {
+        let s = parse_str(MINIMAL).unwrap();
+        assert_eq!(s.attachments.storage_rpm, DEFAULT_STORAGE_RPM);
+        let s = parse_str(&format!("{MINIMAL}\n[attachments]\nstorage_rpm = 42\n")).unwrap();
+        assert_eq!(s.attachments.storage_rpm, 42);
+        let err = parse_str(&format!("{MINIMAL}\n[attachments]\nstorage_rpm = 0\n")).unwrap_err();
+        assert!(err.to_string().contains("attachments.storage_rpm"), "{err}");
     }
 
     #[test]

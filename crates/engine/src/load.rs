@@ -381,7 +381,10 @@ async fn load_one(
         tracing::debug!(ticket = %key, warning = ?w, "mapping warning");
     }
     let plan = match mapped {
-        Mapped::Case(plan) => plan,
+        Mapped::Case(plan) => {
+            record_too_large(ctx, key, &plan, &warnings).await?;
+            plan
+        }
         Mapped::Skipped { channel } => {
             ctx.store
                 .mark_skipped(
@@ -479,6 +482,14 @@ async fn load_plan(
             if stopping(ctx) {
                 return Ok(Next::Interrupted);
             }
+            record_linked(
+                ctx,
+                state,
+                true,
+                plan.first_message_id,
+                &plan.create.attachment_urls,
+            )
+            .await?;
             let c = create_case(ctx, client, key, plan).await?;
             state.case = Some(c.clone());
             c
@@ -494,9 +505,32 @@ async fn load_plan(
         if stopping(ctx) {
             return Ok(Next::Interrupted);
         }
-        let deskie_id = write_step(ctx, client, key, plan, &case, step).await?;
-        state.sent.insert(step.source_id(), deskie_id);
+        if ctx.settings.attachments.mode == crate::config::AttachmentMode::Urls {
+            let urls = match (step.message_for(case.user_id), step) {
+                (Some(m), _) => m.attachment_urls,
+                (None, Step::Note { note, .. }) => note.attachment_urls.clone(),
+                (None, _) => Vec::new(),
+            };
+            record_linked(ctx, state, false, step.source_id(), &urls).await?;
+        }
+        let info = write_step(ctx, client, key, plan, &case, step).await?;
+        state.sent.insert(step.source_id(), info.message_id);
+        rehost_written(
+            ctx,
+            client,
+            key,
+            plan,
+            case.case_id,
+            step.source_id(),
+            &info,
+            step.content(),
+            step.is_note(),
+        )
+        .await?;
     }
+    // Inline-image edits still owed by written messages (the first message's, and any a kill
+    // or a stop left between a write and its edit).
+    settle_rehost(ctx, client, key, state, plan, &case).await?;
 
     // A reply written in this pass makes the status uncertain again, even when an earlier final
     // update was recorded (a newer detail arrived while the case was loading).
@@ -730,7 +764,7 @@ async fn create_case(
     }
     // Files are opened before the intent: a refused file is left out (and reported) here,
     // never halfway through a request.
-    let files = upload_parts(ctx, key, plan, plan.first_message_id).await?;
+    let files = upload_parts(ctx, key, plan, plan.first_message_id, true).await?;
     let hash = payload_hash(&plan.create);
     let intent = ctx
         .store
@@ -748,31 +782,8 @@ async fn create_case(
                 .complete_intent(intent, IntentResult::Case(r.clone()))
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
-            if plan.rehost.contains_key(&plan.first_message_id) {
-                // The create's answer is the case, not its message: one read finds it.
-                let html = plan.create.content_html.clone().unwrap_or_default();
-                match client.all_messages(r.case_id).await {
-                    Ok(messages) => {
-                        if let Some(first) = messages.iter().find(|m| !m.is_note()) {
-                            rehost_inline(
-                                ctx,
-                                client,
-                                key,
-                                plan,
-                                r.case_id,
-                                plan.first_message_id,
-                                first,
-                                &html,
-                                false,
-                            )
-                            .await;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(ticket = %key, error = %e, "cannot read the new case's first message; its inline images keep their Desk360 links");
-                    }
-                }
-            }
+            // Inline images of the first message are re-pointed by `settle_rehost`, which reads
+            // the new case's first message (the create's answer is the case, not its message).
             Ok(r)
         }
         Err(e) if e.class() == ErrorClass::Cancelled => {
@@ -806,7 +817,8 @@ fn gave_up(step: IntentStep) -> WriteError {
     })
 }
 
-/// Writes one reply or note through the journal; an unknown outcome parks the ticket.
+/// Writes one reply or note through the journal; an unknown outcome parks the ticket. Returns
+/// Deskie's answer (the message with the files it stored).
 async fn write_step(
     ctx: &Ctx,
     client: &DeskieClient,
@@ -814,7 +826,7 @@ async fn write_step(
     plan: &CasePlan,
     case: &CaseRef,
     step: &Step,
-) -> std::result::Result<i64, WriteError> {
+) -> std::result::Result<MessageInfo, WriteError> {
     check_not_stopping(ctx)?;
     let step_name = step.intent_name();
     let intent_step = if step.is_note() {
@@ -831,7 +843,7 @@ async fn write_step(
         (None, Step::Note { note, .. }) => json_of(note),
         (None, _) => String::new(),
     };
-    let files = upload_parts(ctx, key, plan, step.source_id()).await?;
+    let files = upload_parts(ctx, key, plan, step.source_id(), false).await?;
     let hash = payload_hash(&request_json);
     let intent = ctx.store.open_intent(key, intent_step, &hash).await?;
     let result = match (&message, step) {
@@ -857,19 +869,7 @@ async fn write_step(
                 )
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
-            rehost_inline(
-                ctx,
-                client,
-                key,
-                plan,
-                case.case_id,
-                step.source_id(),
-                &info,
-                step.content(),
-                step.is_note(),
-            )
-            .await;
-            Ok(info.message_id)
+            Ok(info)
         }
         Err(e) if e.class() == ErrorClass::Cancelled => {
             ctx.store.abandon_intent(intent).await?;
@@ -892,12 +892,14 @@ async fn write_step(
 /// of the write. A file its storage refuses or no longer has, or that turns out over Deskie's
 /// 25 MB, is left out with a warning naming the ticket and the file (the message still goes);
 /// a transient failure fails the ticket transiently (the next run tries again), before any
-/// intent is opened.
+/// intent is opened. Every file's outcome is recorded for the report (`attached` ones count
+/// once their write is in Deskie).
 async fn upload_parts(
     ctx: &Ctx,
     key: TicketKey,
     plan: &CasePlan,
     source_id: i64,
+    create: bool,
 ) -> std::result::Result<Vec<deskie::UploadFile>, WriteError> {
     let Some(planned) = plan.uploads.get(&source_id).filter(|f| !f.is_empty()) else {
         return Ok(Vec::new());
@@ -926,8 +928,10 @@ async fn upload_parts(
     let Some(clients) = ctx.files.get() else {
         return Err(WriteError::Cancelled);
     };
+    let inline = plan.rehost.get(&source_id);
     let mut parts = Vec::with_capacity(planned.len());
-    for a in planned {
+    let mut records = Vec::with_capacity(planned.len());
+    for (i, a) in planned.iter().enumerate() {
         check_not_stopping(ctx)?;
         let file = Desk360File::new(
             clients.desk360.clone(),
@@ -935,44 +939,160 @@ async fn upload_parts(
             a.name.clone(),
             clients.storage.clone(),
         );
+        // Inline images come first in a message's files (see `mapping::map_ticket`).
+        let mode = if inline.is_some_and(|imgs| {
+            i < imgs.len()
+                && imgs
+                    .iter()
+                    .any(|(src, name)| *src == a.url && *name == a.name)
+        }) {
+            store::FileMode::Inline
+        } else {
+            store::FileMode::Upload
+        };
+        let record = |size: Option<u64>, outcome: store::FileOutcome| store::FileRecord {
+            create,
+            write_id: source_id,
+            mode,
+            url: a.url.clone(),
+            name: a.name.clone(),
+            size: size.or(a.size),
+            outcome,
+        };
         match file.prefetch().await {
             Ok(Some(size)) if size > crate::mapping::MAX_FILE_BYTES => {
                 tracing::warn!(ticket = %key, file = %a.name, size, "attachment over Deskie's 25 MB a file; not sent");
+                records.push(record(Some(size), store::FileOutcome::TooLarge));
             }
-            Ok(_) => parts.push(file.into_upload(None)),
+            Ok(size) => {
+                parts.push(file.into_upload(None));
+                records.push(record(size, store::FileOutcome::Attached));
+            }
             Err(e) if e.class() == desk360::ErrorClass::Cancelled => {
+                ctx.store.record_files(key, &records).await?;
                 return Err(WriteError::Cancelled);
             }
-            Err(
-                e @ (desk360::Desk360Error::FileDenied { .. }
-                | desk360::Desk360Error::NotFound { .. }
-                | desk360::Desk360Error::Rejected { .. }
-                | desk360::Desk360Error::UnexpectedUrl { .. }),
-            ) => {
-                tracing::warn!(ticket = %key, file = %a.name, error = %e, "attachment cannot be downloaded; the message goes without it");
-            }
-            Err(e) => {
-                return Err(WriteError::Item(FailureRecord {
-                    stage: Stage::Load,
-                    step: FailureStep::Attachment(a.name.clone()),
-                    class: FailureClass::Transient,
-                    code: None,
-                    message: format!("downloading the attachment failed: {e}"),
-                    request: None,
-                }));
-            }
+            Err(e) => match refused_status(&e) {
+                Some(status) => {
+                    tracing::warn!(ticket = %key, file = %a.name, error = %e, "attachment cannot be downloaded; the message goes without it");
+                    let reason = e.to_string();
+                    records.push(record(None, store::FileOutcome::Refused { status, reason }));
+                }
+                None => {
+                    let message = format!("downloading the attachment failed: {e}");
+                    records.push(record(
+                        None,
+                        store::FileOutcome::Failed {
+                            reason: message.clone(),
+                        },
+                    ));
+                    ctx.store.record_files(key, &records).await?;
+                    return Err(WriteError::Item(FailureRecord {
+                        stage: Stage::Load,
+                        step: FailureStep::Attachment(a.name.clone()),
+                        class: FailureClass::Transient,
+                        code: None,
+                        message,
+                        request: None,
+                    }));
+                }
+            },
         }
     }
+    ctx.store.record_files(key, &records).await?;
     Ok(parts)
 }
 
-/// `inline = "rehost"`: edits a just-written message so each inline image's `src` points at the
-/// copy Deskie stored with it (matched by file name in the write's answer). The edit is
-/// idempotent, so a lost answer is simply sent again (a few times); a failure leaves the
-/// message with its Desk360 links and a warning naming the ticket, never fails the ticket (its
-/// message is in).
+/// For a download the storage refused for good (the file is left out, the message goes):
+/// `Some` with the HTTP status when there is one; `None` for a failure worth another try.
+fn refused_status(e: &desk360::Desk360Error) -> Option<Option<u16>> {
+    match e {
+        desk360::Desk360Error::FileDenied { status, .. }
+        | desk360::Desk360Error::Rejected { status, .. } => Some(Some(*status)),
+        desk360::Desk360Error::NotFound { .. } => Some(Some(404)),
+        desk360::Desk360Error::UnexpectedUrl { .. } => Some(None),
+        _ => None,
+    }
+}
+
+/// `mode = "urls"`: records the files a write links (`attachment_urls`), named from the stored
+/// ticket, before the write; they count as linked once the write is in Deskie.
+async fn record_linked(
+    ctx: &Ctx,
+    state: &LoadState,
+    create: bool,
+    source_id: i64,
+    urls: &[String],
+) -> std::result::Result<(), WriteError> {
+    if urls.is_empty() {
+        return Ok(());
+    }
+    let files = state
+        .ticket
+        .messages
+        .iter()
+        .find(|m| m.id == source_id)
+        .map(|m| m.attachments.as_slice())
+        .unwrap_or_default();
+    let records: Vec<store::FileRecord> = urls
+        .iter()
+        .map(|url| {
+            let a = files.iter().find(|a| a.url == *url);
+            store::FileRecord {
+                create,
+                write_id: source_id,
+                mode: store::FileMode::Url,
+                url: url.clone(),
+                name: a.map_or_else(|| url.clone(), |a| a.name.clone()),
+                size: a.and_then(|a| a.size),
+                outcome: store::FileOutcome::Attached,
+            }
+        })
+        .collect();
+    ctx.store.record_files(state.ticket.key, &records).await?;
+    Ok(())
+}
+
+/// Files the mapping left out as over Deskie's limits, recorded for the report.
+async fn record_too_large(
+    ctx: &Ctx,
+    key: TicketKey,
+    plan: &CasePlan,
+    warnings: &[crate::mapping::Warning],
+) -> Result<()> {
+    let mode = match ctx.settings.attachments.mode {
+        crate::config::AttachmentMode::Upload => store::FileMode::Upload,
+        crate::config::AttachmentMode::Urls => store::FileMode::Url,
+    };
+    let records: Vec<store::FileRecord> = warnings
+        .iter()
+        .filter_map(|w| match w {
+            crate::mapping::Warning::AttachmentTooLarge {
+                message_id,
+                name,
+                size,
+                url,
+            } => Some(store::FileRecord {
+                create: *message_id == plan.first_message_id,
+                write_id: *message_id,
+                mode,
+                url: url.clone(),
+                name: name.clone(),
+                size: Some(*size),
+                outcome: store::FileOutcome::TooLarge,
+            }),
+            _ => None,
+        })
+        .collect();
+    ctx.store.record_files(key, &records).await?;
+    Ok(())
+}
+
+/// `inline = "rehost"`: right after message `source_id` was written, journals the edit that
+/// points each inline image's `src` at the copy Deskie stored with the message (matched by file
+/// name in the write's answer), then sends it. See [`send_edit`] for what an edit's failure does.
 #[allow(clippy::too_many_arguments)]
-async fn rehost_inline(
+async fn rehost_written(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
@@ -982,10 +1102,27 @@ async fn rehost_inline(
     info: &MessageInfo,
     html: &str,
     note: bool,
-) {
+) -> std::result::Result<(), WriteError> {
     let Some(images) = plan.rehost.get(&source_id) else {
-        return;
+        return Ok(());
     };
+    let replace = replacements(images, info);
+    let edit = store::RehostEdit {
+        source_id,
+        case_id,
+        deskie_message_id: info.message_id,
+        note,
+        replace: json_of(&replace),
+        state: "open".into(),
+        reason: None,
+    };
+    ctx.store.open_rehost_edit(key, &edit).await?;
+    send_edit(ctx, client, key, &edit, &replace, html).await
+}
+
+/// Each inline image's `src` → the URL of the copy Deskie stored with the message, matched by
+/// file name in the write's answer (each stored file used once).
+fn replacements(images: &[(String, String)], info: &MessageInfo) -> BTreeMap<String, String> {
     let mut used = HashSet::new();
     let mut replace = BTreeMap::new();
     for (src, name) in images {
@@ -997,30 +1134,160 @@ async fn rehost_inline(
             replace.insert(src.clone(), a.url.clone().unwrap_or_default());
         }
     }
-    let new_html = match crate::mapping::files::rewrite_inline_images(html, &replace) {
+    replace
+}
+
+/// Sends one journaled inline-image edit and closes it. The edit is idempotent, so a lost
+/// answer is simply sent again (a few times). Deskie refusing it for good (or no image found in
+/// the answer) closes it as failed with the reason (the report lists it; the images keep their
+/// Desk360 links) and the ticket goes on. A stop leaves it open (sent by the next load of the
+/// ticket); no usable answer fails the ticket transiently, so the next run sends it again — an
+/// owed edit is never forgotten.
+async fn send_edit(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    key: TicketKey,
+    edit: &store::RehostEdit,
+    replace: &BTreeMap<String, String>,
+    html: &str,
+) -> std::result::Result<(), WriteError> {
+    let new_html = match crate::mapping::files::rewrite_inline_images(html, replace) {
         Some(h) if !replace.is_empty() && h != html => h,
         _ => {
-            tracing::warn!(ticket = %key, message = source_id, "inline images not found in Deskie's answer; they keep their Desk360 links");
-            return;
+            tracing::warn!(ticket = %key, message = edit.source_id, "inline images not found in Deskie's answer; they keep their Desk360 links");
+            ctx.store
+                .finish_rehost_edit(
+                    key,
+                    edit.source_id,
+                    Some(
+                        "the inline images were not among the files Deskie stored with the message",
+                    ),
+                )
+                .await?;
+            return Ok(());
         }
     };
+    let mut last = None;
     for _ in 0..MAX_UPDATE_ATTEMPTS {
+        check_not_stopping(ctx)?;
         match client
-            .edit_message_html(case_id, info.message_id, &new_html, note)
+            .edit_message_html(edit.case_id, edit.deskie_message_id, &new_html, edit.note)
             .await
         {
             Ok(_) => {
                 Progress::add(&ctx.progress.writes, 1);
-                return;
+                ctx.store
+                    .finish_rehost_edit(key, edit.source_id, None)
+                    .await?;
+                return Ok(());
             }
-            Err(e) if e.class() == ErrorClass::Ambiguous => continue,
-            Err(e) => {
-                tracing::warn!(ticket = %key, message = source_id, error = %e, "inline images could not be re-pointed; they keep their Desk360 links");
-                return;
+            Err(e) if e.class() == ErrorClass::Ambiguous => last = Some(e),
+            Err(e) if e.class() == ErrorClass::Permanent => {
+                tracing::warn!(ticket = %key, message = edit.source_id, error = %e, "inline images could not be re-pointed; they keep their Desk360 links");
+                ctx.store
+                    .finish_rehost_edit(key, edit.source_id, Some(&e.to_string()))
+                    .await?;
+                return Ok(());
+            }
+            Err(e) => return Err(item_error(e, "inline image edit", None)),
+        }
+    }
+    let last = last.map(|e| e.to_string()).unwrap_or_default();
+    Err(WriteError::Item(FailureRecord {
+        stage: Stage::Load,
+        step: "inline image edit".into(),
+        class: FailureClass::Transient,
+        code: None,
+        message: format!(
+            "the edit re-pointing the inline images of Desk360 message {} got no answer {MAX_UPDATE_ATTEMPTS} times ({last}); the next run sends it again",
+            edit.source_id
+        ),
+        request: None,
+    }))
+}
+
+/// Sends every inline-image edit a written message of this ticket still owes: one journaled
+/// open (a kill or a stop came between the write and the edit's answer), or none journaled at
+/// all (the first message, or a kill right after a write): then the case's messages are read
+/// back once for the copies' URLs. Edits journaled done or failed for the same Deskie message
+/// are not sent again.
+async fn settle_rehost(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    key: TicketKey,
+    state: &LoadState,
+    plan: &CasePlan,
+    case: &CaseRef,
+) -> std::result::Result<(), WriteError> {
+    if plan.rehost.is_empty() {
+        return Ok(());
+    }
+    let journal = ctx.store.rehost_edits(key).await?;
+    let mut messages: Option<Vec<MessageInfo>> = None;
+    for source_id in plan.rehost.keys() {
+        // The Deskie message (None: the case's first one), its HTML as sent, note or reply.
+        let (deskie_id, html, note) = if *source_id == plan.first_message_id {
+            (
+                None,
+                plan.create.content_html.as_deref().unwrap_or_default(),
+                false,
+            )
+        } else {
+            let (Some(step), Some(id)) = (
+                plan.steps.iter().find(|s| s.source_id() == *source_id),
+                state.sent.get(source_id),
+            ) else {
+                continue; // not written yet
+            };
+            (Some(*id), step.content(), step.is_note())
+        };
+        let journaled = journal.iter().find(|r| {
+            r.source_id == *source_id
+                && r.case_id == case.case_id
+                && deskie_id.is_none_or(|id| id == r.deskie_message_id)
+        });
+        if let Some(row) = journaled {
+            if row.state == "open" {
+                let replace: BTreeMap<String, String> =
+                    serde_json::from_str(&row.replace).unwrap_or_default();
+                send_edit(ctx, client, key, row, &replace, html).await?;
+            }
+            continue;
+        }
+        check_not_stopping(ctx)?;
+        if messages.is_none() {
+            Progress::add(&ctx.progress.reconcile_reads, 1);
+            let read = client
+                .all_messages(case.case_id)
+                .await
+                .map_err(|e| item_error(e, "inline image edit (read)", None))?;
+            messages = Some(read);
+        }
+        let found = messages.iter().flatten().find(|m| match deskie_id {
+            Some(id) => m.message_id == id,
+            None => !m.is_note(),
+        });
+        match found {
+            Some(info) => {
+                rehost_written(
+                    ctx,
+                    client,
+                    key,
+                    plan,
+                    case.case_id,
+                    *source_id,
+                    info,
+                    html,
+                    note,
+                )
+                .await?;
+            }
+            None => {
+                tracing::warn!(ticket = %key, message = source_id, "the message to re-point inline images in is not in the case; they keep their Desk360 links");
             }
         }
     }
-    tracing::warn!(ticket = %key, message = source_id, "the inline image edit got no answer; the message may keep its Desk360 links");
+    Ok(())
 }
 
 fn unreachable_step() -> deskie::Result<MessageInfo> {

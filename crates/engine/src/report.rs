@@ -15,7 +15,9 @@
 //! [`Report::to_json`]) and one self-contained HTML file with inline SVG charts
 //! ([`Report::to_html`]).
 
+mod attachments;
 mod collect;
+pub use attachments::{AttachmentsSection, FileFailure, FileTotals};
 pub(crate) use collect::SOURCE_ID_FIELD_NOTICE;
 mod html;
 mod longrun;
@@ -60,6 +62,9 @@ pub struct Report {
     pub mapping_gaps: MappingGaps,
     /// Lossy content: derived subjects, oversize attachments, empty messages.
     pub content: ContentWarnings,
+    /// Files and bytes per way they reached Deskie, every file that could not go and why, the
+    /// dry run's link check.
+    pub attachments: AttachmentsSection,
     /// Requests and estimated durations on both sides.
     pub cost: Cost,
     /// For a running or finished migration: done / failed / remaining, rates, elapsed, ETA.

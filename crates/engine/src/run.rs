@@ -322,6 +322,13 @@ impl Engine {
             ctx.cancel.cancel();
         }
         extract_result?;
+        if options.dry_run
+            && ctx.settings.attachments.mode == crate::config::AttachmentMode::Urls
+            && !ctx.cancel.is_cancelled()
+            && let Some(files) = ctx.files.get()
+        {
+            crate::attachments::check_links(&ctx, files).await?;
+        }
         load_result
     }
 }

@@ -326,33 +326,6 @@ async fn status_without_token(url: &str) -> u16 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Every file of a ticket's messages in the generated account: (name, size, sha256), files
-/// over Deskie's 25 MB left out (they are reported, not sent).
-fn expected_files(h: &common::Harness, p: i64, t: i64) -> Vec<(String, u64, String)> {
-    let ds = h.sandbox.dataset();
-    let ticket = ds.ticket(p, t).unwrap();
-    let mut out = Vec::new();
-    for m in ticket.messages() {
-        let Some(groups) = m["attachments"].as_object() else {
-            continue;
-        };
-        for f in groups.values().filter_map(|g| g.as_array()).flatten() {
-            let url = f["url"].as_str().unwrap();
-            let size = ds.attachment_size(url).unwrap();
-            if size > engine::mapping::MAX_FILE_BYTES {
-                continue;
-            }
-            out.push((
-                f["name"].as_str().unwrap().to_owned(),
-                size,
-                ds.attachment_sha256(url).unwrap(),
-            ));
-        }
-    }
-    out.sort();
-    out
-}
-
 /// `mode = "upload"` end to end: every file of the account arrives in Deskie with its size and
 /// checksum (public, behind the Desk360 token, signed), a ticket whose files exceed 50 MB
 /// together gets a follow-up note, a file over 25 MB is left out and the rest of the case is
@@ -387,7 +360,7 @@ async fn upload_mode_migrates_every_file_with_its_checksum() {
             .map(|f| (f.name.clone(), f.size, f.sha256.clone()))
             .collect();
         got.sort();
-        let want = expected_files(&h, t.product_id, t.ticket_id);
+        let want = common::expected_files(&h, t.product_id, t.ticket_id);
         assert_eq!(got, want, "ticket {}/{}", t.product_id, t.ticket_id);
         files_seen += got.len();
         for m in &cases[0].messages {
@@ -502,4 +475,287 @@ async fn rehost_leaves_no_message_linking_to_desk360_storage() {
         }
     }
     assert_eq!(rehosted, 2, "the reply and the note were rehosted");
+}
+
+async fn report_of(settings: &engine::config::Settings) -> engine::report::Report {
+    let engine = engine::Engine::open(settings.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine::report::build(&engine))
+        .await
+        .expect("report in time")
+        .expect("report builds")
+}
+
+/// The report counts the files and bytes that went in upload mode, and lists every file that
+/// could not go with its reason and what to do: signed links that expired (403) and a file
+/// over 25 MB; nothing is counted twice, nothing is silently left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_counts_files_per_mode_and_lists_each_file_that_could_not_go() {
+    let mut cfg = common::small(10, 60_000, 1_000, 1_500);
+    let first = &sandbox::generate(cfg.seed, cfg.products, cfg.tickets).tickets[0];
+    let (big_p, big_t) = (first.product_id, first.ticket_id);
+    cfg.attachments = AttachmentSetup {
+        behind_token_share: 0.3,
+        signed_share: 0.4,
+        // Expired by the time the loader downloads them.
+        signed_ttl: Duration::ZERO,
+        large: vec![(big_p, big_t, vec![30 << 20])],
+    };
+    let h = common::start(cfg, "[attachments]\nmode = \"upload\"\ninline = \"keep\"").await;
+    // Extract first, then load once the signed links (valid to the end of the second they were
+    // served in) have expired.
+    common::run(
+        &h.settings,
+        engine::RunOptions {
+            dry_run: true,
+            ..engine::RunOptions::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let summary = common::run(&h.settings, engine::RunOptions::default()).await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let snap = h.sandbox.deskie_snapshot();
+    let (files, bytes) = snap
+        .cases
+        .iter()
+        .flat_map(|c| c.messages.iter())
+        .flat_map(|m| m.files.iter())
+        .fold((0u64, 0u64), |(n, b), f| (n + 1, b + f.size));
+    let all_files: u64 = h
+        .sandbox
+        .dataset()
+        .tickets
+        .iter()
+        .flat_map(|t| t.messages())
+        .map(|m| {
+            m["attachments"]
+                .as_object()
+                .map(|o| {
+                    o.values()
+                        .filter_map(|g| g.as_array())
+                        .map(|g| g.len() as u64)
+                        .sum::<u64>()
+                })
+                .unwrap_or(0)
+        })
+        .sum();
+    let r = report_of(&h.settings).await;
+    let a = &r.attachments;
+    assert_eq!(a.mode, "upload");
+    assert_eq!(
+        (a.uploaded.files, a.uploaded.bytes),
+        (files, bytes),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.linked.files + a.inline_uploaded.files + a.pending.files,
+        0
+    );
+    assert_eq!(a.failures_total, all_files - files, "{:#?}", a.failures);
+    assert!(
+        a.failures
+            .iter()
+            .any(|f| f.reason.contains("HTTP 403") && !f.fix.is_empty()),
+        "{:#?}",
+        a.failures
+    );
+    assert!(
+        a.failures
+            .iter()
+            .all(|f| !f.ticket.is_empty() && !f.file.is_empty() && !f.fix.is_empty())
+    );
+    assert!(r.alerts.iter().any(|x| x.code == "attachment_failures"));
+    let md = r.to_markdown();
+    assert!(md.contains("## Attachments"), "{md}");
+    assert!(!md.contains("stay downloadable at their Desk360 URL"));
+    assert!(r.to_html().contains("<h2>Attachments</h2>"));
+    // A second run changes nothing: every count stays.
+    let again = common::run(&h.settings, engine::RunOptions::default()).await;
+    assert_eq!(again.failed, 0);
+    let r2 = report_of(&h.settings).await;
+    assert_eq!(r2.attachments.uploaded, a.uploaded);
+    assert_eq!(r2.attachments.failures_total, a.failures_total);
+}
+
+/// `mode = "urls"`: the dry run fetches a sample of links with no credential and warns, with
+/// the counts, about links behind the Desk360 token and signed (expiring) ones; the warning is
+/// in the report, first, with the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_in_urls_mode_warns_about_links_that_are_not_public_or_expire() {
+    let mut cfg = common::small(120, 60_000, 1_000, 1_500);
+    cfg.attachments = AttachmentSetup {
+        behind_token_share: 0.4,
+        signed_share: 0.3,
+        ..AttachmentSetup::default()
+    };
+    let h = common::start(cfg, "[attachments]\nmode = \"urls\"").await;
+    let summary = common::run(
+        &h.settings,
+        engine::RunOptions {
+            dry_run: true,
+            ..engine::RunOptions::default()
+        },
+    )
+    .await;
+    assert!(!summary.interrupted);
+    // No write reached Deskie.
+    assert!(h.sandbox.deskie_snapshot().cases.is_empty());
+    let r = report_of(&h.settings).await;
+    let check = r
+        .attachments
+        .link_check
+        .clone()
+        .expect("the dry run checked links");
+    let with_files = h
+        .sandbox
+        .dataset()
+        .tickets
+        .iter()
+        .filter(|t| {
+            t.messages().iter().any(|m| {
+                m["attachments"].as_object().is_some_and(|o| {
+                    o.values()
+                        .any(|g| g.as_array().is_some_and(|g| !g.is_empty()))
+                })
+            })
+        })
+        .count() as u64;
+    // One link of each ticket with files, spread, at most the sample size.
+    assert_eq!(
+        check.sampled,
+        with_files.min(u64::from(engine::attachments::LINK_SAMPLE)),
+        "{check:?}"
+    );
+    // A link behind the token answers 401 only when no token is sent.
+    assert!(check.not_public >= 1, "{check:?}");
+    assert!(check.expiring >= 1, "{check:?}");
+    assert_eq!(
+        check.detail.len() as u64,
+        check
+            .detail
+            .iter()
+            .filter(|d| d.contains("without credentials") || d.contains("expiry"))
+            .count() as u64
+    );
+    let alert = r
+        .alerts
+        .iter()
+        .find(|a| a.code == "attachment_links_not_public")
+        .expect("a warning");
+    assert_eq!(alert.level, engine::report::Level::Warning);
+    assert!(
+        alert.message.starts_with(&format!(
+            "{} of {} sampled attachment links need Desk360 credentials",
+            check.not_public, check.sampled
+        )),
+        "{}",
+        alert.message
+    );
+    assert!(alert.message.contains("mode = \"upload\""));
+    // The same sample every time: a second dry run finds the same counts.
+    common::run(
+        &h.settings,
+        engine::RunOptions {
+            dry_run: true,
+            ..engine::RunOptions::default()
+        },
+    )
+    .await;
+    let again = report_of(&h.settings).await.attachments.link_check.unwrap();
+    assert_eq!(
+        (again.sampled, again.not_public, again.expiring),
+        (check.sampled, check.not_public, check.expiring)
+    );
+}
+
+/// A run stopped between a message write and the edit that re-points its inline images (every
+/// edit refused as unavailable, Ctrl-C while it is retried) leaves the edit journaled; the next
+/// run sends it, and then no message links to Desk360 storage, each image is in Deskie once,
+/// and `verify` does not flag the rehosted messages (their `src` changed on purpose).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_edit_cut_off_from_its_message_write_is_sent_by_the_next_run() {
+    let mut cfg = common::small(6, 60_000, 1_000, 1_500);
+    cfg.attachments = AttachmentSetup {
+        behind_token_share: 0.5,
+        ..AttachmentSetup::default()
+    };
+    let h = common::start(cfg, "[attachments]\nmode = \"upload\"\ninline = \"rehost\"").await;
+    let (p, t, src) = common::tickets_with_api_files(&h).remove(0);
+    common::add_inline_image(&h, p, t, &src);
+    h.sandbox.set_faults(sandbox::Faults {
+        edits_unavailable: true,
+        ..sandbox::Faults::default()
+    });
+    let engine = engine::Engine::open(h.settings.clone()).await.unwrap();
+    let cancel = engine.cancel_token();
+    let run = tokio::spawn(async move { engine.run(engine::RunOptions::default()).await });
+    let refused_edit = |h: &common::Harness| {
+        h.sandbox.journal().iter().any(|e| {
+            e.server == sandbox::Server::Deskie
+                && e.method == "PUT"
+                && e.status == 503
+                && (e.path.contains("/messages/") || e.path.contains("/note/"))
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !refused_edit(&h) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("an inline edit is tried");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run stops")
+        .unwrap()
+        .unwrap();
+    let storage = format!("{}/attachments/", h.sandbox.desk360_url());
+    let linked = h
+        .sandbox
+        .deskie_snapshot()
+        .cases
+        .iter()
+        .flat_map(|c| c.messages.iter())
+        .any(|m| m.content_html.contains(&storage) || m.content.contains(&storage));
+    assert!(linked, "the stop came between a message write and its edit");
+
+    h.sandbox.set_faults(sandbox::Faults::default());
+    for _ in 0..3 {
+        let s = common::run(&h.settings, engine::RunOptions::default()).await;
+        if s.failed == 0 && !s.interrupted {
+            break;
+        }
+    }
+    common::assert_no_desk360_links(&h);
+    common::assert_exact_rehosted(&h);
+    let sha = h.sandbox.dataset().attachment_sha256(&src).unwrap();
+    let copies: usize = h
+        .sandbox
+        .deskie_snapshot()
+        .cases_of(p, t)
+        .iter()
+        .flat_map(|c| c.messages.iter())
+        .map(|m| m.files.iter().filter(|f| f.sha256 == sha).count())
+        .sum();
+    // The file itself (where the ticket has it) and the image once in each of the two messages.
+    let own = common::expected_files(&h, p, t)
+        .iter()
+        .filter(|f| f.2 == sha)
+        .count();
+    assert_eq!(copies, own + 2, "each inline image uploaded once");
+    let r = report_of(&h.settings).await;
+    assert_eq!(r.attachments.rehosted_messages, 2, "{:?}", r.attachments);
+    assert_eq!(r.attachments.rehost_edits_open, 0);
+    assert_eq!(r.attachments.inline_uploaded.files, 2);
+
+    let engine = engine::Engine::open(h.settings.clone()).await.unwrap();
+    let v = tokio::time::timeout(
+        Duration::from_secs(120),
+        engine::verify::run(&engine, &engine::verify::VerifyOptions::default()),
+    )
+    .await
+    .expect("verify in time")
+    .expect("verify runs");
+    assert!(v.ok() && v.unexpected == 0, "{}", v.to_text());
 }

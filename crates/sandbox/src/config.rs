@@ -249,6 +249,9 @@ pub struct Faults {
     pub delayed_apply: Option<DelayedApply>,
     /// While set, every Deskie request answers 429 with this `retry_after`.
     pub deskie_429_retry_after: Option<Duration>,
+    /// Every response / note edit answers 503 (proxy page) without applying anything, while
+    /// every other request works: a run stopped or killed between a message write and its edit.
+    pub edits_unavailable: bool,
 }
 
 /// A Desk360 list page whose `Link: rel=next` points back to an earlier page.

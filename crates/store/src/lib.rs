@@ -43,13 +43,14 @@
 //!   [`Store::request_stats`].
 //!
 //! Layout of the code: [`Store::open`] here; one module per concern (`runs`, `reference`,
-//! `listing`, `details`, `loading`, `failures`, `reports`, `stats`, `accounts`, `lock`), each adding methods to
+//! `listing`, `details`, `loading`, `failures`, `files`, `reports`, `stats`, `accounts`, `lock`), each adding methods to
 //! [`Store`]. The schema, with a comment on every table, is in `migrations/` at the workspace root.
 
 mod accounts;
 mod details;
 mod error;
 mod failures;
+mod files;
 mod history;
 mod listing;
 mod loading;
@@ -73,6 +74,9 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
+pub use files::{
+    FileMode, FileOutcome, FileRecord, FileRow, LinkCheck, RehostEdit, RehostTotals, SampledLink,
+};
 pub use history::{HistoryMark, Throughput};
 pub use lock::StoreLock;
 pub use preflight::{

@@ -513,6 +513,9 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         });
     }
 
+    let attachments = super::attachments::section(store, settings).await?;
+    alerts.extend(super::attachments::alerts(&attachments));
+
     let mut content = std::mem::take(&mut walk.content);
     for (key, lines) in store.source_warnings().await? {
         for line in lines {
@@ -542,6 +545,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         routing: walk.routing,
         mapping_gaps,
         content,
+        attachments,
         cost,
         progress,
         failures,

@@ -508,9 +508,12 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
     }
     write!(
         o,
-        "<p>{} attachments ({}) exceed Deskie's limits (25 MB a file, 50 MB a request) and are not sent; they stay at their Desk360 URL.</p>",
-        t.oversize_attachments_total,
-        fmt_bytes(t.oversize_attachment_bytes)
+        "<p>{}</p>",
+        esc(&super::attachments::oversize_sentence(
+            &r.attachments.mode,
+            t.oversize_attachments_total,
+            t.oversize_attachment_bytes
+        ))
     )?;
     if !t.oversize_attachments.is_empty() {
         // URLs are data: shown as text, never linked or loaded.
@@ -555,6 +558,8 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
     if !t.source_warnings.is_empty() {
         write!(o, "<p class=\"keys\">{}</p>", keys(&t.source_warnings))?;
     }
+
+    super::attachments::html(&r.attachments, esc, o);
 
     // ---- cost
     o.push_str("<h2>Cost and duration</h2>");

@@ -186,9 +186,12 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
     }
     writeln!(
         o,
-        "- {} attachments ({}) exceed Deskie's limits (25 MB a file, 50 MB a request) and are not sent; they stay downloadable at their Desk360 URL.",
-        t.oversize_attachments_total,
-        fmt_bytes(t.oversize_attachment_bytes)
+        "- {}",
+        super::attachments::oversize_sentence(
+            &r.attachments.mode,
+            t.oversize_attachments_total,
+            t.oversize_attachment_bytes
+        )
     )?;
     if !t.oversize_attachments.is_empty() {
         writeln!(
@@ -230,6 +233,8 @@ fn write_all(r: &Report, o: &mut String) -> std::fmt::Result {
         writeln!(o, "  - {}", cell(w))?;
     }
     writeln!(o)?;
+
+    super::attachments::markdown(&r.attachments, o)?;
 
     // ---- cost
     let k = &r.cost;

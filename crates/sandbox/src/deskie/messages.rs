@@ -239,6 +239,10 @@ pub(super) fn edit_message(
     notes_only: bool,
     payload: &Value,
 ) -> Answer {
+    if per.faults.edits_unavailable {
+        // Only edits fail: a run stopped between a message write and its edit.
+        return (StatusCode::SERVICE_UNAVAILABLE, Value::Null, Some("down"));
+    }
     let wrappers = if notes_only {
         ["note", "message"]
     } else {
