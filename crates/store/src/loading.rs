@@ -275,10 +275,7 @@ impl Store {
     /// One transaction opening every request of `batch`, committed with `synchronous = FULL`.
     /// The outer error fails the whole batch (nothing of it was committed); an inner error is
     /// one request's own (its ticket does not exist) and leaves the others committed.
-    async fn open_intents_durably(
-        &self,
-        batch: &[IntentRequest],
-    ) -> Result<Vec<Result<IntentId>>> {
+    async fn open_intents_durably(&self, batch: &[IntentRequest]) -> Result<Vec<Result<IntentId>>> {
         // The intent must be on disk before the write it journals is sent: with the store's
         // usual synchronous=NORMAL a power cut could roll back this commit after Deskie received
         // the write, and the restart would send it again. So this commit is fsynced (FULL; the
