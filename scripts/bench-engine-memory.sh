@@ -20,6 +20,7 @@ for n in "${@:-5000 20000}"; do
   sed -n '/^----8<----$/,/^----8<----$/p' "$work/sandbox.out" | sed '1d;$d' \
     | sed "s#^path = .*#path = \"$work/store-$n.sqlite\"#" > "$work/c.toml"
   printf '[run]\nconcurrency = 16\nextract_concurrency = 16\n' >> "$work/c.toml"
+  chmod 600 "$work/c.toml"
   # Exit code 3 is expected: the seeded account has tickets that cannot be routed on purpose.
   /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$bin" --quiet --config "$work/c.toml" run \
     > /dev/null || true

@@ -98,7 +98,8 @@ impl Store {
 
     /// Keys in `state` from `first` to `last` inclusive, by key: lets a walk over
     /// [`Store::tickets_page`] know each page's states with one range query, instead of holding
-    /// every key of the store in memory.
+    /// every key of the store in memory. (`+state` keeps SQLite on the key range: with the
+    /// state index it would scan every ticket of the state, 0.4 s a page at 2 M tickets.)
     pub async fn ticket_keys_between(
         &self,
         state: TicketState,
@@ -108,7 +109,7 @@ impl Store {
         sqlx::query(
             "SELECT product_id, ticket_id FROM tickets
              WHERE (product_id, ticket_id) >= (?, ?) AND (product_id, ticket_id) <= (?, ?)
-               AND state = ?
+               AND +state = ?
              ORDER BY product_id, ticket_id",
         )
         .bind(first.product_id)
