@@ -25,8 +25,8 @@ import urllib.request
 
 STAFF = 100  # the benchmark's mapping.default_staff_id
 ROUTES = {"Phone": "calls", "Web": "481", "WhatsApp": "482", "Facebook": "skip"}
-STATUS = {1: "open", 2: "process", 3: "closed", 4: "closed"}  # Desk360 status ids
-PRIORITY = {1: "low", 2: "normal", 3: "high", 4: "extra"}
+STATUS = {0: "open", 1: "closed", 2: "waiting"}  # Desk360 status codes: open, resolved, waiting
+PRIORITY = {0: "low", 1: "normal", 2: "high", 3: "critical"}  # low, medium, high, urgent
 
 requests = 0
 throttled = 0
@@ -115,28 +115,27 @@ def main():
                     case.update(initiator_id=STAFF)
                     if route == "email":
                         case.update(case_email_id=-1)
-                created, _ = call("POST", f"{api}/cases.json", deskie, case)
+                created, _ = call("POST", f"{api}/cases.json", deskie, {"case": case})
                 c = created.get("case", created)
                 cases += 1
                 for m in rest:
                     body = {"created_at": deskie_time(m["created_at"])}
                     if m.get("type") == 6:  # internal note
                         body.update(staff_id=STAFF, note_staff_id=STAFF, content=m["message"])
-                        call("POST", f"{api}/cases/{c['case_id']}/note.json", deskie, body)
+                        call("POST", f"{api}/cases/{c['case_id']}/note.json", deskie, {"note": body})
                         continue
-                        # (notes are plain text in Deskie's note method)
                     key = "content" if route == "calls" else "content_html"
                     body[key] = m["message"]
                     if m.get("agent_id"):
                         body.update(staff_id=STAFF, do_not_send_email=True)
                     else:
                         body.update(user_id=c["user_id"])
-                    call("POST", f"{api}/cases/{c['case_id']}/messages.json", deskie, body)
+                    call("POST", f"{api}/cases/{c['case_id']}/messages.json", deskie, {"message": body})
                 status = STATUS.get(t.get("status"), "open")
                 priority = PRIORITY.get(t.get("priority"), "normal")
                 if status != "open" or rest:
                     call("PUT", f"{api}/cases/{c['case_id']}.json", deskie,
-                         {"status": status, "priority": priority})
+                         {"case": {"status": status, "priority": priority}})
             url = next_link(headers)
     secs = time.monotonic() - started
     print(f"recipe: {tickets} tickets, {cases} cases, {requests} requests, {throttled} x 429, {secs:.1f} s")
