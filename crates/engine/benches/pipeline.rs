@@ -208,12 +208,12 @@ async fn budget_use(tickets: usize) {
         met(use_pct >= 97.0 && throttled == 0)
     );
     println!(
-        "| requests per ticket | same run | {:.2} writes per loaded ticket ({} writes / {} cases), {:.3} reads per ticket ({reads} reads: 1 credential check + reconciliation) | the recipe's writes (`CasePlan::writes()`, equal to the journal in `tests/report.rs`), reads ≤ 0.01 a ticket | {} |",
+        "| requests per ticket | same run | {:.2} writes per loaded ticket ({} writes / {} cases), {:.3} reads per ticket ({reads} reads: 1 credential check + reconciliation) | the recipe's writes (`CasePlan::writes()`, equal to the journal in `tests/report.rs`), reads: only the credential check (no reconciliation without a crash) | {} |",
         writes as f64 / loaded as f64,
         writes,
         loaded,
         reads as f64 / loaded as f64,
-        met(reads as f64 / loaded as f64 <= 0.01)
+        met(reads <= 1)
     );
     sb.shutdown().await;
 }
@@ -287,11 +287,11 @@ async fn requests_per_ticket(tickets: usize) {
         let reads = deskie.iter().filter(|e| e.method == "GET").count();
         let loaded = summary.progress.loaded.max(1);
         println!(
-            "| requests per ticket | {tickets} tickets (seed 2), {name}, no limit | {:.2} writes per loaded ticket ({writes} writes / {loaded} cases), of which {:.3} final updates per ticket ({updates} bulk or single PUTs), {:.3} reads per ticket | the recipe's writes, reads ≤ 0.01 a ticket | {} |",
+            "| requests per ticket | {tickets} tickets (seed 2), {name}, no limit | {:.2} writes per loaded ticket ({writes} writes / {loaded} cases), of which {:.3} final updates per ticket ({updates} bulk or single PUTs), {:.3} reads per ticket | the recipe's writes, reads: only the credential check (no reconciliation without a crash) | {} |",
             writes as f64 / loaded as f64,
             updates as f64 / loaded as f64,
             reads as f64 / loaded as f64,
-            met(reads as f64 / loaded as f64 <= 0.01)
+            met(reads <= 1)
         );
         sb.shutdown().await;
     }
