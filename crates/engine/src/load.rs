@@ -624,12 +624,15 @@ async fn send_finals(
     let hash = payload_hash(&update);
     let mut opened: Vec<(FinalItem, IntentId)> = Vec::with_capacity(items.len());
     let mut out: Vec<(TicketKey, Result<Done>)> = Vec::new();
-    for item in items {
-        match ctx
-            .store
-            .open_intent(item.key, IntentStep::Update, &hash)
-            .await
-        {
+    // Asked together so the store makes them durable in one group commit.
+    let ids = futures::future::join_all(
+        items
+            .iter()
+            .map(|item| ctx.store.open_intent(item.key, IntentStep::Update, &hash)),
+    )
+    .await;
+    for (item, id) in items.into_iter().zip(ids) {
+        match id {
             Ok(id) => opened.push((item, id)),
             Err(e) => out.push((item.key, Err(e.into()))),
         }

@@ -35,7 +35,8 @@
 //!   [`Store::record_failure`] per ticket / [`Store::record_page_failure`].
 //!   A delta run calls [`Store::reset_list_cursor`] first.
 //! - Loading: [`Store::claim_for_load`] → [`Store::load_ticket`] → for each write:
-//!   [`Store::open_intent`] (committed and fsynced), send, [`Store::complete_intent`] (writes the id
+//!   [`Store::open_intent`] (committed and fsynced, together with the intents other cases in
+//!   flight opened at the same time: group commit), send, [`Store::complete_intent`] (writes the id
 //!   map in the same transaction) or [`Store::abandon_intent`] when the write is known not to have
 //!   happened → [`Store::mark_loaded`] / [`Store::record_failure`] / [`Store::mark_skipped`].
 //! - `retry-failed`: [`Store::retry_failed`]; `status`/reports: [`Store::counts`],
@@ -108,6 +109,8 @@ pub struct Store {
     read: SqlitePool,
     /// The file, for messages and reports.
     path: Arc<PathBuf>,
+    /// Write intents waiting for their group commit (see [`Store::open_intent`]).
+    intents: Arc<loading::IntentQueue>,
 }
 
 impl Store {
@@ -146,6 +149,7 @@ impl Store {
             write,
             read,
             path: Arc::new(path),
+            intents: Arc::default(),
         })
     }
 

@@ -5,10 +5,12 @@
 //! than one open intent per (ticket, step) (a partial unique index enforces it).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use model::TicketKey;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
+use tokio::sync::oneshot;
 
 use crate::error::Result;
 use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
@@ -189,29 +191,104 @@ impl Store {
         })
     }
 
-    /// Journals a write before it is sent. If an open intent already exists for this ticket and
-    /// step, returns it instead of opening a second one (reconcile it before writing).
+    /// Journals a write before it is sent, and returns only once the intent is durable (its
+    /// commit fsynced). If an open intent already exists for this ticket and step, returns it
+    /// instead of opening a second one (reconcile it before writing).
+    ///
+    /// Group commit: the intents of cases in flight that ask at the same time are made durable
+    /// by one transaction and one fsync (see [`IntentQueue`]). Each caller still gets its id
+    /// only after that commit, so "the intent is on disk before its write is sent" holds for
+    /// every write. Dropping the future does not abandon the commit it takes part in.
     pub async fn open_intent(
         &self,
         key: TicketKey,
         step: IntentStep,
         payload_hash: &str,
     ) -> Result<IntentId> {
-        let step_text = step.to_string();
+        let (reply, mut answer) = oneshot::channel();
+        self.intents.push(IntentRequest {
+            key,
+            step: step.to_string(),
+            payload_hash: payload_hash.to_string(),
+            reply,
+        });
+        // Either a committer already running takes this request into its next batch and
+        // answers, or this caller becomes the committer of everything waiting.
+        let committer = tokio::select! {
+            biased;
+            answered = &mut answer => return answered.map_err(|_| lost_request())?,
+            guard = self.intents.committer.clone().lock_owned() => guard,
+        };
+        match answer.try_recv() {
+            Ok(answered) => return answered,
+            Err(oneshot::error::TryRecvError::Closed) => return Err(lost_request()),
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
+        let batch = self.intents.take();
+        // A committer answers every request of its batch before it lets go of the lock, so an
+        // unanswered request is still waiting and the batch holds at least this one.
+        let store = self.clone();
+        // Spawned so that the commit and the answers to the other callers of the batch happen
+        // even when this caller's future is dropped.
+        let commit = tokio::spawn(async move {
+            store.commit_intents(batch).await;
+            drop(committer);
+        });
+        if let Err(e) = commit.await {
+            tracing::error!(error = %e, "the intent commit task failed");
+        }
+        answer.await.map_err(|_| lost_request())?
+    }
+
+    /// Makes `batch` durable in one transaction and answers each request. When the batch as a
+    /// whole fails (a database error), each request is retried alone so that one bad request
+    /// cannot fail the others and each caller gets its own error.
+    async fn commit_intents(&self, batch: Vec<IntentRequest>) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.open_intents_durably(&batch).await {
+            Ok(results) => {
+                for (request, result) in batch.into_iter().zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(request) = batch.into_iter().next() {
+                    let _ = request.reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, requests = batch.len(), "group commit of intents failed; committing them one by one");
+                for request in batch {
+                    let result = self
+                        .open_intents_durably(std::slice::from_ref(&request))
+                        .await
+                        .and_then(|mut r| r.pop().unwrap_or_else(|| Err(lost_request())));
+                    let _ = request.reply.send(result);
+                }
+            }
+        }
+        tracing::trace!("intent batch committed");
+    }
+
+    /// One transaction opening every request of `batch`, committed with `synchronous = FULL`.
+    /// The outer error fails the whole batch (nothing of it was committed); an inner error is
+    /// one request's own (its ticket does not exist) and leaves the others committed.
+    async fn open_intents_durably(&self, batch: &[IntentRequest]) -> Result<Vec<Result<IntentId>>> {
         // The intent must be on disk before the write it journals is sent: with the store's
         // usual synchronous=NORMAL a power cut could roll back this commit after Deskie received
-        // the write, and the restart would send it again. So this one commit is fsynced (FULL;
-        // the pragma cannot change inside a transaction). A few ms per write, at most a few
-        // writes a second.
+        // the write, and the restart would send it again. So this commit is fsynced (FULL; the
+        // pragma cannot change inside a transaction), once for every intent that was ready.
         let mut conn = self.write.acquire().await?;
         sqlx::query("PRAGMA synchronous = FULL")
             .execute(&mut *conn)
             .await?;
-        let id = open_intent_tx(&mut conn, key, step, &step_text, payload_hash).await;
+        let results = open_intents_tx(&mut conn, batch).await;
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&mut *conn)
             .await?;
-        id
+        results
     }
 
     /// Records the result of a journaled write and its id map in ONE transaction: the case
@@ -473,55 +550,115 @@ fn intent_from_row(row: &SqliteRow) -> Result<Intent> {
     })
 }
 
-/// The transaction of [`Store::open_intent`], on the write connection it has prepared.
-async fn open_intent_tx(
-    conn: &mut sqlx::SqliteConnection,
+/// Intents waiting to be made durable, and the lock that makes one caller at a time the
+/// committer of everything waiting (group commit in front of the store's single writer).
+///
+/// While a committer's transaction and fsync run, the requests of other cases in flight pile up
+/// here; the next committer takes them all. With N cases in flight, about one fsync serves N
+/// intents instead of N fsyncs, and no caller waits longer than one commit behind the current.
+#[derive(Default)]
+pub(crate) struct IntentQueue {
+    /// Requests not yet taken by a committer, in arrival order.
+    waiting: std::sync::Mutex<Vec<IntentRequest>>,
+    /// Held by the current committer until every request of its batch is answered.
+    committer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for IntentQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntentQueue").finish_non_exhaustive()
+    }
+}
+
+impl IntentQueue {
+    fn push(&self, request: IntentRequest) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(request);
+    }
+
+    fn take(&self) -> Vec<IntentRequest> {
+        std::mem::take(
+            &mut *self
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// One caller's `open_intent`, waiting for its batch's commit.
+struct IntentRequest {
     key: TicketKey,
-    step: IntentStep,
-    step_text: &str,
-    payload_hash: &str,
-) -> Result<IntentId> {
+    step: String,
+    payload_hash: String,
+    reply: oneshot::Sender<Result<IntentId>>,
+}
+
+/// The answer to a request was lost (its commit task panicked): the intent may or may not be
+/// committed, so the caller must not send the write; the next run reconciles an open intent.
+fn lost_request() -> StoreError {
+    StoreError::InvalidState(
+        "the commit of a write intent did not answer; the write is not sent".into(),
+    )
+}
+
+/// The transaction of a batch of [`Store::open_intent`] requests, on the write connection
+/// prepared for it. Requests are handled in order, so two requests for the same (ticket, step)
+/// in one batch get the same intent, as they would one after the other.
+async fn open_intents_tx(
+    conn: &mut sqlx::SqliteConnection,
+    batch: &[IntentRequest],
+) -> Result<Vec<Result<IntentId>>> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let existing: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, payload_hash FROM intents
-         WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
-    )
-    .bind(key.product_id)
-    .bind(key.ticket_id)
-    .bind(step_text)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((id, hash)) = existing {
-        tx.commit().await?;
-        if hash != payload_hash {
-            tracing::debug!(
-                ticket = %key, step = %step, intent = id,
-                "an open intent with another payload exists; returning it for reconciliation"
-            );
+    let created_at = now();
+    let mut out = Vec::with_capacity(batch.len());
+    for request in batch {
+        let key = request.key;
+        let existing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, payload_hash FROM intents
+             WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .bind(&request.step)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id, hash)) = existing {
+            if hash != request.payload_hash {
+                tracing::debug!(
+                    ticket = %key, step = %request.step, intent = id,
+                    "an open intent with another payload exists; returning it for reconciliation"
+                );
+            }
+            out.push(Ok(IntentId(id)));
+            continue;
         }
-        return Ok(IntentId(id));
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tickets WHERE product_id = ? AND ticket_id = ?)",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            out.push(Err(StoreError::NotFound(format!("ticket {key}"))));
+            continue;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
+             VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .bind(&request.step)
+        .bind(&request.payload_hash)
+        .bind(&created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        out.push(Ok(IntentId(id)));
     }
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM tickets WHERE product_id = ? AND ticket_id = ?)",
-    )
-    .bind(key.product_id)
-    .bind(key.ticket_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if !exists {
-        return Err(StoreError::NotFound(format!("ticket {key}")));
-    }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
-         VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
-    )
-    .bind(key.product_id)
-    .bind(key.ticket_id)
-    .bind(step_text)
-    .bind(payload_hash)
-    .bind(now())
-    .fetch_one(&mut *tx)
-    .await?;
     tx.commit().await?;
-    Ok(IntentId(id))
+    Ok(out)
 }

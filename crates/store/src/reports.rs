@@ -12,13 +12,13 @@ use crate::{
 
 impl Store {
     /// Totals per ticket state, per derived batch state, messages, notes, attachments and bytes,
-    /// overall and per product. Reads counters kept on ticket rows, never message bodies.
+    /// overall and per product. Reads the running totals the triggers of migration 0007 keep
+    /// (`ticket_totals`, `batch_totals`), never the tickets themselves: the cost does not grow
+    /// with the store (`status` stays under a second at 2 M tickets).
     pub async fn counts(&self) -> Result<Counts> {
         let rows = sqlx::query(
-            "SELECT product_id, state, count(*) AS n, sum(message_count) AS messages,
-                    sum(note_count) AS notes, sum(attachment_count) AS attachments,
-                    sum(attachment_bytes) AS bytes
-             FROM tickets GROUP BY product_id, state ORDER BY product_id",
+            "SELECT product_id, state, tickets AS n, messages, notes, attachments, bytes
+             FROM ticket_totals WHERE tickets != 0 ORDER BY product_id, state",
         )
         .fetch_all(&self.read)
         .await?;
@@ -50,10 +50,21 @@ impl Store {
             counts.attachments += attachments;
             counts.attachment_bytes += bytes;
         }
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, count(*) FROM batch_states GROUP BY state")
-                .fetch_all(&self.read)
-                .await?;
+        // The rule of the `batch_states` view, applied to each batch's running totals; a batch
+        // with no ticket left (an empty last page) is loaded, as in the view.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT CASE
+                 WHEN coalesce(t.failed, 0) > 0 THEN 'failed'
+                 WHEN coalesce(t.tickets, 0) = coalesce(t.done, 0) THEN 'loaded'
+                 WHEN t.started > 0 THEN 'loading'
+                 WHEN t.pending > 0 THEN 'pending'
+                 ELSE 'extracted'
+             END AS state, count(*)
+             FROM batches b LEFT JOIN batch_totals t ON t.batch_id = b.id
+             GROUP BY 1",
+        )
+        .fetch_all(&self.read)
+        .await?;
         for (state, n) in rows {
             counts.batches.insert(state.parse()?, to_u64(Some(n)));
         }
@@ -85,26 +96,62 @@ impl Store {
         .collect()
     }
 
-    /// Batches with their derived state, by id; only those in `state` when given.
-    pub async fn batches(&self, state: Option<BatchState>) -> Result<Vec<BatchSummary>> {
+    /// Keys in `state` from `first` to `last` inclusive, by key: lets a walk over
+    /// [`Store::tickets_page`] know each page's states with one range query, instead of holding
+    /// every key of the store in memory. (`+state` keeps SQLite on the key range: with the
+    /// state index it would scan every ticket of the state, 0.4 s a page at 2 M tickets.)
+    pub async fn ticket_keys_between(
+        &self,
+        state: TicketState,
+        first: TicketKey,
+        last: TicketKey,
+    ) -> Result<Vec<TicketKey>> {
         sqlx::query(
-            "SELECT id, product_id, page, ticket_count, state FROM batch_states
-             WHERE ?1 IS NULL OR state = ?1 ORDER BY id",
+            "SELECT product_id, ticket_id FROM tickets
+             WHERE (product_id, ticket_id) >= (?, ?) AND (product_id, ticket_id) <= (?, ?)
+               AND +state = ?
+             ORDER BY product_id, ticket_id",
         )
-        .bind(state.map(|s| s.as_str()))
+        .bind(first.product_id)
+        .bind(first.ticket_id)
+        .bind(last.product_id)
+        .bind(last.ticket_id)
+        .bind(state.as_str())
         .fetch_all(&self.read)
         .await?
         .iter()
-        .map(|r| {
-            Ok(BatchSummary {
-                id: BatchId(r.try_get("id")?),
-                product_id: r.try_get("product_id")?,
-                page: r.try_get("page")?,
-                ticket_count: r.try_get("ticket_count")?,
-                state: r.try_get::<String, _>("state")?.parse()?,
-            })
-        })
+        .map(key_from_row)
         .collect()
+    }
+
+    /// Batches with their derived state, by id; only those in `state` when given.
+    ///
+    /// Failed batches (what `status` shows) are found from the failed tickets' index, not by
+    /// deriving every batch's state: a failed ticket makes its batch failed.
+    pub async fn batches(&self, state: Option<BatchState>) -> Result<Vec<BatchSummary>> {
+        let sql = if state == Some(BatchState::Failed) {
+            "SELECT id, product_id, page, ticket_count, 'failed' AS state FROM batches
+             WHERE ?1 = 'failed'
+               AND id IN (SELECT batch_id FROM tickets WHERE state = 'failed') ORDER BY id"
+        } else {
+            "SELECT id, product_id, page, ticket_count, state FROM batch_states
+             WHERE ?1 IS NULL OR state = ?1 ORDER BY id"
+        };
+        sqlx::query(sql)
+            .bind(state.map(|s| s.as_str()))
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(BatchSummary {
+                    id: BatchId(r.try_get("id")?),
+                    product_id: r.try_get("product_id")?,
+                    page: r.try_get("page")?,
+                    ticket_count: r.try_get("ticket_count")?,
+                    state: r.try_get::<String, _>("state")?.parse()?,
+                })
+            })
+            .collect()
     }
 
     /// Up to `limit` tickets whose current detail is stored (any state but pending), with their

@@ -413,6 +413,27 @@ async fn check_everything(store: &Store, m: &Model) {
         .map(|i| i.id)
         .collect();
     open.sort();
+
+    // The running totals (migration 0007's triggers) agree with the tickets: per state with the
+    // model, per batch state with the `batch_states` view that derives them from the rows.
+    let counts = store.counts().await.unwrap();
+    let mut by_state: BTreeMap<TicketState, u64> = BTreeMap::new();
+    for tm in m.tickets.values() {
+        *by_state.entry(tm.state).or_default() += 1;
+    }
+    let got: BTreeMap<TicketState, u64> = counts
+        .tickets
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    assert_eq!(got, by_state, "ticket totals");
+    let mut by_batch_state: BTreeMap<store::BatchState, u64> = BTreeMap::new();
+    for b in store.batches(None).await.unwrap() {
+        *by_batch_state.entry(b.state).or_default() += 1;
+    }
+    assert_eq!(counts.batches, by_batch_state, "batch totals");
+
     let want: Vec<IntentId> = m
         .intents
         .iter()

@@ -471,6 +471,70 @@ async fn intent_lifecycle() {
     assert!(store.load_ticket(key).await.unwrap().final_done);
 }
 
+/// Group commit: intents asked for at the same time by many cases in flight are committed
+/// together, yet each caller gets its own intent, a repeated (ticket, step) gets the same one,
+/// and a request for an unknown ticket fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_intents_are_committed_together_each_answered() {
+    let (dir, store) = fresh().await;
+    let listed_tickets: Vec<_> = (1..=40).map(|t| listed(t, "u")).collect();
+    bounded(store.record_page(1, 1, &listed_tickets, None))
+        .await
+        .unwrap();
+    let details: Vec<_> = (1..=40).map(|t| (ticket(1, t, 2), "{}")).collect();
+    bounded(store.save_details(&details)).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 1..=40i64 {
+        for copy in 0..2 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let id = store
+                    .open_intent(TicketKey::new(1, t), IntentStep::Create, "h")
+                    .await;
+                (t, copy, id)
+            });
+        }
+    }
+    // an unknown ticket among them fails alone
+    let stray = store.clone();
+    tasks.spawn(async move {
+        let r = stray
+            .open_intent(TicketKey::new(9, 9), IntentStep::Create, "h")
+            .await;
+        (-1, 0, r)
+    });
+    let mut by_ticket: std::collections::HashMap<i64, Vec<store::IntentId>> = Default::default();
+    while let Some(done) = bounded(tasks.join_next()).await {
+        let (t, _copy, id) = done.unwrap();
+        if t < 0 {
+            assert!(matches!(id.unwrap_err(), StoreError::NotFound(_)));
+        } else {
+            by_ticket.entry(t).or_default().push(id.unwrap());
+        }
+    }
+    assert_eq!(by_ticket.len(), 40);
+    let mut distinct = HashSet::new();
+    for (t, ids) in &by_ticket {
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], ids[1], "ticket {t}: one open intent per step");
+        assert!(distinct.insert(ids[0]), "ticket {t} shares an intent");
+    }
+    assert_eq!(bounded(store.open_intents()).await.unwrap().len(), 40);
+
+    // every answered intent is committed: a second connection to the file sees all of them
+    let again = bounded(Store::open(dir.path().join("store.sqlite")))
+        .await
+        .unwrap();
+    let seen: HashSet<_> = bounded(again.open_intents())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(seen, distinct);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_never_share_a_ticket() {
     let (_dir, store) = fresh().await;

@@ -83,8 +83,6 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         .map(|a| (a.id, a.name))
         .collect();
 
-    // Keys of loaded tickets, in key order like the ticket pages: merged while walking.
-    let loaded = store.ticket_keys(TicketState::Loaded).await?;
     let cx = MapContext {
         mapping: &settings.mapping,
         timezone: &settings.source.timezone,
@@ -96,12 +94,19 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         source_base: &settings.source.base_url,
     };
     let mut walk = Walk::default();
-    let mut loaded_pos = 0usize;
     let mut after: Option<TicketKey> = None;
     loop {
         let page = store.tickets_page(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            break;
+        };
         after = Some(last.key);
+        // The page's loaded keys, in key order like the page: merged while walking (one range
+        // query a page, so memory does not grow with the store).
+        let loaded = store
+            .ticket_keys_between(TicketState::Loaded, first.key, last.key)
+            .await?;
+        let mut loaded_pos = 0usize;
         for ticket in &page {
             while loaded_pos < loaded.len() && loaded[loaded_pos] < ticket.key {
                 loaded_pos += 1;
@@ -113,7 +118,6 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
             break;
         }
     }
-    drop(loaded);
     walk.add_final_updates();
 
     let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
