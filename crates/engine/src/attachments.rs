@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use throttle::Limiter;
 
-use crate::error::Result;
 use crate::ctx::Ctx;
+use crate::error::Result;
 
 /// Links the dry run checks at most (spread over the tickets that have files).
 pub const LINK_SAMPLE: u32 = 20;
