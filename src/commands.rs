@@ -26,38 +26,13 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             limit,
             tickets,
         } => {
-            let trial = ticket_keys(&tickets)?;
-            let engine = open_writer(&global).await?;
-            if dry_run {
-                // DESIGN.md: a dry run runs the preflight first (its probe is deleted again). A
-                // blocking finding does not stop a dry run (it writes nothing); `run` refuses.
-                if let Some(line) = crate::preflight_cmd::preflight_report(&engine, true).await? {
-                    ui.note(&format!("warning: {line}; `run` will refuse until fixed"));
-                }
-            }
-            let options = RunOptions {
+            let flags = RunFlags {
                 dry_run,
-                retry: retry_failed.then(|| RetryFilter {
-                    all: true,
-                    ..RetryFilter::default()
-                }),
-                skip_extract: false,
+                retry_failed,
                 retarget,
                 limit,
-                tickets: trial,
             };
-            let mut resume = format!("deskie-import run --config {}", global.config.display());
-            if let Some(n) = limit {
-                resume.push_str(&format!(" --limit {n}"));
-            }
-            for t in &tickets {
-                resume.push_str(&format!(" --ticket {t}"));
-            }
-            let code = execute(&engine, options, &ui, Some(&global.config), &resume).await?;
-            if dry_run {
-                crate::preflight_cmd::print_checklist();
-            }
-            Ok(code)
+            run(&global, flags, &tickets, &ui).await
         }
         Command::Preflight { no_probe } => {
             let engine = open_writer(&global).await?;
@@ -72,86 +47,16 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
         Command::Completions { shell } => crate::preflight_cmd::completions(shell),
         Command::Man => crate::preflight_cmd::man(),
         Command::RetryFailed { batches, tickets } => {
-            let filter = retry_filter(&batches, &tickets)?;
-            let engine = open_writer(&global).await?;
-            let mut resume = format!(
-                "deskie-import retry-failed --config {}",
-                global.config.display()
-            );
-            for b in &batches {
-                resume.push_str(&format!(" --batch {b}"));
-            }
-            for t in &tickets {
-                resume.push_str(&format!(" --ticket {t}"));
-            }
-            let options = RunOptions {
-                dry_run: false,
-                retry: Some(filter),
-                skip_extract: true,
-                retarget: false,
-                ..RunOptions::default()
-            };
-            execute(&engine, options, &ui, Some(&global.config), &resume).await
+            retry_failed(&global, &batches, &tickets, &ui).await
         }
         Command::Status { json } => status(&global, json).await,
-        Command::Report { format, out } => {
-            let engine = open(&global).await?;
-            let report = report::build(&engine).await?;
-            let text = match format {
-                ReportFormat::Md => report.to_markdown(),
-                ReportFormat::Json => report.to_json(),
-                ReportFormat::Html => report.to_html(),
-            };
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, text).with_context(|| {
-                        format!(
-                            "cannot write the report to {}; choose a writable path",
-                            path.display()
-                        )
-                    })?;
-                    println!("report written to {}", path.display());
-                }
-                None => write_stdout(&text)?,
-            }
-            Ok(OK)
-        }
+        Command::Report { format, out } => report_cmd(&global, format, out).await,
         Command::Verify {
             sample,
             seed,
             product,
             since,
-        } => {
-            let since = since
-                .map(|d| {
-                    verify::parse_since(&d)
-                        .map_err(|e| CliError::usage(anyhow::anyhow!("--since: {e}")))
-                })
-                .transpose()?;
-            let options = verify::VerifyOptions {
-                sample,
-                seed,
-                product,
-                since,
-            };
-            let engine = open(&global).await?;
-            let plan = verify::plan(&engine, &options).await?;
-            ui.note(&plan.to_text());
-            let cancel = engine.cancel_token();
-            let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
-            let signals = tokio::spawn(watch_signals(interrupts, cancel, ui.clone()));
-            let result = verify::run(&engine, &options).await;
-            signals.abort();
-            let result = result?;
-            if !result.complete {
-                ui.note(&format!(
-                    "verify interrupted: what it read is recorded; continue with the same command ({} cases' messages checked so far)",
-                    result.checked
-                ));
-                return Ok(FATAL);
-            }
-            Ok(print_verify(&result))
-        }
+        } => verify_cmd(&global, sample, seed, product, since, &ui).await,
         Command::Demo {
             tickets,
             latency_ms,
@@ -179,6 +84,157 @@ pub async fn dispatch(command: Command, global: GlobalArgs, ui: Ui) -> Result<u8
             crate::demo::serve(tickets, seed, latency_ms, products, limits).await
         }
     }
+}
+
+/// The `run` command's flags besides `--ticket`.
+struct RunFlags {
+    dry_run: bool,
+    retry_failed: bool,
+    retarget: bool,
+    limit: Option<u64>,
+}
+
+/// `run` (and `run --dry-run`): the preflight warning first on a dry run, then the engine.
+async fn run(
+    global: &GlobalArgs,
+    flags: RunFlags,
+    tickets: &[String],
+    ui: &Ui,
+) -> Result<u8, CliError> {
+    let RunFlags {
+        dry_run,
+        retry_failed,
+        retarget,
+        limit,
+    } = flags;
+    let trial = ticket_keys(tickets)?;
+    let engine = open_writer(global).await?;
+    if dry_run {
+        // DESIGN.md: a dry run runs the preflight first (its probe is deleted again). A
+        // blocking finding does not stop a dry run (it writes nothing); `run` refuses.
+        if let Some(line) = crate::preflight_cmd::preflight_report(&engine, true).await? {
+            ui.note(&format!("warning: {line}; `run` will refuse until fixed"));
+        }
+    }
+    let options = RunOptions {
+        dry_run,
+        retry: retry_failed.then(|| RetryFilter {
+            all: true,
+            ..RetryFilter::default()
+        }),
+        skip_extract: false,
+        retarget,
+        limit,
+        tickets: trial,
+    };
+    let mut resume = format!("deskie-import run --config {}", global.config.display());
+    if let Some(n) = limit {
+        resume.push_str(&format!(" --limit {n}"));
+    }
+    for t in tickets {
+        resume.push_str(&format!(" --ticket {t}"));
+    }
+    let code = execute(&engine, options, ui, Some(&global.config), &resume).await?;
+    if dry_run {
+        crate::preflight_cmd::print_checklist();
+    }
+    Ok(code)
+}
+
+/// `retry-failed`: the selected failed tickets (all by default) go back to the loader.
+async fn retry_failed(
+    global: &GlobalArgs,
+    batches: &[i64],
+    tickets: &[String],
+    ui: &Ui,
+) -> Result<u8, CliError> {
+    let filter = retry_filter(batches, tickets)?;
+    let engine = open_writer(global).await?;
+    let mut resume = format!(
+        "deskie-import retry-failed --config {}",
+        global.config.display()
+    );
+    for b in batches {
+        resume.push_str(&format!(" --batch {b}"));
+    }
+    for t in tickets {
+        resume.push_str(&format!(" --ticket {t}"));
+    }
+    let options = RunOptions {
+        dry_run: false,
+        retry: Some(filter),
+        skip_extract: true,
+        retarget: false,
+        ..RunOptions::default()
+    };
+    execute(&engine, options, ui, Some(&global.config), &resume).await
+}
+
+/// `report`: Markdown, JSON or HTML, to a file or stdout.
+async fn report_cmd(
+    global: &GlobalArgs,
+    format: ReportFormat,
+    out: Option<std::path::PathBuf>,
+) -> Result<u8, CliError> {
+    let engine = open(global).await?;
+    let report = report::build(&engine).await?;
+    let text = match format {
+        ReportFormat::Md => report.to_markdown(),
+        ReportFormat::Json => report.to_json(),
+        ReportFormat::Html => report.to_html(),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| {
+                format!(
+                    "cannot write the report to {}; choose a writable path",
+                    path.display()
+                )
+            })?;
+            println!("report written to {}", path.display());
+        }
+        None => write_stdout(&text)?,
+    }
+    Ok(OK)
+}
+
+/// `verify`: states its cost, then checks what was migrated (resumable; Ctrl-C keeps what it read).
+async fn verify_cmd(
+    global: &GlobalArgs,
+    sample: Option<usize>,
+    seed: u64,
+    product: Option<i64>,
+    since: Option<String>,
+    ui: &Ui,
+) -> Result<u8, CliError> {
+    let since = since
+        .map(|d| {
+            verify::parse_since(&d).map_err(|e| CliError::usage(anyhow::anyhow!("--since: {e}")))
+        })
+        .transpose()?;
+    let options = verify::VerifyOptions {
+        sample,
+        seed,
+        product,
+        since,
+    };
+    let engine = open(global).await?;
+    let plan = verify::plan(&engine, &options).await?;
+    ui.note(&plan.to_text());
+    let cancel = engine.cancel_token();
+    let interrupts = Interrupts::install().context("cannot listen for Ctrl-C")?;
+    let signals = tokio::spawn(watch_signals(interrupts, cancel, ui.clone()));
+    let result = verify::run(&engine, &options).await;
+    signals.abort();
+    let result = result?;
+    if !result.complete {
+        ui.note(&format!(
+            "verify interrupted: what it read is recorded; continue with the same command ({} cases' messages checked so far)",
+            result.checked
+        ));
+        return Ok(FATAL);
+    }
+    Ok(print_verify(&result))
 }
 
 /// Secrets from the environment (or the hidden flags), empty values ignored.

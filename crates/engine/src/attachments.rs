@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use throttle::Limiter;
 
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, FileClients};
 use crate::error::Result;
 
 /// Links the dry run checks at most (spread over the tickets that have files).
@@ -35,14 +35,6 @@ const EXPIRY_PARAMS: [&str; 12] = [
     "key-pair-id",
     "token",
 ];
-
-/// The clients a loader needs to upload files: the Desk360 client (downloads on its API host,
-/// with its token) and the limiter of downloads from other storage hosts.
-#[derive(Clone)]
-pub(crate) struct FileClients {
-    pub desk360: desk360::Desk360Client,
-    pub storage: Limiter,
-}
 
 /// One Desk360 attachment, downloaded when a Deskie write reaches its part.
 #[derive(Clone)]

@@ -27,10 +27,7 @@ pub(crate) fn build_deskie(
 /// storage hosts other than the Desk360 API have their own budget (`[attachments] storage_rpm`,
 /// not charged to the Desk360 limit, see `desk360::files`); a CDN takes far more than the
 /// default, the bound only keeps a run polite.
-pub(crate) fn file_clients(
-    ctx: &Ctx,
-    desk360: desk360::Desk360Client,
-) -> crate::attachments::FileClients {
+pub(crate) fn file_clients(ctx: &Ctx, desk360: desk360::Desk360Client) -> crate::ctx::FileClients {
     let storage = Limiter::with_cancel(
         LimiterConfig {
             name: "storage",
@@ -40,7 +37,7 @@ pub(crate) fn file_clients(
         },
         ctx.cancel.clone(),
     );
-    crate::attachments::FileClients { desk360, storage }
+    crate::ctx::FileClients { desk360, storage }
 }
 
 /// Builds (and, for email + password, logs in) the Desk360 client.

@@ -30,7 +30,7 @@ pub(crate) struct Ctx {
     pub extraction_over: watch::Sender<bool>,
     pub retry: RetryPolicy,
     /// The Desk360 side of `[attachments] mode = "upload"`, set once the clients are built.
-    pub files: std::sync::OnceLock<crate::attachments::FileClients>,
+    pub files: std::sync::OnceLock<FileClients>,
     /// Set for a trial: the loader claims only the trial selection.
     pub selected_only: std::sync::atomic::AtomicBool,
     /// Limiter counters already written to the request log.
@@ -58,4 +58,14 @@ pub(crate) struct StatMarks {
     pub desk360: LimiterStats,
     /// Deskie counters at the last flush.
     pub deskie: LimiterStats,
+}
+
+/// The clients a loader needs to upload files: the Desk360 client (downloads on its API host,
+/// with its token) and the limiter of downloads from other storage hosts.
+#[derive(Clone)]
+pub(crate) struct FileClients {
+    /// Downloads on the Desk360 API host, with its token.
+    pub desk360: desk360::Desk360Client,
+    /// Downloads from other storage hosts (`[attachments] storage_rpm`).
+    pub storage: Limiter,
 }

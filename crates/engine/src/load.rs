@@ -768,26 +768,52 @@ async fn create_case(
     // Files are opened before the intent: a refused file is left out (and reported) here,
     // never halfway through a request.
     let files = upload_parts(ctx, key, plan, plan.first_message_id, true).await?;
-    let hash = payload_hash(&plan.create);
+    let request = json_of(&plan.create);
+    let send = || async {
+        if files.is_empty() {
+            client.create_case(&plan.create).await
+        } else {
+            client.create_case_with_files(&plan.create, &files).await
+        }
+    };
+    // Inline images of the first message are re-pointed by `settle_rehost`, which reads the new
+    // case's first message (the create's answer is the case, not its message).
+    let case = journaled(ctx, key, IntentStep::Create, request, send, |case| {
+        IntentResult::Case(case_ref(case))
+    })
+    .await?;
+    Ok(case_ref(&case))
+}
+
+/// Sends one create / reply / note through the journal: the intent is durable before the request
+/// leaves, completed with Deskie's id when it answers, abandoned when the write is known not to
+/// have happened (refused, or not sent because the run is stopping). An unknown outcome leaves
+/// the intent open and parks the ticket until the request can no longer land
+/// (`[run] reconcile_settle`); `reconcile_open` settles it then. The final update is idempotent
+/// and bulk, and has its own path (`send_finals`).
+async fn journaled<T, F, Fut>(
+    ctx: &Ctx,
+    key: TicketKey,
+    step: IntentStep,
+    request: String,
+    send: F,
+    result_of: impl FnOnce(&T) -> IntentResult,
+) -> std::result::Result<T, WriteError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = deskie::Result<T>>,
+{
     let intent = ctx
         .store
-        .open_intent(key, IntentStep::Create, &hash)
+        .open_intent(key, step, &payload_hash(&request))
         .await?;
-    let result = if files.is_empty() {
-        client.create_case(&plan.create).await
-    } else {
-        client.create_case_with_files(&plan.create, &files).await
-    };
-    match result {
-        Ok(case) => {
-            let r = case_ref(&case);
+    match send().await {
+        Ok(answer) => {
             ctx.store
-                .complete_intent(intent, IntentResult::Case(r.clone()))
+                .complete_intent(intent, result_of(&answer))
                 .await?;
             Progress::add(&ctx.progress.writes, 1);
-            // Inline images of the first message are re-pointed by `settle_rehost`, which reads
-            // the new case's first message (the create's answer is the case, not its message).
-            Ok(r)
+            Ok(answer)
         }
         Err(e) if e.class() == ErrorClass::Cancelled => {
             // Nothing was sent (the run is stopping): the intent is known not to have happened.
@@ -795,14 +821,14 @@ async fn create_case(
             Err(WriteError::Cancelled)
         }
         Err(e) if e.class() == ErrorClass::Ambiguous => {
-            tracing::warn!(ticket = %key, error = %e, "case create outcome unknown; parked until it can no longer land");
+            tracing::warn!(ticket = %key, %step, error = %e, "write outcome unknown; parked until it can no longer land");
             Err(WriteError::Park(
                 Instant::now() + ctx.settings.run.reconcile_settle,
             ))
         }
         Err(e) => {
             ctx.store.abandon_intent(intent).await?;
-            Err(item_error(e, "create", Some(json_of(&plan.create))))
+            Err(item_error(e, step, Some(request)))
         }
     }
 }
@@ -831,7 +857,6 @@ async fn write_step(
     step: &Step,
 ) -> std::result::Result<MessageInfo, WriteError> {
     check_not_stopping(ctx)?;
-    let step_name = step.intent_name();
     let intent_step = if step.is_note() {
         IntentStep::Note(step.source_id())
     } else {
@@ -847,48 +872,27 @@ async fn write_step(
         (None, _) => String::new(),
     };
     let files = upload_parts(ctx, key, plan, step.source_id(), false).await?;
-    let hash = payload_hash(&request_json);
-    let intent = ctx.store.open_intent(key, intent_step, &hash).await?;
-    let result = match (&message, step) {
-        (Some(m), _) if files.is_empty() => client.add_message(case.case_id, m).await,
-        (Some(m), _) => client.add_message_with_files(case.case_id, m, &files).await,
-        (None, Step::Note { note, .. }) if files.is_empty() => {
-            client.add_note(case.case_id, note).await
+    let send = || async {
+        match (&message, step) {
+            (Some(m), _) if files.is_empty() => client.add_message(case.case_id, m).await,
+            (Some(m), _) => client.add_message_with_files(case.case_id, m, &files).await,
+            (None, Step::Note { note, .. }) if files.is_empty() => {
+                client.add_note(case.case_id, note).await
+            }
+            (None, Step::Note { note, .. }) => {
+                client.add_note_with_files(case.case_id, note, &files).await
+            }
+            (None, _) => unreachable_step(),
         }
-        (None, Step::Note { note, .. }) => {
-            client.add_note_with_files(case.case_id, note, &files).await
-        }
-        (None, _) => unreachable_step(),
     };
-    match result {
-        Ok(info) => {
-            ctx.store
-                .complete_intent(
-                    intent,
-                    IntentResult::Message {
-                        source_id: step.source_id(),
-                        deskie_id: info.message_id,
-                    },
-                )
-                .await?;
-            Progress::add(&ctx.progress.writes, 1);
-            Ok(info)
+    let source_id = step.source_id();
+    journaled(ctx, key, intent_step, request_json, send, |info| {
+        IntentResult::Message {
+            source_id,
+            deskie_id: info.message_id,
         }
-        Err(e) if e.class() == ErrorClass::Cancelled => {
-            ctx.store.abandon_intent(intent).await?;
-            Err(WriteError::Cancelled)
-        }
-        Err(e) if e.class() == ErrorClass::Ambiguous => {
-            tracing::warn!(ticket = %key, step = %step_name, error = %e, "write outcome unknown; parked until it can no longer land");
-            Err(WriteError::Park(
-                Instant::now() + ctx.settings.run.reconcile_settle,
-            ))
-        }
-        Err(e) => {
-            ctx.store.abandon_intent(intent).await?;
-            Err(item_error(e, intent_step, Some(request_json)))
-        }
-    }
+    })
+    .await
 }
 
 /// The files the write of `source_id` uploads (`mode = "upload"`), each download opened ahead

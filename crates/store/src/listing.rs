@@ -115,80 +115,9 @@ impl Store {
         let mut changed = 0usize;
         for item in listed {
             let key = TicketKey::new(product_id, item.ticket_id);
-            let existing = sqlx::query(
-                "SELECT state, listed_updated_at, fetched_updated_at FROM tickets
-                 WHERE product_id = ? AND ticket_id = ?",
-            )
-            .bind(product_id)
-            .bind(item.ticket_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let fetch = match existing {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
-                                              listed_updated_at, listed_at)
-                         VALUES (?, ?, ?, 'pending', ?, ?)",
-                    )
-                    .bind(product_id)
-                    .bind(item.ticket_id)
-                    .bind(batch_id)
-                    .bind(&item.updated_at)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                    changed += 1;
-                    true
-                }
-                Some(row) => {
-                    let state: String = row.try_get("state")?;
-                    let listed_at: String = row.try_get("listed_updated_at")?;
-                    let fetched: Option<String> = row.try_get("fetched_updated_at")?;
-                    if listed_at != item.updated_at {
-                        changed += 1;
-                    }
-                    if listed_at == item.updated_at {
-                        state == "pending"
-                            || (state == "loading"
-                                && fetched.as_deref() != Some(item.updated_at.as_str()))
-                    } else if state == "loading" {
-                        sqlx::query(
-                            "UPDATE tickets SET listed_updated_at = ?, batch_id = ?, listed_at = ?
-                             WHERE product_id = ? AND ticket_id = ?",
-                        )
-                        .bind(&item.updated_at)
-                        .bind(batch_id)
-                        .bind(&now)
-                        .bind(product_id)
-                        .bind(item.ticket_id)
-                        .execute(&mut *tx)
-                        .await?;
-                        true
-                    } else {
-                        sqlx::query(
-                            "UPDATE tickets SET state = 'pending', listed_updated_at = ?,
-                                    batch_id = ?, listed_at = ?, reload = 0, failure_stage = NULL,
-                                    failure_class = NULL, skip_reason = NULL
-                             WHERE product_id = ? AND ticket_id = ?",
-                        )
-                        .bind(&item.updated_at)
-                        .bind(batch_id)
-                        .bind(&now)
-                        .bind(product_id)
-                        .bind(item.ticket_id)
-                        .execute(&mut *tx)
-                        .await?;
-                        sqlx::query(
-                            "DELETE FROM final_state WHERE product_id = ? AND ticket_id = ?",
-                        )
-                        .bind(product_id)
-                        .bind(item.ticket_id)
-                        .execute(&mut *tx)
-                        .await?;
-                        true
-                    }
-                }
-            };
+            let (fetch, was_changed) =
+                record_listed_ticket(&mut tx, product_id, batch_id, item, &now).await?;
+            changed += usize::from(was_changed);
             if fetch && !to_fetch.contains(&key) {
                 to_fetch.push(key);
             }
@@ -255,4 +184,90 @@ async fn write_cursor(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Records one ticket of a list page: a new ticket is stored `pending`; a listed update of a
+/// ticket being loaded only moves its listed mark (the loader re-reads it); any other update puts
+/// the ticket back to `pending` and forgets its final mark. Answers whether the ticket must be
+/// fetched and whether its listed update time changed.
+async fn record_listed_ticket(
+    tx: &mut sqlx::SqliteConnection,
+    product_id: i64,
+    batch_id: i64,
+    item: &ListedTicket,
+    now: &str,
+) -> Result<(bool, bool)> {
+    let existing = sqlx::query(
+        "SELECT state, listed_updated_at, fetched_updated_at FROM tickets
+         WHERE product_id = ? AND ticket_id = ?",
+    )
+    .bind(product_id)
+    .bind(item.ticket_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let mut changed = false;
+    let fetch = match existing {
+        None => {
+            sqlx::query(
+                "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
+                                      listed_updated_at, listed_at)
+                 VALUES (?, ?, ?, 'pending', ?, ?)",
+            )
+            .bind(product_id)
+            .bind(item.ticket_id)
+            .bind(batch_id)
+            .bind(&item.updated_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            changed = true;
+            true
+        }
+        Some(row) => {
+            let state: String = row.try_get("state")?;
+            let listed_at: String = row.try_get("listed_updated_at")?;
+            let fetched: Option<String> = row.try_get("fetched_updated_at")?;
+            if listed_at != item.updated_at {
+                changed = true;
+            }
+            if listed_at == item.updated_at {
+                state == "pending"
+                    || (state == "loading" && fetched.as_deref() != Some(item.updated_at.as_str()))
+            } else if state == "loading" {
+                sqlx::query(
+                    "UPDATE tickets SET listed_updated_at = ?, batch_id = ?, listed_at = ?
+                     WHERE product_id = ? AND ticket_id = ?",
+                )
+                .bind(&item.updated_at)
+                .bind(batch_id)
+                .bind(now)
+                .bind(product_id)
+                .bind(item.ticket_id)
+                .execute(&mut *tx)
+                .await?;
+                true
+            } else {
+                sqlx::query(
+                    "UPDATE tickets SET state = 'pending', listed_updated_at = ?,
+                            batch_id = ?, listed_at = ?, reload = 0, failure_stage = NULL,
+                            failure_class = NULL, skip_reason = NULL
+                     WHERE product_id = ? AND ticket_id = ?",
+                )
+                .bind(&item.updated_at)
+                .bind(batch_id)
+                .bind(now)
+                .bind(product_id)
+                .bind(item.ticket_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM final_state WHERE product_id = ? AND ticket_id = ?")
+                    .bind(product_id)
+                    .bind(item.ticket_id)
+                    .execute(&mut *tx)
+                    .await?;
+                true
+            }
+        }
+    };
+    Ok((fetch, changed))
 }

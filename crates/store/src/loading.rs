@@ -312,22 +312,7 @@ impl Store {
         let state: String = row.try_get("state")?;
         let key = intent.key;
 
-        let result_id = match (&intent.step, &result) {
-            (IntentStep::Create, IntentResult::Case(case)) => Some(case.case_id),
-            (
-                IntentStep::Message(s) | IntentStep::Note(s),
-                IntentResult::Message {
-                    source_id,
-                    deskie_id,
-                },
-            ) if s == source_id => Some(*deskie_id),
-            (IntentStep::Update, IntentResult::Final) => None,
-            (step, result) => {
-                return Err(StoreError::InvalidState(format!(
-                    "intent {id} ({key} {step}) cannot complete with {result:?}"
-                )));
-            }
-        };
+        let result_id = result_id_of(id, key, &intent.step, &result)?;
         match state.as_str() {
             "open" => {}
             "done" if row.try_get::<Option<i64>, _>("result_id")? == result_id => {
@@ -342,89 +327,7 @@ impl Store {
             }
         }
 
-        match &result {
-            IntentResult::Case(case) => {
-                let current: Option<i64> = sqlx::query_scalar(
-                    "SELECT case_id FROM case_map WHERE product_id = ? AND ticket_id = ?",
-                )
-                .bind(key.product_id)
-                .bind(key.ticket_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match current {
-                    Some(existing) if existing != case.case_id => {
-                        return Err(StoreError::InvalidState(format!(
-                            "ticket {key} is already case {existing}, refusing case {}",
-                            case.case_id
-                        )));
-                    }
-                    Some(_) => {}
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO case_map (product_id, ticket_id, case_id, case_number,
-                                                   user_id, mapped_at)
-                             VALUES (?, ?, ?, ?, ?, ?)",
-                        )
-                        .bind(key.product_id)
-                        .bind(key.ticket_id)
-                        .bind(case.case_id)
-                        .bind(&case.case_number)
-                        .bind(case.user_id)
-                        .bind(&now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            IntentResult::Message {
-                source_id,
-                deskie_id,
-            } => {
-                let current: Option<i64> = sqlx::query_scalar(
-                    "SELECT deskie_message_id FROM message_map
-                     WHERE product_id = ? AND ticket_id = ? AND source_message_id = ?",
-                )
-                .bind(key.product_id)
-                .bind(key.ticket_id)
-                .bind(source_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match current {
-                    Some(existing) if existing != *deskie_id => {
-                        return Err(StoreError::InvalidState(format!(
-                            "message {source_id} of {key} is already Deskie message {existing}, \
-                             refusing {deskie_id}"
-                        )));
-                    }
-                    Some(_) => {}
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO message_map (product_id, ticket_id, source_message_id,
-                                                      deskie_message_id, mapped_at)
-                             VALUES (?, ?, ?, ?, ?)",
-                        )
-                        .bind(key.product_id)
-                        .bind(key.ticket_id)
-                        .bind(source_id)
-                        .bind(deskie_id)
-                        .bind(&now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            IntentResult::Final => {
-                sqlx::query(
-                    "INSERT INTO final_state (product_id, ticket_id, done_at) VALUES (?, ?, ?)
-                     ON CONFLICT (product_id, ticket_id) DO UPDATE SET done_at = excluded.done_at",
-                )
-                .bind(key.product_id)
-                .bind(key.ticket_id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        apply_result(&mut tx, key, &result, &now).await?;
         sqlx::query(
             "UPDATE intents SET state = 'done', result_id = ?, finished_at = ? WHERE id = ?",
         )
@@ -661,4 +564,125 @@ async fn open_intents_tx(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// The id an intent's result records: the case (create), the Deskie message (message / note),
+/// none (the final update). A result that does not fit the step is refused.
+fn result_id_of(
+    id: IntentId,
+    key: TicketKey,
+    step: &IntentStep,
+    result: &IntentResult,
+) -> Result<Option<i64>> {
+    Ok(match (step, result) {
+        (IntentStep::Create, IntentResult::Case(case)) => Some(case.case_id),
+        (
+            IntentStep::Message(s) | IntentStep::Note(s),
+            IntentResult::Message {
+                source_id,
+                deskie_id,
+            },
+        ) if s == source_id => Some(*deskie_id),
+        (IntentStep::Update, IntentResult::Final) => None,
+        (step, result) => {
+            return Err(StoreError::InvalidState(format!(
+                "intent {id} ({key} {step}) cannot complete with {result:?}"
+            )));
+        }
+    })
+}
+
+/// Records a completed write's result inside the completing transaction: the ticket → case map,
+/// the message map, or the final mark. A map that already points elsewhere is refused
+/// (`InvalidState`): one ticket is one case, one Desk360 message one Deskie message.
+async fn apply_result(
+    tx: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    result: &IntentResult,
+    now: &str,
+) -> Result<()> {
+    match result {
+        IntentResult::Case(case) => {
+            let current: Option<i64> = sqlx::query_scalar(
+                "SELECT case_id FROM case_map WHERE product_id = ? AND ticket_id = ?",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match current {
+                Some(existing) if existing != case.case_id => {
+                    return Err(StoreError::InvalidState(format!(
+                        "ticket {key} is already case {existing}, refusing case {}",
+                        case.case_id
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    sqlx::query(
+                        "INSERT INTO case_map (product_id, ticket_id, case_id, case_number,
+                                               user_id, mapped_at)
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(key.product_id)
+                    .bind(key.ticket_id)
+                    .bind(case.case_id)
+                    .bind(&case.case_number)
+                    .bind(case.user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        IntentResult::Message {
+            source_id,
+            deskie_id,
+        } => {
+            let current: Option<i64> = sqlx::query_scalar(
+                "SELECT deskie_message_id FROM message_map
+                 WHERE product_id = ? AND ticket_id = ? AND source_message_id = ?",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .bind(source_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match current {
+                Some(existing) if existing != *deskie_id => {
+                    return Err(StoreError::InvalidState(format!(
+                        "message {source_id} of {key} is already Deskie message {existing}, \
+                         refusing {deskie_id}"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    sqlx::query(
+                        "INSERT INTO message_map (product_id, ticket_id, source_message_id,
+                                                  deskie_message_id, mapped_at)
+                         VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(key.product_id)
+                    .bind(key.ticket_id)
+                    .bind(source_id)
+                    .bind(deskie_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        IntentResult::Final => {
+            sqlx::query(
+                "INSERT INTO final_state (product_id, ticket_id, done_at) VALUES (?, ?, ?)
+                 ON CONFLICT (product_id, ticket_id) DO UPDATE SET done_at = excluded.done_at",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -552,6 +552,21 @@ impl Limiter {
         let mut s = self.lock();
         let now = Instant::now();
         s.inflight = s.inflight.saturating_sub(cost);
+        self.follow_limit(&mut s, info);
+        // Which server window this answer speaks of.
+        let tolerance = (s.window / 4).min(MAX_END_JITTER);
+        let (new_window, stale) = self.place_answer(&mut s, now, tolerance, info);
+        if !stale {
+            Self::count_remaining(&mut s, now, status, new_window, info);
+        }
+        if status == Some(429) {
+            self.pause_after_429(&mut s, now, tolerance, info);
+        }
+        s.stats = snapshot(&self.inner.config, &s);
+    }
+
+    /// Follows the limit the server states when it differs from ours.
+    fn follow_limit(&self, s: &mut State, info: &RateInfo) {
         if let Some(limit) = info.limit.filter(|l| *l > 0)
             && limit != s.limit
         {
@@ -564,9 +579,18 @@ impl Limiter {
             s.remaining += i64::from(limit) - i64::from(s.limit);
             s.limit = limit;
         }
+    }
 
-        // Which server window this answer speaks of.
-        let tolerance = (s.window / 4).min(MAX_END_JITTER);
+    /// Places an answer in the server's windows from its reset header: a later window starts
+    /// ours (learning the window length from the jump), an earlier one is stale. Answers
+    /// `(new_window, stale)`.
+    fn place_answer(
+        &self,
+        s: &mut State,
+        now: Instant,
+        tolerance: Duration,
+        info: &RateInfo,
+    ) -> (bool, bool) {
         let mut new_window = false;
         let mut stale = false;
         if let Some(reset_after) = info.reset_after {
@@ -589,12 +613,12 @@ impl Limiter {
                     }
                     let server_end = server_end.checked_sub(late).unwrap_or(server_end);
                     let jump = server_end - s.window_end.min(now);
-                    self.learn_window(&mut s, jump);
+                    self.learn_window(s, jump);
                     let ended = s.window_end.min(now);
                     s.prev_end = Some(ended);
                     s.window_end = server_end;
                     s.end_readings = 1;
-                    Self::start_window(&mut s, ended);
+                    Self::start_window(s, ended);
                     new_window = true;
                 } else if server_end + tolerance < s.window_end {
                     // A late answer from a window that already ended.
@@ -616,7 +640,7 @@ impl Limiter {
                         if let Some(prev) = prev
                             && server_end > prev
                         {
-                            self.learn_window(&mut s, server_end - prev);
+                            self.learn_window(s, server_end - prev);
                         }
                         s.window_known = true;
                         s.window_end = server_end;
@@ -626,7 +650,19 @@ impl Limiter {
                 }
             }
         }
-        if let Some(remaining) = info.remaining.filter(|_| !stale) {
+        (new_window, stale)
+    }
+
+    /// Takes the server's remaining count (corrected for our requests in flight) and what it
+    /// shows others spend in this window.
+    fn count_remaining(
+        s: &mut State,
+        now: Instant,
+        status: Option<u16>,
+        new_window: bool,
+        info: &RateInfo,
+    ) {
+        if let Some(remaining) = info.remaining {
             let remaining = i64::from(remaining.min(s.limit));
             // Assume none of our other in-flight requests were counted yet: conservative by at
             // most what is in flight, exact when nothing else is.
@@ -652,32 +688,34 @@ impl Limiter {
                 }
             }
         }
-        if status == Some(429) {
-            s.stats.throttled += 1;
-            let window = s.window;
-            let wait = info.retry_after.or(info.reset_after).unwrap_or(window / 10);
-            let until = now + wait + Self::margin(&s);
-            s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
-            s.remaining = 0;
-            // Whatever was learned about late window ends did not keep us out of this one.
-            s.end_bias = Duration::ZERO;
-            // The server refills when the pause ends: make our window end there too (the
-            // earlier of the two when they speak of the same window: headers round up).
-            let end = now + wait;
-            if s.window_known && end.max(s.window_end) - end.min(s.window_end) <= tolerance {
-                s.window_end = s.window_end.min(end).max(now);
-            } else {
-                s.window_end = end;
-                s.window_known = true;
-                s.end_readings = 1;
-            }
-            tracing::warn!(
-                limiter = self.inner.name,
-                wait_ms = wait.as_millis() as u64,
-                "rate limited by the server; pausing every request on this limit"
-            );
+    }
+
+    /// A 429: pauses every request on this limit until the server refills, and moves our
+    /// window end there.
+    fn pause_after_429(&self, s: &mut State, now: Instant, tolerance: Duration, info: &RateInfo) {
+        s.stats.throttled += 1;
+        let window = s.window;
+        let wait = info.retry_after.or(info.reset_after).unwrap_or(window / 10);
+        let until = now + wait + Self::margin(s);
+        s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
+        s.remaining = 0;
+        // Whatever was learned about late window ends did not keep us out of this one.
+        s.end_bias = Duration::ZERO;
+        // The server refills when the pause ends: make our window end there too (the
+        // earlier of the two when they speak of the same window: headers round up).
+        let end = now + wait;
+        if s.window_known && end.max(s.window_end) - end.min(s.window_end) <= tolerance {
+            s.window_end = s.window_end.min(end).max(now);
+        } else {
+            s.window_end = end;
+            s.window_known = true;
+            s.end_readings = 1;
         }
-        s.stats = snapshot(&self.inner.config, &s);
+        tracing::warn!(
+            limiter = self.inner.name,
+            wait_ms = wait.as_millis() as u64,
+            "rate limited by the server; pausing every request on this limit"
+        );
     }
 }
 
