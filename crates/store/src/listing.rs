@@ -208,18 +208,7 @@ async fn record_listed_ticket(
     let mut changed = false;
     let fetch = match existing {
         None => {
-            sqlx::query(
-                "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
-                                      listed_updated_at, listed_at)
-                 VALUES (?, ?, ?, 'pending', ?, ?)",
-            )
-            .bind(product_id)
-            .bind(item.ticket_id)
-            .bind(batch_id)
-            .bind(&item.updated_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_pending(tx, product_id, batch_id, item, now).await?;
             changed = true;
             true
         }
@@ -247,27 +236,64 @@ async fn record_listed_ticket(
                 .await?;
                 true
             } else {
-                sqlx::query(
-                    "UPDATE tickets SET state = 'pending', listed_updated_at = ?,
-                            batch_id = ?, listed_at = ?, reload = 0, failure_stage = NULL,
-                            failure_class = NULL, skip_reason = NULL
-                     WHERE product_id = ? AND ticket_id = ?",
-                )
-                .bind(&item.updated_at)
-                .bind(batch_id)
-                .bind(now)
-                .bind(product_id)
-                .bind(item.ticket_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM final_state WHERE product_id = ? AND ticket_id = ?")
-                    .bind(product_id)
-                    .bind(item.ticket_id)
-                    .execute(&mut *tx)
-                    .await?;
+                requeue_changed(tx, product_id, Some(batch_id), item, now).await?;
                 true
             }
         }
     };
     Ok((fetch, changed))
+}
+
+/// Stores a newly listed ticket as `pending` in `batch_id`.
+pub(crate) async fn insert_pending(
+    tx: &mut sqlx::SqliteConnection,
+    product_id: i64,
+    batch_id: i64,
+    item: &ListedTicket,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
+                              listed_updated_at, listed_at)
+         VALUES (?, ?, ?, 'pending', ?, ?)",
+    )
+    .bind(product_id)
+    .bind(item.ticket_id)
+    .bind(batch_id)
+    .bind(&item.updated_at)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Puts a stored ticket whose `updated_at` changed back to `pending` (moved to `batch_id` when
+/// given), clearing its failure and skip marks and its final-state mark; its case and id maps
+/// are kept, so the next load continues the same case.
+pub(crate) async fn requeue_changed(
+    tx: &mut sqlx::SqliteConnection,
+    product_id: i64,
+    batch_id: Option<i64>,
+    item: &ListedTicket,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE tickets SET state = 'pending', listed_updated_at = ?,
+                batch_id = coalesce(?, batch_id), listed_at = ?, reload = 0,
+                failure_stage = NULL, failure_class = NULL, skip_reason = NULL
+         WHERE product_id = ? AND ticket_id = ?",
+    )
+    .bind(&item.updated_at)
+    .bind(batch_id)
+    .bind(now)
+    .bind(product_id)
+    .bind(item.ticket_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM final_state WHERE product_id = ? AND ticket_id = ?")
+        .bind(product_id)
+        .bind(item.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }

@@ -13,7 +13,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::oneshot;
 
 use crate::error::Result;
-use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
+use crate::rows::{attach_messages, claimed_keys, key_from_row, ticket_columns, ticket_from_row};
 use crate::{
     CaseRef, Intent, IntentId, IntentResult, IntentStep, LoadState, Store, StoreError, now,
 };
@@ -36,12 +36,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<i64, _>("batch_id")?, key_from_row(r)?)))
-            .collect::<Result<Vec<_>>>()?;
-        claimed.sort_unstable();
-        Ok(claimed.into_iter().map(|(_, k)| k).collect())
+        claimed_keys(&rows)
     }
 
     /// At startup, hands back every ticket a crashed run held: `loading` becomes `extracted`

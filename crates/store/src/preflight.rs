@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Connection, Row};
 
 use crate::error::Result;
-use crate::rows::key_from_row;
+use crate::listing::{insert_pending, requeue_changed};
+use crate::rows::{claimed_keys, key_from_row};
 use crate::{CaseRef, ListedTicket, Store, StoreError, now};
 
 /// Page number of the batch that holds tickets a trial fetched without recording their list
@@ -215,18 +216,7 @@ impl Store {
             .await?;
             let fetch = match existing {
                 None => {
-                    sqlx::query(
-                        "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
-                                              listed_updated_at, listed_at)
-                         VALUES (?, ?, ?, 'pending', ?, ?)",
-                    )
-                    .bind(product_id)
-                    .bind(item.ticket_id)
-                    .bind(batch_id)
-                    .bind(&item.updated_at)
-                    .bind(&stamp)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_pending(&mut tx, product_id, batch_id, item, &stamp).await?;
                     true
                 }
                 Some((state, listed_at)) if listed_at == item.updated_at => state == "pending",
@@ -236,23 +226,7 @@ impl Store {
                     )));
                 }
                 Some(_) => {
-                    sqlx::query(
-                        "UPDATE tickets SET state = 'pending', listed_updated_at = ?, listed_at = ?,
-                                reload = 0, failure_stage = NULL, failure_class = NULL,
-                                skip_reason = NULL
-                         WHERE product_id = ? AND ticket_id = ?",
-                    )
-                    .bind(&item.updated_at)
-                    .bind(&stamp)
-                    .bind(product_id)
-                    .bind(item.ticket_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("DELETE FROM final_state WHERE product_id = ? AND ticket_id = ?")
-                        .bind(product_id)
-                        .bind(item.ticket_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    requeue_changed(&mut tx, product_id, None, item, &stamp).await?;
                     true
                 }
             };
@@ -331,12 +305,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<i64, _>("batch_id")?, key_from_row(r)?)))
-            .collect::<Result<Vec<_>>>()?;
-        claimed.sort_unstable();
-        Ok(claimed.into_iter().map(|(_, k)| k).collect())
+        claimed_keys(&rows)
     }
 
     /// The cases this store created, with their tickets: every one (`None`) or those of the

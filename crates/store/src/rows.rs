@@ -188,3 +188,14 @@ pub(crate) async fn attach_messages(
     }
     Ok(())
 }
+
+/// The tickets an `UPDATE … RETURNING product_id, ticket_id, batch_id` claimed, in batch order
+/// (`RETURNING` gives no order), so loading follows the listing.
+pub(crate) fn claimed_keys(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<TicketKey>> {
+    let mut claimed = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<i64, _>("batch_id")?, key_from_row(r)?)))
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_unstable();
+    Ok(claimed.into_iter().map(|(_, k)| k).collect())
+}
