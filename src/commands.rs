@@ -1,13 +1,12 @@
 //! The commands: each turns raw flags into validated settings (exit 2 before any request when
 //! they are wrong), drives the engine, prints results on stdout and returns the exit code.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use engine::config::{self, SecretOverrides, Settings};
-use engine::{Engine, RetryFilter, RunOptions, TicketState, report, verify};
+use engine::{Engine, RetryFilter, RunOptions, report, verify};
 use secrecy::SecretString;
 
 use crate::cli::{Command, GlobalArgs, ReportFormat};
@@ -350,67 +349,7 @@ async fn status(global: &GlobalArgs, json: bool) -> Result<u8, CliError> {
         write_stdout(&format!("{text}\n"))?;
         return Ok(OK);
     }
-    let engine::Status {
-        store,
-        counts,
-        failed_batches,
-        failed_tickets: failed,
-        last_runs: runs,
-    } = status;
-    println!("store: {}", store.display());
-    let states = |m: &BTreeMap<TicketState, u64>| {
-        TicketState::ALL
-            .iter()
-            .map(|s| format!("{s} {}", m.get(s).copied().unwrap_or(0)))
-            .collect::<Vec<_>>()
-            .join(" · ")
-    };
-    println!("tickets: {}", states(&counts.tickets));
-    println!(
-        "batches: {}",
-        engine::status::BatchState::ALL
-            .iter()
-            .map(|s| format!("{s} {}", counts.batches.get(s).copied().unwrap_or(0)))
-            .collect::<Vec<_>>()
-            .join(" · ")
-    );
-    println!(
-        "content: {} messages, {} notes, {} attachments ({} bytes)",
-        counts.messages, counts.notes, counts.attachments, counts.attachment_bytes
-    );
-    for p in &counts.products {
-        println!("  product {}: {}", p.product_id, states(&p.tickets));
-    }
-    if !failed_batches.is_empty() {
-        println!("failed batches (retry with --batch ID):");
-        for b in &failed_batches {
-            println!(
-                "  batch {} (product {}, page {}, {} tickets)",
-                b.id, b.product_id, b.page, b.ticket_count
-            );
-        }
-    }
-    if !failed.is_empty() {
-        println!("failed tickets (retry with --ticket product/ticket):");
-        for f in &failed {
-            let why = f
-                .failure
-                .as_ref()
-                .map(|x| engine::status::cause_line(&x.record))
-                .unwrap_or_else(|| "unknown cause".into());
-            println!("  {} (batch {}): {why}", f.key, f.batch_id);
-        }
-    }
-    if let Some(last) = runs.first() {
-        println!(
-            "last run: {} started {} — {}",
-            last.kind,
-            last.started_at,
-            last.outcome
-                .as_deref()
-                .unwrap_or("did not finish (resume with `run`)")
-        );
-    }
+    write_stdout(&status.to_text())?;
     Ok(OK)
 }
 

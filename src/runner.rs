@@ -2,7 +2,6 @@
 //! summary printed at the end and the exit code it means. Shared by `run`, `retry-failed`, the
 //! trial and the demo, so every way of running the engine reports the same way.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -251,18 +250,10 @@ async fn print_summary(engine: &Engine, s: &RunSummary) {
 
 /// The last lines after a run with failures: how many, the top causes, the command to retry.
 async fn print_failures(engine: &Engine, failed: u64, config: Option<&Path>) {
-    let mut causes: BTreeMap<String, u64> = BTreeMap::new();
-    if let Ok(list) = engine.failed_tickets().await {
-        for f in &list {
-            let cause = match &f.failure {
-                Some(x) => engine::status::cause_kind(&x.record),
-                None => "unknown cause".to_string(),
-            };
-            *causes.entry(cause).or_default() += 1;
-        }
-    }
-    let mut top: Vec<(String, u64)> = causes.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top = match engine.failed_tickets().await {
+        Ok(list) => engine::status::top_causes(&list),
+        Err(_) => Vec::new(),
+    };
     println!("{failed} tickets failed. Top causes:");
     for (cause, n) in top.iter().take(5) {
         println!("  {n} × {cause}");

@@ -32,6 +32,87 @@ pub struct Status {
     pub last_runs: Vec<RunRecord>,
 }
 
+impl Status {
+    /// What `status` prints: ticket and batch states (overall and per product), content totals,
+    /// failed batches and tickets with their cause and the flag that retries them, the last run.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let states = |m: &std::collections::BTreeMap<TicketState, u64>| {
+            TicketState::ALL
+                .iter()
+                .map(|s| format!("{s} {}", m.get(s).copied().unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        };
+        let c = &self.counts;
+        let batches = BatchState::ALL
+            .iter()
+            .map(|s| format!("{s} {}", c.batches.get(s).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let _ = writeln!(out, "store: {}", self.store.display());
+        let _ = writeln!(out, "tickets: {}", states(&c.tickets));
+        let _ = writeln!(out, "batches: {batches}");
+        let _ = writeln!(
+            out,
+            "content: {} messages, {} notes, {} attachments ({} bytes)",
+            c.messages, c.notes, c.attachments, c.attachment_bytes
+        );
+        for p in &c.products {
+            let _ = writeln!(out, "  product {}: {}", p.product_id, states(&p.tickets));
+        }
+        if !self.failed_batches.is_empty() {
+            let _ = writeln!(out, "failed batches (retry with --batch ID):");
+            for b in &self.failed_batches {
+                let _ = writeln!(
+                    out,
+                    "  batch {} (product {}, page {}, {} tickets)",
+                    b.id, b.product_id, b.page, b.ticket_count
+                );
+            }
+        }
+        if !self.failed_tickets.is_empty() {
+            let _ = writeln!(out, "failed tickets (retry with --ticket product/ticket):");
+            for f in &self.failed_tickets {
+                let why = f
+                    .failure
+                    .as_ref()
+                    .map_or_else(|| "unknown cause".into(), |x| cause_line(&x.record));
+                let _ = writeln!(out, "  {} (batch {}): {why}", f.key, f.batch_id);
+            }
+        }
+        if let Some(last) = self.last_runs.first() {
+            let _ = writeln!(
+                out,
+                "last run: {} started {} — {}",
+                last.kind,
+                last.started_at,
+                last.outcome
+                    .as_deref()
+                    .unwrap_or("did not finish (resume with `run`)")
+            );
+        }
+        out
+    }
+}
+
+/// Failed tickets counted by cause kind (`stage step (code)`), most frequent first (ties by
+/// name): the end-of-run summary's "top causes".
+pub fn top_causes(failed: &[FailedTicket]) -> Vec<(String, u64)> {
+    let mut causes: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for f in failed {
+        let cause = match &f.failure {
+            Some(x) => cause_kind(&x.record),
+            None => "unknown cause".to_string(),
+        };
+        *causes.entry(cause).or_default() += 1;
+    }
+    let mut top: Vec<(String, u64)> = causes.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top
+}
+
 /// A failure's cause on one line: `class stage step (code): message`, the form `status` and
 /// the end-of-run summary share.
 pub fn cause_line(record: &FailureRecord) -> String {
@@ -184,5 +265,63 @@ mod tests {
             )
         );
         assert_eq!(cause_kind(&record), "load message (422): body is empty");
+    }
+
+    fn failed(ticket: i64, step: &str, message: &str) -> FailedTicket {
+        let key = model::TicketKey::new(1, ticket);
+        FailedTicket {
+            key,
+            batch_id: store::BatchId(1),
+            page: 1,
+            failure: Some(Failure {
+                key: Some(key),
+                product_id: 1,
+                page: None,
+                record: FailureRecord {
+                    stage: Stage::Load,
+                    step: step.into(),
+                    class: FailureClass::Permanent,
+                    code: None,
+                    message: message.into(),
+                    request: None,
+                },
+                attempts: 1,
+                first_seen: "2026-12-01 10:00:00".into(),
+                last_seen: "2026-12-01 10:00:00".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn top_causes_group_by_kind_most_frequent_first() {
+        let list = vec![
+            failed(1, "message:5", "too long"),
+            failed(2, "create", "no email"),
+            failed(3, "message:9", "too long"),
+        ];
+        let top = top_causes(&list);
+        assert_eq!(top.len(), 2, "{top:?}");
+        assert_eq!(top[0], ("load message: too long".to_owned(), 2));
+        assert_eq!(top[1].1, 1);
+    }
+
+    #[test]
+    fn the_status_text_names_each_failed_ticket_with_its_cause_and_the_retry_flag() {
+        let status = Status {
+            store: PathBuf::from("/tmp/s.sqlite"),
+            counts: Counts::default(),
+            failed_batches: Vec::new(),
+            failed_tickets: vec![failed(7, "create", "no email")],
+            last_runs: Vec::new(),
+        };
+        let text = status.to_text();
+        assert!(text.starts_with("store: /tmp/s.sqlite\n"), "{text}");
+        assert!(
+            text.contains("failed tickets (retry with --ticket product/ticket):"),
+            "{text}"
+        );
+        assert!(text.contains("  1/7 (batch 1): "), "{text}");
+        assert!(text.contains("load create: no email"), "{text}");
+        assert!(!text.contains("last run"), "{text}");
     }
 }
