@@ -115,7 +115,7 @@ pub async fn execute(
     }
     // Exit 0 means nothing is left to do: no failed ticket, no unread list page, and no ticket
     // still waiting (e.g. an extraction failure `retry-failed` re-queued but did not fetch).
-    let left = if summary.kind == "dry-run" {
+    let left = if summary.kind == engine::status::RunKind::DryRun {
         Leftover::default()
     } else {
         Leftover::of(engine, &summary).await

@@ -102,7 +102,7 @@ async fn previous_run_completed(ctx: &Ctx) -> Result<bool> {
         .skip(1)
         .find(|r| matches!(r.kind, RunKind::Run | RunKind::DryRun));
     Ok(last_real
-        .is_some_and(|r| r.kind == RunKind::Run && r.outcome.as_deref() == Some("completed")))
+        .is_some_and(|r| r.kind == RunKind::Run && r.outcome == Some(store::RunOutcome::Completed)))
 }
 
 pub(crate) async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Result<()> {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use store::{CheckpointMode, Counts, RequestStat, RetryFilter, RunKind, Side, Store, StoreLock};
+use store::{
+    CheckpointMode, Counts, RequestStat, RetryFilter, RunKind, RunOutcome, Side, Store, StoreLock,
+};
 use throttle::LimiterStats;
 
 use crate::clients::{build_desk360, build_deskie, file_clients};
@@ -60,7 +62,7 @@ pub struct TrialCase {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     /// `run`, `dry-run` or `retry-failed`.
-    pub kind: &'static str,
+    pub kind: RunKind,
     /// Stopped by Ctrl-C (or another cancellation) before finishing.
     pub interrupted: bool,
     /// Why the loader stopped early, if it did (e.g. Deskie unavailable).
@@ -178,12 +180,12 @@ impl Engine {
             Err(e) => Some(e.to_string()),
         };
         let outcome = match (&result, interrupted) {
-            (Err(_), _) => "error",
-            (Ok(_), true) => "interrupted",
-            (Ok(Some(_)), false) => "stopped",
+            (Err(_), _) => RunOutcome::Error,
+            (Ok(_), true) => RunOutcome::Interrupted,
+            (Ok(Some(_)), false) => RunOutcome::Stopped,
             // A completed trial is not a completed migration (the next run is no delta run).
-            (Ok(None), false) if options.is_trial() => "trial",
-            (Ok(None), false) => "completed",
+            (Ok(None), false) if options.is_trial() => RunOutcome::Trial,
+            (Ok(None), false) => RunOutcome::Completed,
         };
         ctx.store.finish_run(run_id, outcome).await?;
         // A clean stop leaves the whole store in the .sqlite file (an empty -wal).
@@ -210,7 +212,7 @@ impl Engine {
             }
         }
         Ok(RunSummary {
-            kind: kind.as_str(),
+            kind,
             interrupted,
             stopped_reason,
             progress: ctx.progress.snapshot(),

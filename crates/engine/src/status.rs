@@ -10,7 +10,8 @@ use serde::Serialize;
 
 pub use store::{
     BatchState, BatchSummary, Counts, FailedTicket, Failure, FailureClass, FailureRecord,
-    HistoryMark, ProductCounts, RetryFilter, RunRecord, Stage, TicketState, parse_ticket_key,
+    HistoryMark, ProductCounts, RetryFilter, RunKind, RunOutcome, RunRecord, Stage, TicketState,
+    parse_ticket_key,
 };
 
 use crate::{Engine, Result};
@@ -89,8 +90,7 @@ impl Status {
                 last.kind,
                 last.started_at,
                 last.outcome
-                    .as_deref()
-                    .unwrap_or("did not finish (resume with `run`)")
+                    .map_or("did not finish (resume with `run`)", |o| o.as_str())
             );
         }
         out

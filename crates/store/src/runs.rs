@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use crate::error::Result;
-use crate::{RunId, RunKind, RunRecord, Store, now};
+use crate::{RunId, RunKind, RunOutcome, RunRecord, Store, now};
 
 impl Store {
     /// Records the start of a run; `fingerprint` identifies the effective configuration (no secrets).
@@ -21,12 +21,12 @@ impl Store {
         Ok(RunId(id))
     }
 
-    /// Records how a run ended (free text chosen by the engine, e.g. `ok`, `failures`, `interrupted`).
-    pub async fn finish_run(&self, id: RunId, outcome: &str) -> Result<()> {
+    /// Records how a run ended.
+    pub async fn finish_run(&self, id: RunId, outcome: RunOutcome) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?")
             .bind(now())
-            .bind(outcome)
+            .bind(outcome.as_str())
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
@@ -50,7 +50,10 @@ impl Store {
                     kind: row.try_get::<String, _>("kind")?.parse()?,
                     started_at: row.try_get("started_at")?,
                     finished_at: row.try_get("finished_at")?,
-                    outcome: row.try_get("outcome")?,
+                    outcome: row
+                        .try_get::<Option<String>, _>("outcome")?
+                        .map(|o| o.parse())
+                        .transpose()?,
                     config_fingerprint: row.try_get("config_fingerprint")?,
                 })
             })

@@ -63,6 +63,23 @@ pub enum RunKind {
 }
 text_enum!(RunKind { Run => "run", DryRun => "dry-run", RetryFailed => "retry-failed", Verify => "verify" });
 
+/// How a run ended, written by the engine when it finishes; a run killed before that has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunOutcome {
+    /// Everything it was asked to do is done (a later run is a delta run).
+    Completed,
+    /// A trial of selected tickets finished; not a completed migration.
+    Trial,
+    /// Stopped by Ctrl-C (or another cancellation).
+    Interrupted,
+    /// The loader stopped early for a reason the summary states (e.g. Deskie unavailable).
+    Stopped,
+    /// Ended with an error.
+    Error,
+}
+text_enum!(RunOutcome { Completed => "completed", Trial => "trial", Interrupted => "interrupted", Stopped => "stopped", Error => "error" });
+
 /// One row of the run history, so a report can say what ran and whether it finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -74,8 +91,8 @@ pub struct RunRecord {
     pub started_at: String,
     /// UTC civil time it ended; `None` while running or when the process was killed.
     pub finished_at: Option<String>,
-    /// What the engine wrote at the end.
-    pub outcome: Option<String>,
+    /// How it ended; `None` while running or when the process was killed.
+    pub outcome: Option<RunOutcome>,
     /// Hash of the effective configuration, to see when the mapping changed between runs.
     pub config_fingerprint: String,
 }

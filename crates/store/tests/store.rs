@@ -10,7 +10,7 @@ use common::{bounded, fresh, listed, raw, ticket};
 use model::{Attachment, AttachmentKind, Author, Message, MessageKind, TicketKey};
 use store::{
     AccountIdentity, BatchState, CaseRef, FailureClass, FailureRecord, IntentResult, IntentStep,
-    RequestStat, RetryFilter, RunKind, Side, Stage, Store, StoreError, TicketState,
+    RequestStat, RetryFilter, RunKind, RunOutcome, Side, Stage, Store, StoreError, TicketState,
 };
 
 fn fail(stage: Stage, class: FailureClass, message: &str) -> FailureRecord {
@@ -58,13 +58,13 @@ async fn runs_are_recorded() {
     let (_dir, store) = fresh().await;
     let a = store.begin_run(RunKind::DryRun, "abc").await.unwrap();
     let b = store.begin_run(RunKind::Run, "abc").await.unwrap();
-    store.finish_run(a, "ok").await.unwrap();
+    store.finish_run(a, RunOutcome::Completed).await.unwrap();
     let runs = store.last_runs(10).await.unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].id, b);
     assert_eq!(runs[0].finished_at, None);
     assert_eq!(runs[1].kind, RunKind::DryRun);
-    assert_eq!(runs[1].outcome.as_deref(), Some("ok"));
+    assert_eq!(runs[1].outcome, Some(RunOutcome::Completed));
 }
 
 #[tokio::test]

@@ -302,7 +302,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
             kind: r.kind.as_str().to_string(),
             started_at: r.started_at.clone(),
             finished_at: r.finished_at.clone(),
-            outcome: r.outcome.clone(),
+            outcome: r.outcome.map(|o| o.as_str().to_owned()),
             elapsed_secs: r.finished_at.as_ref().and_then(|_| elapsed_of(r, false)),
         })
         .collect();
