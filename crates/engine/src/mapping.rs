@@ -581,7 +581,7 @@ fn staff_for(agent: i64, mapping: &MappingSettings, warnings: &mut Vec<Warning>)
 
 fn map_status(code: Option<i64>, m: &MappingSettings, w: &mut Vec<Warning>) -> Option<CaseStatus> {
     let code = code?;
-    match m.status.get(&code).and_then(|s| CaseStatus::parse(s)) {
+    match m.status.get(&code).copied() {
         Some(s) => Some(s),
         None => {
             w.push(Warning::UnmappedCode {
@@ -599,7 +599,7 @@ fn map_priority(
     w: &mut Vec<Warning>,
 ) -> Option<CasePriority> {
     let code = code?;
-    match m.priority.get(&code).and_then(|s| CasePriority::parse(s)) {
+    match m.priority.get(&code).copied() {
         Some(p) => Some(p),
         None => {
             w.push(Warning::UnmappedCode {
