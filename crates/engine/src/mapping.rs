@@ -708,110 +708,73 @@ pub fn derive_subject(first_body: &str, ticket_id: i64) -> String {
     s
 }
 
-/// Turns message HTML into plain text for the Calls channel and derived subjects: tags dropped,
-/// block ends and `<br>` become line breaks, the common entities decoded. Deliberately small: the
-/// input is a help-desk message, and a lossy but readable text is what Calls stores anyway.
+/// Width handed to the renderer: wide enough that no real paragraph is wrapped, so a line break
+/// in the text is one the HTML asked for (block end or `<br>`), never one the renderer chose.
+const TEXT_WIDTH: usize = 1_000_000;
+
+/// Turns message HTML into plain text for the Calls channel and derived subjects, with a real
+/// HTML5 parser (`html2text`, built on html5ever): entities decoded the way browsers do, block
+/// ends and `<br>` become line breaks, and what a reader never sees (`<style>`, `<script>`,
+/// `<head>`, comments) is dropped. No decoration (no `*` for bold, `[…]` for links, `#` for
+/// headings), spaces collapsed within a line, at most one empty line between blocks.
+///
+/// A body with no markup at all is plain text (Desk360 stores some messages that way): its line
+/// breaks are kept, where HTML would read them as spaces.
 pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&decode_entities(&rest[..lt]));
-        let after = &rest[lt + 1..];
-        let Some(gt) = after.find('>') else {
-            // A lone '<' is text.
-            out.push('<');
-            rest = after;
-            continue;
-        };
-        let tag = after[..gt]
-            .trim()
-            .trim_start_matches('/')
-            .to_ascii_lowercase();
-        let name: String = tag
+    let source = if has_markup(html) {
+        std::borrow::Cow::Borrowed(html)
+    } else {
+        std::borrow::Cow::Owned(html.replace("\r\n", "\n").replace('\n', "<br>"))
+    };
+    let rendered = html2text::config::with_decorator(html2text::render::TrivialDecorator::new())
+        .raw_mode(true)
+        .allow_width_overflow()
+        .string_from_read(source.as_bytes(), TEXT_WIDTH);
+    // It only fails when the text cannot fit the width (allowed to overflow here) or the reader
+    // fails (a byte slice does not); should it fail anyway, the input is kept as text rather
+    // than losing the message.
+    let text = rendered.unwrap_or_else(|_| html.to_string());
+    tidy_lines(&text)
+}
+
+/// True when `s` holds a tag, end tag, comment or declaration: a `<` followed by a letter, `/`,
+/// `!` or `?` (as the HTML tokenizer reads it; a `<` before a space or digit is text).
+fn has_markup(s: &str) -> bool {
+    s.match_indices('<').any(|(i, _)| {
+        s[i + 1..]
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        if matches!(
-            name.as_str(),
-            "br" | "p"
-                | "div"
-                | "li"
-                | "tr"
-                | "h1"
-                | "h2"
-                | "h3"
-                | "h4"
-                | "h5"
-                | "h6"
-                | "blockquote"
-        ) && !out.ends_with('\n')
-            && !out.is_empty()
-        {
-            out.push('\n');
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'))
+    })
+}
+
+/// Spaces collapsed within each line, runs of empty lines reduced to one, ends trimmed.
+fn tidy_lines(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if line.is_empty() && out.last().is_none_or(String::is_empty) {
+            continue;
         }
-        rest = &after[gt + 1..];
+        out.push(line);
     }
-    out.push_str(&decode_entities(rest));
-    out.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .trim()
-        .to_string()
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out.join("\n")
 }
 
 /// A message body as compared when reading Deskie back (reconciliation, `verify`): HTML reduced
-/// to text, whitespace collapsed, so a server that re-formats markup still matches.
+/// to text and every run of whitespace (line breaks included) made one space, so a server that
+/// re-formats markup, or turns plain text into HTML, still matches.
 pub(crate) fn normalize_body(s: &str) -> String {
     let t = s.trim();
-    if t.contains('<') || t.contains('&') {
-        html_to_text(t)
+    let text = if t.contains('<') || t.contains('&') {
+        std::borrow::Cow::Owned(html_to_text(t))
     } else {
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
-    }
-}
-
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp..];
-        let end = after.find(';').filter(|e| *e <= 10);
-        let decoded = end.and_then(|e| {
-            let ent = &after[1..e];
-            let ch = match ent {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" | "#39" => Some('\''),
-                "nbsp" => Some(' '),
-                _ => ent
-                    .strip_prefix("#x")
-                    .or_else(|| ent.strip_prefix("#X"))
-                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                    .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
-                    .and_then(char::from_u32),
-            };
-            ch.map(|c| (c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
-                out.push(c);
-                rest = &after[e + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &after[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+        std::borrow::Cow::Borrowed(t)
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
