@@ -23,6 +23,7 @@
 mod client;
 mod error;
 mod manage;
+mod plan;
 pub mod requests;
 pub mod responses;
 mod time;
@@ -31,6 +32,7 @@ mod upload;
 pub use client::{BULK_MAX, CaseLookup, DeskieClient, DeskieConfig, LOOKUP_MAX_PAGES};
 pub use error::{DeskieError, ErrorClass, Result};
 pub use manage::NoteAuthorField;
+pub use plan::Plan;
 pub use requests::{
     CasePriority, CaseQuery, CaseSort, CaseStatus, CaseUpdate, Content, NewCase, NewMessage,
     NewNote,

@@ -27,6 +27,9 @@ pub enum CaseStatus {
 }
 
 impl CaseStatus {
+    /// Every status, in workflow order: lets a configuration error list the accepted names.
+    pub const ALL: [CaseStatus; 3] = [CaseStatus::Open, CaseStatus::Waiting, CaseStatus::Closed];
+
     /// Deskie's name for the status.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,6 +65,14 @@ pub enum CasePriority {
 }
 
 impl CasePriority {
+    /// Every priority, lowest first: lets a configuration error list the accepted names.
+    pub const ALL: [CasePriority; 4] = [
+        CasePriority::Low,
+        CasePriority::Normal,
+        CasePriority::High,
+        CasePriority::Critical,
+    ];
+
     /// Deskie's name for the priority.
     pub fn as_str(self) -> &'static str {
         match self {

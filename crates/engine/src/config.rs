@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use deskie::{CasePriority, CaseStatus};
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
@@ -250,64 +251,9 @@ pub struct SourceSettings {
     pub timeout: Duration,
 }
 
-/// Deskie plan, which sets the rate limit per enabled agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Plan {
-    /// 5 RPM per agent, at least 20, at most 50.
-    Basic,
-    /// 5 RPM per agent, at most 750.
-    Standard,
-    /// 10 RPM per agent, at most 1500.
-    Pro,
-}
-
-impl Plan {
-    /// The vendor's rule (api/README.md, page 002).
-    pub fn rpm_for(self, agents: u32) -> u32 {
-        match self {
-            Plan::Basic => (agents.saturating_mul(5)).clamp(20, 50),
-            Plan::Standard => (agents.saturating_mul(5)).min(750),
-            Plan::Pro => (agents.saturating_mul(10)).min(1500),
-        }
-    }
-
-    /// The most any account on this plan gets.
-    pub fn max_rpm(self) -> u32 {
-        match self {
-            Plan::Basic => 50,
-            Plan::Standard => 750,
-            Plan::Pro => 1500,
-        }
-    }
-
-    /// Cases kept per agent before Deskie deletes the oldest.
-    pub fn cases_per_agent(self) -> u64 {
-        match self {
-            Plan::Basic => 6_000,
-            Plan::Standard => 12_000,
-            Plan::Pro => 24_000,
-        }
-    }
-
-    /// New cases per agent per month.
-    pub fn new_cases_per_agent_month(self) -> u64 {
-        match self {
-            Plan::Basic => 500,
-            Plan::Standard => 1_000,
-            Plan::Pro => 2_000,
-        }
-    }
-
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Basic => "basic",
-            Plan::Standard => "standard",
-            Plan::Pro => "pro",
-        }
-    }
-}
+/// Deskie's plan, which sets the rate limit per enabled agent: vendor knowledge kept in the
+/// `deskie` crate, re-exported here because [`TargetSettings`] holds it.
+pub use deskie::Plan;
 
 /// Validated `[target]`.
 #[derive(Clone)]
@@ -396,10 +342,11 @@ pub struct MappingSettings {
     pub default_staff_id: i64,
     /// Desk360 agent id → staff id.
     pub agents: BTreeMap<i64, i64>,
-    /// Desk360 status → Deskie status.
-    pub status: BTreeMap<i64, String>,
-    /// Desk360 priority → Deskie priority.
-    pub priority: BTreeMap<i64, String>,
+    /// Desk360 status code → Deskie status, defaults applied: checked once here, so the
+    /// mapping never meets a name it cannot send.
+    pub status: BTreeMap<i64, CaseStatus>,
+    /// Desk360 priority code → Deskie priority, defaults applied.
+    pub priority: BTreeMap<i64, CasePriority>,
     /// Desk360 channel name (lowercased) → route; `default` for the rest.
     pub channels: BTreeMap<String, ChannelRoute>,
     /// Route for channels not named.
@@ -515,9 +462,6 @@ pub struct Settings {
     pub attachments: AttachmentSettings,
 }
 
-const STATUSES: [&str; 3] = ["open", "waiting", "closed"];
-const PRIORITIES: [&str; 4] = ["low", "normal", "high", "critical"];
-
 /// Reads and validates a configuration file.
 pub fn load(path: &Path, secrets: SecretOverrides) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -618,42 +562,49 @@ fn validate(
     base_dir: &Path,
     secrets: SecretOverrides,
 ) -> Result<Settings, ConfigError> {
-    let raw_attachments = raw.attachments;
-    // [source]
-    let s = raw.source;
+    let SecretOverrides {
+        desk360_token,
+        desk360_email,
+        desk360_password,
+        deskie_api_key,
+    } = secrets;
+    let source = validate_source(raw.source, desk360_token, desk360_email, desk360_password)?;
+    let target = validate_target(raw.target, deskie_api_key)?;
+    let mapping = validate_mapping(raw.mapping)?;
+    let store_path = validate_store_path(raw.store, base_dir)?;
+    let run = validate_run(raw.run)?;
+    let attachments = validate_attachments(&raw.attachments)?;
+    Ok(Settings {
+        source,
+        target,
+        mapping,
+        store_path,
+        run,
+        attachments,
+    })
+}
+
+/// `[source]`: where Desk360 is, how to log in, its budget and the zone of its naive times.
+fn validate_source(
+    s: RawSource,
+    token: Option<SecretString>,
+    email: Option<String>,
+    password: Option<SecretString>,
+) -> Result<SourceSettings, ConfigError> {
     let source_base = parse_url(
         "source.base_url",
         s.base_url.as_deref(),
         Some("https://api.desk360.com"),
     )?;
-    let token = secrets.desk360_token.or_else(|| {
+    let token = token.or_else(|| {
         s.token
             .filter(|t| !t.trim().is_empty())
             .map(SecretString::from)
     });
-    let email = secrets
-        .desk360_email
-        .or(s.email)
-        .filter(|e| !e.trim().is_empty());
-    let password = secrets
-        .desk360_password
-        .or_else(|| s.password.filter(|p| !p.is_empty()).map(SecretString::from));
-    let auth = match (token, email, password) {
-        (Some(t), _, _) => SourceAuth::Token(t),
-        (None, Some(email), Some(password)) => SourceAuth::Login { email, password },
-        (None, Some(_), None) => {
-            return Err(invalid(
-                "source.password",
-                "is required with source.email (or set DESK360_PASSWORD), or give a token instead",
-            ));
-        }
-        (None, None, _) => {
-            return Err(invalid(
-                "source.token",
-                "is required: set it, or DESK360_TOKEN, or source.email + source.password (Desk360 panel > Settings > API)",
-            ));
-        }
-    };
+    let email = email.or(s.email).filter(|e| !e.trim().is_empty());
+    let password =
+        password.or_else(|| s.password.filter(|p| !p.is_empty()).map(SecretString::from));
+    let auth = source_auth(token, email, password)?;
     let source_rpm = s.rpm.unwrap_or(100);
     if source_rpm == 0 {
         return Err(invalid(
@@ -677,7 +628,7 @@ fn validate(
             format!("product ids are positive numbers, got {p}"),
         ));
     }
-    let source = SourceSettings {
+    Ok(SourceSettings {
         base_url: source_base,
         auth,
         rpm: source_rpm,
@@ -686,30 +637,53 @@ fn validate(
         timezone_name: tz_name,
         window: secs("source.window_secs", s.window_secs, 60.0)?,
         timeout: secs("source.timeout_secs", s.timeout_secs, 30.0)?,
-    };
+    })
+}
 
-    // [target]
-    let t = raw.target;
+/// The Desk360 credentials: a token wins; otherwise email and password, both required.
+fn source_auth(
+    token: Option<SecretString>,
+    email: Option<String>,
+    password: Option<SecretString>,
+) -> Result<SourceAuth, ConfigError> {
+    match (token, email, password) {
+        (Some(t), _, _) => Ok(SourceAuth::Token(t)),
+        (None, Some(email), Some(password)) => Ok(SourceAuth::Login { email, password }),
+        (None, Some(_), None) => Err(invalid(
+            "source.password",
+            "is required with source.email (or set DESK360_PASSWORD), or give a token instead",
+        )),
+        (None, None, _) => Err(invalid(
+            "source.token",
+            "is required: set it, or DESK360_TOKEN, or source.email + source.password (Desk360 panel > Settings > API)",
+        )),
+    }
+}
+
+/// `[target]`: the Deskie account, its credentials and the request budget its plan allows.
+fn validate_target(
+    t: RawTarget,
+    api_key: Option<SecretString>,
+) -> Result<TargetSettings, ConfigError> {
     let target_base = parse_url("target.base_url", t.base_url.as_deref(), None)?;
     let staff_email = t
         .staff_email
         .filter(|e| e.contains('@'))
         .ok_or_else(|| invalid("target.staff_email", "is required: the email of an active agent account (not the admin) whose API key you use"))?;
-    let api_key = secrets
-        .deskie_api_key
+    let api_key = api_key
         .or_else(|| t.api_key.filter(|k| !k.trim().is_empty()).map(SecretString::from))
         .ok_or_else(|| invalid("target.api_key", "is required: set it or DESKIE_API_KEY (Deskie admin > Settings > API > add API key)"))?;
-    let plan = match t.plan.as_deref().unwrap_or("standard").trim() {
-        "basic" => Plan::Basic,
-        "standard" => Plan::Standard,
-        "pro" => Plan::Pro,
-        other => {
-            return Err(invalid(
-                "target.plan",
-                format!("`{other}` is not a plan; use basic, standard or pro"),
-            ));
-        }
-    };
+    let plan_name = t.plan.as_deref().unwrap_or("standard");
+    let plan = Plan::parse(plan_name).ok_or_else(|| {
+        invalid(
+            "target.plan",
+            format!(
+                "`{}` is not a plan; use {}",
+                plan_name.trim(),
+                one_of(Plan::ALL.map(Plan::as_str))
+            ),
+        )
+    })?;
     let agents = t.agents.unwrap_or(20);
     if agents == 0 {
         return Err(invalid(
@@ -718,29 +692,8 @@ fn validate(
         ));
     }
     let target_window = secs("target.window_secs", t.window_secs, 60.0)?;
-    // The plan caps are per minute; a shorter window only exists against the sandbox.
-    let real_window = target_window == Duration::from_secs(60);
-    let rpm = match t.rpm {
-        Some(0) => {
-            return Err(invalid(
-                "target.rpm",
-                "must be at least 1, or removed to use the plan's rule",
-            ));
-        }
-        Some(r) if real_window && r > plan.max_rpm() => {
-            return Err(invalid(
-                "target.rpm",
-                format!(
-                    "{r} is above the {} plan's maximum of {} RPM; lower it or remove it to use the plan's rule",
-                    plan.as_str(),
-                    plan.max_rpm()
-                ),
-            ));
-        }
-        Some(r) => r,
-        None => plan.rpm_for(agents),
-    };
-    let target = TargetSettings {
+    let rpm = target_rpm(plan, agents, t.rpm, target_window)?;
+    Ok(TargetSettings {
         base_url: target_base,
         staff_email,
         api_key,
@@ -751,44 +704,138 @@ fn validate(
         source_id_field: custom_field_name("target.source_id_field", t.source_id_field)?,
         window: target_window,
         timeout: secs("target.timeout_secs", t.timeout_secs, 30.0)?,
-    };
+    })
+}
 
-    // [mapping]
-    let m = raw.mapping;
+/// Deskie units per window: the explicit `target.rpm` if given (never above the plan's cap on a
+/// real one-minute window), otherwise the plan's rule for the agents.
+fn target_rpm(
+    plan: Plan,
+    agents: u32,
+    explicit: Option<u32>,
+    window: Duration,
+) -> Result<u32, ConfigError> {
+    // The plan caps are per minute; a shorter window only exists against the sandbox.
+    let real_window = window == Duration::from_secs(60);
+    match explicit {
+        Some(0) => Err(invalid(
+            "target.rpm",
+            "must be at least 1, or removed to use the plan's rule",
+        )),
+        Some(r) if real_window && r > plan.max_rpm() => Err(invalid(
+            "target.rpm",
+            format!(
+                "{r} is above the {} plan's maximum of {} RPM; lower it or remove it to use the plan's rule",
+                plan.as_str(),
+                plan.max_rpm()
+            ),
+        )),
+        Some(r) => Ok(r),
+        None => Ok(plan.rpm_for(agents)),
+    }
+}
+
+/// `[mapping]`: every Desk360 code and name resolved to its Deskie counterpart.
+fn validate_mapping(m: RawMapping) -> Result<MappingSettings, ConfigError> {
     let default_staff_id = m
         .default_staff_id
         .ok_or_else(|| invalid("mapping.default_staff_id", "is required: the Deskie staff id that receives messages of Desk360 agents with no mapping"))?;
-    let mut status: BTreeMap<i64, String> = [(0, "open"), (1, "closed"), (2, "waiting")]
-        .into_iter()
-        .map(|(k, v)| (k, v.to_string()))
-        .collect();
-    for (k, v) in parse_id_map("mapping.status", &m.status)? {
-        if !STATUSES.contains(&v.as_str()) {
-            return Err(invalid(
+    let status = status_map(&m.status)?;
+    let priority = priority_map(&m.priority)?;
+    let routes = channel_routes(&m.channels)?;
+    Ok(MappingSettings {
+        default_staff_id,
+        agents: parse_id_map("mapping.agents", &m.agents)?,
+        status,
+        priority,
+        channels: routes.channels,
+        default_channel: routes.default_channel,
+        types: parse_id_map("mapping.types", &m.types)?,
+        reasons: parse_id_map("mapping.reasons", &m.reasons)?,
+        type_field: custom_field_name("mapping.type_field", m.type_field)?,
+        reason_field: custom_field_name("mapping.reason_field", m.reason_field)?,
+        group_id: m.group_id,
+        sync_channels: routes.sync_channels,
+    })
+}
+
+/// `[mapping.status]` over the defaults (Desk360 0 → open, 1 → closed, 2 → waiting).
+fn status_map(raw: &BTreeMap<String, String>) -> Result<BTreeMap<i64, CaseStatus>, ConfigError> {
+    let mut status: BTreeMap<i64, CaseStatus> = [
+        (0, CaseStatus::Open),
+        (1, CaseStatus::Closed),
+        (2, CaseStatus::Waiting),
+    ]
+    .into_iter()
+    .collect();
+    for (k, v) in parse_id_map("mapping.status", raw)? {
+        let s = CaseStatus::parse(&v).ok_or_else(|| {
+            invalid(
                 format!("mapping.status.{k}"),
-                format!("`{v}` is not a Deskie status; use open, waiting or closed"),
-            ));
-        }
-        status.insert(k, v);
+                format!(
+                    "`{v}` is not a Deskie status; use {}",
+                    one_of(CaseStatus::ALL.map(CaseStatus::as_str))
+                ),
+            )
+        })?;
+        status.insert(k, s);
     }
-    let mut priority: BTreeMap<i64, String> =
-        [(0, "low"), (1, "normal"), (2, "high"), (3, "critical")]
-            .into_iter()
-            .map(|(k, v)| (k, v.to_string()))
-            .collect();
-    for (k, v) in parse_id_map("mapping.priority", &m.priority)? {
-        if !PRIORITIES.contains(&v.as_str()) {
-            return Err(invalid(
+    Ok(status)
+}
+
+/// `[mapping.priority]` over the defaults (Desk360 0 → low, 1 → normal, 2 → high,
+/// 3 → critical).
+fn priority_map(
+    raw: &BTreeMap<String, String>,
+) -> Result<BTreeMap<i64, CasePriority>, ConfigError> {
+    let mut priority: BTreeMap<i64, CasePriority> = [
+        (0, CasePriority::Low),
+        (1, CasePriority::Normal),
+        (2, CasePriority::High),
+        (3, CasePriority::Critical),
+    ]
+    .into_iter()
+    .collect();
+    for (k, v) in parse_id_map("mapping.priority", raw)? {
+        let p = CasePriority::parse(&v).ok_or_else(|| {
+            invalid(
                 format!("mapping.priority.{k}"),
-                format!("`{v}` is not a Deskie priority; use low, normal, high or critical"),
-            ));
-        }
-        priority.insert(k, v);
+                format!(
+                    "`{v}` is not a Deskie priority; use {}",
+                    one_of(CasePriority::ALL.map(CasePriority::as_str))
+                ),
+            )
+        })?;
+        priority.insert(k, p);
     }
-    let mut channels = BTreeMap::new();
-    let mut default_channel = ChannelRoute::Email;
-    let mut sync_channels = BTreeSet::new();
-    for (name, value) in &m.channels {
+    Ok(priority)
+}
+
+/// "a, b or c": the accepted values, for an error message.
+fn one_of<const N: usize>(names: [&str; N]) -> String {
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => (*last).to_string(),
+        None => String::new(),
+    }
+}
+
+/// `[mapping.channels]` resolved.
+struct ChannelRoutes {
+    channels: BTreeMap<String, ChannelRoute>,
+    default_channel: ChannelRoute,
+    sync_channels: BTreeSet<String>,
+}
+
+/// `[mapping.channels]`: each Desk360 channel name (lowercased) to its route, `default` for the
+/// rest (Email unless configured), and the custom channels declared synchronous.
+fn channel_routes(raw: &BTreeMap<String, String>) -> Result<ChannelRoutes, ConfigError> {
+    let mut routes = ChannelRoutes {
+        channels: BTreeMap::new(),
+        default_channel: ChannelRoute::Email,
+        sync_channels: BTreeSet::new(),
+    };
+    for (name, value) in raw {
         // `custom:<id>:sync` declares a synchronous custom channel (recipe 003 §3.1, §3.2).
         let (value, sync) = match value.trim().strip_suffix(":sync") {
             Some(v) if v.trim_start().starts_with("custom:") => (v, true),
@@ -803,32 +850,21 @@ fn validate(
             )
         })?;
         if let (true, ChannelRoute::Custom(id)) = (sync, &route) {
-            sync_channels.insert(id.clone());
+            routes.sync_channels.insert(id.clone());
         }
         if name.trim().eq_ignore_ascii_case("default") {
-            default_channel = route;
+            routes.default_channel = route;
         } else {
-            channels.insert(name.trim().to_lowercase(), route);
+            routes.channels.insert(name.trim().to_lowercase(), route);
         }
     }
-    let mapping = MappingSettings {
-        default_staff_id,
-        agents: parse_id_map("mapping.agents", &m.agents)?,
-        status,
-        priority,
-        channels,
-        default_channel,
-        types: parse_id_map("mapping.types", &m.types)?,
-        reasons: parse_id_map("mapping.reasons", &m.reasons)?,
-        type_field: custom_field_name("mapping.type_field", m.type_field)?,
-        reason_field: custom_field_name("mapping.reason_field", m.reason_field)?,
-        group_id: m.group_id,
-        sync_channels,
-    };
+    Ok(routes)
+}
 
-    // [store]
-    let store_path = raw
-        .store
+/// `[store] path`, relative to the config file's folder, in a folder that exists and is
+/// writable.
+fn validate_store_path(store: RawStore, base_dir: &Path) -> Result<PathBuf, ConfigError> {
+    let store_path = store
         .path
         .unwrap_or_else(|| PathBuf::from("deskie-import.sqlite"));
     let store_path = if store_path.is_relative() && !base_dir.as_os_str().is_empty() {
@@ -837,9 +873,11 @@ fn validate(
         store_path
     };
     check_store_writable(&store_path)?;
+    Ok(store_path)
+}
 
-    // [run]
-    let r = raw.run;
+/// `[run]`: concurrency within sane bounds, retries capped at 20.
+fn validate_run(r: RawRun) -> Result<RunSettings, ConfigError> {
     let concurrency = r.concurrency.unwrap_or(8);
     if !(1..=256).contains(&concurrency) {
         return Err(invalid(
@@ -854,14 +892,16 @@ fn validate(
             format!("must be between 1 and 64, got {extract_concurrency}"),
         ));
     }
-    let run = RunSettings {
+    Ok(RunSettings {
         concurrency,
         extract_concurrency,
         max_retries: r.max_retries.unwrap_or(5).min(20),
         reconcile_settle: secs("run.reconcile_settle_secs", r.reconcile_settle_secs, 180.0)?,
-    };
+    })
+}
 
-    let a = &raw_attachments;
+/// `[attachments]`: mode, inline handling and the storage download budget.
+fn validate_attachments(a: &RawAttachments) -> Result<AttachmentSettings, ConfigError> {
     let mode = match a.mode.as_deref().map(str::trim) {
         None | Some("upload") => AttachmentMode::Upload,
         Some("urls") => AttachmentMode::Urls,
@@ -882,7 +922,6 @@ fn validate(
             ));
         }
     };
-
     let storage_rpm = a.storage_rpm.unwrap_or(DEFAULT_STORAGE_RPM);
     if storage_rpm == 0 {
         return Err(invalid(
@@ -890,18 +929,10 @@ fn validate(
             "must be at least 1 (downloads a minute from attachment storage)".to_string(),
         ));
     }
-
-    Ok(Settings {
-        source,
-        target,
-        mapping,
-        store_path,
-        run,
-        attachments: AttachmentSettings {
-            mode,
-            inline,
-            storage_rpm,
-        },
+    Ok(AttachmentSettings {
+        mode,
+        inline,
+        storage_rpm,
     })
 }
 
@@ -974,8 +1005,8 @@ default_staff_id = 100
         assert_eq!(s.source.rpm, 100);
         assert_eq!(s.target.plan, Plan::Standard);
         assert_eq!(s.target.rpm, 100); // 20 agents × 5
-        assert_eq!(s.mapping.status[&1], "closed");
-        assert_eq!(s.mapping.priority[&3], "critical");
+        assert_eq!(s.mapping.status[&1], CaseStatus::Closed);
+        assert_eq!(s.mapping.priority[&3], CasePriority::Critical);
         assert_eq!(s.mapping.default_channel, ChannelRoute::Email);
         assert_eq!(s.run.concurrency, 8);
         assert_eq!(s.source.window, Duration::from_secs(60));
@@ -1012,6 +1043,49 @@ default_staff_id = 100
         ))
         .unwrap_err();
         assert!(err.to_string().contains("target.rpm"), "{err}");
+    }
+
+    #[test]
+    fn bad_vocabulary_names_the_key_and_the_allowed_values() {
+        let err = parse_str(&format!("{MINIMAL}status = {{ \"1\" = \"done\" }}\n")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("mapping.status.1"), "{msg}");
+        assert!(msg.contains("use open, waiting or closed"), "{msg}");
+        let err =
+            parse_str(&format!("{MINIMAL}priority = {{ \"3\" = \"urgent\" }}\n")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("mapping.priority.3"), "{msg}");
+        assert!(msg.contains("use low, normal, high or critical"), "{msg}");
+        let err = parse_str(&MINIMAL.replace(
+            "api_key = \"k3y\"",
+            "api_key = \"k3y\"\nplan = \"enterprise\"",
+        ))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("target.plan"), "{msg}");
+        assert!(
+            msg.contains("`enterprise` is not a plan; use basic, standard or pro"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn configured_codes_are_held_as_deskie_values() {
+        let s = parse_str(&format!(
+            "{MINIMAL}status = {{ \"7\" = \"waiting\" }}\npriority = {{ \"1\" = \"high\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.mapping.status[&7], CaseStatus::Waiting);
+        assert_eq!(s.mapping.status[&0], CaseStatus::Open);
+        assert_eq!(s.mapping.priority[&1], CasePriority::High);
+        assert_eq!(s.mapping.priority[&0], CasePriority::Low);
+        let s = parse_str(&MINIMAL.replace(
+            "api_key = \"k3y\"",
+            "api_key = \"k3y\"\nplan = \"pro\"\nagents = 3",
+        ))
+        .unwrap();
+        assert_eq!(s.target.plan, Plan::Pro);
+        assert_eq!(s.target.rpm, 30);
     }
 
     #[test]

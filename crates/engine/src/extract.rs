@@ -364,42 +364,10 @@ async fn follow_listing(
     // cannot stop early and reads every page.
     let mut ordered = true;
     loop {
-        if ctx.cancel.is_cancelled() {
-            return Ok(Followed::Stopped);
-        }
         let url = state.url.clone();
         let page = state.page;
-        let result = tokio::select! {
-            _ = ctx.cancel.cancelled() => return Ok(Followed::Stopped),
-            r = client.ticket_page(&url) => r,
-        };
-        let listing = match result {
-            Ok(p) => p,
-            Err(e) => {
-                if e.class() == ErrorClass::Cancelled {
-                    // Nothing was sent: the run is stopping.
-                    return Ok(Followed::Stopped);
-                }
-                if e.class() == ErrorClass::Fatal {
-                    return Err(e.into());
-                }
-                // Without this page there is no next link: stop this product; the next run
-                // resumes from the stored cursor.
-                tracing::warn!(product, page, error = %e, "list page failed; the next run resumes here");
-                ctx.store
-                    .record_page_failure(
-                        product,
-                        page,
-                        &failure_of(
-                            &e,
-                            Stage::Extract,
-                            FailureStep::List,
-                            Some(format!("GET {url}")),
-                        ),
-                    )
-                    .await?;
-                return Ok(Followed::Stopped);
-            }
+        let Some(listing) = fetch_page(ctx, client, product, &url, page).await? else {
+            return Ok(Followed::Stopped);
         };
 
         let fingerprint = page_fingerprint(&listing.tickets);
@@ -422,11 +390,7 @@ async fn follow_listing(
             .iter()
             .map(|t| t.updated_at.as_deref().and_then(|u| listed_time(u, tz)))
             .collect();
-        if times
-            .windows(2)
-            .any(|w| matches!(w, [Some(a), Some(b)] if a < b))
-            && ordered
-        {
+        if ordered && !newest_first(&times) {
             ordered = false;
             tracing::warn!(
                 product,
@@ -442,71 +406,15 @@ async fn follow_listing(
                 .max_by_key(|u| listed_time(u, tz));
             state.top = newest.or(state.top.take());
         }
-        // A catch-up is done once a page reaches below its stop mark (minus the margin).
-        let below_stop = state.mode == ListMode::CatchUp
-            && ordered
-            && state
-                .stop_at
-                .as_deref()
-                .and_then(|u| listed_time(u, tz))
-                .is_some_and(|stop| {
-                    let limit = stop
-                        .checked_sub(jiff::SignedDuration::from_secs(CATCHUP_MARGIN_SECS))
-                        .unwrap_or(stop);
-                    times
-                        .last()
-                        .copied()
-                        .flatten()
-                        .is_some_and(|oldest| oldest < limit)
-                });
+        let below_stop = ordered && reached_stop(&state, &times, tz);
         let finished = listing.next.is_none() || below_stop;
         if leads_back && !finished {
             return link_loop(ctx, product, page, &url, None).await;
         }
-        let new_mark = if finished {
-            newer_of(state.top.as_deref(), state.mark.as_deref(), tz)
-        } else {
-            state.mark.clone()
+        let Some(n) = record_page(ctx, product, queue, &state, &listing, finished).await? else {
+            return Ok(Followed::Stopped);
         };
-        let listed: Vec<ListedTicket> = listing
-            .tickets
-            .iter()
-            .map(|t| ListedTicket {
-                ticket_id: t.id,
-                updated_at: t.updated_at.clone().unwrap_or_default(),
-            })
-            .collect();
-        let cursor = CursorUpdate {
-            next_url: if finished {
-                None
-            } else {
-                listing.next.as_deref()
-            },
-            mode: state.mode,
-            stop_at: state.stop_at.as_deref(),
-            top: state.top.as_deref(),
-            mark: new_mark.as_deref(),
-        };
-        let outcome = ctx
-            .store
-            .record_listing_page(product, page, &listed, &cursor)
-            .await?;
-        if !listing.invalid.is_empty() {
-            record_unreadable_entries(ctx, product, page, &url, &listing.invalid).await?;
-        }
-        changed += outcome.changed;
-        Progress::add(&ctx.progress.pages, 1);
-        Progress::add(&ctx.progress.listed, outcome.changed as u64);
-        Progress::add(&ctx.progress.to_extract, outcome.to_fetch.len() as u64);
-        for key in outcome.to_fetch {
-            let updated = listed
-                .iter()
-                .find(|t| t.ticket_id == key.ticket_id)
-                .map(|t| t.updated_at.as_str());
-            if !queue.send(ctx, key, updated).await {
-                return Ok(Followed::Stopped);
-            }
-        }
+        changed += n;
         if finished {
             return Ok(Followed::Finished { changed });
         }
@@ -518,6 +426,137 @@ async fn follow_listing(
             None => return Ok(Followed::Finished { changed }),
         }
     }
+}
+
+/// Reads one list page. `None` when the run is stopping, or when the page failed: the failure
+/// is recorded and the next run resumes from the stored cursor. A fatal error (credentials)
+/// ends the run.
+async fn fetch_page(
+    ctx: &Ctx,
+    client: &Desk360Client,
+    product: i64,
+    url: &str,
+    page: i64,
+) -> Result<Option<desk360::TicketPage>> {
+    if ctx.cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let result = tokio::select! {
+        _ = ctx.cancel.cancelled() => return Ok(None),
+        r = client.ticket_page(url) => r,
+    };
+    match result {
+        Ok(p) => Ok(Some(p)),
+        // Nothing was sent: the run is stopping.
+        Err(e) if e.class() == ErrorClass::Cancelled => Ok(None),
+        Err(e) if e.class() == ErrorClass::Fatal => Err(e.into()),
+        Err(e) => {
+            // Without this page there is no next link: stop this product; the next run
+            // resumes from the stored cursor.
+            tracing::warn!(product, page, error = %e, "list page failed; the next run resumes here");
+            ctx.store
+                .record_page_failure(
+                    product,
+                    page,
+                    &failure_of(
+                        &e,
+                        Stage::Extract,
+                        FailureStep::List,
+                        Some(format!("GET {url}")),
+                    ),
+                )
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Whether a page's update times run newest first (unreadable times are not compared).
+fn newest_first(times: &[Option<Timestamp>]) -> bool {
+    !times
+        .windows(2)
+        .any(|w| matches!(w, [Some(a), Some(b)] if a < b))
+}
+
+/// A catch-up is done once a page reaches below its stop mark (minus the margin).
+fn reached_stop(
+    state: &ListingState,
+    times: &[Option<Timestamp>],
+    tz: &jiff::tz::TimeZone,
+) -> bool {
+    state.mode == ListMode::CatchUp
+        && state
+            .stop_at
+            .as_deref()
+            .and_then(|u| listed_time(u, tz))
+            .is_some_and(|stop| {
+                let limit = stop
+                    .checked_sub(jiff::SignedDuration::from_secs(CATCHUP_MARGIN_SECS))
+                    .unwrap_or(stop);
+                times
+                    .last()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|oldest| oldest < limit)
+            })
+}
+
+/// Stores a page's tickets with the cursor that follows it (the listing's new mark when it is
+/// the last), records its unreadable entries, and queues the tickets to fetch. Returns how many
+/// tickets were new or updated; `None` when the run stops while queueing.
+async fn record_page(
+    ctx: &Ctx,
+    product: i64,
+    queue: &mut KeyQueue<'_>,
+    state: &ListingState,
+    listing: &desk360::TicketPage,
+    finished: bool,
+) -> Result<Option<usize>> {
+    let tz = &ctx.settings.source.timezone;
+    let new_mark = if finished {
+        newer_of(state.top.as_deref(), state.mark.as_deref(), tz)
+    } else {
+        state.mark.clone()
+    };
+    let listed: Vec<ListedTicket> = listing
+        .tickets
+        .iter()
+        .map(|t| ListedTicket {
+            ticket_id: t.id,
+            updated_at: t.updated_at.clone().unwrap_or_default(),
+        })
+        .collect();
+    let cursor = CursorUpdate {
+        next_url: if finished {
+            None
+        } else {
+            listing.next.as_deref()
+        },
+        mode: state.mode,
+        stop_at: state.stop_at.as_deref(),
+        top: state.top.as_deref(),
+        mark: new_mark.as_deref(),
+    };
+    let outcome = ctx
+        .store
+        .record_listing_page(product, state.page, &listed, &cursor)
+        .await?;
+    if !listing.invalid.is_empty() {
+        record_unreadable_entries(ctx, product, state.page, &state.url, &listing.invalid).await?;
+    }
+    Progress::add(&ctx.progress.pages, 1);
+    Progress::add(&ctx.progress.listed, outcome.changed as u64);
+    Progress::add(&ctx.progress.to_extract, outcome.to_fetch.len() as u64);
+    for key in outcome.to_fetch {
+        let updated = listed
+            .iter()
+            .find(|t| t.ticket_id == key.ticket_id)
+            .map(|t| t.updated_at.as_str());
+        if !queue.send(ctx, key, updated).await {
+            return Ok(None);
+        }
+    }
+    Ok(Some(outcome.changed))
 }
 
 /// Stops a product whose `Link` leads back to a page already read: recorded as a failure of

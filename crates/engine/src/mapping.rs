@@ -259,67 +259,146 @@ pub enum Mapped {
 /// Maps one ticket. Returns the verdict and the warnings collected on the way.
 pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>) {
     let mut warnings = Vec::new();
+    let mapped = match plan_case(ticket, cx, &mut warnings) {
+        Ok(plan) => {
+            dedup_warnings(&mut warnings);
+            Mapped::Case(Box::new(plan))
+        }
+        Err(verdict) => verdict,
+    };
+    (mapped, warnings)
+}
+
+/// The case plan for a ticket that migrates; any other verdict (skipped, unroutable) as `Err`.
+fn plan_case(
+    ticket: &Ticket,
+    cx: &MapContext<'_>,
+    warnings: &mut Vec<Warning>,
+) -> Result<CasePlan, Mapped> {
     let channel_name = ticket
         .channel
         .clone()
         .unwrap_or_else(|| "(none)".to_string());
     let route = cx.mapping.route(ticket.channel.as_deref()).clone();
     if route == ChannelRoute::Skip {
-        return (
-            Mapped::Skipped {
-                channel: channel_name,
-            },
-            warnings,
-        );
+        return Err(Mapped::Skipped {
+            channel: channel_name,
+        });
+    }
+    let messages = messages_in_order(ticket, cx.timezone);
+    let first = match opening_reply(&messages) {
+        Ok(first) => first,
+        Err(reason) => return Err(Mapped::Unroutable { route, reason }),
+    };
+    let bodies = Bodies::for_route(&route, cx.mapping);
+    let subject = subject_for(ticket, first, warnings);
+    let created_at = to_timestamp(first.created_at, cx.timezone);
+    let initiator = match first.author {
+        Author::Agent(a) => Some(staff_for(a, cx.mapping, warnings)),
+        Author::Customer => None,
+    };
+    let first_body = bodies.content(first, warnings);
+    let opening = Opening {
+        subject,
+        body: first_body,
+        created_at,
+        initiator,
+    };
+    let mut create = new_case(&route, ticket, &channel_name, opening)?;
+    let status = case_fields(&mut create, ticket, cx.mapping, warnings);
+    let mut files = FilePlanner::new(cx, bodies.plain);
+    let mut steps = Vec::new();
+    if files.upload {
+        steps = files.follow_ups(first, warnings);
+    } else {
+        create.attachment_urls = attachment_urls(first, warnings);
+    }
+    if let Some(field) = cx.source_id_field {
+        create
+            .custom_fields
+            .insert(field.to_string(), ticket.key.source_id());
+    }
+    labels_and_fields(ticket, cx, &mut create, warnings);
+
+    // Later replies in order, then notes.
+    let reply_after_create =
+        reply_steps(&messages, first, &bodies, &mut files, &mut steps, warnings);
+    note_steps(&messages, &mut files, &mut steps, warnings);
+
+    // The priority is certain from the create; only the status may have moved with a reply.
+    // An unmapped status keeps Deskie's default for a new case (`open`, the create sends none);
+    // a reply must not leave it at whatever the reply made of it either.
+    let final_update = reply_after_create.then(|| CaseUpdate {
+        status: Some(status.unwrap_or(CaseStatus::Open)),
+        ..CaseUpdate::default()
+    });
+    Ok(CasePlan {
+        route,
+        create,
+        first_message_id: first.id,
+        steps,
+        final_update,
+        uploads: files.uploads,
+        rehost: files.rehost,
+    })
+}
+
+/// The ticket's messages by instant (naive times read in the source zone), ties by id.
+fn messages_in_order<'t>(ticket: &'t Ticket, tz: &TimeZone) -> Vec<&'t Message> {
+    let mut messages: Vec<&Message> = ticket.messages.iter().collect();
+    messages.sort_by_cached_key(|m| (to_timestamp(m.created_at, tz), m.id));
+    messages
+}
+
+/// The first reply, which opens the case; without one, the reason nothing can be created.
+fn opening_reply<'t>(messages: &[&'t Message]) -> Result<&'t Message, String> {
+    match messages.iter().find(|m| m.kind == MessageKind::Reply) {
+        Some(first) => Ok(first),
+        None if messages.is_empty() => Err("the ticket has no messages in Desk360, so there is nothing to open a case with; check the ticket in Desk360 (it may have been emptied)".to_string()),
+        None => Err("the ticket has only internal notes, and Deskie opens a case with a customer-visible message; nothing can be created without exposing a note".to_string()),
+    }
+}
+
+/// How message bodies are sent in the routed channel.
+struct Bodies {
+    /// Calls and synchronous custom channels take plain `content` (recipe 003 §2, §3.1, §3.2).
+    plain: bool,
+}
+
+impl Bodies {
+    fn for_route(route: &ChannelRoute, mapping: &MappingSettings) -> Self {
+        let plain = match route {
+            ChannelRoute::Calls => true,
+            ChannelRoute::Custom(id) => mapping.sync_channels.contains(id),
+            _ => false,
+        };
+        Bodies { plain }
     }
 
-    let mut messages: Vec<&Message> = ticket.messages.iter().collect();
-    messages.sort_by_cached_key(|m| (to_timestamp(m.created_at, cx.timezone), m.id));
-    let Some(first_pos) = messages.iter().position(|m| m.kind == MessageKind::Reply) else {
-        let reason = if messages.is_empty() {
-            "the ticket has no messages in Desk360, so there is nothing to open a case with; check the ticket in Desk360 (it may have been emptied)".to_string()
-        } else {
-            "the ticket has only internal notes, and Deskie opens a case with a customer-visible message; nothing can be created without exposing a note".to_string()
-        };
-        return (Mapped::Unroutable { route, reason }, warnings);
-    };
-    let first = messages[first_pos];
-
-    // The customer's identity in the routed channel.
-    let email = ticket
-        .customer_email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| e.contains('@'));
-    let phone = ticket
-        .customer_phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| p.chars().filter(char::is_ascii_digit).count() >= 5);
-    let html_body = |m: &Message, w: &mut Vec<Warning>| -> String {
+    /// The message's HTML, or a placeholder (with a warning) when it has no text.
+    fn html(m: &Message, w: &mut Vec<Warning>) -> String {
         if m.body.trim().is_empty() {
             w.push(Warning::EmptyMessage { message_id: m.id });
             "(no text)".to_string()
         } else {
             m.body.clone()
         }
-    };
-    // Calls and synchronous custom channels take plain `content` (recipe 003 §2, §3.1, §3.2).
-    let plain = match &route {
-        ChannelRoute::Calls => true,
-        ChannelRoute::Custom(id) => cx.mapping.sync_channels.contains(id),
-        _ => false,
-    };
-    let body_for = |m: &Message, w: &mut Vec<Warning>| -> Content {
-        let html = html_body(m, w);
-        if plain {
+    }
+
+    /// The message's body in the channel's form.
+    fn content(&self, m: &Message, w: &mut Vec<Warning>) -> Content {
+        let html = Self::html(m, w);
+        if self.plain {
             Content::Text(html_to_text(&html))
         } else {
             Content::Html(html)
         }
-    };
+    }
+}
 
-    let subject = match ticket
+/// The ticket's subject, or one derived from the first message (with a warning).
+fn subject_for(ticket: &Ticket, first: &Message, warnings: &mut Vec<Warning>) -> String {
+    match ticket
         .subject
         .as_deref()
         .map(str::trim)
@@ -333,79 +412,86 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
             });
             derived
         }
+    }
+}
+
+/// What the create request carries from the first reply.
+struct Opening {
+    subject: String,
+    body: Content,
+    created_at: Timestamp,
+    initiator: Option<i64>,
+}
+
+/// The create request for the route, or why the ticket cannot go through it: each channel needs
+/// its own customer identifier (email, phone, or either for a custom channel).
+fn new_case(
+    route: &ChannelRoute,
+    ticket: &Ticket,
+    channel_name: &str,
+    o: Opening,
+) -> Result<NewCase, Mapped> {
+    let email = ticket
+        .customer_email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| e.contains('@'));
+    let phone = ticket
+        .customer_phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| p.chars().filter(char::is_ascii_digit).count() >= 5);
+    let unroutable = |reason: String| Mapped::Unroutable {
+        route: route.clone(),
+        reason,
     };
-    let created_at = to_timestamp(first.created_at, cx.timezone);
-    let initiator = match first.author {
-        Author::Agent(a) => Some(staff_for(a, cx.mapping, &mut warnings)),
-        Author::Customer => None,
-    };
-    let first_body = body_for(first, &mut warnings);
-    let mut create = match &route {
+    match route {
         ChannelRoute::Email => {
-            let Some(email) = email else {
-                return (
-                    Mapped::Unroutable {
-                        route,
-                        reason: format!(
-                            "no customer email for the Email channel (Desk360 channel `{channel_name}`); route `{channel_name}` to calls, custom:<id> or skip in [mapping.channels], or add the email in Desk360"
-                        ),
-                    },
-                    warnings,
-                );
-            };
-            NewCase::email(
+            let email = email.ok_or_else(|| unroutable(format!(
+                "no customer email for the Email channel (Desk360 channel `{channel_name}`); route `{channel_name}` to calls, custom:<id> or skip in [mapping.channels], or add the email in Desk360"
+            )))?;
+            Ok(NewCase::email(
                 email,
-                subject,
-                content_text(&first_body),
-                created_at,
-                initiator,
-            )
+                o.subject,
+                content_text(&o.body),
+                o.created_at,
+                o.initiator,
+            ))
         }
         ChannelRoute::Calls => {
-            let Some(phone) = phone else {
-                return (
-                    Mapped::Unroutable {
-                        route,
-                        reason: format!(
-                            "no customer phone for the Calls channel (Desk360 channel `{channel_name}`); route `{channel_name}` to email, custom:<id> or skip in [mapping.channels]"
-                        ),
-                    },
-                    warnings,
-                );
-            };
-            NewCase::call(
+            let phone = phone.ok_or_else(|| unroutable(format!(
+                "no customer phone for the Calls channel (Desk360 channel `{channel_name}`); route `{channel_name}` to email, custom:<id> or skip in [mapping.channels]"
+            )))?;
+            Ok(NewCase::call(
                 phone,
-                subject,
-                content_text(&first_body),
-                created_at,
-                initiator,
-            )
+                o.subject,
+                content_text(&o.body),
+                o.created_at,
+                o.initiator,
+            ))
         }
         ChannelRoute::Custom(id) => {
-            let Some(user) = email.or(phone) else {
-                return (
-                    Mapped::Unroutable {
-                        route: route.clone(),
-                        reason: format!(
-                            "no customer email or phone to identify the user in custom channel {id} (Desk360 channel `{channel_name}`); route `{channel_name}` elsewhere or skip it in [mapping.channels]"
-                        ),
-                    },
-                    warnings,
-                );
-            };
-            let mut c = NewCase::custom(user, subject, first_body.clone(), created_at, initiator);
+            let user = email.or(phone).ok_or_else(|| unroutable(format!(
+                "no customer email or phone to identify the user in custom channel {id} (Desk360 channel `{channel_name}`); route `{channel_name}` elsewhere or skip it in [mapping.channels]"
+            )))?;
+            let mut c = NewCase::custom(user, o.subject, o.body, o.created_at, o.initiator);
             c.user_custom_channel = Some(id.clone());
-            c
+            Ok(c)
         }
-        ChannelRoute::Skip => {
-            return (
-                Mapped::Skipped {
-                    channel: channel_name,
-                },
-                warnings,
-            );
-        }
-    };
+        ChannelRoute::Skip => Err(Mapped::Skipped {
+            channel: channel_name.to_string(),
+        }),
+    }
+}
+
+/// The create's case fields: customer name, responsible agent, group, status, priority, and no
+/// email to the customer. Returns the mapped status, which the final update repeats.
+fn case_fields(
+    create: &mut NewCase,
+    ticket: &Ticket,
+    mapping: &MappingSettings,
+    warnings: &mut Vec<Warning>,
+) -> Option<CaseStatus> {
     create.user_full_name = ticket
         .customer_name
         .as_deref()
@@ -415,104 +501,136 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
     create.staff_id = ticket
         .agent_id
         .filter(|a| *a != 0)
-        .map(|a| staff_for(a, cx.mapping, &mut warnings));
-    create.group_id = cx.mapping.group_id;
-    let status = map_status(ticket.status, cx.mapping, &mut warnings);
+        .map(|a| staff_for(a, mapping, warnings));
+    create.group_id = mapping.group_id;
+    let status = map_status(ticket.status, mapping, warnings);
     create.status = status;
-    create.priority = map_priority(ticket.priority, cx.mapping, &mut warnings);
+    create.priority = map_priority(ticket.priority, mapping, warnings);
     create.do_not_send_email = Some(true);
-    let upload = cx.attachments == AttachmentMode::Upload;
-    let mut uploads: BTreeMap<i64, Vec<model::Attachment>> = BTreeMap::new();
-    let mut rehost: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
-    // Follow-up notes carrying the files of a message that did not fit its request (upload
-    // mode), written right after that message.
-    let mut follow_ups = |m: &Message, w: &mut Vec<Warning>| -> Vec<Step> {
-        let at = to_timestamp(m.created_at, cx.timezone);
-        // Inline images go first, so they travel with the message whose HTML shows them.
-        let mut all = Vec::new();
-        if cx.inline == InlineMode::Rehost && !plain {
-            let images = files::inline_images(&m.body, |src| {
-                files::is_desk360_storage(src, cx.source_base)
-            });
-            let images: Vec<model::Attachment> = images
-                .iter()
-                .enumerate()
-                .map(|(n, src)| files::inline_attachment(src, n))
-                .collect();
-            if !images.is_empty() {
-                rehost.insert(
-                    m.id,
-                    images
-                        .iter()
-                        .map(|a| (a.url.clone(), a.name.clone()))
-                        .collect(),
-                );
-            }
-            all.extend(images);
+    status
+}
+
+/// Upload mode's files per write: which files go with each message, the follow-up notes for
+/// those that do not fit its request, and the inline images to rehost.
+struct FilePlanner<'c> {
+    cx: &'c MapContext<'c>,
+    /// `mode = "upload"`; otherwise files go as `attachment_urls` and nothing is planned here.
+    upload: bool,
+    /// Plain-text channels show no HTML, so their inline images are not rehosted.
+    plain: bool,
+    uploads: BTreeMap<i64, Vec<model::Attachment>>,
+    rehost: BTreeMap<i64, Vec<(String, String)>>,
+}
+
+impl<'c> FilePlanner<'c> {
+    fn new(cx: &'c MapContext<'c>, plain: bool) -> Self {
+        FilePlanner {
+            cx,
+            upload: cx.attachments == AttachmentMode::Upload,
+            plain,
+            uploads: BTreeMap::new(),
+            rehost: BTreeMap::new(),
         }
+    }
+
+    /// A message's files (as `attachment_urls`, urls mode) and the follow-up notes carrying
+    /// what did not fit its request (upload mode), to write right after it.
+    fn for_message(&mut self, m: &Message, w: &mut Vec<Warning>) -> (Vec<String>, Vec<Step>) {
+        if self.upload {
+            (Vec::new(), self.follow_ups(m, w))
+        } else {
+            (attachment_urls(m, w), Vec::new())
+        }
+    }
+
+    /// Upload mode: plans the message's files and returns the follow-up notes for those that
+    /// did not fit its request.
+    fn follow_ups(&mut self, m: &Message, w: &mut Vec<Warning>) -> Vec<Step> {
+        let at = to_timestamp(m.created_at, self.cx.timezone);
+        // Inline images go first, so they travel with the message whose HTML shows them.
+        let mut all = self.inline_images(m);
         all.extend(m.attachments.iter().cloned());
         let plan = files::plan_message_files(m.id, at, &all, w);
         if !plan.with_message.is_empty() {
-            uploads.insert(m.id, plan.with_message);
+            self.uploads.insert(m.id, plan.with_message);
         }
         let staff = match m.author {
-            Author::Agent(a) => cx.mapping.agents.get(&a).copied(),
+            Author::Agent(a) => self.cx.mapping.agents.get(&a).copied(),
             Author::Customer => None,
         }
-        .unwrap_or(cx.mapping.default_staff_id);
+        .unwrap_or(self.cx.mapping.default_staff_id);
         plan.follow_ups
             .into_iter()
             .enumerate()
             .map(|(k, f)| {
                 let source_id = files::follow_up_id(m.id, k);
-                uploads.insert(source_id, f.files);
+                self.uploads.insert(source_id, f.files);
                 Step::Note {
                     source_id,
                     note: NewNote::new(staff, f.content, Some(at)),
                 }
             })
             .collect()
-    };
-    let mut first_follow_ups = Vec::new();
-    if upload {
-        first_follow_ups = follow_ups(first, &mut warnings);
-    } else {
-        create.attachment_urls = attachment_urls(first, &mut warnings);
     }
-    if let Some(field) = cx.source_id_field {
-        create
-            .custom_fields
-            .insert(field.to_string(), ticket.key.source_id());
-    }
-    labels_and_fields(ticket, cx, &mut create, &mut warnings);
 
-    // Later replies in order, then notes.
-    let mut steps = first_follow_ups;
+    /// `inline = "rehost"`: the message's inline images on Desk360 storage as files to upload,
+    /// recorded for the edit that points each `src` at the Deskie copy.
+    fn inline_images(&mut self, m: &Message) -> Vec<model::Attachment> {
+        if self.cx.inline != InlineMode::Rehost || self.plain {
+            return Vec::new();
+        }
+        let base = self.cx.source_base;
+        let images: Vec<model::Attachment> =
+            files::inline_images(&m.body, |src| files::is_desk360_storage(src, base))
+                .iter()
+                .enumerate()
+                .map(|(n, src)| files::inline_attachment(src, n))
+                .collect();
+        if !images.is_empty() {
+            self.rehost.insert(
+                m.id,
+                images
+                    .iter()
+                    .map(|a| (a.url.clone(), a.name.clone()))
+                    .collect(),
+            );
+        }
+        images
+    }
+}
+
+/// The replies after the first, in order, each followed by its follow-up notes. True when
+/// there was any (the status may have moved, so the plan ends with a final update).
+fn reply_steps(
+    messages: &[&Message],
+    first: &Message,
+    bodies: &Bodies,
+    files: &mut FilePlanner<'_>,
+    steps: &mut Vec<Step>,
+    warnings: &mut Vec<Warning>,
+) -> bool {
+    let tz = files.cx.timezone;
+    let mapping = files.cx.mapping;
     let mut reply_after_create = false;
     for m in messages
         .iter()
         .filter(|m| m.kind == MessageKind::Reply && m.id != first.id)
     {
-        let at = to_timestamp(m.created_at, cx.timezone);
-        let (urls, extra) = if upload {
-            (Vec::new(), follow_ups(m, &mut warnings))
-        } else {
-            (attachment_urls(m, &mut warnings), Vec::new())
-        };
+        reply_after_create = true;
+        let at = to_timestamp(m.created_at, tz);
+        let (urls, extra) = files.for_message(m, warnings);
         match m.author {
             Author::Customer => {
-                reply_after_create = true;
                 steps.push(Step::Customer {
                     source_id: m.id,
-                    body: body_for(m, &mut warnings),
+                    body: bodies.content(m, warnings),
                     created_at: at,
                     attachment_urls: urls,
                 });
             }
             Author::Agent(a) => {
-                reply_after_create = true;
-                let staff = staff_for(a, cx.mapping, &mut warnings);
-                let mut message = NewMessage::from_agent(staff, body_for(m, &mut warnings), at);
+                let staff = staff_for(a, mapping, warnings);
+                let mut message = NewMessage::from_agent(staff, bodies.content(m, warnings), at);
                 message.attachment_urls = urls;
                 steps.push(Step::Agent {
                     source_id: m.id,
@@ -522,51 +640,38 @@ pub fn map_ticket(ticket: &Ticket, cx: &MapContext<'_>) -> (Mapped, Vec<Warning>
         }
         steps.extend(extra);
     }
+    reply_after_create
+}
+
+/// The internal notes, in order, each followed by its follow-up notes. A note keeps its HTML
+/// whatever the channel: notes are never shown to the customer.
+fn note_steps(
+    messages: &[&Message],
+    files: &mut FilePlanner<'_>,
+    steps: &mut Vec<Step>,
+    warnings: &mut Vec<Warning>,
+) {
+    let tz = files.cx.timezone;
+    let mapping = files.cx.mapping;
     for m in messages.iter().filter(|m| m.kind == MessageKind::Note) {
         let staff = match m.author {
-            Author::Agent(a) => staff_for(a, cx.mapping, &mut warnings),
-            Author::Customer => cx.mapping.default_staff_id,
+            Author::Agent(a) => staff_for(a, mapping, warnings),
+            Author::Customer => mapping.default_staff_id,
         };
-        let (urls, extra) = if upload {
-            (Vec::new(), follow_ups(m, &mut warnings))
-        } else {
-            (attachment_urls(m, &mut warnings), Vec::new())
-        };
+        let (urls, extra) = files.for_message(m, warnings);
         steps.push(Step::Note {
             source_id: m.id,
             note: NewNote {
                 attachment_urls: urls,
                 ..NewNote::new(
                     staff,
-                    html_body(m, &mut warnings),
-                    Some(to_timestamp(m.created_at, cx.timezone)),
+                    Bodies::html(m, warnings),
+                    Some(to_timestamp(m.created_at, tz)),
                 )
             },
         });
         steps.extend(extra);
     }
-
-    // The priority is certain from the create; only the status may have moved with a reply.
-    // An unmapped status keeps Deskie's default for a new case (`open`, the create sends none);
-    // a reply must not leave it at whatever the reply made of it either.
-    let final_update = reply_after_create.then(|| CaseUpdate {
-        status: Some(status.unwrap_or(CaseStatus::Open)),
-        ..CaseUpdate::default()
-    });
-
-    dedup_warnings(&mut warnings);
-    (
-        Mapped::Case(Box::new(CasePlan {
-            route,
-            create,
-            first_message_id: first.id,
-            steps,
-            final_update,
-            uploads,
-            rehost,
-        })),
-        warnings,
-    )
 }
 
 fn staff_for(agent: i64, mapping: &MappingSettings, warnings: &mut Vec<Warning>) -> i64 {
@@ -581,7 +686,7 @@ fn staff_for(agent: i64, mapping: &MappingSettings, warnings: &mut Vec<Warning>)
 
 fn map_status(code: Option<i64>, m: &MappingSettings, w: &mut Vec<Warning>) -> Option<CaseStatus> {
     let code = code?;
-    match m.status.get(&code).and_then(|s| CaseStatus::parse(s)) {
+    match m.status.get(&code).copied() {
         Some(s) => Some(s),
         None => {
             w.push(Warning::UnmappedCode {
@@ -599,7 +704,7 @@ fn map_priority(
     w: &mut Vec<Warning>,
 ) -> Option<CasePriority> {
     let code = code?;
-    match m.priority.get(&code).and_then(|s| CasePriority::parse(s)) {
+    match m.priority.get(&code).copied() {
         Some(p) => Some(p),
         None => {
             w.push(Warning::UnmappedCode {
@@ -708,110 +813,73 @@ pub fn derive_subject(first_body: &str, ticket_id: i64) -> String {
     s
 }
 
-/// Turns message HTML into plain text for the Calls channel and derived subjects: tags dropped,
-/// block ends and `<br>` become line breaks, the common entities decoded. Deliberately small: the
-/// input is a help-desk message, and a lossy but readable text is what Calls stores anyway.
+/// Width handed to the renderer: wide enough that no real paragraph is wrapped, so a line break
+/// in the text is one the HTML asked for (block end or `<br>`), never one the renderer chose.
+const TEXT_WIDTH: usize = 1_000_000;
+
+/// Turns message HTML into plain text for the Calls channel and derived subjects, with a real
+/// HTML5 parser (`html2text`, built on html5ever): entities decoded the way browsers do, block
+/// ends and `<br>` become line breaks, and what a reader never sees (`<style>`, `<script>`,
+/// `<head>`, comments) is dropped. No decoration (no `*` for bold, `[…]` for links, `#` for
+/// headings), spaces collapsed within a line, at most one empty line between blocks.
+///
+/// A body with no markup at all is plain text (Desk360 stores some messages that way): its line
+/// breaks are kept, where HTML would read them as spaces.
 pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&decode_entities(&rest[..lt]));
-        let after = &rest[lt + 1..];
-        let Some(gt) = after.find('>') else {
-            // A lone '<' is text.
-            out.push('<');
-            rest = after;
-            continue;
-        };
-        let tag = after[..gt]
-            .trim()
-            .trim_start_matches('/')
-            .to_ascii_lowercase();
-        let name: String = tag
+    let source = if has_markup(html) {
+        std::borrow::Cow::Borrowed(html)
+    } else {
+        std::borrow::Cow::Owned(html.replace("\r\n", "\n").replace('\n', "<br>"))
+    };
+    let rendered = html2text::config::with_decorator(html2text::render::TrivialDecorator::new())
+        .raw_mode(true)
+        .allow_width_overflow()
+        .string_from_read(source.as_bytes(), TEXT_WIDTH);
+    // It only fails when the text cannot fit the width (allowed to overflow here) or the reader
+    // fails (a byte slice does not); should it fail anyway, the input is kept as text rather
+    // than losing the message.
+    let text = rendered.unwrap_or_else(|_| html.to_string());
+    tidy_lines(&text)
+}
+
+/// True when `s` holds a tag, end tag, comment or declaration: a `<` followed by a letter, `/`,
+/// `!` or `?` (as the HTML tokenizer reads it; a `<` before a space or digit is text).
+fn has_markup(s: &str) -> bool {
+    s.match_indices('<').any(|(i, _)| {
+        s[i + 1..]
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        if matches!(
-            name.as_str(),
-            "br" | "p"
-                | "div"
-                | "li"
-                | "tr"
-                | "h1"
-                | "h2"
-                | "h3"
-                | "h4"
-                | "h5"
-                | "h6"
-                | "blockquote"
-        ) && !out.ends_with('\n')
-            && !out.is_empty()
-        {
-            out.push('\n');
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'))
+    })
+}
+
+/// Spaces collapsed within each line, runs of empty lines reduced to one, ends trimmed.
+fn tidy_lines(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if line.is_empty() && out.last().is_none_or(String::is_empty) {
+            continue;
         }
-        rest = &after[gt + 1..];
+        out.push(line);
     }
-    out.push_str(&decode_entities(rest));
-    out.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .trim()
-        .to_string()
+    while out.last().is_some_and(String::is_empty) {
+        out.pop();
+    }
+    out.join("\n")
 }
 
 /// A message body as compared when reading Deskie back (reconciliation, `verify`): HTML reduced
-/// to text, whitespace collapsed, so a server that re-formats markup still matches.
+/// to text and every run of whitespace (line breaks included) made one space, so a server that
+/// re-formats markup, or turns plain text into HTML, still matches.
 pub(crate) fn normalize_body(s: &str) -> String {
     let t = s.trim();
-    if t.contains('<') || t.contains('&') {
-        html_to_text(t)
+    let text = if t.contains('<') || t.contains('&') {
+        std::borrow::Cow::Owned(html_to_text(t))
     } else {
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
-    }
-}
-
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp..];
-        let end = after.find(';').filter(|e| *e <= 10);
-        let decoded = end.and_then(|e| {
-            let ent = &after[1..e];
-            let ch = match ent {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" | "#39" => Some('\''),
-                "nbsp" => Some(' '),
-                _ => ent
-                    .strip_prefix("#x")
-                    .or_else(|| ent.strip_prefix("#X"))
-                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                    .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
-                    .and_then(char::from_u32),
-            };
-            ch.map(|c| (c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
-                out.push(c);
-                rest = &after[e + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &after[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+        std::borrow::Cow::Borrowed(t)
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -159,30 +159,49 @@ pub struct CheckRow {
     pub blocking: bool,
 }
 
+/// One row of the table.
+fn row(check: &str, found: String, action: &str, blocking: bool) -> CheckRow {
+    CheckRow {
+        check: check.into(),
+        found,
+        action: action.into(),
+        blocking,
+    }
+}
+
 impl Findings {
     /// The table the binary prints, one row per check.
     pub fn rows(&self) -> Vec<CheckRow> {
-        let mut rows = Vec::new();
-        let mut row = |check: &str, found: String, action: &str, blocking: bool| {
-            rows.push(CheckRow {
-                check: check.into(),
-                found,
-                action: action.into(),
-                blocking,
-            });
-        };
-        row(
-            "Deskie credentials",
-            ok_text(self.deskie_ok),
-            "requests act as target.staff_email",
-            false,
-        );
-        row(
-            "Desk360 credentials",
-            ok_text(self.desk360_ok),
-            "the token (or login) is used as configured",
-            false,
-        );
+        let mut rows = vec![
+            row(
+                "Deskie credentials",
+                ok_text(self.deskie_ok),
+                "requests act as target.staff_email",
+                false,
+            ),
+            row(
+                "Desk360 credentials",
+                ok_text(self.desk360_ok),
+                "the token (or login) is used as configured",
+                false,
+            ),
+            self.rate_limit_row(),
+            self.page_size_row(),
+            self.link_row(),
+            self.source_field_row(),
+            self.created_at_row(),
+        ];
+        rows.extend(self.search_row());
+        rows.push(self.note_author_row());
+        rows.push(self.status_row());
+        rows.push(self.time_filter_row());
+        rows.push(self.delete_row());
+        rows.extend(self.probe_row());
+        rows
+    }
+
+    /// Deskie's rate limit from its headers against the configured one.
+    fn rate_limit_row(&self) -> CheckRow {
         match self.header_rpm {
             Some(h) if h != self.configured_rpm => row(
                 "Deskie rate limit",
@@ -206,6 +225,10 @@ impl Findings {
                 false,
             ),
         }
+    }
+
+    /// Desk360's list page size against the documented 20.
+    fn page_size_row(&self) -> CheckRow {
         match self.desk360_page_size {
             Some(n) => row(
                 "Desk360 page size",
@@ -220,6 +243,10 @@ impl Findings {
                 false,
             ),
         }
+    }
+
+    /// Whether Desk360's `Link` to page 2 kept our query.
+    fn link_row(&self) -> CheckRow {
         row(
             "Desk360 Link keeps our query",
             match self.link_keeps_query {
@@ -229,7 +256,11 @@ impl Findings {
             },
             "lists in the default order with no query of its own: exact either way",
             false,
-        );
+        )
+    }
+
+    /// Whether `source_id_field` exists and keeps a value (blocking when it does not).
+    fn source_field_row(&self) -> CheckRow {
         let field = self.source_id_field.clone().unwrap_or_default();
         match (&self.source_id_field, self.source_field_kept) {
             (None, _) => row(
@@ -257,6 +288,10 @@ impl Findings {
                 true,
             ),
         }
+    }
+
+    /// Whether cases and messages keep their original times (blocking when they do not).
+    fn created_at_row(&self) -> CheckRow {
         let kept = |v: Option<bool>| match v {
             Some(true) => "kept".to_string(),
             Some(false) => "IGNORED (server time instead)".to_string(),
@@ -277,37 +312,45 @@ impl Findings {
                 "sends every original time"
             },
             dates_ignored,
-        );
-        if self.source_id_field.is_some() {
-            let (found, action, blocking) = match self.search {
-                Some(SearchFinding::Caret) => (
-                    "substring, ^…^ exact",
-                    "looks up the plain key and checks hits exactly",
-                    false,
-                ),
-                Some(SearchFinding::ExactOnly) => (
-                    "exact only (^ is literal)",
-                    "looks up the plain key (exact here)",
-                    false,
-                ),
-                Some(SearchFinding::SubstringOnly) => (
-                    "substring only (^ is literal)",
-                    "looks up the plain key and checks hits exactly",
-                    false,
-                ),
-                Some(SearchFinding::NotFound) => (
-                    "the exact value did not find the case",
-                    "refuses to run: the field is not searchable; use a text field, or remove source_id_field",
-                    true,
-                ),
-                None => (
-                    "not checked",
-                    "looks up the plain key and checks hits exactly",
-                    false,
-                ),
-            };
-            row("custom-field filter", found.into(), action, blocking);
-        }
+        )
+    }
+
+    /// How the custom-field filter matched; only with a `source_id_field` (blocking when the
+    /// exact value finds nothing).
+    fn search_row(&self) -> Option<CheckRow> {
+        self.source_id_field.as_ref()?;
+        let (found, action, blocking) = match self.search {
+            Some(SearchFinding::Caret) => (
+                "substring, ^…^ exact",
+                "looks up the plain key and checks hits exactly",
+                false,
+            ),
+            Some(SearchFinding::ExactOnly) => (
+                "exact only (^ is literal)",
+                "looks up the plain key (exact here)",
+                false,
+            ),
+            Some(SearchFinding::SubstringOnly) => (
+                "substring only (^ is literal)",
+                "looks up the plain key and checks hits exactly",
+                false,
+            ),
+            Some(SearchFinding::NotFound) => (
+                "the exact value did not find the case",
+                "refuses to run: the field is not searchable; use a text field, or remove source_id_field",
+                true,
+            ),
+            None => (
+                "not checked",
+                "looks up the plain key and checks hits exactly",
+                false,
+            ),
+        };
+        Some(row("custom-field filter", found.into(), action, blocking))
+    }
+
+    /// Which note field sets the author.
+    fn note_author_row(&self) -> CheckRow {
         row(
             "note author field",
             match self.note_author {
@@ -323,7 +366,11 @@ impl Findings {
                 "sends the author in both fields"
             },
             false,
-        );
+        )
+    }
+
+    /// What an agent reply did to an open case's status.
+    fn status_row(&self) -> CheckRow {
         row(
             "status after an agent reply",
             match &self.status_after_agent_reply {
@@ -333,7 +380,11 @@ impl Findings {
             },
             "every case with a reply after its create gets its final status after its last message (bulk updates of 10)",
             false,
-        );
+        )
+    }
+
+    /// What the creation-time filter did with Unix seconds.
+    fn time_filter_row(&self) -> CheckRow {
         row(
             "creation-time filter",
             match self.time_filter {
@@ -344,7 +395,11 @@ impl Findings {
             },
             "not used: no lookup depends on the time filter's format",
             false,
-        );
+        )
+    }
+
+    /// What a permanent delete did, and so how rollback deletes.
+    fn delete_row(&self) -> CheckRow {
         row(
             "permanent delete",
             match self.delete {
@@ -357,24 +412,26 @@ impl Findings {
                 _ => "rollback deletes (bulk, 10 a request)",
             },
             false,
-        );
-        if let Some(cleaned) = self.probe_cleaned {
-            row(
-                "probe left behind",
-                if cleaned {
-                    "nothing: case and user deleted".into()
-                } else {
-                    "the probe case or user could not be deleted".into()
-                },
-                if cleaned {
-                    "—"
-                } else {
-                    "delete the case to *.invalid by hand; the next preflight tries again"
-                },
-                false,
-            );
-        }
-        rows
+        )
+    }
+
+    /// Whether the probe cleaned up after itself; only after a probe.
+    fn probe_row(&self) -> Option<CheckRow> {
+        let cleaned = self.probe_cleaned?;
+        Some(row(
+            "probe left behind",
+            if cleaned {
+                "nothing: case and user deleted".into()
+            } else {
+                "the probe case or user could not be deleted".into()
+            },
+            if cleaned {
+                "—"
+            } else {
+                "delete the case to *.invalid by hand; the next preflight tries again"
+            },
+            false,
+        ))
     }
 
     /// The first finding the run cannot work around, as one line; `None` when the run may go.
@@ -576,12 +633,29 @@ async fn probe_steps(
     t0: Timestamp,
     f: &mut Findings,
 ) -> Result<()> {
-    let hour = SignedDuration::from_hours(1);
     f.case_created_at_kept = Some(case.created_at_ts() == Some(t0));
     if let Some(field) = &f.source_id_field {
         f.source_field_kept = Some(case.custom_field_text(field).as_deref() == Some(marker));
     }
+    probe_messages(deskie, case, staff, t0, f).await?;
+    if let Some(field) = f.source_id_field.clone() {
+        f.search = Some(probe_search(deskie, case, &field, marker).await?);
+    }
+    let created = case.created_at_ts().unwrap_or(create.created_at);
+    f.time_filter = Some(probe_time_filter(deskie, case, created).await?);
+    Ok(())
+}
 
+/// An agent reply (then the status it left), a customer reply and a note by each author field,
+/// read back as stored: whether replies keep their times and which note field sets the author.
+async fn probe_messages(
+    deskie: &DeskieClient,
+    case: &Case,
+    staff: i64,
+    t0: Timestamp,
+    f: &mut Findings,
+) -> Result<()> {
+    let hour = SignedDuration::from_hours(1);
     let agent_at = t0 + hour;
     let agent = NewMessage::from_agent(
         staff,
@@ -642,36 +716,48 @@ async fn probe_steps(
             (false, false) => NoteAuthorFinding::Neither,
         },
     );
+    Ok(())
+}
 
-    if let Some(field) = f.source_id_field.clone() {
-        let finds = |value: String| {
-            let field = field.clone();
-            async move {
-                let mut q = CaseQuery {
-                    limit: Some(100),
-                    ..CaseQuery::default()
-                };
-                q.custom_fields.insert(field, value);
-                let list = deskie.list_cases(&q).await?;
-                Ok::<_, DeskieError>(list.cases.iter().any(|c| c.case_id == case.case_id))
-            }
+/// How the custom-field filter matches: the probe's marker searched exactly, by a substring,
+/// and between carets (page 002 "search").
+async fn probe_search(
+    deskie: &DeskieClient,
+    case: &Case,
+    field: &str,
+    marker: &str,
+) -> Result<SearchFinding> {
+    let finds = |value: String| async move {
+        let mut q = CaseQuery {
+            limit: Some(100),
+            ..CaseQuery::default()
         };
-        let middle = marker
-            .trim_start_matches("preflight-")
-            .trim_end_matches("-probe")
-            .to_string();
-        let exact = finds(marker.to_string()).await?;
-        let substring = finds(middle).await?;
-        let caret = finds(format!("^{marker}^")).await?;
-        f.search = Some(match (exact, substring, caret) {
-            (false, _, _) => SearchFinding::NotFound,
-            (true, true, true) => SearchFinding::Caret,
-            (true, true, false) => SearchFinding::SubstringOnly,
-            (true, false, _) => SearchFinding::ExactOnly,
-        });
-    }
+        q.custom_fields.insert(field.to_string(), value);
+        let list = deskie.list_cases(&q).await?;
+        Ok::<_, DeskieError>(list.cases.iter().any(|c| c.case_id == case.case_id))
+    };
+    let middle = marker
+        .trim_start_matches("preflight-")
+        .trim_end_matches("-probe")
+        .to_string();
+    let exact = finds(marker.to_string()).await?;
+    let substring = finds(middle).await?;
+    let caret = finds(format!("^{marker}^")).await?;
+    Ok(match (exact, substring, caret) {
+        (false, _, _) => SearchFinding::NotFound,
+        (true, true, true) => SearchFinding::Caret,
+        (true, true, false) => SearchFinding::SubstringOnly,
+        (true, false, _) => SearchFinding::ExactOnly,
+    })
+}
 
-    // The creation-time filter in the form the client sends (Unix seconds).
+/// The creation-time filter in the form the client sends (Unix seconds): a window around the
+/// case's creation must find it, one a day later must not.
+async fn probe_time_filter(
+    deskie: &DeskieClient,
+    case: &Case,
+    created: Timestamp,
+) -> Result<TimeFilterFinding> {
     let window = |from: Timestamp, to: Timestamp| {
         let q = CaseQuery {
             limit: Some(100),
@@ -687,16 +773,15 @@ async fn probe_steps(
             }
         }
     };
-    let created = case.created_at_ts().unwrap_or(create.created_at);
+    let hour = SignedDuration::from_hours(1);
     let second = SignedDuration::from_secs(1);
     let inside = window(created - second, created + second).await?;
     let outside = window(created + hour * 24, created + hour * 48).await?;
-    f.time_filter = Some(match (inside, outside) {
+    Ok(match (inside, outside) {
         (None, _) | (_, None) => TimeFilterFinding::Rejected,
         (Some(true), Some(false)) => TimeFilterFinding::UnixSeconds,
         _ => TimeFilterFinding::Ignored,
-    });
-    Ok(())
+    })
 }
 
 /// Deletes a case for good: one DELETE, a read to confirm; a case still there (in the trash)

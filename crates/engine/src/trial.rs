@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use desk360::{Desk360Client, ErrorClass, TicketSummary};
+use desk360::{Desk360Client, Desk360Error, ErrorClass, TicketDetail, TicketSummary};
 use futures::StreamExt;
 use model::TicketKey;
 use store::{FailureClass, FailureRecord, ListedTicket, Stage};
@@ -27,6 +27,34 @@ struct ProductList {
     next: Option<String>,
 }
 
+/// A fetched ticket detail, or why it could not be fetched.
+type Fetched = (TicketKey, std::result::Result<TicketDetail, Desk360Error>);
+
+/// The tickets picked so far: per product as listed (for the store), and in the order picked.
+#[derive(Default)]
+struct Picked {
+    by_product: BTreeMap<i64, Vec<ListedTicket>>,
+    order: Vec<TicketKey>,
+}
+
+impl Picked {
+    /// Adds a ticket unless it is already picked; true when it was added.
+    fn add(&mut self, key: TicketKey, updated_at: Option<String>) -> bool {
+        if self.order.contains(&key) {
+            return false;
+        }
+        self.by_product
+            .entry(key.product_id)
+            .or_default()
+            .push(ListedTicket {
+                ticket_id: key.ticket_id,
+                updated_at: updated_at.unwrap_or_default(),
+            });
+        self.order.push(key);
+        true
+    }
+}
+
 /// Extracts the trial's tickets and records them as the selection; returns them.
 pub(crate) async fn select(
     ctx: &Arc<Ctx>,
@@ -37,109 +65,143 @@ pub(crate) async fn select(
     if ctx.store.products().await?.is_empty() {
         crate::extract::refresh_reference(ctx, client).await?;
     }
-    let mut picked: BTreeMap<i64, Vec<ListedTicket>> = BTreeMap::new();
-    let mut order: Vec<TicketKey> = Vec::new();
-    let mut details = Vec::new();
-
-    for key in named {
-        if order.contains(key) {
-            continue;
-        }
-        let detail = client.ticket(key.product_id, key.ticket_id).await?;
-        picked
-            .entry(key.product_id)
-            .or_default()
-            .push(ListedTicket {
-                ticket_id: key.ticket_id,
-                updated_at: detail.updated_at.clone().unwrap_or_default(),
-            });
-        order.push(*key);
-        details.push((*key, Ok(detail)));
-    }
-
+    let mut picked = Picked::default();
+    let mut details = pick_named(client, named, &mut picked).await?;
     if let Some(limit) = limit {
-        let products: Vec<i64> = if ctx.settings.source.products.is_empty() {
-            ctx.store.products().await?.iter().map(|p| p.id).collect()
-        } else {
-            ctx.settings.source.products.clone()
-        };
-        let mut lists: Vec<ProductList> = Vec::new();
-        for product in products {
-            let page = client.ticket_page(&client.first_page_url(product)).await?;
-            Progress::add(&ctx.progress.pages, 1);
-            lists.push(ProductList {
-                product,
-                queue: page.tickets.into(),
-                next: page.next,
-            });
-        }
-        let mut taken: u64 = 0;
-        while taken < limit {
-            // Refill a product whose page is used up, only now that another ticket is needed.
-            for list in &mut lists {
-                if list.queue.is_empty()
-                    && let Some(next) = list.next.take()
-                {
-                    let page = client.ticket_page(&next).await?;
-                    Progress::add(&ctx.progress.pages, 1);
-                    list.queue = page.tickets.into();
-                    list.next = page.next;
-                }
-            }
-            // Compared as instants: naive times in source.timezone, explicit offsets honoured.
-            let tz = &ctx.settings.source.timezone;
-            let newest = lists
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| l.queue.front().map(|t| (i, t)))
-                .max_by_key(|(_, t)| {
-                    t.updated_at
-                        .as_deref()
-                        .and_then(desk360::parse_timestamp)
-                        .map(|s| s.to_timestamp(tz))
-                })
-                .map(|(i, _)| i);
-            let Some(i) = newest else { break };
-            let Some(summary) = lists[i].queue.pop_front() else {
-                break;
-            };
-            let key = TicketKey::new(lists[i].product, summary.id);
-            if order.contains(&key) {
-                continue;
-            }
-            picked
-                .entry(key.product_id)
-                .or_default()
-                .push(ListedTicket {
-                    ticket_id: summary.id,
-                    updated_at: summary.updated_at.clone().unwrap_or_default(),
-                });
-            order.push(key);
-            taken += 1;
-        }
+        pick_newest(ctx, client, limit, &mut picked).await?;
     }
 
     let mut to_fetch: Vec<TicketKey> = Vec::new();
-    for (product, listed) in &picked {
+    for (product, listed) in &picked.by_product {
         to_fetch.extend(ctx.store.record_selected(*product, listed).await?);
     }
-    Progress::add(&ctx.progress.listed, order.len() as u64);
+    Progress::add(&ctx.progress.listed, picked.order.len() as u64);
     Progress::add(&ctx.progress.to_extract, to_fetch.len() as u64);
 
-    // Details: those already fetched (named tickets), the rest a few at a time.
+    details.extend(fetch_missing(ctx, client, &to_fetch, &details).await);
+    store_details(ctx, &to_fetch, details).await?;
+    ctx.store.set_trial_selection(&picked.order).await?;
+    Ok(picked.order)
+}
+
+/// `--ticket P/T`: each named ticket's detail fetched directly (its `updated_at` is what the
+/// store records), in the order named, duplicates once.
+async fn pick_named(
+    client: &Desk360Client,
+    named: &[TicketKey],
+    picked: &mut Picked,
+) -> Result<Vec<Fetched>> {
+    let mut details = Vec::new();
+    for key in named {
+        if picked.order.contains(key) {
+            continue;
+        }
+        let detail = client.ticket(key.product_id, key.ticket_id).await?;
+        picked.add(*key, detail.updated_at.clone());
+        details.push((*key, Ok(detail)));
+    }
+    Ok(details)
+}
+
+/// `--limit N`: the N most recently updated tickets across the products, reading each
+/// product's pages only as far as the merge needs.
+async fn pick_newest(
+    ctx: &Arc<Ctx>,
+    client: &Desk360Client,
+    limit: u64,
+    picked: &mut Picked,
+) -> Result<()> {
+    let mut lists = first_pages(ctx, client).await?;
+    let mut taken: u64 = 0;
+    while taken < limit {
+        // Refill a product whose page is used up, only now that another ticket is needed.
+        for list in &mut lists {
+            if list.queue.is_empty()
+                && let Some(next) = list.next.take()
+            {
+                let page = client.ticket_page(&next).await?;
+                Progress::add(&ctx.progress.pages, 1);
+                list.queue = page.tickets.into();
+                list.next = page.next;
+            }
+        }
+        let Some(i) = newest_front(&lists, &ctx.settings.source.timezone) else {
+            break;
+        };
+        let Some(summary) = lists[i].queue.pop_front() else {
+            break;
+        };
+        let key = TicketKey::new(lists[i].product, summary.id);
+        if picked.add(key, summary.updated_at) {
+            taken += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Page 1 of every product migrated (the configured ones, or all the account has).
+async fn first_pages(ctx: &Arc<Ctx>, client: &Desk360Client) -> Result<Vec<ProductList>> {
+    let products: Vec<i64> = if ctx.settings.source.products.is_empty() {
+        ctx.store.products().await?.iter().map(|p| p.id).collect()
+    } else {
+        ctx.settings.source.products.clone()
+    };
+    let mut lists: Vec<ProductList> = Vec::new();
+    for product in products {
+        let page = client.ticket_page(&client.first_page_url(product)).await?;
+        Progress::add(&ctx.progress.pages, 1);
+        lists.push(ProductList {
+            product,
+            queue: page.tickets.into(),
+            next: page.next,
+        });
+    }
+    Ok(lists)
+}
+
+/// The list whose next ticket was updated last. Compared as instants: naive times in
+/// `source.timezone`, explicit offsets honoured.
+fn newest_front(lists: &[ProductList], tz: &jiff::tz::TimeZone) -> Option<usize> {
+    lists
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.queue.front().map(|t| (i, t)))
+        .max_by_key(|(_, t)| {
+            t.updated_at
+                .as_deref()
+                .and_then(desk360::parse_timestamp)
+                .map(|s| s.to_timestamp(tz))
+        })
+        .map(|(i, _)| i)
+}
+
+/// The details still to fetch (not fetched with a named ticket), a few at a time.
+async fn fetch_missing(
+    ctx: &Arc<Ctx>,
+    client: &Desk360Client,
+    to_fetch: &[TicketKey],
+    fetched: &[Fetched],
+) -> Vec<Fetched> {
     let concurrency = ctx.settings.run.extract_concurrency.max(1);
     let missing: Vec<TicketKey> = to_fetch
         .iter()
-        .filter(|k| !details.iter().any(|(d, _)| d == *k))
+        .filter(|k| !fetched.iter().any(|(d, _)| d == *k))
         .copied()
         .collect();
-    let fetched: Vec<_> = futures::stream::iter(missing)
+    futures::stream::iter(missing)
         .map(|key| async move { (key, client.ticket(key.product_id, key.ticket_id).await) })
         .buffer_unordered(concurrency)
         .collect()
-        .await;
-    details.extend(fetched);
+        .await
+}
 
+/// Stores the details the store asked for, and a failure for each that could not be fetched
+/// or read; a fatal error (credentials) stops the trial.
+async fn store_details(
+    ctx: &Arc<Ctx>,
+    to_fetch: &[TicketKey],
+    details: Vec<Fetched>,
+) -> Result<()> {
     let mut batch = Vec::new();
     for (key, result) in details {
         if !to_fetch.contains(&key) {
@@ -159,22 +221,7 @@ pub(crate) async fn select(
                 request: None,
             },
             Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),
-            Err(e) => FailureRecord {
-                stage: Stage::Extract,
-                step: "detail".into(),
-                class: match e.class() {
-                    ErrorClass::Transient | ErrorClass::RateLimited | ErrorClass::Ambiguous => {
-                        FailureClass::Transient
-                    }
-                    _ => FailureClass::Permanent,
-                },
-                code: e.status().map(|s| s.to_string()),
-                message: e.to_string(),
-                request: Some(format!(
-                    "GET v1/products/{}/tickets/{}",
-                    key.product_id, key.ticket_id
-                )),
-            },
+            Err(e) => fetch_failure(key, &e),
         };
         ctx.store.record_failure(key, &failure).await?;
         Progress::add(&ctx.progress.extract_failed, 1);
@@ -183,6 +230,25 @@ pub(crate) async fn select(
         ctx.store.save_details(&batch).await?;
         Progress::add(&ctx.progress.extracted, batch.len() as u64);
     }
-    ctx.store.set_trial_selection(&order).await?;
-    Ok(order)
+    Ok(())
+}
+
+/// A detail that could not be fetched, classed for `retry-failed`.
+fn fetch_failure(key: TicketKey, e: &Desk360Error) -> FailureRecord {
+    FailureRecord {
+        stage: Stage::Extract,
+        step: "detail".into(),
+        class: match e.class() {
+            ErrorClass::Transient | ErrorClass::RateLimited | ErrorClass::Ambiguous => {
+                FailureClass::Transient
+            }
+            _ => FailureClass::Permanent,
+        },
+        code: e.status().map(|s| s.to_string()),
+        message: e.to_string(),
+        request: Some(format!(
+            "GET v1/products/{}/tickets/{}",
+            key.product_id, key.ticket_id
+        )),
+    }
 }

@@ -577,8 +577,8 @@ fn expected_final(
 ) -> (Option<CaseStatus>, Option<CasePriority>) {
     let m = &settings.mapping;
     (
-        status.and_then(|c| m.status.get(&c).and_then(|s| CaseStatus::parse(s))),
-        priority.and_then(|c| m.priority.get(&c).and_then(|s| CasePriority::parse(s))),
+        status.and_then(|c| m.status.get(&c).copied()),
+        priority.and_then(|c| m.priority.get(&c).copied()),
     )
 }
 

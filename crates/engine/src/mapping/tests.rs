@@ -533,6 +533,79 @@ fn html_to_text_is_readable() {
     assert_eq!(html_to_text("x < y & z"), "x < y & z");
 }
 
+/// A real email body: a head with a stylesheet, a tracking script and a comment before the text.
+const EMAIL_BODY: &str = "<!DOCTYPE html><html><head><title>Mail</title>\
+<style>p { color: red; } .x::before { content: 'styled'; }</style>\
+<script>var track = 'script text';</script></head>\
+<body><!-- Outlook conditional comment --><style>td { padding: 0 }</style>\
+<p>Printer &amp; scanner <b>offline</b></p><script>alert('late script')</script>\
+<p>Since <a href=\"https://x.example\">yesterday</a>.</p></body></html>";
+
+#[test]
+fn style_script_and_comments_never_reach_the_text() {
+    let text = html_to_text(EMAIL_BODY);
+    assert_eq!(text, "Printer & scanner offline\n\nSince yesterday.");
+    for hidden in [
+        "color", "padding", "styled", "track", "script", "Outlook", "Mail",
+    ] {
+        assert!(!text.contains(hidden), "{hidden:?} leaked into {text:?}");
+    }
+}
+
+#[test]
+fn a_derived_subject_skips_style_script_and_comments() {
+    assert_eq!(derive_subject(EMAIL_BODY, 7), "Printer & scanner offline");
+    let only_hidden = "<style>p{}</style><script>x()</script><!-- note -->";
+    assert_eq!(derive_subject(only_hidden, 7), "Desk360 ticket #7");
+}
+
+#[test]
+fn a_calls_message_from_html_mail_carries_only_the_visible_text() {
+    let s = settings("");
+    let t = ticket(
+        "Phone",
+        vec![msg(
+            1,
+            Author::Customer,
+            MessageKind::Reply,
+            EMAIL_BODY,
+            "2021-01-02 10:00:00",
+        )],
+    );
+    let p = plan(map(&t, &s).0);
+    let create = serde_json::to_value(&p.create).unwrap();
+    assert_eq!(
+        create["content"],
+        "Printer & scanner offline\n\nSince yesterday."
+    );
+}
+
+#[test]
+fn plain_text_bodies_keep_their_lines_and_entities_are_decoded() {
+    assert_eq!(
+        html_to_text("Hello\r\nmy order  is late"),
+        "Hello\nmy order is late"
+    );
+    assert_eq!(derive_subject("Hello\nmy order is late", 1), "Hello");
+    assert_eq!(html_to_text("caf&eacute; &euro;5 &hellip;"), "café €5 …");
+    assert_eq!(
+        html_to_text("<ul><li>one</li><li>two</li></ul>"),
+        "one\ntwo"
+    );
+    assert_eq!(html_to_text("a<br><br><br><br>b"), "a\n\nb");
+}
+
+#[test]
+fn bodies_compare_equal_whatever_the_markup_and_line_breaks() {
+    use crate::mapping::normalize_body;
+    assert_eq!(
+        normalize_body("<p>Line one<br>two &amp; three</p>"),
+        normalize_body("Line one\ntwo & three")
+    );
+    assert_eq!(normalize_body("  a \n b "), "a b");
+    assert_ne!(normalize_body("<p>a</p>"), normalize_body("<p>b</p>"));
+}
+
 #[test]
 fn upload_mode_plans_files_per_write_follow_up_notes_and_inline_edits() {
     let s = settings("[attachments]\nmode = \"upload\"\ninline = \"rehost\"");
