@@ -345,13 +345,28 @@ struct Clients {
 /// A short fingerprint of the settings that change what is written, for the run history.
 fn fingerprint(s: &Settings) -> String {
     use sha2::Digest;
+    // The Deskie names as text, so the fingerprint of an unchanged configuration stays the one
+    // earlier versions recorded (they held the names as strings).
+    let names = |m: &std::collections::BTreeMap<i64, &'static str>| format!("{m:?}");
+    let status = s
+        .mapping
+        .status
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let priority = s
+        .mapping
+        .priority
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
     let text = format!(
-        "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+        "{}|{}|{:?}|{}|{}|{:?}|{:?}|{}",
         s.source.base_url,
         s.target.base_url,
         s.mapping.agents,
-        s.mapping.status,
-        s.mapping.priority,
+        names(&status),
+        names(&priority),
         s.mapping.channels,
         s.target.source_id_field,
         s.source.timezone_name
