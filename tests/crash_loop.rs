@@ -345,6 +345,22 @@ reconcile_settle_secs = 0.5
         "{}\n{status:#}\nkills {points:?}",
         show(&last)
     );
+    // Exit 3 also means "something is left": only the unroutable tickets may have failed.
+    let failed_at_end: BTreeSet<(i64, i64)> = status["failed_tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["key"]["product_id"].as_i64().unwrap(),
+                f["key"]["ticket_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed_at_end, unroutable,
+        "only the unroutable tickets fail\n{status:#}\nkills {points:?}"
+    );
     assert_eq!(integrity(&store_path).await, vec!["ok"]);
 
     // Jepsen-style check of Deskie against the source.
@@ -425,6 +441,11 @@ reconcile_settle_secs = 0.5
         duplicated.len(),
         unexpected.len()
     );
+    if !(lost.is_empty() && duplicated.is_empty() && unexpected.is_empty()) {
+        // Keep the store and the run logs for the post-mortem.
+        let kept = dir.keep();
+        println!("store and logs kept in {}", kept.display());
+    }
     assert!(lost.is_empty(), "lost: {lost:?}");
     assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
     assert!(unexpected.is_empty(), "unexpected: {unexpected:?}");

@@ -33,6 +33,9 @@ pub(crate) struct Ctx {
     pub files: std::sync::OnceLock<FileClients>,
     /// Set for a trial: the loader claims only the trial selection.
     pub selected_only: std::sync::atomic::AtomicBool,
+    /// The newest write intent when this run began: only intents after it count towards the
+    /// per-run bound on writes proven absent (`load::MAX_AMBIGUOUS_ATTEMPTS`).
+    pub run_intents_after: std::sync::atomic::AtomicI64,
     /// Limiter counters already written to the request log.
     pub stat_marks: std::sync::Mutex<StatMarks>,
 }

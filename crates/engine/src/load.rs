@@ -762,7 +762,7 @@ async fn create_case(
     plan: &CasePlan,
 ) -> std::result::Result<CaseRef, WriteError> {
     check_not_stopping(ctx)?;
-    if ctx.store.abandoned_intents(key, IntentStep::Create).await? >= MAX_AMBIGUOUS_ATTEMPTS {
+    if abandoned_in_this_run(ctx, key, IntentStep::Create).await? >= MAX_AMBIGUOUS_ATTEMPTS {
         return Err(gave_up(IntentStep::Create));
     }
     // Files are opened before the intent: a refused file is left out (and reported) here,
@@ -833,6 +833,16 @@ where
     }
 }
 
+/// How often this run journaled `step` of `key` and then proved it absent.
+async fn abandoned_in_this_run(
+    ctx: &Ctx,
+    key: TicketKey,
+    step: IntentStep,
+) -> std::result::Result<u32, WriteError> {
+    let after = IntentId(ctx.run_intents_after.load(Ordering::Relaxed));
+    Ok(ctx.store.abandoned_intents(key, step, after).await?)
+}
+
 fn gave_up(step: IntentStep) -> WriteError {
     WriteError::Item(FailureRecord {
         stage: Stage::Load,
@@ -840,7 +850,7 @@ fn gave_up(step: IntentStep) -> WriteError {
         class: FailureClass::Transient,
         code: None,
         message: format!(
-            "the {step} had no usable answer {MAX_AMBIGUOUS_ATTEMPTS} times and was each time proven absent from Deskie; will be tried again by the next run"
+            "the {step} had no usable answer {MAX_AMBIGUOUS_ATTEMPTS} times in this run and was each time proven absent from Deskie; the next run tries it again"
         ),
         request: None,
     })
@@ -862,7 +872,7 @@ async fn write_step(
     } else {
         IntentStep::Message(step.source_id())
     };
-    if ctx.store.abandoned_intents(key, intent_step).await? >= MAX_AMBIGUOUS_ATTEMPTS {
+    if abandoned_in_this_run(ctx, key, intent_step).await? >= MAX_AMBIGUOUS_ATTEMPTS {
         return Err(gave_up(intent_step));
     }
     let message = step.message_for(case.user_id);

@@ -79,6 +79,7 @@ impl Engine {
                 retry,
                 files: std::sync::OnceLock::new(),
                 selected_only: std::sync::atomic::AtomicBool::new(false),
+                run_intents_after: std::sync::atomic::AtomicI64::new(i64::MAX),
                 stat_marks: std::sync::Mutex::new(StatMarks::default()),
             }),
             writer,

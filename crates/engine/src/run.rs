@@ -135,6 +135,11 @@ impl Engine {
             .store(options.is_trial(), std::sync::atomic::Ordering::Relaxed);
         // Both accounts are checked against the store before anything is written.
         let clients = self.prepare(&options).await?;
+        // After `prepare` (a re-target forgets the old target's intents): only intents opened
+        // from here on count towards this run's bound on writes proven absent.
+        let first = ctx.store.last_intent_id().await?;
+        ctx.run_intents_after
+            .store(first.0, std::sync::atomic::Ordering::Relaxed);
         let kind = if options.dry_run {
             RunKind::DryRun
         } else if options.skip_extract {

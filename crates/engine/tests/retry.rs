@@ -263,3 +263,50 @@ async fn another_consumer_spending_40_percent_does_not_cause_a_storm() {
         "at most one 429 per window: {throttled} in {windows}"
     );
 }
+
+/// Three earlier runs each journaled a ticket's create and were killed before it reached
+/// Deskie (each intent later proven absent and abandoned). That history says nothing about the
+/// server: the next run must still create the case, not give up on it for good. (The per-run
+/// bound on writes proven absent counts only the run's own intents.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_abandoned_by_earlier_runs_do_not_stop_the_next_run() {
+    let h = start(small(60, 1000, 400, 2000), "").await;
+    run(
+        &h.settings,
+        engine::RunOptions {
+            dry_run: true,
+            ..engine::RunOptions::default()
+        },
+    )
+    .await;
+    let migratable: Vec<(i64, i64)> = expected(&h)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Mapped::Case(_)))
+        .map(|(k, _)| k)
+        .take(2)
+        .collect();
+    assert_eq!(migratable.len(), 2);
+    let store = store::Store::open(&h.settings.store_path).await.unwrap();
+    for &(p, t) in &migratable {
+        let key = model::TicketKey::new(p, t);
+        for _ in 0..5 {
+            let id = store
+                .open_intent(key, store::IntentStep::Create, "killed")
+                .await
+                .unwrap();
+            store.abandon_intent(id).await.unwrap();
+        }
+    }
+    store.close().await;
+
+    let summary = run(&h.settings, engine::RunOptions::default()).await;
+    assert!(!summary.interrupted);
+    assert_exact(&h);
+    for &(p, t) in &migratable {
+        assert_eq!(
+            h.sandbox.deskie_snapshot().cases_of(p, t).len(),
+            1,
+            "{p}/{t}"
+        );
+    }
+}

@@ -360,19 +360,39 @@ impl Store {
         Ok(())
     }
 
-    /// How many times this write was journaled and then found not to have happened (abandoned):
-    /// bounds how often a write whose answers keep getting lost is sent again.
-    pub async fn abandoned_intents(&self, key: TicketKey, step: IntentStep) -> Result<u32> {
+    /// How many times this write was journaled and then found not to have happened (abandoned)
+    /// among the intents opened after `after` (the newest intent id when the run began, see
+    /// [`Store::last_intent_id`]): bounds how often one run sends again a write whose answers
+    /// keep getting lost. Intents of earlier runs do not count: a write a kill or a stop left
+    /// unsent, proven absent later, says nothing about the server, and counting it would keep
+    /// the ticket from ever being written.
+    pub async fn abandoned_intents(
+        &self,
+        key: TicketKey,
+        step: IntentStep,
+        after: IntentId,
+    ) -> Result<u32> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM intents
-             WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'abandoned'",
+             WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'abandoned'
+               AND id > ?",
         )
         .bind(key.product_id)
         .bind(key.ticket_id)
         .bind(step.to_string())
+        .bind(after.0)
         .fetch_one(&self.read)
         .await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The newest intent id so far (0 in a new store): a run notes it when it begins, so it can
+    /// tell its own intents from earlier runs' (ids only grow: intents are never deleted).
+    pub async fn last_intent_id(&self) -> Result<IntentId> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM intents")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(IntentId(id.unwrap_or(0)))
     }
 
     /// Every open intent in the store, oldest first: the writes to reconcile after a crash.
