@@ -38,26 +38,46 @@ struct Walk {
     writes_total: u64,
     writes_done: u64,
     writes_remaining: u64,
-    /// Final status updates by their payload, for loaded and for remaining cases: the loader
-    /// sends them as bulk updates of up to [`deskie::BULK_MAX`] cases with the same values.
-    finals_done: BTreeMap<String, u64>,
+    /// Final status updates by their payload, for the cases not loaded yet: the loader sends
+    /// them as bulk updates of up to [`deskie::BULK_MAX`] cases with the same values.
     finals_remaining: BTreeMap<String, u64>,
 }
 
 impl Walk {
-    /// Counts the bulk final updates into the writes, once every ticket was walked.
+    /// Counts the bulk final updates of the cases not loaded yet into the writes, once every
+    /// ticket was walked.
     fn add_final_updates(&mut self) {
-        let requests = |groups: &BTreeMap<String, u64>| -> u64 {
-            groups
-                .values()
-                .map(|n| n.div_ceil(deskie::BULK_MAX as u64))
-                .sum()
-        };
-        let done = requests(&self.finals_done);
-        let remaining = requests(&self.finals_remaining);
-        self.writes_done += done;
+        let remaining: u64 = self
+            .finals_remaining
+            .values()
+            .map(|n| n.div_ceil(deskie::BULK_MAX as u64))
+            .sum();
         self.writes_remaining += remaining;
-        self.writes_total += done + remaining;
+        self.writes_total += remaining;
+    }
+
+    /// Counts loaded tickets sharing a channel, status and priority: their route is the
+    /// channel's (a channel mapped to `skip` since counts as skipped, as a mapping would say).
+    fn loaded_group(&mut self, g: &store::LoadedGroup, mapping: &crate::config::MappingSettings) {
+        let n = g.tickets;
+        self.details += n;
+        let channel = g.channel.clone().unwrap_or_else(|| "(none)".to_string());
+        *self.by_status.entry(status_name(g.status)).or_default() += n;
+        *self.by_priority.entry(priority_name(g.priority)).or_default() += n;
+        match mapping.route(g.channel.as_deref()) {
+            crate::config::ChannelRoute::Skip => {
+                *self
+                    .routing
+                    .skipped_by_channel
+                    .entry(channel.clone())
+                    .or_default() += n;
+            }
+            route => {
+                self.cases += n;
+                *self.routing.cases_by_route.entry(route.label()).or_default() += n;
+            }
+        }
+        *self.by_channel.entry(channel).or_default() += n;
     }
 }
 
@@ -94,30 +114,29 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         source_base: &settings.source.base_url,
     };
     let mut walk = Walk::default();
+    // Tickets not loaded are mapped (their plan is what is left to send); loaded ones are
+    // counted from their rows and their writes from the journal, never mapped again (a loaded
+    // ticket has a case, so only its route and counters matter).
     let mut after: Option<TicketKey> = None;
     loop {
-        let page = store.tickets_page(after, PAGE).await?;
-        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+        let page = store.unloaded_tickets_page(after, PAGE).await?;
+        let Some(last) = page.last() else {
             break;
         };
         after = Some(last.key);
-        // The page's loaded keys, in key order like the page: merged while walking (one range
-        // query a page, so memory does not grow with the store).
-        let loaded = store
-            .ticket_keys_between(TicketState::Loaded, first.key, last.key)
-            .await?;
-        let mut loaded_pos = 0usize;
         for ticket in &page {
-            while loaded_pos < loaded.len() && loaded[loaded_pos] < ticket.key {
-                loaded_pos += 1;
-            }
-            let is_loaded = loaded.get(loaded_pos) == Some(&ticket.key);
-            walk.ticket(ticket, &cx, is_loaded);
+            walk.ticket(ticket, &cx);
         }
         if page.len() < PAGE as usize {
             break;
         }
     }
+    for group in store.loaded_ticket_groups().await? {
+        walk.loaded_group(&group, &settings.mapping);
+    }
+    let done = store.loaded_writes(deskie::BULK_MAX as u64).await?;
+    walk.writes_done += done.total();
+    walk.writes_total += done.total();
     walk.add_final_updates();
 
     let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
@@ -565,7 +584,8 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
 }
 
 impl Walk {
-    fn ticket(&mut self, ticket: &model::Ticket, cx: &MapContext<'_>, loaded: bool) {
+    /// Maps one ticket not loaded yet and counts what its plan sends and warns about.
+    fn ticket(&mut self, ticket: &model::Ticket, cx: &MapContext<'_>) {
         self.details += 1;
         let key = ticket.key.to_string();
         *self
@@ -600,19 +620,10 @@ impl Walk {
                 // request.
                 let w = 1 + plan.steps.len() as u64 + plan.rehost.len() as u64;
                 self.writes_total += w;
-                if loaded {
-                    self.writes_done += w;
-                } else {
-                    self.writes_remaining += w;
-                }
+                self.writes_remaining += w;
                 if let Some(update) = &plan.final_update {
                     let group = serde_json::to_string(update).unwrap_or_default();
-                    let groups = if loaded {
-                        &mut self.finals_done
-                    } else {
-                        &mut self.finals_remaining
-                    };
-                    *groups.entry(group).or_default() += 1;
+                    *self.finals_remaining.entry(group).or_default() += 1;
                 }
             }
             Mapped::Skipped { channel } => {
