@@ -159,13 +159,20 @@ impl Store {
     }
 }
 
-/// The condition "the row's ticket is loaded with its current detail stored", for the journal
-/// queries of [`Store::loaded_writes`].
-macro_rules! loaded_keys {
-    () => {
-        "(product_id, ticket_id) IN (SELECT product_id, ticket_id FROM tickets
-          WHERE state = 'loaded'
-            AND fetched_updated_at IS NOT NULL AND fetched_updated_at = listed_updated_at)"
+/// The tickets that are NOT "loaded with their current detail stored", as `o`: the journal
+/// queries of [`Store::loaded_writes`] count every done write and take away these tickets' few
+/// (one scan of the journal, then index look-ups for the ~10 % not loaded), instead of looking
+/// up every loaded ticket's intents one by one (30 s at 2 M tickets).
+macro_rules! not_loaded_join {
+    ($table:literal) => {
+        concat!(
+            "(SELECT product_id, ticket_id FROM tickets
+              WHERE NOT (state = 'loaded' AND fetched_updated_at IS NOT NULL
+                         AND fetched_updated_at = listed_updated_at)) o
+             CROSS JOIN ",
+            $table,
+            " x ON x.product_id = o.product_id AND x.ticket_id = o.ticket_id"
+        )
     };
 }
 
@@ -208,8 +215,10 @@ impl Store {
     /// priority; one scan of the ticket rows, no message read.
     pub async fn loaded_ticket_groups(&self) -> Result<Vec<LoadedGroup>> {
         let rows: Vec<(Option<String>, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+            // `+state`: one sequential scan of the rows (1.7 s at 2 M tickets) beats looking up
+            // each loaded row through the state index (3 s).
             "SELECT channel, status, priority, count(*) FROM tickets
-             WHERE state = 'loaded'
+             WHERE +state = 'loaded'
                AND fetched_updated_at IS NOT NULL AND fetched_updated_at = listed_updated_at
              GROUP BY channel, status, priority",
         )
@@ -229,32 +238,62 @@ impl Store {
     /// The writes the journal records for loaded tickets (see [`LoadedWrites`]); `bulk_max` is
     /// the most cases one bulk final update carries.
     pub async fn loaded_writes(&self, bulk_max: u64) -> Result<LoadedWrites> {
+        // The grouping by payload keeps one entry per distinct final update: few in a real
+        // journal (one per status/priority pair), but bounded only by the cases in general, so
+        // this connection keeps temporary tables in a file, not in memory (the bundled SQLite
+        // defaults to memory), and the report stays under its memory target.
+        let mut conn = self.read.acquire().await?;
+        sqlx::query("PRAGMA temp_store = FILE")
+            .execute(&mut *conn)
+            .await?;
         let intents: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT count(*) FROM intents WHERE state = 'done' AND step != 'update' AND ",
-            loaded_keys!()
+            "SELECT (SELECT count(*) FROM intents WHERE state = 'done' AND step != 'update')
+                  - (SELECT count(*) FROM ",
+            not_loaded_join!("intents"),
+            " WHERE x.state = 'done' AND x.step != 'update')"
         ))
-        .fetch_one(&self.read)
+        .fetch_one(&mut *conn)
         .await?;
         let edits: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT count(*) FROM rehost_edits WHERE state IN ('done', 'failed') AND ",
-            loaded_keys!()
+            "SELECT (SELECT count(*) FROM rehost_edits WHERE state IN ('done', 'failed'))
+                  - (SELECT count(*) FROM ",
+            not_loaded_join!("rehost_edits"),
+            " WHERE x.state IN ('done', 'failed'))"
         ))
-        .fetch_one(&self.read)
+        .fetch_one(&mut *conn)
         .await?;
         let bulk: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT sum((n + ?1 - 1) / ?1) FROM (
-                 SELECT count(*) AS n FROM intents
-                 WHERE state = 'done' AND step = 'update' AND ",
-            loaded_keys!(),
-            " GROUP BY payload_hash)"
+                 SELECT sum(w) AS n FROM (
+                     SELECT payload_hash, 1 AS w FROM intents
+                     WHERE state = 'done' AND step = 'update'
+                     UNION ALL
+                     SELECT x.payload_hash, -1 FROM ",
+            not_loaded_join!("intents"),
+            "        WHERE x.state = 'done' AND x.step = 'update')
+                 GROUP BY payload_hash)
+             WHERE n > 0"
         ))
         .bind(i64::try_from(bulk_max.max(1)).unwrap_or(i64::MAX))
-        .fetch_one(&self.read)
+        .fetch_one(&mut *conn)
         .await?;
+        sqlx::query("PRAGMA temp_store = DEFAULT")
+            .execute(&mut *conn)
+            .await?;
         Ok(LoadedWrites {
             singles: to_u64(intents) + to_u64(edits),
             bulk_updates: to_u64(bulk),
         })
+    }
+
+    /// How many write intents are open (outcome unknown): what the next run reads back first.
+    /// Counted on the partial index of open intents, never scanning the journal.
+    pub async fn open_intent_count(&self) -> Result<u64> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT count(*) FROM intents WHERE state = 'open'")
+                .fetch_one(&self.read)
+                .await?;
+        Ok(to_u64(n))
     }
 
     /// Like [`Store::tickets_page`], but only tickets that are not loaded: the report maps these

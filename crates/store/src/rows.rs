@@ -191,12 +191,12 @@ pub(crate) async fn attach_messages_of(
         }
     };
     let rows = sqlx::query(messages_sql)
-    .bind(first.product_id)
-    .bind(first.ticket_id)
-    .bind(last.product_id)
-    .bind(last.ticket_id)
-    .fetch_all(pool)
-    .await?;
+        .bind(first.product_id)
+        .bind(first.ticket_id)
+        .bind(last.product_id)
+        .bind(last.ticket_id)
+        .fetch_all(pool)
+        .await?;
     for row in &rows {
         let (key, position, message) = message_from_row(row)?;
         if let Some(&i) = index.get(&key) {
@@ -223,12 +223,12 @@ pub(crate) async fn attach_messages_of(
         }
     };
     let rows = sqlx::query(attachments_sql)
-    .bind(first.product_id)
-    .bind(first.ticket_id)
-    .bind(last.product_id)
-    .bind(last.ticket_id)
-    .fetch_all(pool)
-    .await?;
+        .bind(first.product_id)
+        .bind(first.ticket_id)
+        .bind(last.product_id)
+        .bind(last.ticket_id)
+        .fetch_all(pool)
+        .await?;
     for row in &rows {
         let (key, position, attachment) = attachment_from_row(row)?;
         if let Some(&(t, m)) = positions.get(&(key, position)) {

@@ -279,7 +279,9 @@ pub(super) fn doc_section(s: &AttachmentsSection) -> Section {
             ))],
         ));
         if !c.detail.is_empty() {
-            sec.push(Block::List(c.detail.iter().map(|d| vec![text(d)]).collect()));
+            sec.push(Block::List(
+                c.detail.iter().map(|d| vec![text(d)]).collect(),
+            ));
         }
     }
     sec.push(Block::Para(

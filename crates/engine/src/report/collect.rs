@@ -63,7 +63,10 @@ impl Walk {
         self.details += n;
         let channel = g.channel.clone().unwrap_or_else(|| "(none)".to_string());
         *self.by_status.entry(status_name(g.status)).or_default() += n;
-        *self.by_priority.entry(priority_name(g.priority)).or_default() += n;
+        *self
+            .by_priority
+            .entry(priority_name(g.priority))
+            .or_default() += n;
         match mapping.route(g.channel.as_deref()) {
             crate::config::ChannelRoute::Skip => {
                 *self
@@ -74,7 +77,11 @@ impl Walk {
             }
             route => {
                 self.cases += n;
-                *self.routing.cases_by_route.entry(route.label()).or_default() += n;
+                *self
+                    .routing
+                    .cases_by_route
+                    .entry(route.label())
+                    .or_default() += n;
             }
         }
         *self.by_channel.entry(channel).or_default() += n;
@@ -245,7 +252,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
     };
     let est_cases = (pending as f64 * routed_share).round() as u64;
     let est_writes = (est_cases as f64 * avg_writes).round() as u64;
-    let open_intents = store.open_intents().await?.len() as u64;
+    let open_intents = store.open_intent_count().await?;
     let reads_planned = 1 + open_intents;
     let k_window = settings.target.window.as_secs_f64();
     let k_rpm = settings.target.rpm.max(1);

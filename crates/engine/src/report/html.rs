@@ -207,7 +207,11 @@ fn rate_chart(title: &str, v: &RateView) -> Markup {
     let (w, h) = (460.0, 200.0);
     let (left, right, top, bottom) = (48.0, 10.0, 10.0, 28.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
-    let max_units = v.series.iter().map(|p| p.units as f64).fold(0.0_f64, f64::max);
+    let max_units = v
+        .series
+        .iter()
+        .map(|p| p.units as f64)
+        .fold(0.0_f64, f64::max);
     let ymax = (max_units.max(v.limit_per_minute) * 1.1).max(1.0);
     let n = v.series.len();
     let x_of = |i: usize| {

@@ -54,7 +54,10 @@ fn summary(r: &Report) -> Section {
             format!("{} ({})", c.attachments, fmt_bytes(c.attachment_bytes)),
             "attachments".into(),
         ),
-        (k.deskie.cases.to_string(), "cases to exist in Deskie".into()),
+        (
+            k.deskie.cases.to_string(),
+            "cases to exist in Deskie".into(),
+        ),
         (
             k.deskie.writes_total.to_string(),
             "Deskie writes (×2 units)".into(),
@@ -94,7 +97,11 @@ fn charts(r: &Report) -> Section {
     let k = &r.cost;
     let time = |label: &str, secs: f64| (label.to_string(), secs, fmt_duration(secs));
     let mut charts = vec![
-        bars("Tickets by Desk360 channel", "Desk360 channel", &c.by_channel),
+        bars(
+            "Tickets by Desk360 channel",
+            "Desk360 channel",
+            &c.by_channel,
+        ),
         bars("Tickets by Desk360 status", "Desk360 status", &c.by_status),
         Chart::Bars(Bars {
             title: "Planned time per side at the limits".into(),
@@ -198,10 +205,7 @@ fn routing(r: &Report) -> Section {
     }
     s.push(Block::Para(
         Tone::Bad,
-        vec![text(format!(
-            "{} tickets cannot go:",
-            rt.unroutable_total
-        ))],
+        vec![text(format!("{} tickets cannot go:", rt.unroutable_total))],
     ));
     for g in &rt.unroutable {
         s.push(Block::Subheading(format!(
@@ -503,7 +507,14 @@ fn failures(f: &Failures) -> Section {
             ],
         ));
         let mut t = Table::new(
-            &["product", "page", "code", "message", "attempts", "last (UTC)"],
+            &[
+                "product",
+                "page",
+                "code",
+                "message",
+                "attempts",
+                "last (UTC)",
+            ],
             &[true, true, false, false, true, false],
         );
         for p in &f.pages {
