@@ -9,7 +9,10 @@ use store::{IntentResult, IntentStep, LoadedGroup, LoadedWrites, Store};
 
 /// Opens and completes one intent of `step` for `key`.
 async fn done(store: &Store, key: TicketKey, step: IntentStep, hash: &str) {
-    let id = store.open_intent(key, step, hash).await.unwrap();
+    let id = store
+        .open_intent(key, step, hash)
+        .await
+        .expect("intent opens");
     let result = match step {
         IntentStep::Create => IntentResult::Case(store::CaseRef {
             case_id: 1000 + key.ticket_id,
@@ -22,7 +25,10 @@ async fn done(store: &Store, key: TicketKey, step: IntentStep, hash: &str) {
         },
         IntentStep::Update => IntentResult::Final,
     };
-    store.complete_intent(id, result).await.unwrap();
+    store
+        .complete_intent(id, result)
+        .await
+        .expect("intent completes");
 }
 
 /// Twelve tickets: 1–10 loaded (1–5 on channel Chat), 11 written in part but not loaded
@@ -30,7 +36,10 @@ async fn done(store: &Store, key: TicketKey, step: IntentStep, hash: &str) {
 async fn store_with_a_partial_migration() -> (tempfile::TempDir, Store) {
     let (dir, store) = fresh().await;
     let listing: Vec<_> = (1..=12).map(|i| listed(i, "u")).collect();
-    store.record_page(1, 1, &listing, None).await.unwrap();
+    store
+        .record_page(1, 1, &listing, None)
+        .await
+        .expect("page recorded");
     let details: Vec<(model::Ticket, &str)> = (1..=12)
         .map(|i| {
             let mut t = ticket(1, i, 4);
@@ -40,7 +49,7 @@ async fn store_with_a_partial_migration() -> (tempfile::TempDir, Store) {
             (t, "{}")
         })
         .collect();
-    store.save_details(&details).await.unwrap();
+    store.save_details(&details).await.expect("details saved");
     for i in 1..=11 {
         let key = TicketKey::new(1, i);
         done(&store, key, IntentStep::Create, "c").await;
@@ -49,7 +58,7 @@ async fn store_with_a_partial_migration() -> (tempfile::TempDir, Store) {
         // eleven (two requests) if it were counted.
         done(&store, key, IntentStep::Update, "final-a").await;
         if i <= 10 {
-            store.mark_loaded(key).await.unwrap();
+            store.mark_loaded(key).await.expect("marked loaded");
         }
     }
     // An abandoned write never happened; an open one is counted apart (to reconcile).
@@ -57,12 +66,12 @@ async fn store_with_a_partial_migration() -> (tempfile::TempDir, Store) {
     let gone = store
         .open_intent(key, IntentStep::Note(302), "n")
         .await
-        .unwrap();
-    store.abandon_intent(gone).await.unwrap();
+        .expect("intent opens");
+    store.abandon_intent(gone).await.expect("intent abandoned");
     store
         .open_intent(key, IntentStep::Message(303), "m")
         .await
-        .unwrap();
+        .expect("intent opens");
     (dir, store)
 }
 
