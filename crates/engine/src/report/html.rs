@@ -140,7 +140,7 @@ fn table(t: &Table) -> Markup {
             @for row in &t.rows {
                 tr {
                     @for (i, c) in row.iter().enumerate() {
-                        td.n[numeric(i)] { (spans(std::slice::from_ref(c))) }
+                        td class=[numeric(i).then_some("n")] { (spans(std::slice::from_ref(c))) }
                     }
                 }
             }
