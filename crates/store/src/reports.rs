@@ -5,12 +5,13 @@ use model::{Ticket, TicketKey};
 use sqlx::Row;
 
 use crate::error::Result;
+use crate::failures::failure_from_row;
 use crate::rows::{
     MessageScope, attach_messages, attach_messages_of, key_from_row, ticket_columns,
     ticket_from_row,
 };
 use crate::{
-    BatchId, BatchState, BatchSummary, CaseRef, Counts, ProductCounts, Store, TicketState,
+    BatchId, BatchState, BatchSummary, CaseRef, Counts, Failure, ProductCounts, Store, TicketState,
 };
 
 impl Store {
@@ -240,21 +241,13 @@ impl Store {
     /// The writes the journal records for loaded tickets (see [`LoadedWrites`]); `bulk_max` is
     /// the most cases one bulk final update carries.
     pub async fn loaded_writes(&self, bulk_max: u64) -> Result<LoadedWrites> {
-        // The grouping by payload keeps one entry per distinct final update: few in a real
-        // journal (one per status/priority pair), but bounded only by the cases in general, so
-        // this connection keeps temporary tables in a file, not in memory (the bundled SQLite
-        // defaults to memory), and the report stays under its memory target.
-        let mut conn = self.read.acquire().await?;
-        sqlx::query("PRAGMA temp_store = FILE")
-            .execute(&mut *conn)
-            .await?;
         let intents: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT (SELECT count(*) FROM intents WHERE state = 'done' AND step != 'update')
                   - (SELECT count(*) FROM ",
             not_loaded_join!("intents"),
             " WHERE x.state = 'done' AND x.step != 'update')"
         ))
-        .fetch_one(&mut *conn)
+        .fetch_one(&self.read)
         .await?;
         let edits: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT (SELECT count(*) FROM rehost_edits WHERE state IN ('done', 'failed'))
@@ -262,7 +255,7 @@ impl Store {
             not_loaded_join!("rehost_edits"),
             " WHERE x.state IN ('done', 'failed'))"
         ))
-        .fetch_one(&mut *conn)
+        .fetch_one(&self.read)
         .await?;
         let bulk: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT sum((n + ?1 - 1) / ?1) FROM (
@@ -277,15 +270,27 @@ impl Store {
              WHERE n > 0"
         ))
         .bind(i64::try_from(bulk_max.max(1)).unwrap_or(i64::MAX))
-        .fetch_one(&mut *conn)
+        .fetch_one(&self.read)
         .await?;
-        sqlx::query("PRAGMA temp_store = DEFAULT")
-            .execute(&mut *conn)
-            .await?;
         Ok(LoadedWrites {
             singles: to_u64(intents) + to_u64(edits),
             bulk_updates: to_u64(bulk),
         })
+    }
+
+    /// The failures of list pages not read yet (no ticket), by product and page: what the
+    /// report lists apart from failed tickets, without loading every ticket's failure.
+    pub async fn page_failures(&self) -> Result<Vec<Failure>> {
+        sqlx::query(
+            "SELECT product_id, ticket_id, page, stage, step, class, code, message, request,
+                    attempts, first_seen, last_seen
+             FROM failures WHERE ticket_id IS NULL ORDER BY product_id, page",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(failure_from_row)
+        .collect()
     }
 
     /// How many write intents are open (outcome unknown): what the next run reads back first.

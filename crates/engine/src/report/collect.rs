@@ -998,10 +998,9 @@ async fn failures(store: &Store) -> Result<Failures> {
             .then_with(|| a.pattern.cmp(&b.pattern))
     });
     let pages = store
-        .failures()
+        .page_failures()
         .await?
         .into_iter()
-        .filter(|f| f.key.is_none())
         .map(|f| PageFailure {
             product_id: f.product_id,
             page: f.page,
