@@ -16,9 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000000}
 verify_secs=${VERIFY_SECS:-60}
+tdir=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet
 cargo build --release --quiet -p store --example fill_store
-bin=target/release/deskie-import
+bin=$tdir/release/deskie-import
 dir=${SCALE_DIR:-target/scale}
 mkdir -p "$dir"
 store="$dir/scale-$n.sqlite"
@@ -26,7 +27,7 @@ work=$(mktemp -d)
 trap 'kill "${sandbox_pid:-0}" 2>/dev/null || true; rm -rf "$work" "$store" "$store-wal" "$store-shm" "$store.lock"' EXIT
 rm -f "$store" "$store-wal" "$store-shm"
 
-fill=$(target/release/examples/fill_store "$store" "$n" | tail -n 1)
+fill=$("$tdir"/release/examples/fill_store "$store" "$n" | tail -n 1)
 echo "$fill" >&2
 
 "$bin" sandbox --tickets 20 --window-secs 60 --desk360-limit 1000000000 \
@@ -34,7 +35,8 @@ echo "$fill" >&2
 sandbox_pid=$!
 for _ in $(seq 1 300); do grep -q 'serving until Ctrl-C' "$work/sandbox.out" 2>/dev/null && break; sleep 0.2; done
 sed -n '/^----8<----$/,/^----8<----$/p' "$work/sandbox.out" | sed '1d;$d' \
-  | sed "s#^path = .*#path = \"$PWD/$store\"#" > "$work/c.toml"
+  | sed "s#^path = .*#path = \"$(realpath "$store")\"#" > "$work/c.toml"
+chmod 600 "$work/c.toml"
 
 measure() { # name target-seconds command...
   local name=$1 target=$2; shift 2

@@ -173,7 +173,7 @@ impl Store {
     }
 }
 
-fn failure_from_row(r: &SqliteRow) -> Result<Failure> {
+pub(crate) fn failure_from_row(r: &SqliteRow) -> Result<Failure> {
     let product_id: i64 = r.try_get("product_id")?;
     let ticket_id: Option<i64> = r.try_get("ticket_id")?;
     Ok(Failure {

@@ -84,6 +84,7 @@ pub use preflight::{
     PreflightRecord, ProbeId, ProbeRecord, RollbackId, RollbackIntent, TRIAL_BATCH_PAGE,
 };
 pub use reference::ReferenceTable;
+pub use reports::{LoadedGroup, LoadedWrites};
 pub use types::*;
 pub use verify::{
     CaseCheckRow, DuplicateRow, ScopeRow, SeenCase, SeenVia, VerifyFinding, VerifyRunRecord,

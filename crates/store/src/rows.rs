@@ -139,6 +139,28 @@ pub(crate) async fn attach_messages(
     first: TicketKey,
     last: TicketKey,
 ) -> Result<()> {
+    attach_messages_of(pool, tickets, first, last, MessageScope::All).await
+}
+
+/// Which tickets of a key range [`attach_messages_of`] reads the messages of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MessageScope {
+    /// Every ticket of the range.
+    All,
+    /// Only tickets not loaded: the report's walk skips loaded tickets, whose messages are most
+    /// of the store, so reading them and dropping them would cost as much as mapping them.
+    NotLoaded,
+}
+
+/// [`attach_messages`] limited to the tickets of `scope` (their messages are read by key, the
+/// others' never touched).
+pub(crate) async fn attach_messages_of(
+    pool: &SqlitePool,
+    tickets: &mut [Ticket],
+    first: TicketKey,
+    last: TicketKey,
+    scope: MessageScope,
+) -> Result<()> {
     let index: HashMap<TicketKey, usize> = tickets
         .iter()
         .enumerate()
@@ -147,19 +169,34 @@ pub(crate) async fn attach_messages(
     // position -> index in ticket.messages, per ticket
     let mut positions: HashMap<(TicketKey, i64), (usize, usize)> = HashMap::new();
 
-    let rows = sqlx::query(
-        "SELECT product_id, ticket_id, position, message_id, author_kind, author_agent_id, kind, \
-                body, created_at
-         FROM messages
-         WHERE (product_id, ticket_id) >= (?1, ?2) AND (product_id, ticket_id) <= (?3, ?4)
-         ORDER BY product_id, ticket_id, position",
-    )
-    .bind(first.product_id)
-    .bind(first.ticket_id)
-    .bind(last.product_id)
-    .bind(last.ticket_id)
-    .fetch_all(pool)
-    .await?;
+    let messages_sql = match scope {
+        MessageScope::All => {
+            "SELECT product_id, ticket_id, position, message_id, author_kind, author_agent_id, \
+                    kind, body, created_at
+             FROM messages
+             WHERE (product_id, ticket_id) >= (?1, ?2) AND (product_id, ticket_id) <= (?3, ?4)
+             ORDER BY product_id, ticket_id, position"
+        }
+        // CROSS JOIN keeps the tickets as the outer loop: the messages are read by key.
+        MessageScope::NotLoaded => {
+            "SELECT m.product_id AS product_id, m.ticket_id AS ticket_id, m.position AS position, \
+                    m.message_id AS message_id, m.author_kind AS author_kind, \
+                    m.author_agent_id AS author_agent_id, m.kind AS kind, m.body AS body, \
+                    m.created_at AS created_at
+             FROM tickets t CROSS JOIN messages m
+               ON m.product_id = t.product_id AND m.ticket_id = t.ticket_id
+             WHERE (t.product_id, t.ticket_id) >= (?1, ?2) AND (t.product_id, t.ticket_id) <= (?3, ?4)
+               AND t.state != 'loaded'
+             ORDER BY m.product_id, m.ticket_id, m.position"
+        }
+    };
+    let rows = sqlx::query(messages_sql)
+        .bind(first.product_id)
+        .bind(first.ticket_id)
+        .bind(last.product_id)
+        .bind(last.ticket_id)
+        .fetch_all(pool)
+        .await?;
     for row in &rows {
         let (key, position, message) = message_from_row(row)?;
         if let Some(&i) = index.get(&key) {
@@ -168,18 +205,30 @@ pub(crate) async fn attach_messages(
         }
     }
 
-    let rows = sqlx::query(
-        "SELECT product_id, ticket_id, position, idx, url, name, kind, size
-         FROM attachments
-         WHERE (product_id, ticket_id) >= (?1, ?2) AND (product_id, ticket_id) <= (?3, ?4)
-         ORDER BY product_id, ticket_id, position, idx",
-    )
-    .bind(first.product_id)
-    .bind(first.ticket_id)
-    .bind(last.product_id)
-    .bind(last.ticket_id)
-    .fetch_all(pool)
-    .await?;
+    let attachments_sql = match scope {
+        MessageScope::All => {
+            "SELECT product_id, ticket_id, position, idx, url, name, kind, size
+             FROM attachments
+             WHERE (product_id, ticket_id) >= (?1, ?2) AND (product_id, ticket_id) <= (?3, ?4)
+             ORDER BY product_id, ticket_id, position, idx"
+        }
+        MessageScope::NotLoaded => {
+            "SELECT a.product_id AS product_id, a.ticket_id AS ticket_id, a.position AS position, \
+                    a.idx AS idx, a.url AS url, a.name AS name, a.kind AS kind, a.size AS size
+             FROM tickets t CROSS JOIN attachments a
+               ON a.product_id = t.product_id AND a.ticket_id = t.ticket_id
+             WHERE (t.product_id, t.ticket_id) >= (?1, ?2) AND (t.product_id, t.ticket_id) <= (?3, ?4)
+               AND t.state != 'loaded'
+             ORDER BY a.product_id, a.ticket_id, a.position, a.idx"
+        }
+    };
+    let rows = sqlx::query(attachments_sql)
+        .bind(first.product_id)
+        .bind(first.ticket_id)
+        .bind(last.product_id)
+        .bind(last.ticket_id)
+        .fetch_all(pool)
+        .await?;
     for row in &rows {
         let (key, position, attachment) = attachment_from_row(row)?;
         if let Some(&(t, m)) = positions.get(&(key, position)) {

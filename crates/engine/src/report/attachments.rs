@@ -3,13 +3,12 @@
 //! with the reason and what to do, and the dry run's check of `urls`-mode links. Built from the
 //! store's per-file outcomes ([`store::Store::file_outcomes`]), the inline-image edit journal, the
 //! unreadable attachment entries kept with the tickets' source warnings, and the latest link
-//! check; rendered by [`markdown`] and [`html`].
-
-use std::fmt::Write;
+//! check; shown by both renderings through [`doc_section`].
 
 use serde::Serialize;
 use store::{FileMode, FileOutcome, Store};
 
+use super::doc::{Block, Section, Table, Tone, text};
 use super::{Alert, LIST_CAP, Level, fmt_bytes};
 use crate::config::{AttachmentMode, InlineMode, Settings};
 use crate::error::Result;
@@ -251,117 +250,63 @@ fn mode_sentence(s: &AttachmentsSection) -> String {
     format!("{files}; {inline}.")
 }
 
-/// The Markdown section.
-pub(super) fn markdown(s: &AttachmentsSection, o: &mut String) -> std::fmt::Result {
-    let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
-    writeln!(o, "## Attachments\n")?;
-    writeln!(o, "{}\n", mode_sentence(s))?;
-    writeln!(o, "| files | count | bytes |\n|---|---:|---:|")?;
-    for (label, t) in lines(s) {
-        writeln!(o, "| {label} | {} | {} |", t.files, fmt_bytes(t.bytes))?;
+/// The section both renderings show.
+pub(super) fn doc_section(s: &AttachmentsSection) -> Section {
+    let mut sec = Section::new("Attachments");
+    sec.push(Block::Para(Tone::Plain, vec![text(mode_sentence(s))]));
+    let mut t = Table::new(&["files", "count", "bytes"], &[false, true, true]);
+    for (label, totals) in lines(s) {
+        t.row([
+            label.to_string(),
+            totals.files.to_string(),
+            fmt_bytes(totals.bytes),
+        ]);
     }
-    writeln!(
-        o,
-        "\nMessages whose inline images now show the Deskie copy: {} ({} edits still to send).\n",
-        s.rehosted_messages, s.rehost_edits_open
-    )?;
+    sec.push(Block::Table(t));
+    sec.push(Block::Para(
+        Tone::Plain,
+        vec![text(format!(
+            "Messages whose inline images now show the Deskie copy: {} ({} edits still to send).",
+            s.rehosted_messages, s.rehost_edits_open
+        ))],
+    ));
     if let Some(c) = &s.link_check {
-        writeln!(
-            o,
-            "Link check of the dry run ({} UTC): {} links fetched without credentials, {} refused, {} expiring.\n",
-            c.checked_at, c.sampled, c.not_public, c.expiring
-        )?;
-        for d in &c.detail {
-            writeln!(o, "- {}", cell(d))?;
-        }
+        sec.push(Block::Para(
+            Tone::Plain,
+            vec![text(format!(
+                "Link check of the dry run ({} UTC): {} links fetched without credentials, {} refused, {} expiring.",
+                c.checked_at, c.sampled, c.not_public, c.expiring
+            ))],
+        ));
         if !c.detail.is_empty() {
-            writeln!(o)?;
+            sec.push(Block::List(
+                c.detail.iter().map(|d| vec![text(d)]).collect(),
+            ));
         }
     }
-    writeln!(
-        o,
-        "{} attachments could not be migrated.\n",
-        s.failures_total
-    )?;
+    sec.push(Block::Para(
+        Tone::Plain,
+        vec![text(format!(
+            "{} attachments could not be migrated.",
+            s.failures_total
+        ))],
+    ));
     if !s.failures.is_empty() {
-        writeln!(
-            o,
-            "| ticket | file | reason | what to do |\n|---|---|---|---|"
-        )?;
-        for f in &s.failures {
-            writeln!(
-                o,
-                "| {} | {} | {} | {} |",
-                f.ticket,
-                cell(&f.file),
-                cell(&f.reason),
-                cell(&f.fix)
-            )?;
-        }
-        writeln!(o)?;
-    }
-    Ok(())
-}
-
-/// The HTML section (escaped with the page's `esc`).
-pub(super) fn html(s: &AttachmentsSection, esc: impl Fn(&str) -> String, o: &mut String) {
-    let _ = write!(
-        o,
-        "<h2>Attachments</h2><p>{}</p><table><tr><th>files</th><th>count</th><th>bytes</th></tr>",
-        esc(&mode_sentence(s))
-    );
-    for (label, t) in lines(s) {
-        let _ = write!(
-            o,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(label),
-            t.files,
-            esc(&fmt_bytes(t.bytes))
-        );
-    }
-    let _ = write!(
-        o,
-        "</table><p>Messages whose inline images now show the Deskie copy: {} ({} edits still to send).</p>",
-        s.rehosted_messages, s.rehost_edits_open
-    );
-    if let Some(c) = &s.link_check {
-        let _ = write!(
-            o,
-            "<p>Link check of the dry run ({} UTC): {} links fetched without credentials, {} refused, {} expiring.</p>",
-            esc(&c.checked_at),
-            c.sampled,
-            c.not_public,
-            c.expiring
-        );
-        if !c.detail.is_empty() {
-            o.push_str("<ul>");
-            for d in &c.detail {
-                let _ = write!(o, "<li>{}</li>", esc(d));
-            }
-            o.push_str("</ul>");
-        }
-    }
-    let _ = write!(
-        o,
-        "<p>{} attachments could not be migrated.</p>",
-        s.failures_total
-    );
-    if !s.failures.is_empty() {
-        o.push_str(
-            "<table><tr><th>ticket</th><th>file</th><th>reason</th><th>what to do</th></tr>",
+        let mut t = Table::new(
+            &["ticket", "file", "reason", "what to do"],
+            &[false, false, false, false],
         );
         for f in &s.failures {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&f.ticket),
-                esc(&f.file),
-                esc(&f.reason),
-                esc(&f.fix)
-            );
+            t.row([
+                f.ticket.clone(),
+                f.file.clone(),
+                f.reason.clone(),
+                f.fix.clone(),
+            ]);
         }
-        o.push_str("</table>");
+        sec.push(Block::Table(t));
     }
+    sec
 }
 
 #[cfg(test)]
@@ -425,15 +370,13 @@ mod tests {
             }],
             ..AttachmentsSection::default()
         };
-        let mut md = String::new();
-        markdown(&s, &mut md).unwrap();
+        let md = super::super::markdown::section(&doc_section(&s));
         assert!(
             md.contains("| uploaded with their message | 3 | 3.0 MB |"),
             "{md}"
         );
         assert!(md.contains("| 1/2 | a\\|b.pdf |"), "{md}");
-        let mut h = String::new();
-        html(&s, super::super::html::esc, &mut h);
+        let h = super::super::html::section(&doc_section(&s)).into_string();
         assert!(h.contains("&lt;expired&gt;"), "{h}");
         assert!(h.contains("<h2>Attachments</h2>"));
     }

@@ -1,5 +1,7 @@
-//! Computes a [`Report`] from the store: one paged walk over every stored ticket through the pure
-//! mapping, plus the store's counters, failures, request log and run history. No network.
+//! Computes a [`Report`] from the store: one paged walk over the tickets not loaded yet through
+//! the pure mapping, the loaded ones counted from their rows and the intent journal, plus the
+//! store's counters, failures, request log and run history. No network. [`build`] calls one small
+//! function per part of the report.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -38,26 +40,53 @@ struct Walk {
     writes_total: u64,
     writes_done: u64,
     writes_remaining: u64,
-    /// Final status updates by their payload, for loaded and for remaining cases: the loader
-    /// sends them as bulk updates of up to [`deskie::BULK_MAX`] cases with the same values.
-    finals_done: BTreeMap<String, u64>,
+    /// Final status updates by their payload, for the cases not loaded yet: the loader sends
+    /// them as bulk updates of up to [`deskie::BULK_MAX`] cases with the same values.
     finals_remaining: BTreeMap<String, u64>,
 }
 
 impl Walk {
-    /// Counts the bulk final updates into the writes, once every ticket was walked.
+    /// Counts the bulk final updates of the cases not loaded yet into the writes, once every
+    /// ticket was walked.
     fn add_final_updates(&mut self) {
-        let requests = |groups: &BTreeMap<String, u64>| -> u64 {
-            groups
-                .values()
-                .map(|n| n.div_ceil(deskie::BULK_MAX as u64))
-                .sum()
-        };
-        let done = requests(&self.finals_done);
-        let remaining = requests(&self.finals_remaining);
-        self.writes_done += done;
+        let remaining: u64 = self
+            .finals_remaining
+            .values()
+            .map(|n| n.div_ceil(deskie::BULK_MAX as u64))
+            .sum();
         self.writes_remaining += remaining;
-        self.writes_total += done + remaining;
+        self.writes_total += remaining;
+    }
+
+    /// Counts loaded tickets sharing a channel, status and priority: their route is the
+    /// channel's (a channel mapped to `skip` since counts as skipped, as a mapping would say).
+    fn loaded_group(&mut self, g: &store::LoadedGroup, mapping: &crate::config::MappingSettings) {
+        let n = g.tickets;
+        self.details += n;
+        let channel = g.channel.clone().unwrap_or_else(|| "(none)".to_string());
+        *self.by_status.entry(status_name(g.status)).or_default() += n;
+        *self
+            .by_priority
+            .entry(priority_name(g.priority))
+            .or_default() += n;
+        match mapping.route(g.channel.as_deref()) {
+            crate::config::ChannelRoute::Skip => {
+                *self
+                    .routing
+                    .skipped_by_channel
+                    .entry(channel.clone())
+                    .or_default() += n;
+            }
+            route => {
+                self.cases += n;
+                *self
+                    .routing
+                    .cases_by_route
+                    .entry(route.label())
+                    .or_default() += n;
+            }
+        }
+        *self.by_channel.entry(channel).or_default() += n;
     }
 }
 
@@ -65,30 +94,151 @@ impl Walk {
 /// without it.
 pub(crate) const SOURCE_ID_FIELD_NOTICE: &str = "target.source_id_field is not set: when Deskie's answer to a case create is lost, the case can then only be looked for among the most recently changed cases (by customer, subject and time), which can fail to prove anything on a busy account and leave that ticket failed for you to check. Create a text custom field for cases in Deskie and name it in target.source_id_field (e.g. \"cf_900\"): each case is then found again with one read, whatever Deskie's search does.";
 
+/// Names of the reference data, for the mapping and for naming gaps.
+struct Refs {
+    /// Products known to the store (empty before the first listing).
+    product_names: BTreeMap<i64, String>,
+    type_titles: BTreeMap<i64, String>,
+    reason_titles: BTreeMap<i64, String>,
+    agent_names: BTreeMap<i64, String>,
+}
+
+impl Refs {
+    async fn read(store: &Store) -> Result<Refs> {
+        let titles = |rows: Vec<(i64, String)>| rows.into_iter().collect::<BTreeMap<_, _>>();
+        Ok(Refs {
+            product_names: titles(
+                store
+                    .products()
+                    .await?
+                    .into_iter()
+                    .map(|p| (p.id, p.name))
+                    .collect(),
+            ),
+            type_titles: titles(
+                store
+                    .types()
+                    .await?
+                    .into_iter()
+                    .map(|t| (t.id, t.title))
+                    .collect(),
+            ),
+            reason_titles: titles(
+                store
+                    .reasons()
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id, r.title))
+                    .collect(),
+            ),
+            agent_names: titles(
+                store
+                    .agents()
+                    .await?
+                    .into_iter()
+                    .map(|a| (a.id, a.name))
+                    .collect(),
+            ),
+        })
+    }
+}
+
+/// What the run history says: the latest runs, and the time the real runs took.
+struct History {
+    runs: Vec<RunView>,
+    /// Whether a real run (`run`, `retry-failed`) ever started.
+    any_real_run: bool,
+    /// Wall-clock time of the real runs.
+    real_elapsed: f64,
+    /// Wall-clock time of every run but `verify` (Desk360 is read by dry runs too).
+    all_elapsed: f64,
+    now: jiff::Timestamp,
+}
+
 pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> {
     let counts = store.counts().await?;
-    let products = store.products().await?;
-    let product_names: BTreeMap<i64, String> =
-        products.iter().map(|p| (p.id, p.name.clone())).collect();
-    let types = store.types().await?;
-    let reasons = store.reasons().await?;
-    let type_titles: BTreeMap<i64, String> =
-        types.iter().map(|t| (t.id, t.title.clone())).collect();
-    let reason_titles: BTreeMap<i64, String> =
-        reasons.iter().map(|r| (r.id, r.title.clone())).collect();
-    let agent_names: BTreeMap<i64, String> = store
-        .agents()
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect();
+    let refs = Refs::read(store).await?;
+    let mut walk = walk(store, settings, &refs).await?;
+    let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
+    let scope = scope(settings, &refs, &counts);
+    let counts_section = counts_section(&counts, &scope, &refs, &mut walk);
+    let desk360 = desk360_cost(
+        store,
+        settings,
+        &counts,
+        &scope,
+        refs.product_names.is_empty(),
+    )
+    .await?;
+    let deskie = deskie_cost(store, settings, &walk, state(TicketState::Pending)).await?;
+    let cost = cost(deskie, desk360);
+    let history = history(store).await?;
+    let remaining =
+        state(TicketState::Pending) + state(TicketState::Extracted) + state(TicketState::Loading);
+    let phase = if counts_section.tickets == 0 && !history.any_real_run {
+        Phase::Empty
+    } else if !history.any_real_run && state(TicketState::Loaded) == 0 {
+        Phase::Planned
+    } else if remaining == 0 && cost.desk360.listing_complete {
+        Phase::Finished
+    } else {
+        Phase::InProgress
+    };
+    let progress = if matches!(phase, Phase::InProgress | Phase::Finished) {
+        Some(progress(store, &counts, &cost, &history, remaining).await?)
+    } else {
+        None
+    };
+    let failures = failures(store).await?;
+    let caps = caps(settings, cost.deskie.cases);
+    let mapping_gaps = mapping_gaps(&walk, &refs, settings);
+    let routing = routing(&mut walk);
+    let attachments = super::attachments::section(store, settings).await?;
+    let mut alerts = alerts(
+        settings,
+        &caps,
+        &routing,
+        &failures,
+        &cost,
+        progress.as_ref(),
+    );
+    alerts.extend(super::attachments::alerts(&attachments));
+    let content = content(store, std::mem::take(&mut walk.content)).await?;
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        generated_at: history.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        phase,
+        alerts,
+        settings: settings_view(settings),
+        counts: counts_section,
+        routing,
+        mapping_gaps,
+        content,
+        attachments,
+        cost,
+        progress,
+        failures,
+        caps,
+        runs: history.runs,
+        long_run: if matches!(phase, Phase::InProgress | Phase::Finished) {
+            Some(super::longrun::long_run(store, &counts).await?)
+        } else {
+            None
+        },
+        verification: super::longrun::verification(store).await?,
+    })
+}
 
+/// Maps every ticket not loaded yet (their plan is what is left to send) page by page; counts
+/// loaded ones from their rows and their writes from the journal, never mapping them again (a
+/// loaded ticket has a case, so only its route and counters matter).
+async fn walk(store: &Store, settings: &Settings, refs: &Refs) -> Result<Walk> {
     let cx = MapContext {
         mapping: &settings.mapping,
         timezone: &settings.source.timezone,
         source_id_field: settings.target.source_id_field.as_deref(),
-        type_titles: &type_titles,
-        reason_titles: &reason_titles,
+        type_titles: &refs.type_titles,
+        reason_titles: &refs.reason_titles,
         attachments: settings.attachments.mode,
         inline: settings.attachments.inline,
         source_base: &settings.source.base_url,
@@ -96,59 +246,65 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
     let mut walk = Walk::default();
     let mut after: Option<TicketKey> = None;
     loop {
-        let page = store.tickets_page(after, PAGE).await?;
-        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+        let page = store.unloaded_tickets_page(after, PAGE).await?;
+        let Some(last) = page.last() else {
             break;
         };
         after = Some(last.key);
-        // The page's loaded keys, in key order like the page: merged while walking (one range
-        // query a page, so memory does not grow with the store).
-        let loaded = store
-            .ticket_keys_between(TicketState::Loaded, first.key, last.key)
-            .await?;
-        let mut loaded_pos = 0usize;
         for ticket in &page {
-            while loaded_pos < loaded.len() && loaded[loaded_pos] < ticket.key {
-                loaded_pos += 1;
-            }
-            let is_loaded = loaded.get(loaded_pos) == Some(&ticket.key);
-            walk.ticket(ticket, &cx, is_loaded);
+            walk.ticket(ticket, &cx);
         }
         if page.len() < PAGE as usize {
             break;
         }
     }
+    for group in store.loaded_ticket_groups().await? {
+        walk.loaded_group(&group, &settings.mapping);
+    }
+    let done = store.loaded_writes(deskie::BULK_MAX as u64).await?;
+    walk.writes_done += done.total();
+    walk.writes_total += done.total();
     walk.add_final_updates();
+    Ok(walk)
+}
 
-    let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
-    let pending = state(TicketState::Pending);
-
-    // Products in scope: the configured list, else every product known.
+/// Products in scope: the configured list, else every product known, plus any with tickets.
+fn scope(settings: &Settings, refs: &Refs, counts: &store::Counts) -> BTreeSet<i64> {
     let mut scope: BTreeSet<i64> = if settings.source.products.is_empty() {
-        product_names.keys().copied().collect()
+        refs.product_names.keys().copied().collect()
     } else {
         settings.source.products.iter().copied().collect()
     };
     scope.extend(counts.products.iter().map(|p| p.product_id));
-    let tickets_of = |id: i64| -> u64 {
-        counts
-            .products
-            .iter()
-            .find(|p| p.product_id == id)
-            .map(|p| p.tickets.values().sum())
-            .unwrap_or(0)
-    };
-    let tickets_total: u64 = counts.tickets.values().sum();
+    scope
+}
 
-    // ---- counts
+/// Tickets listed for one product, any state.
+fn tickets_of(counts: &store::Counts, id: i64) -> u64 {
+    counts
+        .products
+        .iter()
+        .find(|p| p.product_id == id)
+        .map(|p| p.tickets.values().sum())
+        .unwrap_or(0)
+}
+
+/// The store's totals, per product in scope, and the walk's per-ticket breakdowns.
+fn counts_section(
+    counts: &store::Counts,
+    scope: &BTreeSet<i64>,
+    refs: &Refs,
+    walk: &mut Walk,
+) -> CountsSection {
+    let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
     let by_product = scope
         .iter()
         .map(|&id| {
             let p = counts.products.iter().find(|p| p.product_id == id);
             ProductLine {
                 product_id: id,
-                name: product_names.get(&id).cloned(),
-                tickets: tickets_of(id),
+                name: refs.product_names.get(&id).cloned(),
+                tickets: tickets_of(counts, id),
                 messages: p.map_or(0, |p| p.messages),
                 notes: p.map_or(0, |p| p.notes),
                 attachments: p.map_or(0, |p| p.attachments),
@@ -156,9 +312,9 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
             }
         })
         .collect();
-    let counts_section = CountsSection {
+    CountsSection {
         products: scope.len() as u64,
-        tickets: tickets_total,
+        tickets: counts.tickets.values().sum(),
         tickets_by_state: TicketState::ALL
             .iter()
             .map(|s| (s.as_str().to_string(), state(*s)))
@@ -172,53 +328,69 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         by_channel: std::mem::take(&mut walk.by_channel),
         by_status: std::mem::take(&mut walk.by_status),
         by_priority: std::mem::take(&mut walk.by_priority),
-    };
+    }
+}
 
-    // ---- cost
+/// Desk360 requests of the whole plan and of what is left, at the configured limit.
+async fn desk360_cost(
+    store: &Store,
+    settings: &Settings,
+    counts: &store::Counts,
+    scope: &BTreeSet<i64>,
+    no_products_yet: bool,
+) -> Result<Desk360Cost> {
     let mut listing_complete = true;
     let mut unfinished_products = 0u64;
     let mut list_pages = 0u64;
-    for &id in &scope {
-        list_pages += tickets_of(id).div_ceil(LIST_PAGE).max(1);
+    for &id in scope {
+        list_pages += tickets_of(counts, id).div_ceil(LIST_PAGE).max(1);
         let complete = store.list_cursor(id).await?.is_some_and(|c| c.complete);
         if !complete {
             listing_complete = false;
             unfinished_products += 1;
         }
     }
+    let tickets_total: u64 = counts.tickets.values().sum();
+    let pending = counts
+        .tickets
+        .get(&TicketState::Pending)
+        .copied()
+        .unwrap_or(0);
     let reference_calls = 4 + u64::from(matches!(settings.source.auth, SourceAuth::Login { .. }));
-    let d_total = list_pages + tickets_total + reference_calls;
-    let d_remaining = pending
-        + unfinished_products
-        + if products.is_empty() {
-            reference_calls
-        } else {
-            0
-        };
-    let d_window = settings.source.window.as_secs_f64();
-    let d_rpm = settings.source.rpm.max(1);
-    let d_secs = |n: u64| n as f64 / f64::from(d_rpm) * d_window;
-    let desk360 = Desk360Cost {
+    let total = list_pages + tickets_total + reference_calls;
+    let remaining =
+        pending + unfinished_products + if no_products_yet { reference_calls } else { 0 };
+    let window = settings.source.window.as_secs_f64();
+    let rpm = settings.source.rpm.max(1);
+    let secs = |n: u64| n as f64 / f64::from(rpm) * window;
+    Ok(Desk360Cost {
         products: scope.len() as u64,
         list_pages,
         details: tickets_total,
         reference_calls,
-        requests_total: d_total,
-        requests_remaining: d_remaining,
+        requests_total: total,
+        requests_remaining: remaining,
         listing_complete,
-        requests_per_window: d_rpm,
-        window_secs: d_window,
-        requests_per_minute: f64::from(d_rpm) * 60.0 / d_window.max(f64::EPSILON),
-        estimated_total_secs: d_secs(d_total),
-        estimated_remaining_secs: d_secs(d_remaining),
-    };
+        requests_per_window: rpm,
+        window_secs: window,
+        requests_per_minute: f64::from(rpm) * 60.0 / window.max(f64::EPSILON),
+        estimated_total_secs: secs(total),
+        estimated_remaining_secs: secs(remaining),
+    })
+}
 
+/// Deskie writes done and left (unextracted tickets estimated like the average stored one).
+async fn deskie_cost(
+    store: &Store,
+    settings: &Settings,
+    walk: &Walk,
+    pending: u64,
+) -> Result<DeskieCost> {
     let avg_writes = if walk.cases > 0 {
         walk.writes_total as f64 / walk.cases as f64
     } else {
         0.0
     };
-    // Unextracted tickets are estimated as cases like the average stored one.
     let routed_share = if walk.details > 0 {
         walk.cases as f64 / walk.details as f64
     } else {
@@ -226,11 +398,11 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
     };
     let est_cases = (pending as f64 * routed_share).round() as u64;
     let est_writes = (est_cases as f64 * avg_writes).round() as u64;
-    let open_intents = store.open_intents().await?.len() as u64;
+    let open_intents = store.open_intent_count().await?;
     let reads_planned = 1 + open_intents;
-    let k_window = settings.target.window.as_secs_f64();
-    let k_rpm = settings.target.rpm.max(1);
-    let k_secs = |n: u64| n as f64 / f64::from(k_rpm) * k_window;
+    let window = settings.target.window.as_secs_f64();
+    let rpm = settings.target.rpm.max(1);
+    let secs = |n: u64| n as f64 / f64::from(rpm) * window;
     let units_total = (walk.writes_total + est_writes) * 2 + 1;
     // Nothing left to write: no run is needed, so not even its credential check.
     let writes_left = walk.writes_remaining + est_writes;
@@ -239,7 +411,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
     } else {
         writes_left * 2 + reads_planned
     };
-    let deskie = DeskieCost {
+    Ok(DeskieCost {
         cases: walk.cases + est_cases,
         writes_total: walk.writes_total + est_writes,
         writes_done: walk.writes_done,
@@ -248,12 +420,16 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         reads_planned,
         units_total,
         units_remaining,
-        units_per_window: k_rpm,
-        window_secs: k_window,
-        units_per_minute: f64::from(k_rpm) * 60.0 / k_window.max(f64::EPSILON),
-        estimated_total_secs: k_secs(units_total),
-        estimated_remaining_secs: k_secs(units_remaining),
-    };
+        units_per_window: rpm,
+        window_secs: window,
+        units_per_minute: f64::from(rpm) * 60.0 / window.max(f64::EPSILON),
+        estimated_total_secs: secs(units_total),
+        estimated_remaining_secs: secs(units_remaining),
+    })
+}
+
+/// Both sides together: extraction and loading overlap, so the larger side sets the pace.
+fn cost(deskie: DeskieCost, desk360: Desk360Cost) -> Cost {
     let pick = |d: f64, k: f64| {
         if k >= d {
             ("deskie".to_string(), k)
@@ -267,18 +443,20 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         desk360.estimated_remaining_secs,
         deskie.estimated_remaining_secs,
     );
-    let cost = Cost {
+    Cost {
         deskie,
         desk360,
         bottleneck_total,
         estimated_total_secs,
         bottleneck_remaining,
         estimated_remaining_secs,
-    };
+    }
+}
 
-    // ---- runs and progress
+/// The latest runs and the time real runs took.
+async fn history(store: &Store) -> Result<History> {
     let now = jiff::Timestamp::now();
-    let run_records = store.last_runs(1_000).await?;
+    let records = store.last_runs(1_000).await?;
     let parse = |s: &str| -> Option<jiff::Timestamp> {
         s.parse::<jiff::civil::DateTime>()
             .ok()
@@ -294,7 +472,8 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         };
         Some(end.duration_since(start).as_secs_f64().max(0.0))
     };
-    let runs: Vec<RunView> = run_records
+    let real = |r: &store::RunRecord| matches!(r.kind, RunKind::Run | RunKind::RetryFailed);
+    let runs = records
         .iter()
         .take(20)
         .map(|r| RunView {
@@ -306,74 +485,66 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
             elapsed_secs: r.finished_at.as_ref().and_then(|_| elapsed_of(r, false)),
         })
         .collect();
-    let real_runs: Vec<&store::RunRecord> = run_records
-        .iter()
-        .filter(|r| matches!(r.kind, RunKind::Run | RunKind::RetryFailed))
-        .collect();
-    let real_elapsed: f64 = run_records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| matches!(r.kind, RunKind::Run | RunKind::RetryFailed))
-        .filter_map(|(i, r)| elapsed_of(r, i == 0))
-        .sum();
-    let all_elapsed: f64 = run_records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.kind != RunKind::Verify)
-        .filter_map(|(i, r)| elapsed_of(r, i == 0))
-        .sum();
-
-    let remaining = pending + state(TicketState::Extracted) + state(TicketState::Loading);
-    let phase = if tickets_total == 0 && real_runs.is_empty() {
-        Phase::Empty
-    } else if real_runs.is_empty() && state(TicketState::Loaded) == 0 {
-        Phase::Planned
-    } else if remaining == 0 && listing_complete {
-        Phase::Finished
-    } else {
-        Phase::InProgress
+    let elapsed = |keep: &dyn Fn(&store::RunRecord) -> bool| -> f64 {
+        records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| keep(r))
+            .filter_map(|(i, r)| elapsed_of(r, i == 0))
+            .sum()
     };
+    Ok(History {
+        runs,
+        any_real_run: records.iter().any(real),
+        real_elapsed: elapsed(&real),
+        all_elapsed: elapsed(&|r: &store::RunRecord| r.kind != RunKind::Verify),
+        now,
+    })
+}
 
-    let progress = if matches!(phase, Phase::InProgress | Phase::Finished) {
-        let deskie = rate_view(
-            store.request_stats(Side::Deskie).await?,
-            cost.deskie.units_per_minute,
-            real_elapsed,
-        );
-        let desk360 = rate_view(
-            store.request_stats(Side::Desk360).await?,
-            cost.desk360.requests_per_minute,
-            all_elapsed,
-        );
-        let eta_observed_secs = deskie
-            .avg_units_per_minute
-            .filter(|r| *r > 0.0)
-            .map(|r| cost.deskie.units_remaining as f64 / r * 60.0);
-        Some(ProgressSection {
-            done: state(TicketState::Loaded),
-            failed: state(TicketState::Failed),
-            skipped: state(TicketState::Skipped),
-            remaining,
-            elapsed_secs: real_elapsed,
-            eta_secs: cost.estimated_remaining_secs,
-            eta_observed_secs,
-            deskie,
-            desk360,
-        })
-    } else {
-        None
-    };
+/// Done / failed / left of a started migration, with each side's observed rate.
+async fn progress(
+    store: &Store,
+    counts: &store::Counts,
+    cost: &Cost,
+    history: &History,
+    remaining: u64,
+) -> Result<ProgressSection> {
+    let state = |s: TicketState| counts.tickets.get(&s).copied().unwrap_or(0);
+    let deskie = rate_view(
+        store.request_stats(Side::Deskie).await?,
+        cost.deskie.units_per_minute,
+        history.real_elapsed,
+    );
+    let desk360 = rate_view(
+        store.request_stats(Side::Desk360).await?,
+        cost.desk360.requests_per_minute,
+        history.all_elapsed,
+    );
+    let eta_observed_secs = deskie
+        .avg_units_per_minute
+        .filter(|r| *r > 0.0)
+        .map(|r| cost.deskie.units_remaining as f64 / r * 60.0);
+    Ok(ProgressSection {
+        done: state(TicketState::Loaded),
+        failed: state(TicketState::Failed),
+        skipped: state(TicketState::Skipped),
+        remaining,
+        elapsed_secs: history.real_elapsed,
+        eta_secs: cost.estimated_remaining_secs,
+        eta_observed_secs,
+        deskie,
+        desk360,
+    })
+}
 
-    // ---- failures
-    let failures = failures(store).await?;
-
-    // ---- caps
+/// The plan's caps against the cases this migration creates.
+fn caps(settings: &Settings, cases: u64) -> Caps {
     let plan = settings.target.plan;
     let agents = settings.target.agents.max(1);
-    let cases = cost.deskie.cases;
     let retention_limit = u64::from(agents) * plan.cases_per_agent();
     let monthly_limit = u64::from(agents) * plan.new_cases_per_agent_month();
-    let caps = Caps {
+    Caps {
         plan,
         agents,
         cases,
@@ -385,9 +556,11 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         monthly_limit,
         months_of_allowance: cases as f64 / monthly_limit.max(1) as f64,
         monthly_exceeded: cases > monthly_limit,
-    };
+    }
+}
 
-    // ---- mapping gaps
+/// Unmapped ids by kind, most used first, with what the default does.
+fn mapping_gaps(walk: &Walk, refs: &Refs, settings: &Settings) -> MappingGaps {
     let gap = |m: &BTreeMap<i64, u64>, names: &BTreeMap<i64, String>| -> Vec<Gap> {
         let mut v: Vec<Gap> = m
             .iter()
@@ -401,10 +574,10 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
         v
     };
     let none = BTreeMap::new();
-    let mapping_gaps = MappingGaps {
-        agents: gap(&walk.agents, &agent_names),
-        types: gap(&walk.types, &type_titles),
-        reasons: gap(&walk.reasons, &reason_titles),
+    MappingGaps {
+        agents: gap(&walk.agents, &refs.agent_names),
+        types: gap(&walk.types, &refs.type_titles),
+        reasons: gap(&walk.reasons, &refs.reason_titles),
         status_codes: gap(&walk.status_codes, &none),
         priority_codes: gap(&walk.priority_codes, &none),
         defaults: GapDefaults {
@@ -419,11 +592,13 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
                     .into(),
             codes: "the field is not sent and Deskie's default applies (status open, priority normal); add the code to [mapping.status] / [mapping.priority]".into(),
         },
-    };
+    }
+}
 
-    // ---- routing
-    walk.routing.unroutable = walk
-        .unroutable
+/// The walk's routing with the unroutable tickets grouped by route and reason, biggest first.
+fn routing(walk: &mut Walk) -> Routing {
+    let mut routing = std::mem::take(&mut walk.routing);
+    routing.unroutable = std::mem::take(&mut walk.unroutable)
         .into_iter()
         .map(|((route, reason), tickets)| UnroutableGroup {
             route,
@@ -432,13 +607,105 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
             tickets,
         })
         .collect();
-    walk.routing
+    routing
         .unroutable
         .sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
-    walk.routing.skipped_total = walk.routing.skipped_by_channel.values().sum();
+    routing.skipped_total = routing.skipped_by_channel.values().sum();
+    routing
+}
 
-    // ---- alerts: loud caps first
+/// The walk's content warnings plus what Desk360 sent that was carried over in a safer form.
+async fn content(store: &Store, mut content: ContentWarnings) -> Result<ContentWarnings> {
+    for (key, lines) in store.source_warnings().await? {
+        for line in lines {
+            content.source_warnings_total += 1;
+            if content.source_warnings.len() < LIST_CAP {
+                content.source_warnings.push(format!("{key}: {line}"));
+            }
+        }
+    }
+    Ok(content)
+}
+
+/// The settings the plan was computed with (no secrets).
+fn settings_view(settings: &Settings) -> SettingsView {
+    SettingsView {
+        source_rpm: settings.source.rpm,
+        source_window_secs: settings.source.window.as_secs_f64(),
+        target_plan: settings.target.plan,
+        target_agents: settings.target.agents,
+        target_rpm: settings.target.rpm,
+        target_window_secs: settings.target.window.as_secs_f64(),
+        concurrency: settings.run.concurrency,
+        timezone: settings.source.timezone_name.clone(),
+        source_id_field: settings.target.source_id_field.clone(),
+    }
+}
+
+/// Loud cap warnings first, then notices.
+fn alerts(
+    settings: &Settings,
+    caps: &Caps,
+    routing: &Routing,
+    failures: &Failures,
+    cost: &Cost,
+    progress: Option<&ProgressSection>,
+) -> Vec<Alert> {
+    let mut alerts = cap_alerts(caps);
+    let mut notice = |code: &str, message: String| {
+        alerts.push(Alert {
+            level: Level::Notice,
+            code: code.into(),
+            message,
+        })
+    };
+    if settings.target.source_id_field.is_none() {
+        notice("no_source_id_field", SOURCE_ID_FIELD_NOTICE.into());
+    }
+    if routing.unroutable_total > 0 {
+        notice(
+            "unroutable_tickets",
+            format!(
+                "{} tickets cannot be migrated through their channel (see Routing for the reason and the fix)",
+                routing.unroutable_total
+            ),
+        );
+    }
+    if failures.tickets > 0 {
+        notice(
+            "failed_tickets",
+            format!(
+                "{} tickets failed in {} causes (see Failures for the API's messages and the retry commands)",
+                failures.tickets,
+                failures.groups.len()
+            ),
+        );
+    }
+    if !cost.desk360.listing_complete && cost.desk360.details > 0 {
+        notice(
+            "listing_incomplete",
+            "not every product's ticket list has been read yet: totals grow as the listing goes on"
+                .into(),
+        );
+    }
+    if let Some(p) = progress
+        && p.deskie.throttled > 0
+    {
+        notice(
+            "deskie_throttled",
+            format!(
+                "Deskie answered 429 {} time(s); the run paused and went on. Many of them mean the account's budget is shared with other users or target.rpm is above the plan's limit",
+                p.deskie.throttled
+            ),
+        );
+    }
+    alerts
+}
+
+/// The two cap warnings: data would be lost or the account blocked.
+fn cap_alerts(caps: &Caps) -> Vec<Alert> {
     let mut alerts = Vec::new();
+    let plan = caps.plan;
     if caps.retention_exceeded {
         alerts.push(Alert {
             level: Level::Warning,
@@ -448,7 +715,7 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
                 caps.cases,
                 plan.as_str(),
                 caps.cases_per_agent,
-                agents,
+                caps.agents,
                 caps.retention_limit,
                 caps.cases_over_retention
             ),
@@ -463,109 +730,18 @@ pub(super) async fn build(store: &Store, settings: &Settings) -> Result<Report> 
                 caps.cases,
                 plan.as_str(),
                 caps.new_cases_per_agent_month,
-                agents,
+                caps.agents,
                 caps.monthly_limit,
                 caps.months_of_allowance
             ),
         });
     }
-    if settings.target.source_id_field.is_none() {
-        alerts.push(Alert {
-            level: Level::Notice,
-            code: "no_source_id_field".into(),
-            message: SOURCE_ID_FIELD_NOTICE.into(),
-        });
-    }
-    if walk.routing.unroutable_total > 0 {
-        alerts.push(Alert {
-            level: Level::Notice,
-            code: "unroutable_tickets".into(),
-            message: format!(
-                "{} tickets cannot be migrated through their channel (see Routing for the reason and the fix)",
-                walk.routing.unroutable_total
-            ),
-        });
-    }
-    if failures.tickets > 0 {
-        alerts.push(Alert {
-            level: Level::Notice,
-            code: "failed_tickets".into(),
-            message: format!(
-                "{} tickets failed in {} causes (see Failures for the API's messages and the retry commands)",
-                failures.tickets,
-                failures.groups.len()
-            ),
-        });
-    }
-    if !listing_complete && tickets_total > 0 {
-        alerts.push(Alert {
-            level: Level::Notice,
-            code: "listing_incomplete".into(),
-            message: "not every product's ticket list has been read yet: totals grow as the listing goes on".into(),
-        });
-    }
-    if let Some(p) = &progress
-        && p.deskie.throttled > 0
-    {
-        alerts.push(Alert {
-            level: Level::Notice,
-            code: "deskie_throttled".into(),
-            message: format!(
-                "Deskie answered 429 {} time(s); the run paused and went on. Many of them mean the account's budget is shared with other users or target.rpm is above the plan's limit",
-                p.deskie.throttled
-            ),
-        });
-    }
-
-    let attachments = super::attachments::section(store, settings).await?;
-    alerts.extend(super::attachments::alerts(&attachments));
-
-    let mut content = std::mem::take(&mut walk.content);
-    for (key, lines) in store.source_warnings().await? {
-        for line in lines {
-            content.source_warnings_total += 1;
-            if content.source_warnings.len() < LIST_CAP {
-                content.source_warnings.push(format!("{key}: {line}"));
-            }
-        }
-    }
-    Ok(Report {
-        schema_version: SCHEMA_VERSION,
-        generated_at: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        phase,
-        alerts,
-        settings: SettingsView {
-            source_rpm: settings.source.rpm,
-            source_window_secs: d_window,
-            target_plan: plan,
-            target_agents: settings.target.agents,
-            target_rpm: settings.target.rpm,
-            target_window_secs: k_window,
-            concurrency: settings.run.concurrency,
-            timezone: settings.source.timezone_name.clone(),
-            source_id_field: settings.target.source_id_field.clone(),
-        },
-        counts: counts_section,
-        routing: walk.routing,
-        mapping_gaps,
-        content,
-        attachments,
-        cost,
-        progress,
-        failures,
-        caps,
-        runs,
-        long_run: if matches!(phase, Phase::InProgress | Phase::Finished) {
-            Some(super::longrun::long_run(store, &counts).await?)
-        } else {
-            None
-        },
-        verification: super::longrun::verification(store).await?,
-    })
+    alerts
 }
 
 impl Walk {
-    fn ticket(&mut self, ticket: &model::Ticket, cx: &MapContext<'_>, loaded: bool) {
+    /// Maps one ticket not loaded yet and counts what its plan sends and warns about.
+    fn ticket(&mut self, ticket: &model::Ticket, cx: &MapContext<'_>) {
         self.details += 1;
         let key = ticket.key.to_string();
         *self
@@ -600,19 +776,10 @@ impl Walk {
                 // request.
                 let w = 1 + plan.steps.len() as u64 + plan.rehost.len() as u64;
                 self.writes_total += w;
-                if loaded {
-                    self.writes_done += w;
-                } else {
-                    self.writes_remaining += w;
-                }
+                self.writes_remaining += w;
                 if let Some(update) = &plan.final_update {
                     let group = serde_json::to_string(update).unwrap_or_default();
-                    let groups = if loaded {
-                        &mut self.finals_done
-                    } else {
-                        &mut self.finals_remaining
-                    };
-                    *groups.entry(group).or_default() += 1;
+                    *self.finals_remaining.entry(group).or_default() += 1;
                 }
             }
             Mapped::Skipped { channel } => {
@@ -627,6 +794,11 @@ impl Walk {
             }
         }
 
+        self.warnings(&key, warnings);
+    }
+
+    /// Counts a mapped ticket's warnings: each gap once per ticket, lossy content by item.
+    fn warnings(&mut self, key: &str, warnings: Vec<Warning>) {
         // Count each gap once per ticket.
         let mut seen: Vec<(u8, i64)> = Vec::new();
         let c = &mut self.content;
@@ -660,7 +832,7 @@ impl Walk {
                     c.derived_subjects += 1;
                     if c.derived_subject_examples.len() < SUBJECT_EXAMPLES {
                         c.derived_subject_examples.push(DerivedSubject {
-                            ticket: key.clone(),
+                            ticket: key.to_string(),
                             subject,
                         });
                     }
@@ -669,7 +841,7 @@ impl Walk {
                     c.empty_messages_total += 1;
                     if c.empty_messages.len() < LIST_CAP {
                         c.empty_messages.push(EmptyMessage {
-                            ticket: key.clone(),
+                            ticket: key.to_string(),
                             message_id,
                         });
                     }
@@ -684,7 +856,7 @@ impl Walk {
                     c.oversize_attachment_bytes += size;
                     if c.oversize_attachments.len() < LIST_CAP {
                         c.oversize_attachments.push(OversizeAttachment {
-                            ticket: key.clone(),
+                            ticket: key.to_string(),
                             message_id,
                             name,
                             size,
@@ -826,10 +998,9 @@ async fn failures(store: &Store) -> Result<Failures> {
             .then_with(|| a.pattern.cmp(&b.pattern))
     });
     let pages = store
-        .failures()
+        .page_failures()
         .await?
         .into_iter()
-        .filter(|f| f.key.is_none())
         .map(|f| PageFailure {
             product_id: f.product_id,
             page: f.page,

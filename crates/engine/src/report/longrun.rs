@@ -5,11 +5,11 @@
 //! cost, reads spent and findings). Both come from the store only.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 use store::Store;
 
+use super::doc::{Block, Section, Table, Tone, code, text};
 use super::{LIST_CAP, fmt_duration};
 use crate::error::Result;
 use crate::verify::{VerifyPlan, finding_line};
@@ -187,144 +187,101 @@ fn rate(r: Option<f64>) -> String {
     r.map(|r| format!("{r:.0}")).unwrap_or_else(|| "–".into())
 }
 
-/// Markdown of both sections.
-pub(super) fn markdown(
+/// Both sections, each when there is something to show.
+pub(super) fn sections(
     long: Option<&LongRunSection>,
     verification: Option<&VerificationSection>,
-    o: &mut String,
-) -> std::fmt::Result {
-    if let Some(l) = long {
-        writeln!(o, "## Long run\n")?;
-        writeln!(
-            o,
-            "| side | tickets done | still to do | active hours | tickets per hour |\n|---|---:|---:|---:|---:|"
-        )?;
-        writeln!(
-            o,
-            "| extract (Desk360) | {} | {} | {:.1} | {} |",
-            l.extracted,
-            l.to_extract,
-            l.extract_active_hours,
-            rate(l.extract_tickets_per_hour)
-        )?;
-        writeln!(
-            o,
-            "| load (Deskie) | {} | {} | {:.1} | {} |\n",
-            l.loaded,
-            l.to_load,
-            l.load_active_hours,
-            rate(l.load_tickets_per_hour)
-        )?;
-        writeln!(
-            o,
-            "ETA at these rates: {}. History complete: {}.\n",
-            l.eta_text.as_deref().unwrap_or("unknown"),
-            history_sentence(l)
-        )?;
-    }
-    if let Some(v) = verification {
-        writeln!(o, "## Verification\n")?;
-        writeln!(
-            o,
-            "Latest `verify` (#{}, scope `{}`), started {}, {}. Stated cost {} reads ({} list pages + {} case reads for {} cases, {} message pages for {} cases); spent {} list pages, {} case reads, {} message pages.\n",
-            v.verify_id,
-            v.scope,
-            v.started_at,
-            match &v.finished_at {
-                Some(f) => format!("finished {f}"),
-                None => "not finished (run the same command to continue)".to_string(),
-            },
-            v.plan.total_reads,
-            v.plan.list_pages,
-            v.plan.case_reads,
-            v.plan.cases,
-            v.plan.message_reads,
-            v.plan.message_cases,
-            v.list_reads,
-            v.case_reads,
-            v.message_reads
-        )?;
-        if v.findings_by_kind.is_empty() {
-            writeln!(o, "No findings: Deskie matches the store.\n")?;
-        } else {
-            writeln!(o, "| finding | count |\n|---|---:|")?;
-            for (kind, n) in &v.findings_by_kind {
-                writeln!(o, "| {kind} | {n} |")?;
-            }
-            writeln!(o)?;
-            for f in &v.findings {
-                writeln!(o, "- {}", f.replace('|', "\\|"))?;
-            }
-            writeln!(o)?;
-        }
-    }
-    Ok(())
+) -> Vec<Section> {
+    long.map(long_run_section)
+        .into_iter()
+        .chain(verification.map(verification_section))
+        .collect()
 }
 
-/// HTML of both sections (escaped with the page's `esc`).
-pub(super) fn html(
-    long: Option<&LongRunSection>,
-    verification: Option<&VerificationSection>,
-    esc: impl Fn(&str) -> String,
-    o: &mut String,
-) {
-    if let Some(l) = long {
-        o.push_str("<h2>Long run</h2><table><tr><th>side</th><th>tickets done</th><th>still to do</th><th>active hours</th><th>tickets per hour</th></tr>");
-        for (name, done, left, hours, r) in [
-            (
-                "extract (Desk360)",
-                l.extracted,
-                l.to_extract,
-                l.extract_active_hours,
-                l.extract_tickets_per_hour,
-            ),
-            (
-                "load (Deskie)",
-                l.loaded,
-                l.to_load,
-                l.load_active_hours,
-                l.load_tickets_per_hour,
-            ),
-        ] {
-            let _ = write!(
-                o,
-                "<tr><td>{name}</td><td class=\"n\">{done}</td><td class=\"n\">{left}</td><td class=\"n\">{hours:.1}</td><td class=\"n\">{}</td></tr>",
-                rate(r)
-            );
-        }
-        let _ = write!(
-            o,
-            "</table><p>ETA at these rates: {}. History complete: {}.</p>",
-            esc(l.eta_text.as_deref().unwrap_or("unknown")),
-            esc(&history_sentence(l))
-        );
+/// Tickets per hour on each side, the ETA and how far the history is complete.
+fn long_run_section(l: &LongRunSection) -> Section {
+    let mut t = Table::new(
+        &[
+            "side",
+            "tickets done",
+            "still to do",
+            "active hours",
+            "tickets per hour",
+        ],
+        &[false, true, true, true, true],
+    );
+    t.row([
+        "extract (Desk360)".to_string(),
+        l.extracted.to_string(),
+        l.to_extract.to_string(),
+        format!("{:.1}", l.extract_active_hours),
+        rate(l.extract_tickets_per_hour),
+    ]);
+    t.row([
+        "load (Deskie)".to_string(),
+        l.loaded.to_string(),
+        l.to_load.to_string(),
+        format!("{:.1}", l.load_active_hours),
+        rate(l.load_tickets_per_hour),
+    ]);
+    let mut s = Section::new("Long run");
+    s.push(Block::Table(t));
+    s.push(Block::Para(
+        Tone::Plain,
+        vec![text(format!(
+            "ETA at these rates: {}. History complete: {}.",
+            l.eta_text.as_deref().unwrap_or("unknown"),
+            history_sentence(l)
+        ))],
+    ));
+    s
+}
+
+/// The latest `verify`: scope, stated cost, reads spent, findings.
+fn verification_section(v: &VerificationSection) -> Section {
+    let mut s = Section::new("Verification");
+    s.push(Block::Para(
+        Tone::Plain,
+        vec![
+            text("Latest "),
+            code("verify"),
+            text(format!(" (#{}, scope ", v.verify_id)),
+            code(&v.scope),
+            text(format!(
+                "), started {}, {}. Stated cost {} reads ({} list pages + {} case reads for {} cases, {} message pages for {} cases); spent {} list pages, {} case reads, {} message pages.",
+                v.started_at,
+                match &v.finished_at {
+                    Some(f) => format!("finished {f}"),
+                    None => "not finished (run the same command to continue)".to_string(),
+                },
+                v.plan.total_reads,
+                v.plan.list_pages,
+                v.plan.case_reads,
+                v.plan.cases,
+                v.plan.message_reads,
+                v.plan.message_cases,
+                v.list_reads,
+                v.case_reads,
+                v.message_reads
+            )),
+        ],
+    ));
+    if v.findings_by_kind.is_empty() {
+        s.push(Block::Para(
+            Tone::Good,
+            vec![text("No findings: Deskie matches the store.")],
+        ));
+        return s;
     }
-    if let Some(v) = verification {
-        let _ = write!(
-            o,
-            "<h2>Verification</h2><p>Latest <code>verify</code> (#{}, scope <code>{}</code>), started {}, {}. Stated cost {} reads; spent {} list pages, {} case reads, {} message pages.</p>",
-            v.verify_id,
-            esc(&v.scope),
-            esc(&v.started_at),
-            esc(&match &v.finished_at {
-                Some(f) => format!("finished {f}"),
-                None => "not finished (run the same command to continue)".to_string(),
-            }),
-            v.plan.total_reads,
-            v.list_reads,
-            v.case_reads,
-            v.message_reads
-        );
-        if v.findings_by_kind.is_empty() {
-            o.push_str("<p class=\"ok\">No findings: Deskie matches the store.</p>");
-        } else {
-            o.push_str("<ul>");
-            for f in &v.findings {
-                let _ = write!(o, "<li>{}</li>", esc(f));
-            }
-            o.push_str("</ul>");
-        }
+    let mut t = Table::new(&["finding", "count"], &[false, true]);
+    for (kind, n) in &v.findings_by_kind {
+        t.row([kind.clone(), n.to_string()]);
     }
+    s.push(Block::Table(t));
+    s.push(Block::List(
+        v.findings.iter().map(|f| vec![text(f)]).collect(),
+    ));
+    s
 }
 
 #[cfg(test)]
