@@ -7,8 +7,7 @@ use sqlx::Row;
 use crate::error::Result;
 use crate::failures::failure_from_row;
 use crate::rows::{
-    MessageScope, attach_messages, attach_messages_of, key_from_row, ticket_columns,
-    ticket_from_row,
+    MessageScope, attach_messages_of, key_from_row, ticket_columns, ticket_from_row,
 };
 use crate::{
     BatchId, BatchState, BatchSummary, CaseRef, Counts, Failure, ProductCounts, Store, TicketState,
@@ -134,29 +133,7 @@ impl Store {
     /// messages, ordered by key and starting after `after`: iterate by passing the last key back.
     /// Three indexed range queries per page, so memory stays flat with millions of tickets.
     pub async fn tickets_page(&self, after: Option<TicketKey>, limit: u32) -> Result<Vec<Ticket>> {
-        let after = after.unwrap_or(TicketKey::new(i64::MIN, i64::MIN));
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            ticket_columns!(),
-            " FROM tickets
-             WHERE (product_id, ticket_id) > (?, ?)
-               AND fetched_updated_at IS NOT NULL AND fetched_updated_at = listed_updated_at
-             ORDER BY product_id, ticket_id LIMIT ?"
-        ))
-        .bind(after.product_id)
-        .bind(after.ticket_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        let mut tickets = rows
-            .iter()
-            .map(ticket_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        if let (Some(first), Some(last)) = (tickets.first(), tickets.last()) {
-            let (first, last) = (first.key, last.key);
-            attach_messages(&self.read, &mut tickets, first, last).await?;
-        }
-        Ok(tickets)
+        self.ticket_page(after, limit, MessageScope::All).await
     }
 }
 
@@ -312,6 +289,17 @@ impl Store {
         after: Option<TicketKey>,
         limit: u32,
     ) -> Result<Vec<Ticket>> {
+        self.ticket_page(after, limit, MessageScope::NotLoaded)
+            .await
+    }
+
+    /// One page of fetched tickets of `scope` after `after`, in key order, with their messages.
+    async fn ticket_page(
+        &self,
+        after: Option<TicketKey>,
+        limit: u32,
+        scope: MessageScope,
+    ) -> Result<Vec<Ticket>> {
         let after = after.unwrap_or(TicketKey::new(i64::MIN, i64::MIN));
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -319,11 +307,12 @@ impl Store {
             " FROM tickets
              WHERE (product_id, ticket_id) > (?, ?)
                AND fetched_updated_at IS NOT NULL AND fetched_updated_at = listed_updated_at
-               AND +state != 'loaded'
+               AND (? OR +state != 'loaded')
              ORDER BY product_id, ticket_id LIMIT ?"
         ))
         .bind(after.product_id)
         .bind(after.ticket_id)
+        .bind(scope == MessageScope::All)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
@@ -333,14 +322,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         if let (Some(first), Some(last)) = (tickets.first(), tickets.last()) {
             let (first, last) = (first.key, last.key);
-            attach_messages_of(
-                &self.read,
-                &mut tickets,
-                first,
-                last,
-                MessageScope::NotLoaded,
-            )
-            .await?;
+            attach_messages_of(&self.read, &mut tickets, first, last, scope).await?;
         }
         Ok(tickets)
     }
