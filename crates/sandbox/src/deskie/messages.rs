@@ -27,7 +27,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/api/cases/{case}/messages.json", get(list).post(add))
         .route(
             "/api/cases/{case}/messages/{message}",
-            put(edit).delete(delete),
+            put(edit::<false>).delete(delete::<false>),
         )
 }
 
@@ -56,7 +56,8 @@ async fn add(
     Reply(add_message(&app.shared, &per, &mut st, id, &payload))
 }
 
-async fn edit(
+/// `PUT` of a response (`NOTES = false`) or of a note (`NOTES = true`, `deskie/notes.rs`).
+pub(super) async fn edit<const NOTES: bool>(
     State(app): State<App>,
     per: PerRequest,
     Path((case, message)): Path<(String, String)>,
@@ -71,12 +72,13 @@ async fn edit(
         &mut st,
         id,
         message_id,
-        false,
+        NOTES,
         &payload.value,
     ))
 }
 
-async fn delete(
+/// `DELETE` of a response (`NOTES = false`) or of a note (`NOTES = true`).
+pub(super) async fn delete<const NOTES: bool>(
     State(app): State<App>,
     per: PerRequest,
     Path((case, message)): Path<(String, String)>,
@@ -85,7 +87,7 @@ async fn delete(
         return Reply(not_found("message"));
     };
     let mut st = lock(&app.account);
-    Reply(delete_message(&per.faults, &mut st, id, message_id, false))
+    Reply(delete_message(&per.faults, &mut st, id, message_id, NOTES))
 }
 
 /// `GET /api/cases/{id}/messages.json` (page 001, "View messages"): notes included, in Deskie

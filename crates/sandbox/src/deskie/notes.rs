@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::account::{Account, Message};
 use super::app::App;
 use super::fields::{content_of, get_int, incoming_time};
-use super::messages::{delete_message, edit_message};
+use super::messages::{delete, edit};
 use super::payload::{Payload, PerRequest, Written};
 use super::reply::{Answer, Reply, bad, id_of, not_found};
 use super::rules::{attachments, check_rejections, check_sync_content, is_sync_channel};
@@ -24,7 +24,10 @@ use crate::state::{Shared, lock};
 pub(super) fn routes() -> Router<App> {
     Router::new()
         .route("/api/cases/{case}/note.json", post(add))
-        .route("/api/cases/{case}/note/{message}", put(edit).delete(delete))
+        .route(
+            "/api/cases/{case}/note/{message}",
+            put(edit::<true>).delete(delete::<true>),
+        )
 }
 
 async fn add(
@@ -38,38 +41,6 @@ async fn add(
     };
     let mut st = lock(&app.account);
     Reply(add_note(&app.shared, &per, &mut st, id, &payload))
-}
-
-async fn edit(
-    State(app): State<App>,
-    per: PerRequest,
-    Path((case, message)): Path<(String, String)>,
-    Written(payload): Written,
-) -> Reply {
-    let (Some(id), Some(message_id)) = (id_of(&case), id_of(&message)) else {
-        return Reply(not_found("message"));
-    };
-    let mut st = lock(&app.account);
-    Reply(edit_message(
-        &per,
-        &mut st,
-        id,
-        message_id,
-        true,
-        &payload.value,
-    ))
-}
-
-async fn delete(
-    State(app): State<App>,
-    per: PerRequest,
-    Path((case, message)): Path<(String, String)>,
-) -> Reply {
-    let (Some(id), Some(message_id)) = (id_of(&case), id_of(&message)) else {
-        return Reply(not_found("message"));
-    };
-    let mut st = lock(&app.account);
-    Reply(delete_message(&per.faults, &mut st, id, message_id, true))
 }
 
 /// `POST /api/cases/{id}/note.json` (page 001, "Add a note").
