@@ -937,54 +937,19 @@ pub(super) fn pattern(message: &str) -> String {
     out
 }
 
+/// What failed tickets are grouped by: stage, step kind, code, class, masked message.
+type GroupKey = (String, String, Option<String>, String, String);
+
 async fn failures(store: &Store) -> Result<Failures> {
-    let failed = store.failed_tickets().await?;
-    type GroupKey = (String, String, Option<String>, String, String);
     let mut groups: HashMap<GroupKey, FailureGroup> = HashMap::new();
-    for f in &failed {
-        let (stage, step, code, class, message) = match &f.failure {
-            Some(x) => (
-                x.record.stage.as_str().to_string(),
-                x.record.step.kind(),
-                x.record.code.clone(),
-                x.record.class.as_str().to_string(),
-                x.record.message.clone(),
-            ),
-            None => (
-                "unknown".into(),
-                "unknown".into(),
-                None,
-                "permanent".into(),
-                "marked failed without a recorded failure (older version)".into(),
-            ),
-        };
-        let pat = pattern(&message);
-        let g = groups
-            .entry((
-                stage.clone(),
-                step.clone(),
-                code.clone(),
-                class.clone(),
-                pat.clone(),
-            ))
-            .or_insert_with(|| FailureGroup {
-                stage,
-                step,
-                code,
-                class,
-                message,
-                pattern: pat,
-                count: 0,
-                tickets: Vec::new(),
-                batches: Vec::new(),
-                retry_command: String::new(),
-            });
-        g.count += 1;
-        g.tickets.push(f.key.to_string());
-        if !g.batches.contains(&f.batch_id.0) {
-            g.batches.push(f.batch_id.0);
-        }
-    }
+    let mut failed = 0u64;
+    // Streamed: the groups keep each ticket's key, not its message and request.
+    store
+        .visit_failed_tickets(|f| {
+            failed += 1;
+            add_to_group(&mut groups, &f);
+        })
+        .await?;
     let mut groups: Vec<FailureGroup> = groups.into_values().collect();
     for g in &mut groups {
         g.batches.sort_unstable();
@@ -1011,10 +976,57 @@ async fn failures(store: &Store) -> Result<Failures> {
         })
         .collect();
     Ok(Failures {
-        tickets: failed.len() as u64,
+        tickets: failed,
         groups,
         pages,
     })
+}
+
+/// Adds one failed ticket to the group of its cause (stage, step, code, class and the message
+/// with its numbers masked).
+fn add_to_group(groups: &mut HashMap<GroupKey, FailureGroup>, f: &store::FailedTicket) {
+    let (stage, step, code, class, message) = match &f.failure {
+        Some(x) => (
+            x.record.stage.as_str().to_string(),
+            x.record.step.kind(),
+            x.record.code.clone(),
+            x.record.class.as_str().to_string(),
+            x.record.message.clone(),
+        ),
+        None => (
+            "unknown".into(),
+            "unknown".into(),
+            None,
+            "permanent".into(),
+            "marked failed without a recorded failure (older version)".into(),
+        ),
+    };
+    let pat = pattern(&message);
+    let g = groups
+        .entry((
+            stage.clone(),
+            step.clone(),
+            code.clone(),
+            class.clone(),
+            pat.clone(),
+        ))
+        .or_insert_with(|| FailureGroup {
+            stage,
+            step,
+            code,
+            class,
+            message,
+            pattern: pat,
+            count: 0,
+            tickets: Vec::new(),
+            batches: Vec::new(),
+            retry_command: String::new(),
+        });
+    g.count += 1;
+    g.tickets.push(f.key.to_string());
+    if !g.batches.contains(&f.batch_id.0) {
+        g.batches.push(f.batch_id.0);
+    }
 }
 
 fn retry_command(g: &FailureGroup) -> String {
