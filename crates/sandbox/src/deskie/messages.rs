@@ -154,27 +154,19 @@ fn list_messages(st: &mut Account, id: i64, pairs: &[(String, String)]) -> Answe
 }
 
 /// `POST /api/cases/{id}/messages.json` (page 001, "Add a response"; recipe 003 §1.2/2.2/3.2).
-fn add_message(adding: Adding<'_>, st: &mut Account) -> Answer {
-    let Adding {
-        shared,
-        faults,
-        readings,
-        id,
-        payload,
-        uploads,
-    } = adding;
-    let Some(m) = payload.get("message").and_then(Value::as_object) else {
+fn add_message(req: Adding<'_>, st: &mut Account) -> Answer {
+    let Some(m) = req.payload.get("message").and_then(Value::as_object) else {
         return bad("message", "is required: send {\"message\": {…}}");
     };
-    let (case_user, origin, sync) = match st.case_mut(id) {
+    let (case_user, origin, sync) = match st.case_mut(req.id) {
         Some(c) => (
             c.user_id,
             c.source_ticket,
-            is_sync_channel(readings, &c.channel),
+            is_sync_channel(req.readings, &c.channel),
         ),
         None => return not_found("case"),
     };
-    if let Err(a) = check_rejections(faults, m, origin) {
+    if let Err(a) = check_rejections(req.faults, m, origin) {
         return a;
     }
     if sync && let Err(a) = check_sync_content(m) {
@@ -206,16 +198,16 @@ fn add_message(adding: Adding<'_>, st: &mut Account) -> Answer {
         note: false,
         customer_emailed: agent && !get_bool(m, "do_not_send_email"),
     };
-    let msg = match compose(shared, readings, st, m, uploads, author) {
+    let msg = match compose(req.shared, req.readings, st, m, req.uploads, author) {
         Ok(msg) => msg,
         Err(a) => return a,
     };
-    append(st, id, msg, |case| {
+    append(st, req.id, msg, |case| {
         if !agent && (case.status == "closed" || case.status == "waiting") {
             // A customer writing again reopens the case, as real help desks do.
             case.status = "open".into();
         }
-        if agent && readings.agent_reply == AgentReplyReading::SetsWaiting {
+        if agent && req.readings.agent_reply == AgentReplyReading::SetsWaiting {
             // No page says what an agent reply does to the status (recipe 003 §1.3/2.3/3.3 only
             // says to check the case after all messages); under this reading it waits for the
             // customer, whatever it was. Notes never change the status (they go through add_note).

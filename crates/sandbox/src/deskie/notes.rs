@@ -25,29 +25,22 @@ pub(super) fn routes() -> Router<App> {
 }
 
 /// `POST /api/cases/{id}/note.json` (page 001, "Add a note").
-fn add_note(adding: Adding<'_>, st: &mut Account) -> Answer {
-    let Adding {
-        shared,
-        faults,
-        readings,
-        id,
-        payload,
-        uploads,
-    } = adding;
+fn add_note(req: Adding<'_>, st: &mut Account) -> Answer {
     // The page shows two payloads: {"note": {"note_staff_id"|"staff_id", content}} in the request
     // block and {"message": {content, note_staff_id}} in the curl sample. Accept both.
-    let Some(n) = payload
+    let Some(n) = req
+        .payload
         .get("note")
         .and_then(Value::as_object)
-        .or_else(|| payload.get("message").and_then(Value::as_object))
+        .or_else(|| req.payload.get("message").and_then(Value::as_object))
     else {
         return bad("note", "is required: send {\"note\": {…}}");
     };
-    let (origin, sync) = match st.case_mut(id) {
-        Some(c) => (c.source_ticket, is_sync_channel(readings, &c.channel)),
+    let (origin, sync) = match st.case_mut(req.id) {
+        Some(c) => (c.source_ticket, is_sync_channel(req.readings, &c.channel)),
         None => return not_found("case"),
     };
-    if let Err(a) = check_rejections(faults, n, origin) {
+    if let Err(a) = check_rejections(req.faults, n, origin) {
         return a;
     }
     if sync && let Err(a) = check_sync_content(n) {
@@ -56,7 +49,7 @@ fn add_note(adding: Adding<'_>, st: &mut Account) -> Answer {
     // Page 001 names the author `note_staff_id` in the request block and the curl sample, and
     // `staff_id` in both attachment forms; the reading in force says which one counts. JSON
     // (`note` / `message` wrappers) and multipart (`note[…]`) arrive here as the same object.
-    let staff_id = match readings.note_author {
+    let staff_id = match req.readings.note_author {
         NoteAuthorReading::EitherField => {
             match (get_int(n, "staff_id"), get_int(n, "note_staff_id")) {
                 (Ok(a), Ok(b)) => match a.or(b).filter(|&s| s != 0) {
@@ -92,8 +85,8 @@ fn add_note(adding: Adding<'_>, st: &mut Account) -> Answer {
         note: true,
         customer_emailed: false,
     };
-    match compose(shared, readings, st, n, uploads, author) {
-        Ok(msg) => append(st, id, msg, |_| {}),
+    match compose(req.shared, req.readings, st, n, req.uploads, author) {
+        Ok(msg) => append(st, req.id, msg, |_| {}),
         Err(a) => a,
     }
 }
