@@ -608,10 +608,10 @@ impl Desk360Client {
         let url = self.endpoint(&format!("v1/products/{product_id}/tickets/{ticket_id}"))?;
         let reply = self.get(&url, &what).await?;
         let detail = TicketDetail::from_json(&reply.body, &what)?;
-        if detail.id != ticket_id {
+        if detail.summary.id != ticket_id {
             return Err(Desk360Error::Malformed {
                 what,
-                detail: format!("the body is ticket {} instead", detail.id),
+                detail: format!("the body is ticket {} instead", detail.summary.id),
                 excerpt: transport::excerpt(&reply.body, 200),
             });
         }

@@ -657,46 +657,14 @@ fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MessageDto>, D::Error
 /// A ticket with its messages, and the body exactly as received (the store keeps it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketDetail {
-    /// Ticket id within its product.
-    #[serde(deserialize_with = "lenient::req_i64")]
-    pub id: i64,
-    /// Reason id, if any.
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub reason_id: Option<i64>,
-    /// Type id, if any.
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub type_id: Option<i64>,
-    /// Assigned agent (0 or null: unassigned).
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub agent_id: Option<i64>,
-    /// Customer's name.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub name: Option<String>,
-    /// Customer's email.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub email: Option<String>,
+    /// What the list entry of the ticket also says (id, customer, subject, codes, times),
+    /// read from the same fields of the body.
+    #[serde(flatten)]
+    pub summary: TicketSummary,
     /// Customer's phone (`phone`, or `phone_number`), when the ticket carries one (needed for
     /// Deskie's Calls channel).
     #[serde(flatten, deserialize_with = "phone", serialize_with = "phone_entry")]
     pub phone: Option<String>,
-    /// Subject; often null.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub subject: Option<String>,
-    /// Excerpt of the last message.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub last_message: Option<String>,
-    /// Desk360 channel.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub channel: Option<String>,
-    /// Platform.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub platform: Option<String>,
-    /// Status code.
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub status: Option<i64>,
-    /// Priority code.
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub priority: Option<i64>,
     /// Free-form settings (any JSON).
     #[serde(default, deserialize_with = "lenient::opt_json")]
     pub settings: Option<Value>,
@@ -709,12 +677,6 @@ pub struct TicketDetail {
     /// Custom fields (any JSON; `[]` when none).
     #[serde(default, deserialize_with = "lenient::opt_json")]
     pub custom_fields: Option<Value>,
-    /// Naive timestamp as sent.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub created_at: Option<String>,
-    /// Naive timestamp as sent; compared verbatim on later runs.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub updated_at: Option<String>,
     /// Messages and notes, in the server's order.
     #[serde(default, deserialize_with = "messages")]
     pub messages: Vec<MessageDto>,
@@ -865,18 +827,17 @@ mod tests {
     #[test]
     fn detail_errors_name_the_problem() {
         let err = TicketDetail::from_json("<html>oops</html>", "ticket 1/42").unwrap_err();
-        match &err {
-            Desk360Error::Malformed {
-                what,
-                detail,
-                excerpt,
-            } => {
-                assert_eq!(what, "ticket 1/42");
-                assert!(detail.contains("not valid JSON"), "{detail}");
-                assert_eq!(excerpt, "<html>oops</html>");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        let Desk360Error::Malformed {
+            what,
+            detail,
+            excerpt,
+        } = &err
+        else {
+            panic!("unexpected {err:?}");
+        };
+        assert_eq!(what, "ticket 1/42");
+        assert!(detail.contains("not valid JSON"), "{detail}");
+        assert_eq!(excerpt, "<html>oops</html>");
         let err = TicketDetail::from_json(r#"{"id":1,"messages":[{"agent_id":3}]}"#, "ticket 1/1")
             .unwrap_err();
         assert!(
@@ -896,7 +857,7 @@ mod tests {
     fn detail_round_trips_through_serde() {
         let raw = r#"{"data":{"id":"9","subject":null,"messages":{"1":{"id":2,"type":6},"0":{"id":1,"type":"0","agent_id":"0"}}}}"#;
         let d = TicketDetail::from_json(raw, "t").unwrap();
-        assert_eq!(d.id, 9);
+        assert_eq!(d.summary.id, 9);
         assert_eq!(d.raw, raw);
         assert_eq!(
             d.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
@@ -907,6 +868,6 @@ mod tests {
         let again: TicketDetail =
             serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(again.messages, d.messages);
-        assert_eq!(again.id, 9);
+        assert_eq!(again.summary.id, 9);
     }
 }

@@ -109,13 +109,14 @@ impl TicketDetail {
     /// or the ticket has no readable time, which would make its order unknowable. A ticket
     /// without `created_at` takes its earliest message's.
     pub fn to_model_in(&self, product_id: i64, tz: &TimeZone) -> Result<ModelTicket, String> {
+        let listed = &self.summary;
         let mut warnings = Vec::new();
         let messages = self
             .messages
             .iter()
             .map(|m| message_to_model(m, &mut warnings))
             .collect::<Result<Vec<_>, _>>()?;
-        let created_at = match self.created_at.as_deref() {
+        let created_at = match listed.created_at.as_deref() {
             Some(s) => parse_timestamp(s)
                 .ok_or_else(|| format!("ticket has an unreadable created_at {s:?}"))?,
             None => messages
@@ -126,20 +127,20 @@ impl TicketDetail {
         };
         let blank = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
         let mut ticket = Ticket {
-            key: TicketKey::new(product_id, self.id),
-            subject: blank(&self.subject),
-            customer_name: blank(&self.name),
-            customer_email: blank(&self.email),
+            key: TicketKey::new(product_id, listed.id),
+            subject: blank(&listed.subject),
+            customer_name: blank(&listed.name),
+            customer_email: blank(&listed.email),
             customer_phone: blank(&self.phone),
-            channel: blank(&self.channel),
-            platform: blank(&self.platform),
-            status: self.status,
-            priority: self.priority,
-            agent_id: self.agent_id.filter(|a| *a != 0),
-            type_id: self.type_id.filter(|t| *t != 0),
-            reason_id: self.reason_id.filter(|r| *r != 0),
+            channel: blank(&listed.channel),
+            platform: blank(&listed.platform),
+            status: listed.status,
+            priority: listed.priority,
+            agent_id: listed.agent_id.filter(|a| *a != 0),
+            type_id: listed.type_id.filter(|t| *t != 0),
+            reason_id: listed.reason_id.filter(|r| *r != 0),
             created_at,
-            updated_at: self.updated_at.clone().unwrap_or_default(),
+            updated_at: listed.updated_at.clone().unwrap_or_default(),
             messages,
         };
         ticket.sort_messages(tz);

@@ -242,7 +242,12 @@ async fn reads_the_page_samples() {
         let d = c.ticket(11, 1).await.unwrap();
         assert_eq!(d.raw, fixture("ticket_detail.json"));
         assert_eq!(
-            (d.id, d.agent_id, d.status, d.priority),
+            (
+                d.summary.id,
+                d.summary.agent_id,
+                d.summary.status,
+                d.summary.priority
+            ),
             (1, Some(72), Some(1), Some(1))
         );
         assert_eq!(d.country_code.as_deref(), Some("TR"));

@@ -41,12 +41,8 @@ impl CaseStatus {
 
     /// Reads Deskie's name (case-insensitive), e.g. from a case read back for verification.
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "open" => Some(CaseStatus::Open),
-            "waiting" => Some(CaseStatus::Waiting),
-            "closed" => Some(CaseStatus::Closed),
-            _ => None,
-        }
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 }
 
@@ -85,13 +81,10 @@ impl CasePriority {
 
     /// Reads Deskie's name (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "low" => Some(CasePriority::Low),
-            "normal" => Some(CasePriority::Normal),
-            "high" => Some(CasePriority::High),
-            "critical" => Some(CasePriority::Critical),
-            _ => None,
-        }
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|priority| priority.as_str() == s)
     }
 }
 
@@ -297,29 +290,31 @@ pub struct NewMessage {
 impl NewMessage {
     /// A customer's message: body, `created_at`, `user_id` (recipe x.2 a).
     pub fn from_customer(user_id: i64, body: Content, created_at: Timestamp) -> Self {
-        let (content_html, content) = body.split();
-        Self {
-            content_html,
-            content,
-            created_at,
-            user_id: Some(user_id),
-            staff_id: None,
-            do_not_send_email: None,
-            attachment_urls: Vec::new(),
-        }
+        Self::by(Some(user_id), None, body, created_at)
     }
 
     /// An agent's message: body, `created_at`, `staff_id` and always `do_not_send_email = true`
     /// (recipe 1.2 b; sent on every channel, since an import must never email a customer).
     pub fn from_agent(staff_id: i64, body: Content, created_at: Timestamp) -> Self {
+        Self::by(None, Some(staff_id), body, created_at)
+    }
+
+    /// A message by the customer (`user_id`) or an agent (`staff_id`, with
+    /// `do_not_send_email = true`).
+    fn by(
+        user_id: Option<i64>,
+        staff_id: Option<i64>,
+        body: Content,
+        created_at: Timestamp,
+    ) -> Self {
         let (content_html, content) = body.split();
         Self {
             content_html,
             content,
             created_at,
-            user_id: None,
-            staff_id: Some(staff_id),
-            do_not_send_email: Some(true),
+            user_id,
+            staff_id,
+            do_not_send_email: staff_id.map(|_| true),
             attachment_urls: Vec::new(),
         }
     }

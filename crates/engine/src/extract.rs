@@ -120,22 +120,24 @@ pub(crate) async fn refresh_reference(ctx: &Ctx, client: &Desk360Client) -> Resu
         email: a.email.clone(),
     });
     ctx.store.save_agents(&agents).await?;
-    let types = with_raw(client.types().await?, |t| Category {
-        id: t.id,
-        product_id: t.product_id,
-        title: t.title.clone().unwrap_or_else(|| format!("type {}", t.id)),
+    let types = with_raw(client.types().await?, |t| {
+        category("type", t.id, t.product_id, &t.title)
     });
     ctx.store.save_types(&types).await?;
-    let reasons = with_raw(client.reasons().await?, |r| Category {
-        id: r.id,
-        product_id: r.product_id,
-        title: r
-            .title
-            .clone()
-            .unwrap_or_else(|| format!("reason {}", r.id)),
+    let reasons = with_raw(client.reasons().await?, |r| {
+        category("reason", r.id, r.product_id, &r.title)
     });
     ctx.store.save_reasons(&reasons).await?;
     Ok(())
+}
+
+/// A ticket type or reason as stored; an untitled one is named by its `kind` and id.
+fn category(kind: &str, id: i64, product_id: Option<i64>, title: &Option<String>) -> Category {
+    Category {
+        id,
+        product_id,
+        title: title.clone().unwrap_or_else(|| format!("{kind} {id}")),
+    }
 }
 
 /// Pairs each reference item's domain form with its JSON, which the store keeps.

@@ -35,6 +35,12 @@ pub const MAX_REQUEST_BYTES: u64 = 50 * 1024 * 1024;
 /// Longest derived subject.
 const SUBJECT_MAX_CHARS: usize = 120;
 
+/// Names by id (type and reason titles for [`MapContext`], and the like), from stored rows:
+/// `key` picks a row's id and name.
+pub(crate) fn by_id<T>(rows: Vec<T>, key: impl FnMut(T) -> (i64, String)) -> BTreeMap<i64, String> {
+    rows.into_iter().map(key).collect()
+}
+
 /// Everything besides the ticket that the mapping reads.
 #[derive(Debug, Clone, Copy)]
 pub struct MapContext<'a> {
@@ -723,34 +729,36 @@ fn labels_and_fields(
     w: &mut Vec<Warning>,
 ) {
     let m = cx.mapping;
-    if let Some(t) = ticket.type_id.filter(|t| *t != 0) {
-        let label = m.types.get(&t);
-        if let Some(l) = label {
-            create.labels.push(*l);
-        }
-        let field = m.type_field.as_ref().zip(cx.type_titles.get(&t));
-        if let Some((f, title)) = field {
-            create.custom_fields.insert(f.clone(), title.clone());
-        }
-        if label.is_none() && field.is_none() {
-            w.push(Warning::UnmappedType { type_id: t });
-        }
+    let by_type = (&m.types, m.type_field.as_ref(), cx.type_titles);
+    if let Some(type_id) = label_and_field(create, ticket.type_id, by_type) {
+        w.push(Warning::UnmappedType { type_id });
     }
-    if let Some(r) = ticket.reason_id.filter(|r| *r != 0) {
-        let label = m.reasons.get(&r);
-        if let Some(l) = label
-            && !create.labels.contains(l)
-        {
-            create.labels.push(*l);
-        }
-        let field = m.reason_field.as_ref().zip(cx.reason_titles.get(&r));
-        if let Some((f, title)) = field {
-            create.custom_fields.insert(f.clone(), title.clone());
-        }
-        if label.is_none() && field.is_none() {
-            w.push(Warning::UnmappedReason { reason_id: r });
-        }
+    let by_reason = (&m.reasons, m.reason_field.as_ref(), cx.reason_titles);
+    if let Some(reason_id) = label_and_field(create, ticket.reason_id, by_reason) {
+        w.push(Warning::UnmappedReason { reason_id });
     }
+}
+
+/// Gives the case the label (from `labels`, once) and the custom field (`field` = the title
+/// from `titles`) of a type or reason `id` (0 or none: nothing); returns the id when it has
+/// neither, for the warning.
+fn label_and_field(
+    create: &mut NewCase,
+    id: Option<i64>,
+    (labels, field, titles): (&BTreeMap<i64, i64>, Option<&String>, &BTreeMap<i64, String>),
+) -> Option<i64> {
+    let id = id.filter(|i| *i != 0)?;
+    let label = labels.get(&id);
+    if let Some(l) = label
+        && !create.labels.contains(l)
+    {
+        create.labels.push(*l);
+    }
+    let field = field.zip(titles.get(&id));
+    if let Some((f, title)) = field {
+        create.custom_fields.insert(f.clone(), title.clone());
+    }
+    (label.is_none() && field.is_none()).then_some(id)
 }
 
 /// Files within Deskie's limits, in order; the rest become warnings (never silently dropped).

@@ -3,9 +3,11 @@
 //! stops cleanly on cancellation: no new work is taken, in-flight writes finish or stay journaled
 //! as open intents, tickets held by the loader go back to `extracted`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use deskie::{CasePriority, CaseStatus};
 use serde::Serialize;
 use store::{
     CheckpointMode, Counts, RequestStat, RetryFilter, RunKind, RunOutcome, Side, Store, StoreLock,
@@ -352,26 +354,17 @@ fn fingerprint(s: &Settings) -> String {
     use sha2::Digest;
     // The Deskie names as text, so the fingerprint of an unchanged configuration stays the one
     // earlier versions recorded (they held the names as strings).
-    let names = |m: &std::collections::BTreeMap<i64, &'static str>| format!("{m:?}");
-    let status = s
-        .mapping
-        .status
-        .iter()
-        .map(|(k, v)| (*k, v.as_str()))
-        .collect();
-    let priority = s
-        .mapping
-        .priority
-        .iter()
-        .map(|(k, v)| (*k, v.as_str()))
-        .collect();
+    fn names<T: Copy>(m: &BTreeMap<i64, T>, name: fn(T) -> &'static str) -> String {
+        let m: BTreeMap<i64, &str> = m.iter().map(|(k, v)| (*k, name(*v))).collect();
+        format!("{m:?}")
+    }
     let text = format!(
         "{}|{}|{:?}|{}|{}|{:?}|{:?}|{}",
         s.source.base_url,
         s.target.base_url,
         s.mapping.agents,
-        names(&status),
-        names(&priority),
+        names(&s.mapping.status, CaseStatus::as_str),
+        names(&s.mapping.priority, CasePriority::as_str),
         s.mapping.channels,
         s.target.source_id_field,
         s.source.timezone_name

@@ -97,7 +97,7 @@ async fn pick_named(
             continue;
         }
         let detail = client.ticket(key.product_id, key.ticket_id).await?;
-        picked.add(*key, detail.updated_at.clone());
+        picked.add(*key, detail.summary.updated_at.clone());
         details.push((*key, Ok(detail)));
     }
     Ok(details)

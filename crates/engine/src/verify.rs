@@ -39,11 +39,11 @@ use deskie::{CasePriority, CaseStatus, DeskieClient, DeskieError, MessageInfo};
 use model::TicketKey;
 use serde::Serialize;
 use store::{LoadState, SeenCase, SeenVia, Store, TicketState, VerifyFinding};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clients::build_deskie;
 use crate::error::{EngineError, Result};
-use crate::mapping::{CasePlan, MapContext, Mapped, map_ticket, normalize_body};
+use crate::mapping::{CasePlan, MapContext, Mapped, by_id, map_ticket, normalize_body};
 use crate::open::Engine;
 
 /// Cases a case-list page holds at most (page 001: "the maximum value of the limit parameter
@@ -501,6 +501,11 @@ async fn walk_case_list(
     }
 }
 
+/// One of the reads allowed at once (`run.concurrency`), held by the task that makes it.
+async fn acquire(semaphore: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit> {
+    (semaphore.clone().acquire_owned().await).map_err(|e| EngineError::Internal(e.to_string()))
+}
+
 /// Reads by id every stored case the walk did not show. Returns `false` when cancelled.
 async fn read_unseen(
     client: &DeskieClient,
@@ -524,11 +529,7 @@ async fn read_unseen(
             if cancel.is_cancelled() {
                 break;
             }
-            let permit = semaphore
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            let permit = acquire(&semaphore).await?;
             let (client, store, field, case_id) =
                 (client.clone(), store.clone(), field.clone(), *case_id);
             tasks.spawn(async move {
@@ -683,18 +684,8 @@ async fn check_messages_in_scope(
     let store = engine.store();
     let cancel = engine.cancel_token();
     let done: HashSet<TicketKey> = store.verify_done_keys(id).await?;
-    let types = store
-        .types()
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.title))
-        .collect();
-    let reasons = store
-        .reasons()
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.title))
-        .collect();
+    let types = by_id(store.types().await?, |t| (t.id, t.title));
+    let reasons = by_id(store.reasons().await?, |r| (r.id, r.title));
     let lookups = Arc::new((types, reasons));
     let semaphore = Arc::new(Semaphore::new(settings.run.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -702,11 +693,7 @@ async fn check_messages_in_scope(
         if cancel.is_cancelled() {
             break;
         }
-        let permit = semaphore
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let permit = acquire(&semaphore).await?;
         let state = store.load_ticket(c.key).await?;
         let loaded = store.ticket_state(c.key).await? == Some(TicketState::Loaded);
         let (client, store, lookups, settings) = (

@@ -311,15 +311,7 @@ impl Dataset {
     /// and the filter field all follow, and `updated_at` moves like for a new message. Returns
     /// `false` when the ticket does not exist.
     pub fn set_status(&mut self, product_id: i64, ticket_id: i64, status: i64) -> bool {
-        let Some(&i) = self.index.get(&(product_id, ticket_id)) else {
-            return false;
-        };
-        self.touch(i);
-        let t = &mut self.tickets[i];
-        t.status = status;
-        t.detail["status"] = json!(status);
-        t.list["status"] = json!(status);
-        true
+        self.change_code(product_id, ticket_id, Code::Status, status)
     }
 
     /// Creates a new ticket in `product_id` as if a customer (or an agent) opened it now, the way
@@ -405,10 +397,7 @@ impl Dataset {
         self.clock += 60;
         let ts = naive(self.clock);
         for &i in &found {
-            let t = &mut self.tickets[i];
-            t.status = status;
-            t.detail["status"] = json!(status);
-            t.list["status"] = json!(status);
+            self.set_code(i, Code::Status, status);
             self.stamp(i, &ts);
         }
         found.len()
@@ -416,15 +405,31 @@ impl Dataset {
 
     /// Changes a ticket's priority (0 low … 3 urgent) now, like [`Dataset::set_status`].
     pub fn set_priority(&mut self, product_id: i64, ticket_id: i64, priority: i64) -> bool {
+        self.change_code(product_id, ticket_id, Code::Priority, priority)
+    }
+
+    /// Changes a coded field of a ticket now ([`Dataset::set_status`], [`Dataset::set_priority`]);
+    /// `false` when the ticket does not exist.
+    fn change_code(&mut self, product_id: i64, ticket_id: i64, code: Code, value: i64) -> bool {
         let Some(&i) = self.index.get(&(product_id, ticket_id)) else {
             return false;
         };
         self.touch(i);
-        let t = &mut self.tickets[i];
-        t.priority = priority;
-        t.detail["priority"] = json!(priority);
-        t.list["priority"] = json!(priority);
+        self.set_code(i, code, value);
         true
+    }
+
+    /// Sets a coded field of ticket `i` in all three places it is kept: the typed field, the
+    /// detail and the list object, which every reader of the dataset must see alike.
+    fn set_code(&mut self, i: usize, code: Code, value: i64) {
+        let t = &mut self.tickets[i];
+        let (name, typed) = match code {
+            Code::Status => ("status", &mut t.status),
+            Code::Priority => ("priority", &mut t.priority),
+        };
+        *typed = value;
+        t.detail[name] = json!(value);
+        t.list[name] = json!(value);
     }
 
     /// Advances the account clock by a minute, stamps ticket `i`'s `updated_at` with it (detail,
@@ -453,6 +458,15 @@ impl Dataset {
             });
         }
     }
+}
+
+/// A ticket field Desk360 sends as a code, which a live change can set.
+#[derive(Debug, Clone, Copy)]
+enum Code {
+    /// `status` (0 open, 1 resolved, 2 waiting).
+    Status,
+    /// `priority` (0 low … 3 urgent).
+    Priority,
 }
 
 /// Size of the chunks attachment files are produced and streamed in.
@@ -915,27 +929,6 @@ fn gen_ticket(
         other => other,
     };
     let country = ["TR", "DE", "US", "JP", "BR", "PL"][rng.usize(..6)];
-    let detail = json!({
-        "id": ticket_id,
-        "reason_id": reason_id,
-        "type_id": type_id,
-        "agent_id": agent_id,
-        "name": name,
-        "email": email,
-        "phone": phone,
-        "subject": subject,
-        "channel": channel,
-        "platform": platform,
-        "status": status,
-        "priority": priority,
-        "settings": null,
-        "country_code": country,
-        "star_rating": null,
-        "custom_fields": [],
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "messages": messages,
-    });
     let list = json!({
         "id": ticket_id,
         "reason_id": reason_id,
@@ -952,6 +945,20 @@ fn gen_ticket(
         "created_at": created_at,
         "updated_at": updated_at,
     });
+    // The detail says all the list entry says but the excerpt, and more.
+    let mut detail = json!({
+        "phone": phone,
+        "settings": null,
+        "country_code": country,
+        "star_rating": null,
+        "custom_fields": [],
+        "messages": messages,
+    });
+    for (key, value) in list.as_object().into_iter().flatten() {
+        if key != "last_message" {
+            detail[key] = value.clone();
+        }
+    }
     TicketData {
         product_id,
         ticket_id,

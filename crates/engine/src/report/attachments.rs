@@ -253,7 +253,7 @@ fn mode_sentence(s: &AttachmentsSection) -> String {
 /// The section both renderings show.
 pub(super) fn doc_section(s: &AttachmentsSection) -> Section {
     let mut sec = Section::new("Attachments");
-    sec.push(Block::Para(Tone::Plain, vec![text(mode_sentence(s))]));
+    sec.para(Tone::Plain, mode_sentence(s));
     let mut t = Table::new(&["files", "count", "bytes"], &[false, true, true]);
     for (label, totals) in lines(s) {
         t.row([
@@ -263,34 +263,31 @@ pub(super) fn doc_section(s: &AttachmentsSection) -> Section {
         ]);
     }
     sec.push(Block::Table(t));
-    sec.push(Block::Para(
+    sec.para(
         Tone::Plain,
-        vec![text(format!(
+        format!(
             "Messages whose inline images now show the Deskie copy: {} ({} edits still to send).",
             s.rehosted_messages, s.rehost_edits_open
-        ))],
-    ));
+        ),
+    );
     if let Some(c) = &s.link_check {
-        sec.push(Block::Para(
+        sec.para(
             Tone::Plain,
-            vec![text(format!(
+            format!(
                 "Link check of the dry run ({} UTC): {} links fetched without credentials, {} refused, {} expiring.",
                 c.checked_at, c.sampled, c.not_public, c.expiring
-            ))],
-        ));
+            ),
+        );
         if !c.detail.is_empty() {
             sec.push(Block::List(
                 c.detail.iter().map(|d| vec![text(d)]).collect(),
             ));
         }
     }
-    sec.push(Block::Para(
+    sec.para(
         Tone::Plain,
-        vec![text(format!(
-            "{} attachments could not be migrated.",
-            s.failures_total
-        ))],
-    ));
+        format!("{} attachments could not be migrated.", s.failures_total),
+    );
     if !s.failures.is_empty() {
         let mut t = Table::new(
             &["ticket", "file", "reason", "what to do"],

@@ -10,7 +10,7 @@ use store::{RunKind, Side, Store, TicketState};
 
 use super::*;
 use crate::config::{Settings, SourceAuth};
-use crate::mapping::{MapContext, Mapped, Warning, map_ticket};
+use crate::mapping::{MapContext, Mapped, Warning, by_id, map_ticket};
 
 /// Tickets read per store page.
 const PAGE: u32 = 500;
@@ -105,40 +105,11 @@ struct Refs {
 
 impl Refs {
     async fn read(store: &Store) -> Result<Refs> {
-        let titles = |rows: Vec<(i64, String)>| rows.into_iter().collect::<BTreeMap<_, _>>();
         Ok(Refs {
-            product_names: titles(
-                store
-                    .products()
-                    .await?
-                    .into_iter()
-                    .map(|p| (p.id, p.name))
-                    .collect(),
-            ),
-            type_titles: titles(
-                store
-                    .types()
-                    .await?
-                    .into_iter()
-                    .map(|t| (t.id, t.title))
-                    .collect(),
-            ),
-            reason_titles: titles(
-                store
-                    .reasons()
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id, r.title))
-                    .collect(),
-            ),
-            agent_names: titles(
-                store
-                    .agents()
-                    .await?
-                    .into_iter()
-                    .map(|a| (a.id, a.name))
-                    .collect(),
-            ),
+            product_names: by_id(store.products().await?, |p| (p.id, p.name)),
+            type_titles: by_id(store.types().await?, |t| (t.id, t.title)),
+            reason_titles: by_id(store.reasons().await?, |r| (r.id, r.title)),
+            agent_names: by_id(store.agents().await?, |a| (a.id, a.name)),
         })
     }
 }

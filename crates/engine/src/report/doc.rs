@@ -43,6 +43,11 @@ impl Section {
         self.blocks.push(block);
         self
     }
+
+    /// Appends a paragraph of plain text in `tone`: most of a section's sentences.
+    pub fn para(&mut self, tone: Tone, sentence: impl Into<String>) -> &mut Self {
+        self.push(Block::Para(tone, vec![text(sentence)]))
+    }
 }
 
 /// Inline text: plain, emphasised or code. Renderers escape every kind.

@@ -226,14 +226,14 @@ fn long_run_section(l: &LongRunSection) -> Section {
     ]);
     let mut s = Section::new("Long run");
     s.push(Block::Table(t));
-    s.push(Block::Para(
+    s.para(
         Tone::Plain,
-        vec![text(format!(
+        format!(
             "ETA at these rates: {}. History complete: {}.",
             l.eta_text.as_deref().unwrap_or("unknown"),
             history_sentence(l)
-        ))],
-    ));
+        ),
+    );
     s
 }
 
@@ -267,10 +267,7 @@ fn verification_section(v: &VerificationSection) -> Section {
         ],
     ));
     if v.findings_by_kind.is_empty() {
-        s.push(Block::Para(
-            Tone::Good,
-            vec![text("No findings: Deskie matches the store.")],
-        ));
+        s.para(Tone::Good, "No findings: Deskie matches the store.");
         return s;
     }
     let mut t = Table::new(&["finding", "count"], &[false, true]);

@@ -142,9 +142,9 @@ fn count_table(key: &str, value: &str, m: &BTreeMap<String, u64>) -> Block {
 fn counts(r: &Report) -> Section {
     let c = &r.counts;
     let mut s = Section::new("Counts");
-    s.push(Block::Para(
+    s.para(
         Tone::Plain,
-        vec![text(format!(
+        format!(
             "{} products, {} tickets ({} with details stored), {} messages, {} notes, {} attachments ({}).",
             c.products,
             c.tickets,
@@ -153,8 +153,8 @@ fn counts(r: &Report) -> Section {
             c.notes,
             c.attachments,
             fmt_bytes(c.attachment_bytes)
-        ))],
-    ));
+        ),
+    );
     s.push(count_table("state", "tickets", &c.tickets_by_state));
     let mut t = Table::new(
         &[
@@ -197,22 +197,19 @@ fn routing(r: &Report) -> Section {
         ));
     }
     if rt.unroutable_total == 0 {
-        s.push(Block::Para(
-            Tone::Good,
-            vec![text("Every stored ticket can go through its route.")],
-        ));
+        s.para(Tone::Good, "Every stored ticket can go through its route.");
         return s;
     }
-    s.push(Block::Para(
+    s.para(
         Tone::Bad,
-        vec![text(format!("{} tickets cannot go:", rt.unroutable_total))],
-    ));
+        format!("{} tickets cannot go:", rt.unroutable_total),
+    );
     for g in &rt.unroutable {
         s.push(Block::Subheading(format!(
             "route {} · {} tickets",
             g.route, g.count
         )));
-        s.push(Block::Para(Tone::Plain, vec![text(&g.reason)]));
+        s.para(Tone::Plain, &g.reason);
         s.push(Block::Keys(g.tickets.clone()));
     }
     s
@@ -235,7 +232,7 @@ fn gaps(r: &Report) -> Section {
             continue;
         }
         s.push(Block::Subheading(format!("{title} without a mapping")));
-        s.push(Block::Para(Tone::Plain, vec![text(format!("{default}."))]));
+        s.para(Tone::Plain, format!("{default}."));
         let mut t = Table::new(&["id", "name", "tickets"], &[true, false, true]);
         for x in list {
             t.row([
@@ -247,10 +244,7 @@ fn gaps(r: &Report) -> Section {
         s.push(Block::Table(t));
     }
     if s.blocks.len() == before {
-        s.push(Block::Para(
-            Tone::Good,
-            vec![text("Every agent, type, reason and code is mapped.")],
-        ));
+        s.para(Tone::Good, "Every agent, type, reason and code is mapped.");
     }
     s
 }
@@ -265,12 +259,12 @@ fn not_loaded_only(r: &Report, s: &mut Section) {
         .copied()
         .unwrap_or(0);
     if loaded > 0 {
-        s.push(Block::Para(
+        s.para(
             Tone::Plain,
-            vec![text(format!(
+            format!(
                 "For the tickets not loaded yet; the {loaded} loaded tickets are not mapped again."
-            ))],
-        ));
+            ),
+        );
     }
 }
 
@@ -279,13 +273,13 @@ fn content(r: &Report) -> Section {
     let t = &r.content;
     let mut s = Section::new("Content warnings");
     not_loaded_only(r, &mut s);
-    s.push(Block::Para(
+    s.para(
         Tone::Plain,
-        vec![text(format!(
+        format!(
             "{} tickets have no subject; one is derived from the first message's first line.",
             t.derived_subjects
-        ))],
-    ));
+        ),
+    );
     if !t.derived_subject_examples.is_empty() {
         let mut table = Table::new(&["ticket", "derived subject"], &[false, false]);
         for d in &t.derived_subject_examples {
@@ -293,24 +287,24 @@ fn content(r: &Report) -> Section {
         }
         s.push(Block::Table(table));
     }
-    s.push(Block::Para(
+    s.para(
         Tone::Plain,
-        vec![text(super::attachments::oversize_sentence(
+        super::attachments::oversize_sentence(
             &r.attachments.mode,
             t.oversize_attachments_total,
             t.oversize_attachment_bytes,
-        ))],
-    ));
+        ),
+    );
     if !t.oversize_attachments.is_empty() {
         s.push(Block::Table(oversize_table(&t.oversize_attachments)));
     }
-    s.push(Block::Para(
+    s.para(
         Tone::Plain,
-        vec![text(format!(
+        format!(
             "{} messages are empty; a placeholder text is sent.",
             t.empty_messages_total
-        ))],
-    ));
+        ),
+    );
     if !t.empty_messages.is_empty() {
         s.push(Block::Keys(
             t.empty_messages
@@ -319,13 +313,13 @@ fn content(r: &Report) -> Section {
                 .collect(),
         ));
     }
-    s.push(Block::Para(
+    s.para(
         Tone::Plain,
-        vec![text(format!(
+        format!(
             "{} things Desk360 sent were carried over in a safer form (e.g. a message of an unknown type kept as an internal note, never published).",
             t.source_warnings_total
-        ))],
-    ));
+        ),
+    );
     if !t.source_warnings.is_empty() {
         s.push(Block::List(
             t.source_warnings.iter().map(|w| vec![text(w)]).collect(),
@@ -498,7 +492,7 @@ fn progress(p: &ProgressSection) -> Section {
 fn failures(f: &Failures) -> Section {
     let mut s = Section::new("Failures");
     if f.groups.is_empty() && f.pages.is_empty() {
-        s.push(Block::Para(Tone::Good, vec![text("None.")]));
+        s.para(Tone::Good, "None.");
     }
     for g in &f.groups {
         s.push(Block::Subheading(format!(
@@ -560,38 +554,26 @@ fn caps(cp: &Caps) -> Section {
         &["cap", "limit", "cases of this migration", "verdict"],
         &[false, false, true, false],
     );
-    t.row([
-        "cases kept".to_string(),
+    let kept = if cp.retention_exceeded {
         format!(
-            "{} per agent × {} = {}",
-            cp.cases_per_agent, cp.agents, cp.retention_limit
-        ),
-        cp.cases.to_string(),
-        if cp.retention_exceeded {
-            format!(
-                "EXCEEDED by {}: the oldest would be deleted",
-                cp.cases_over_retention
-            )
-        } else {
-            "within".into()
-        },
-    ]);
-    t.row([
-        "new cases a month".to_string(),
+            "EXCEEDED by {}: the oldest would be deleted",
+            cp.cases_over_retention
+        )
+    } else {
+        "within".into()
+    };
+    let retention = (cp.cases_per_agent, cp.retention_limit);
+    cap_row(&mut t, cp, "cases kept", retention, kept);
+    let monthly = if cp.monthly_exceeded {
         format!(
-            "{} per agent × {} = {}",
-            cp.new_cases_per_agent_month, cp.agents, cp.monthly_limit
-        ),
-        cp.cases.to_string(),
-        if cp.monthly_exceeded {
-            format!(
-                "EXCEEDED: {:.2} months of allowance",
-                cp.months_of_allowance
-            )
-        } else {
-            format!("within ({:.2} months)", cp.months_of_allowance)
-        },
-    ]);
+            "EXCEEDED: {:.2} months of allowance",
+            cp.months_of_allowance
+        )
+    } else {
+        format!("within ({:.2} months)", cp.months_of_allowance)
+    };
+    let monthly_limit = (cp.new_cases_per_agent_month, cp.monthly_limit);
+    cap_row(&mut t, cp, "new cases a month", monthly_limit, monthly);
     let mut s = Section::new("Deskie account caps");
     s.push(Block::Para(
         Tone::Plain,
@@ -608,13 +590,24 @@ fn caps(cp: &Caps) -> Section {
     s
 }
 
+/// One cap's row: its name, its limit (`per_agent` × the agents = `limit`), this migration's
+/// cases and the verdict.
+fn cap_row(t: &mut Table, cp: &Caps, cap: &str, (per_agent, limit): (u64, u64), verdict: String) {
+    t.row([
+        cap.to_string(),
+        format!("{per_agent} per agent × {} = {limit}", cp.agents),
+        cp.cases.to_string(),
+        verdict,
+    ]);
+}
+
 /// The settings the plan assumed and the latest runs.
 fn settings_and_runs(r: &Report) -> Section {
     let st = &r.settings;
     let mut s = Section::new("Settings and runs");
-    s.push(Block::Para(
+    s.para(
         Tone::Plain,
-        vec![text(format!(
+        format!(
             "Desk360 {} requests / {} s; Deskie {} plan, {} agents, {} units / {} s; concurrency {}; timezone {}; source id field {}.",
             st.source_rpm,
             st.source_window_secs,
@@ -625,8 +618,8 @@ fn settings_and_runs(r: &Report) -> Section {
             st.concurrency,
             st.timezone,
             st.source_id_field.as_deref().unwrap_or("(none)")
-        ))],
-    ));
+        ),
+    );
     if r.runs.is_empty() {
         return s;
     }

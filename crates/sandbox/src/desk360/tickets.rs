@@ -257,14 +257,11 @@ fn next_link(
 
 /// Status changes of a ticket: one entry from 0 to its current status (none while still 0).
 async fn ticket_logs(State(app): State<App>, Path((pid, tid)): Path<(String, String)>) -> Faulted {
-    let shared = &app.shared;
-    let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
-        return model_not_found();
-    };
-    let ds = shared.dataset();
-    let Some(t) = ds.ticket(pid, tid) else {
-        return model_not_found();
-    };
+    with_ticket(&app.shared, &pid, &tid, logs)
+}
+
+/// The logs of one ticket.
+fn logs(_: &Shared, t: &TicketData) -> Faulted {
     let logs: Vec<Value> = if t.status == 0 {
         Vec::new()
     } else {
@@ -286,18 +283,16 @@ async fn ticket_detail(
     State(app): State<App>,
     Path((pid, tid)): Path<(String, String)>,
 ) -> Faulted {
-    let shared = &app.shared;
-    let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
-        return model_not_found();
-    };
-    let ds = shared.dataset();
-    let Some(t) = ds.ticket(pid, tid) else {
-        return model_not_found();
-    };
+    with_ticket(&app.shared, &pid, &tid, detail)
+}
+
+/// The detail of one ticket, spoilt by the faults that name it.
+fn detail(shared: &Shared, t: &TicketData) -> Faulted {
+    let key = (t.product_id, t.ticket_id);
     let signed = files::sign_detail(shared, &t.detail);
     let body = serde_json::to_vec(signed.as_ref().unwrap_or(&t.detail)).unwrap_or_default();
     let faults = shared.faults();
-    if faults.malformed_tickets.contains(&(pid, tid)) {
+    if faults.malformed_tickets.contains(&key) {
         let mut bad = b"<br />\n<b>Warning</b>:  Undefined index: messages in <b>/var/www/app/Http/Resources/Ticket.php</b> on line <b>42</b><br />\n".to_vec();
         bad.extend_from_slice(&body);
         return Faulted(
@@ -305,7 +300,7 @@ async fn ticket_detail(
             Some("malformed"),
         );
     }
-    if faults.truncated_tickets.contains(&(pid, tid)) {
+    if faults.truncated_tickets.contains(&key) {
         let half = body[..body.len() / 2].to_vec();
         return Faulted(
             raw_response(StatusCode::OK, "application/json", half),
@@ -313,4 +308,21 @@ async fn ticket_detail(
         );
     }
     Faulted(raw_response(StatusCode::OK, "application/json", body), None)
+}
+
+/// Answers for the ticket a `{product}/{ticket}` path names, or with Desk360's "model not found"
+/// when an id is not a number or there is no such ticket.
+fn with_ticket(
+    shared: &Shared,
+    pid: &str,
+    tid: &str,
+    answer: impl FnOnce(&Shared, &TicketData) -> Faulted,
+) -> Faulted {
+    let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>()) else {
+        return model_not_found();
+    };
+    match shared.dataset().ticket(pid, tid) {
+        Some(t) => answer(shared, t),
+        None => model_not_found(),
+    }
 }

@@ -5,18 +5,18 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{MethodRouter, get, post, put};
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::account::{Account, Message, ordered};
+use super::account::{Account, Case, Message, Upload, ordered};
 use super::app::App;
 use super::fields::{content_of, get_bool, get_int, incoming_time, value_text};
-use super::payload::{Payload, PerRequest, Written};
+use super::payload::{PerRequest, Written};
 use super::reply::{Answer, Reply, bad, id_of, not_found};
 use super::rules::{attachments, check_rejections, check_sync_content, is_sync_channel};
 use super::shapes::{message_json, numbered, paging};
-use crate::config::{AgentReplyReading, Faults};
+use crate::config::{AgentReplyReading, Faults, Readings};
 use crate::respond::QueryPairs;
 use crate::state::{Shared, lock};
 
@@ -24,7 +24,10 @@ use crate::state::{Shared, lock};
 /// (edit, delete).
 pub(super) fn routes() -> Router<App> {
     Router::new()
-        .route("/api/cases/{case}/messages.json", get(list).post(add))
+        .route(
+            "/api/cases/{case}/messages.json",
+            get(list).merge(adding(add_message)),
+        )
         .route(
             "/api/cases/{case}/messages/{message}",
             put(edit::<false>).delete(delete::<false>),
@@ -43,17 +46,47 @@ async fn list(
     Reply(list_messages(&mut st, id, &pairs))
 }
 
-async fn add(
-    State(app): State<App>,
-    per: PerRequest,
-    Path(case): Path<String>,
-    Written(payload): Written,
-) -> Reply {
-    let Some(id) = id_of(&case) else {
-        return Reply(not_found("case"));
-    };
-    let mut st = lock(&app.account);
-    Reply(add_message(&app.shared, &per, &mut st, id, &payload))
+/// A `POST` that adds a response or a note to a case, as [`adding`] reads it.
+#[derive(Clone, Copy)]
+pub(super) struct Adding<'a> {
+    /// The servers' shared state.
+    pub shared: &'a Shared,
+    /// The faults in force for this request.
+    pub faults: &'a Faults,
+    /// The readings in force for this request.
+    pub readings: &'a Readings,
+    /// The case the path names.
+    pub id: i64,
+    /// The JSON body (or the multipart form's fields).
+    pub payload: &'a Value,
+    /// The uploaded files, in part order.
+    pub uploads: &'a [Upload],
+}
+
+/// How a response or a note is added to a case (`add_message`, `deskie/notes.rs`'s `add_note`).
+pub(super) type AddFn = fn(Adding<'_>, &mut Account) -> Answer;
+
+/// The `POST` that adds to the case its path names, with `add`.
+pub(super) fn adding(add: AddFn) -> MethodRouter<App> {
+    post(
+        move |State(app): State<App>,
+              per: PerRequest,
+              Path(case): Path<String>,
+              Written(payload): Written| async move {
+            let Some(id) = id_of(&case) else {
+                return Reply(not_found("case"));
+            };
+            let adding = Adding {
+                shared: &app.shared,
+                faults: &per.faults,
+                readings: &per.readings,
+                id,
+                payload: &payload.value,
+                uploads: &payload.uploads,
+            };
+            Reply(add(adding, &mut lock(&app.account)))
+        },
+    )
 }
 
 /// `PUT` of a response (`NOTES = false`) or of a note (`NOTES = true`, `deskie/notes.rs`).
@@ -121,27 +154,19 @@ fn list_messages(st: &mut Account, id: i64, pairs: &[(String, String)]) -> Answe
 }
 
 /// `POST /api/cases/{id}/messages.json` (page 001, "Add a response"; recipe 003 §1.2/2.2/3.2).
-fn add_message(
-    shared: &Shared,
-    per: &PerRequest,
-    st: &mut Account,
-    id: i64,
-    written: &Payload,
-) -> Answer {
-    let (faults, readings) = (&*per.faults, &*per.readings);
-    let (payload, uploads) = (&written.value, written.uploads.as_slice());
-    let Some(m) = payload.get("message").and_then(Value::as_object) else {
+fn add_message(req: Adding<'_>, st: &mut Account) -> Answer {
+    let Some(m) = req.payload.get("message").and_then(Value::as_object) else {
         return bad("message", "is required: send {\"message\": {…}}");
     };
-    let (case_user, origin, sync) = match st.case_mut(id) {
+    let (case_user, origin, sync) = match st.case_mut(req.id) {
         Some(c) => (
             c.user_id,
             c.source_ticket,
-            is_sync_channel(readings, &c.channel),
+            is_sync_channel(req.readings, &c.channel),
         ),
         None => return not_found("case"),
     };
-    if let Err(a) = check_rejections(faults, m, origin) {
+    if let Err(a) = check_rejections(req.faults, m, origin) {
         return a;
     }
     if sync && let Err(a) = check_sync_content(m) {
@@ -167,44 +192,91 @@ fn add_message(
             );
         }
     };
-    let (content, content_html) = content_of(m);
-    if content.trim().is_empty() && content_html.trim().is_empty() {
-        return bad("content_html", "is required (or content)");
-    }
-    let created_at = match incoming_time(readings, m, true) {
-        Ok(t) => t,
-        Err(a) => return a,
-    };
-    let files = match attachments(shared, st, m, uploads) {
-        Ok(f) => f,
-        Err(a) => return a,
-    };
-    let msg = Message {
-        message_id: st.next_message_id(),
+    let author = Author {
         user_id: if agent { 0 } else { case_user },
         staff_id: staff_id.unwrap_or(0),
-        content,
-        content_html,
         note: false,
-        created_at,
-        attachments: files,
         customer_emailed: agent && !get_bool(m, "do_not_send_email"),
     };
+    let msg = match compose(req.shared, req.readings, st, m, req.uploads, author) {
+        Ok(msg) => msg,
+        Err(a) => return a,
+    };
+    append(st, req.id, msg, |case| {
+        if !agent && (case.status == "closed" || case.status == "waiting") {
+            // A customer writing again reopens the case, as real help desks do.
+            case.status = "open".into();
+        }
+        if agent && req.readings.agent_reply == AgentReplyReading::SetsWaiting {
+            // No page says what an agent reply does to the status (recipe 003 §1.3/2.3/3.3 only
+            // says to check the case after all messages); under this reading it waits for the
+            // customer, whatever it was. Notes never change the status (they go through add_note).
+            case.status = "waiting".into();
+        }
+    })
+}
+
+/// The parts of a new [`Message`] that a response and a note decide differently: who wrote
+/// it, whether it is a note, whether the real service would have emailed the customer.
+pub(super) struct Author {
+    /// The customer author (0 for an agent).
+    pub user_id: i64,
+    /// The agent author (0 for the customer).
+    pub staff_id: i64,
+    /// Whether this is an internal note.
+    pub note: bool,
+    /// Whether the real service would have emailed the customer.
+    pub customer_emailed: bool,
+}
+
+/// Reads a new response's or note's body, time and files from its object `o`, as both paths
+/// read them: an empty body is refused (a response under `content_html`, a note under
+/// `content`), and only a response must carry its time.
+pub(super) fn compose(
+    shared: &Shared,
+    readings: &Readings,
+    st: &mut Account,
+    o: &Map<String, Value>,
+    uploads: &[Upload],
+    author: Author,
+) -> Result<Message, Answer> {
+    let (content, content_html) = content_of(o);
+    if content.trim().is_empty() && content_html.trim().is_empty() {
+        return Err(if author.note {
+            bad("content", "is required")
+        } else {
+            bad("content_html", "is required (or content)")
+        });
+    }
+    let created_at = incoming_time(readings, o, !author.note)?;
+    let attachments = attachments(shared, st, o, uploads)?;
+    Ok(Message {
+        message_id: st.next_message_id(),
+        user_id: author.user_id,
+        staff_id: author.staff_id,
+        content,
+        content_html,
+        note: author.note,
+        created_at,
+        attachments,
+        customer_emailed: author.customer_emailed,
+    })
+}
+
+/// Adds a composed message to case `id` after `update` changed the case as the message does,
+/// and answers with the message.
+pub(super) fn append(
+    st: &mut Account,
+    id: i64,
+    msg: Message,
+    update: impl FnOnce(&mut Case),
+) -> Answer {
     let body = json!({"message": message_json(&msg)});
     st.index_files(id, &msg);
     let Some(case) = st.case_mut(id) else {
         return not_found("case");
     };
-    if !agent && (case.status == "closed" || case.status == "waiting") {
-        // A customer writing again reopens the case, as real help desks do.
-        case.status = "open".into();
-    }
-    if agent && readings.agent_reply == AgentReplyReading::SetsWaiting {
-        // No page says what an agent reply does to the status (recipe 003 §1.3/2.3/3.3 only
-        // says to check the case after all messages); under this reading it waits for the
-        // customer, whatever it was. Notes never change the status (they go through add_note).
-        case.status = "waiting".into();
-    }
+    update(case);
     case.messages.push(msg);
     case.updated_at = Timestamp::now();
     (StatusCode::OK, body, None)
