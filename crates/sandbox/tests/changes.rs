@@ -7,19 +7,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{bounded, client, start};
+use common::{bounded, client, desk360_get, start};
 use sandbox::{Faults, Sandbox, generate, parse_refs};
 use serde_json::{Value, json};
 
 async fn desk360(sb: &Sandbox, path: &str) -> (u16, Value) {
-    let resp = bounded(
-        client()
-            .get(format!("{}/v1/{path}", sb.desk360_url()))
-            .bearer_auth(sb.credentials().desk360_token)
-            .send(),
-    )
-    .await
-    .expect("request");
+    let resp = desk360_get(sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
     let status = resp.status().as_u16();
     (status, bounded(resp.json()).await.unwrap_or(Value::Null))
 }

@@ -6,20 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{bounded, client, header, start};
+use common::{bounded, client, desk360_get, header, start};
 use sandbox::{Faults, Server};
 use serde_json::Value;
-
-async fn get(sb: &sandbox::Sandbox, url: &str) -> reqwest::Response {
-    bounded(
-        client()
-            .get(url)
-            .bearer_auth(sb.credentials().desk360_token)
-            .send(),
-    )
-    .await
-    .expect("request")
-}
 
 /// Follows Link headers from `first`, checking 20 a page and absolute links; returns all ids and
 /// the links seen.
@@ -28,7 +17,7 @@ async fn walk(sb: &sandbox::Sandbox, first: String) -> (Vec<Value>, Vec<String>)
     let mut items = Vec::new();
     let mut links = Vec::new();
     loop {
-        let resp = get(sb, &url).await;
+        let resp = desk360_get(sb, &url).await;
         assert_eq!(resp.status(), 200, "{url}");
         let link = resp
             .headers()
@@ -130,7 +119,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
     // The page's searches: id, email (substring), platform; logs.
     let ds = sb.dataset();
     let t = ds.product_tickets_asc(product).nth(3).expect("ticket");
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{product}/tickets?id={}",
@@ -144,7 +133,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
     assert_eq!(found[0], t.list);
     if let Some(email) = t.list["email"].as_str() {
         let local = email.split('@').next().expect("local part").to_uppercase();
-        let resp = get(
+        let resp = desk360_get(
             &sb,
             &format!(
                 "{}/v1/products/{product}/tickets?email={local}",
@@ -155,7 +144,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
         let found: Vec<Value> = resp.json().await.expect("json");
         assert!(found.iter().any(|x| x["id"] == t.ticket_id));
     }
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{product}/tickets/{}/logs",
@@ -169,7 +158,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
     assert_eq!(logs.len(), usize::from(t.status != 0));
 
     // Past the last page: empty, no link.
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{product}/tickets?page=999",
@@ -187,7 +176,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
 async fn details_embed_messages_and_unknown_ids_are_404() {
     let sb = start(|_| {}).await;
     let t = &sb.dataset().tickets[3];
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{}/tickets/{}",
@@ -216,7 +205,7 @@ async fn details_embed_messages_and_unknown_ids_are_404() {
         assert!(m["attachments"][group].is_array());
     }
 
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{}/tickets/999999999",
@@ -252,7 +241,7 @@ async fn error_bodies_401_404_405() {
     .expect("send");
     assert_eq!(resp.status(), 401);
 
-    let resp = get(&sb, &format!("{}/v1/nothing-here", sb.desk360_url())).await;
+    let resp = desk360_get(&sb, &format!("{}/v1/nothing-here", sb.desk360_url())).await;
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["error"]["code"], "not_found_exception");
@@ -269,7 +258,7 @@ async fn error_bodies_401_404_405() {
     assert_eq!(body["error"]["code"], "method_not_allowed_exception");
 
     for path in ["products", "agents", "me", "types", "reasons"] {
-        let resp = get(&sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
+        let resp = desk360_get(&sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
         assert_eq!(resp.status(), 200, "{path}");
     }
     sb.shutdown().await;
@@ -305,7 +294,7 @@ async fn every_request_counts_and_429_comes_exactly_when_the_window_is_spent() {
         assert_eq!(Some(r), reset, "same window, same reset");
         assert!(resp.headers().get("retry-after").is_none());
     }
-    let resp = get(&sb, &format!("{url}/v1/products")).await;
+    let resp = desk360_get(&sb, &format!("{url}/v1/products")).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(header(&resp, "x-ratelimit-remaining"), "0");
     let retry: u64 = header(&resp, "retry-after")
@@ -336,9 +325,9 @@ async fn short_windows_send_millisecond_headers_and_refresh() {
     // Requests may straddle a window boundary; retry the sequence until it fits one window.
     let mut seen_429 = false;
     for _ in 0..20 {
-        let a = get(&sb, &url).await;
-        let b = get(&sb, &url).await;
-        let c = get(&sb, &url).await;
+        let a = desk360_get(&sb, &url).await;
+        let b = desk360_get(&sb, &url).await;
+        let c = desk360_get(&sb, &url).await;
         if a.status() == 200 && b.status() == 200 && c.status() == 429 {
             let retry = header(&c, "retry-after");
             assert!(retry.contains('.'), "millisecond precision: {retry}");
@@ -346,7 +335,11 @@ async fn short_windows_send_millisecond_headers_and_refresh() {
             assert!(secs > 0.0 && secs <= 0.4, "{secs}");
             assert!(header(&c, "x-ratelimit-reset").contains('.'));
             bounded(tokio::time::sleep(Duration::from_secs_f64(secs + 0.02))).await;
-            assert_eq!(get(&sb, &url).await.status(), 200, "window refreshed");
+            assert_eq!(
+                desk360_get(&sb, &url).await.status(),
+                200,
+                "window refreshed"
+            );
             seen_429 = true;
             break;
         }
@@ -397,7 +390,7 @@ async fn malformed_truncated_and_5xx_faults() {
         ..Faults::default()
     });
     for t in [a, b] {
-        let resp = get(
+        let resp = desk360_get(
             &sb,
             &format!(
                 "{}/v1/products/{}/tickets/{}",
@@ -424,7 +417,7 @@ async fn malformed_truncated_and_5xx_faults() {
         server_error_rate: 1.0,
         ..Faults::default()
     });
-    let resp = get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
+    let resp = desk360_get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
     assert!(resp.status().is_server_error());
     assert!(resp.headers().get("x-ratelimit-remaining").is_some());
     sb.shutdown().await;
@@ -439,7 +432,7 @@ async fn latency_and_jitter_are_added_to_every_answer() {
     .await;
     for _ in 0..5 {
         let t0 = std::time::Instant::now();
-        let resp = get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
+        let resp = desk360_get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
         assert_eq!(resp.status(), 200);
         let took = t0.elapsed();
         assert!(took >= Duration::from_millis(39), "{took:?}");

@@ -4,14 +4,9 @@
 
 mod common;
 
-use common::{bounded, client, start};
+use common::{bounded, client, desk360_get, start};
 use sandbox::{LinkReading, Readings, Sandbox};
 use serde_json::Value;
-
-/// GET with the static bearer token.
-async fn get(sb: &Sandbox, url: &str) -> reqwest::Response {
-    get_with(sb, url, &sb.credentials().desk360_token).await
-}
 
 /// GET with a given bearer token.
 async fn get_with(_sb: &Sandbox, url: &str, token: &str) -> reqwest::Response {
@@ -22,7 +17,7 @@ async fn get_with(_sb: &Sandbox, url: &str, token: &str) -> reqwest::Response {
 
 /// One list page: its ids and its `Link: rel=next` URL, if any.
 async fn page(sb: &Sandbox, url: &str) -> (Vec<i64>, Option<String>) {
-    let resp = get(sb, url).await;
+    let resp = desk360_get(sb, url).await;
     assert_eq!(resp.status(), 200, "{url}");
     let link = resp.headers().get("link").map(|v| {
         let v = v.to_str().expect("ascii");
@@ -214,9 +209,9 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
     let products = format!("{}/v1/products", sb.desk360_url());
     let file = some_attachment(&sb);
     for i in 1..=30u64 {
-        assert_eq!(get(&sb, &products).await.status(), 200);
+        assert_eq!(desk360_get(&sb, &products).await.status(), 200);
         // Attachment downloads are not Desk360 API requests: they never count.
-        assert_eq!(get(&sb, &file).await.status(), 200);
+        assert_eq!(desk360_get(&sb, &file).await.status(), 200);
         let done = sb.churn_log().len() as u64;
         let due = if i < 8 { 0 } else { ((i - 5) / 3).min(6) };
         assert_eq!(done, due, "after {i} requests");
@@ -301,7 +296,7 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
     assert_eq!(first_page[0], last.1);
     // …and the new ticket's detail is served.
     let created = log.iter().find(|e| e.created).expect("a creation").key;
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{}/tickets/{}",
@@ -317,7 +312,7 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
 
     // Nothing more once the counts are done.
     for _ in 0..10 {
-        get(&sb, &products).await;
+        desk360_get(&sb, &products).await;
     }
     assert_eq!(sb.churn_log().len(), 6);
     sb.shutdown().await;
@@ -325,7 +320,7 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
     // The same seed makes the same changes.
     let again = start(churn_config).await;
     for _ in 0..30 {
-        get(&again, &format!("{}/v1/products", again.desk360_url())).await;
+        desk360_get(&again, &format!("{}/v1/products", again.desk360_url())).await;
     }
     assert_eq!(again.churn_log(), log);
     let a = again.dataset();
@@ -451,7 +446,7 @@ async fn link_loops_lead_back_under_both_link_readings_and_can_be_respelled() {
 // 5. Account identity in `/v1/me` and `/v1/agents/me` (page 004, "Get Current Agent").
 
 async fn me(sb: &Sandbox, path: &str) -> Value {
-    let resp = get(sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
+    let resp = desk360_get(sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
     assert_eq!(resp.status(), 200, "{path}");
     bounded(resp.json()).await.expect("json")
 }
@@ -615,7 +610,7 @@ fn attachments_of(detail: &Value) -> Vec<Value> {
 
 /// A ticket detail as served.
 async fn detail(sb: &Sandbox, product: i64, ticket: i64) -> Value {
-    let resp = get(
+    let resp = desk360_get(
         sb,
         &format!(
             "{}/v1/products/{product}/tickets/{ticket}",
