@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{bounded, client, desk360_get, header, start};
+use common::{bounded, client, desk360_detail, desk360_get, header, start};
 use sandbox::{Faults, Server};
 use serde_json::Value;
 
@@ -176,16 +176,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
 async fn details_embed_messages_and_unknown_ids_are_404() {
     let sb = start(|_| {}).await;
     let t = &sb.dataset().tickets[3];
-    let resp = desk360_get(
-        &sb,
-        &format!(
-            "{}/v1/products/{}/tickets/{}",
-            sb.desk360_url(),
-            t.product_id,
-            t.ticket_id
-        ),
-    )
-    .await;
+    let resp = desk360_detail(&sb, t.product_id, t.ticket_id).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body, t.detail);
@@ -390,16 +381,7 @@ async fn malformed_truncated_and_5xx_faults() {
         ..Faults::default()
     });
     for t in [a, b] {
-        let resp = desk360_get(
-            &sb,
-            &format!(
-                "{}/v1/products/{}/tickets/{}",
-                sb.desk360_url(),
-                t.product_id,
-                t.ticket_id
-            ),
-        )
-        .await;
+        let resp = desk360_detail(&sb, t.product_id, t.ticket_id).await;
         assert_eq!(resp.status(), 200);
         let text = resp.text().await.expect("body");
         assert!(

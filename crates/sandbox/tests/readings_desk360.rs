@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bounded, client, desk360_get, start};
+use common::{bounded, client, desk360_detail, desk360_get, start};
 use sandbox::{LinkReading, Readings, Sandbox};
 use serde_json::Value;
 
@@ -296,16 +296,7 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
     assert_eq!(first_page[0], last.1);
     // …and the new ticket's detail is served.
     let created = log.iter().find(|e| e.created).expect("a creation").key;
-    let resp = desk360_get(
-        &sb,
-        &format!(
-            "{}/v1/products/{}/tickets/{}",
-            sb.desk360_url(),
-            created.0,
-            created.1
-        ),
-    )
-    .await;
+    let resp = desk360_detail(&sb, created.0, created.1).await;
     assert_eq!(resp.status(), 200);
     let detail: Value = bounded(resp.json()).await.expect("json");
     assert_eq!(detail, now.ticket(created.0, created.1).expect("t").detail);
@@ -610,14 +601,7 @@ fn attachments_of(detail: &Value) -> Vec<Value> {
 
 /// A ticket detail as served.
 async fn detail(sb: &Sandbox, product: i64, ticket: i64) -> Value {
-    let resp = desk360_get(
-        sb,
-        &format!(
-            "{}/v1/products/{product}/tickets/{ticket}",
-            sb.desk360_url()
-        ),
-    )
-    .await;
+    let resp = desk360_detail(sb, product, ticket).await;
     assert_eq!(resp.status(), 200);
     bounded(resp.json()).await.expect("json")
 }

@@ -120,3 +120,12 @@ pub async fn desk360_get(sb: &Sandbox, url: &str) -> reqwest::Response {
     .await
     .expect("request")
 }
+
+/// The Desk360 detail of ticket `ticket` of `product`, fetched with the static token.
+pub async fn desk360_detail(sb: &Sandbox, product: i64, ticket: i64) -> reqwest::Response {
+    let url = format!(
+        "{}/v1/products/{product}/tickets/{ticket}",
+        sb.desk360_url()
+    );
+    desk360_get(sb, &url).await
+}
