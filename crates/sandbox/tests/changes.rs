@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{bounded, client, desk360_get, start};
+use common::{bounded, client, desk360_get, start, start_listing};
 use sandbox::{Faults, Sandbox, generate, parse_refs};
 use serde_json::{Value, json};
 
@@ -143,11 +143,7 @@ fn dataset_changes_keep_markers_ids_and_order() {
 
 #[tokio::test]
 async fn changes_reach_the_running_desk360_emulator() {
-    let sb = start(|c| {
-        c.tickets = 150;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(150).await;
     let old = sb.dataset();
     let product = old.products[0].id;
     let ids = asc_ids(&sb, product).await;

@@ -6,7 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{bounded, client, desk360_detail, desk360_get, header, start};
+use common::{
+    bounded, client, desk360_detail, desk360_get, header, start, start_listing, tickets_url,
+};
 use sandbox::{Faults, Server};
 use serde_json::Value;
 
@@ -50,11 +52,7 @@ async fn walk(sb: &sandbox::Sandbox, first: String) -> (Vec<Value>, Vec<String>)
 
 #[tokio::test]
 async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
-    let sb = start(|c| {
-        c.tickets = 300;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(300).await;
     let product = sb.dataset().products[0].id;
     let expected: Vec<i64> = sb
         .dataset()
@@ -63,11 +61,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
         .map(|t| t.ticket_id)
         .collect();
     assert!(expected.len() > 60, "enough tickets for several pages");
-    let (items, links) = walk(
-        &sb,
-        format!("{}/v1/products/{product}/tickets", sb.desk360_url()),
-    )
-    .await;
+    let (items, links) = walk(&sb, tickets_url(&sb, product)).await;
     let ids: Vec<i64> = items
         .iter()
         .map(|t| t["id"].as_i64().expect("id"))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bounded, client, desk360_detail, desk360_get, start};
+use common::{bounded, client, desk360_detail, desk360_get, start, start_listing, tickets_url};
 use sandbox::{LinkReading, Readings, Sandbox};
 use serde_json::Value;
 
@@ -67,11 +67,7 @@ fn expected_desc(sb: &Sandbox, product: i64) -> Vec<i64> {
 
 #[tokio::test]
 async fn default_order_is_newest_update_first_with_ties_by_id_descending() {
-    let sb = start(|c| {
-        c.tickets = 150;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(150).await;
     let product = sb.dataset().products[0].id;
     // Five tickets resolved in one bulk action share one `updated_at`: the newest of the account.
     let tied: Vec<(i64, i64)> = sb
@@ -89,7 +85,7 @@ async fn default_order_is_newest_update_first_with_ties_by_id_descending() {
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] == w[1]), "one shared second");
 
-    let base = format!("{}/v1/products/{product}/tickets", sb.desk360_url());
+    let base = tickets_url(&sb, product);
     let desc = walk(&sb, base.clone()).await;
     assert_eq!(desc, expected_desc(&sb, product));
     let mut tied_ids: Vec<i64> = tied.iter().map(|k| k.1).collect();
@@ -113,13 +109,9 @@ async fn default_order_is_newest_update_first_with_ties_by_id_descending() {
 
 #[tokio::test]
 async fn link_page_only_drops_order_and_filters_and_the_next_page_is_served_by_default() {
-    let sb = start(|c| {
-        c.tickets = 400;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(400).await;
     let product = sb.dataset().products[0].id;
-    let base = format!("{}/v1/products/{product}/tickets", sb.desk360_url());
+    let base = tickets_url(&sb, product);
     let first = format!("{base}?order=asc&status=1");
     let ds = sb.dataset();
     let asc_resolved: Vec<i64> = ds
@@ -357,14 +349,10 @@ async fn tickets_created_by_hand_are_new_and_newest() {
 
 #[tokio::test]
 async fn link_loops_lead_back_under_both_link_readings_and_can_be_respelled() {
-    let sb = start(|c| {
-        c.tickets = 300;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(300).await;
     let product = sb.dataset().products[0].id;
     let other = sb.dataset().products[1].id;
-    let base = format!("{}/v1/products/{product}/tickets", sb.desk360_url());
+    let base = tickets_url(&sb, product);
     let desc = expected_desc(&sb, product);
     assert!(desc.len() > 60, "more than three pages");
     sb.set_faults(sandbox::Faults {

@@ -129,3 +129,17 @@ pub async fn desk360_detail(sb: &Sandbox, product: i64, ticket: i64) -> reqwest:
     );
     desk360_get(sb, &url).await
 }
+
+/// A sandbox of `tickets` tickets whose Desk360 window a listing test never spends.
+pub async fn start_listing(tickets: usize) -> Sandbox {
+    start(|c| {
+        c.tickets = tickets;
+        c.desk360_limit = 10_000;
+    })
+    .await
+}
+
+/// The Desk360 list URL of a product's tickets (no query).
+pub fn tickets_url(sb: &Sandbox, product: i64) -> String {
+    format!("{}/v1/products/{product}/tickets", sb.desk360_url())
+}
