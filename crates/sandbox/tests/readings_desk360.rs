@@ -611,15 +611,19 @@ async fn download(url: &str, token: Option<&str>) -> (u16, Vec<u8>, String) {
     (status, bytes, sha)
 }
 
+/// The first generated ticket that has files.
+fn first_with_files(ds: &sandbox::Dataset) -> &sandbox::TicketData {
+    ds.tickets
+        .iter()
+        .find(|t| !attachments_of(&t.detail).is_empty())
+        .expect("a ticket with files")
+}
+
 #[tokio::test]
 async fn attachment_bytes_are_deterministic_and_match_their_checksum() {
     let sb = start(|_| {}).await;
     let ds = sb.dataset();
-    let t = ds
-        .tickets
-        .iter()
-        .find(|t| !attachments_of(&t.detail).is_empty())
-        .expect("a ticket with files");
+    let t = first_with_files(&ds);
     for a in attachments_of(&t.detail) {
         let url = a["url"].as_str().expect("url");
         let (status, bytes, sha) = download(url, None).await;
@@ -695,11 +699,7 @@ async fn signed_urls_work_until_they_expire_and_refuse_tampering() {
     })
     .await;
     let ds = sb.dataset();
-    let t = ds
-        .tickets
-        .iter()
-        .find(|t| !attachments_of(&t.detail).is_empty())
-        .expect("a ticket with files");
+    let t = first_with_files(&ds);
     let served = detail(&sb, t.product_id, t.ticket_id).await;
     let stored = attachments_of(&t.detail);
     let signed = attachments_of(&served);
