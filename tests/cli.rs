@@ -3,59 +3,20 @@
 //! environment, redaction, Ctrl-C during a run and the resume after it. Every wait is bounded.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
+use common::{
+    CHANNELS_BY_KIND, ConfigSpec, at_most_one_case_each, deskie_writes, failed_keys, not_skipped,
+    path_arg, private, run_bin, run_expecting, run_expecting_with, run_finishing, show, signal,
+    spawn_bin, start_sandbox, status_json, text, wait_child, write_config,
+};
 use sandbox::{Faults, Sandbox, SandboxConfig};
-
-const BIN: &str = env!("CARGO_BIN_EXE_deskie-import");
-
-/// Environment variables that would leak from the developer's shell into a test.
-const SECRET_VARS: [&str; 4] = [
-    "DESK360_TOKEN",
-    "DESK360_EMAIL",
-    "DESK360_PASSWORD",
-    "DESKIE_API_KEY",
-];
-
-/// Runs the binary with a hard timeout, off the async runtime's worker threads so the in-process
-/// sandbox keeps serving.
-async fn run_bin(args: Vec<String>, env: Vec<(String, String)>, limit: Duration) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = assert_cmd::Command::new(BIN);
-        for v in SECRET_VARS {
-            cmd.env_remove(v);
-        }
-        cmd.env_remove("RUST_LOG");
-        cmd.args(&args).timeout(limit);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    )
-}
 
 /// Sandbox limits and window used by most tests: short windows, limits equal in the config.
 fn sandbox_config(tickets: usize, latency_ms: u64) -> SandboxConfig {
@@ -72,6 +33,13 @@ fn sandbox_config(tickets: usize, latency_ms: u64) -> SandboxConfig {
     }
 }
 
+/// The `[run]` section of every config here.
+const RUN: &str = "[run]
+concurrency = 8
+max_retries = 2
+reconcile_settle_secs = 0.5
+";
+
 struct Setup {
     sandbox: Sandbox,
     dir: tempfile::TempDir,
@@ -79,96 +47,48 @@ struct Setup {
 
 impl Setup {
     async fn start(cfg: SandboxConfig) -> Setup {
-        let sandbox = tokio::time::timeout(Duration::from_secs(30), Sandbox::start(cfg))
-            .await
-            .unwrap()
-            .unwrap();
         Setup {
-            sandbox,
+            sandbox: start_sandbox(cfg).await,
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
     /// A config for the sandbox; `api_key` / `token` replace the right ones when given
     /// (`Some("")` leaves the key out of the file).
-    fn config_with(
-        &self,
-        name: &str,
-        api_key: Option<&str>,
-        token: Option<&str>,
-        extra: &str,
-    ) -> PathBuf {
-        let c = self.sandbox.credentials();
-        let w = self.sandbox.config().window.as_secs_f64();
-        let key_line = match api_key {
-            Some("") => String::new(),
-            Some(k) => format!("api_key = \"{k}\""),
-            None => format!("api_key = \"{}\"", c.deskie_api_key),
+    fn config_with(&self, name: &str, api_key: Option<&str>, token: Option<&str>) -> PathBuf {
+        // Two agents, every kind of channel.
+        let mapping = format!("agents = {{ \"1\" = 101, \"2\" = 102 }}\n{CHANNELS_BY_KIND}");
+        let spec = ConfigSpec {
+            api_key,
+            token,
+            mapping: &mapping,
+            store: "store.sqlite",
+            rest: RUN,
         };
-        let token = token.map(str::to_string).unwrap_or(c.desk360_token);
-        let text = format!(
-            r#"[source]
-base_url = "{d}"
-token = "{token}"
-rpm = {dl}
-window_secs = {w}
-timeout_secs = 5
-[target]
-base_url = "{k}"
-staff_email = "{email}"
-{key_line}
-plan = "pro"
-agents = 1000
-rpm = {kl}
-window_secs = {w}
-timeout_secs = 5
-source_id_field = "cf_900"
-[mapping]
-default_staff_id = 100
-agents = {{ "1" = 101, "2" = 102 }}
-channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "WhatsApp" = "custom:482", "Facebook" = "skip" }}
-[store]
-path = "store.sqlite"
-[run]
-concurrency = 8
-max_retries = 2
-reconcile_settle_secs = 0.5
-{extra}
-"#,
-            d = self.sandbox.desk360_url(),
-            k = self.sandbox.deskie_url(),
-            email = c.deskie_staff_email,
-            dl = self.sandbox.config().desk360_limit,
-            kl = self.sandbox.config().deskie_limit,
-        );
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        // It holds the sandbox's secrets: owner-readable, as README asks of real configs.
-        private(&path);
-        path
+        write_config(&self.dir.path().join(name), &self.sandbox, &spec)
     }
 
     fn config(&self) -> PathBuf {
-        self.config_with("deskie-import.toml", None, None, "")
+        self.config_with("deskie-import.toml", None, None)
+    }
+
+    /// The default config with `replacements` made, written (owner-readable) as `name`.
+    fn config_variant(&self, name: &str, replacements: &[(&str, &str)]) -> String {
+        let mut body = std::fs::read_to_string(self.config()).unwrap();
+        for (from, to) in replacements {
+            body = body.replace(from, to);
+        }
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        private(&path);
+        path_arg(&path)
     }
 
     /// Every source ticket has at most one case; nobody was emailed.
     fn assert_no_duplicates(&self) -> usize {
         let snap = self.sandbox.deskie_snapshot();
         assert_eq!(snap.customer_emailed, 0, "no customer may be emailed");
-        let mut seen = BTreeSet::new();
-        for t in &self.sandbox.dataset().tickets {
-            let n = snap.cases_of(t.product_id, t.ticket_id).len();
-            assert!(
-                n <= 1,
-                "ticket {}/{} has {n} cases",
-                t.product_id,
-                t.ticket_id
-            );
-            if n == 1 {
-                seen.insert((t.product_id, t.ticket_id));
-            }
-        }
+        let seen = at_most_one_case_each(&self.sandbox);
         assert_eq!(snap.cases.len(), seen.len(), "no stray cases");
         seen.len()
     }
@@ -179,26 +99,66 @@ reconcile_settle_secs = 0.5
             .dataset()
             .tickets
             .iter()
-            .filter(|t| t.detail["channel"].as_str() != Some("Facebook"))
+            .filter(|t| not_skipped(t))
             .map(|t| (t.product_id, t.ticket_id))
             .collect()
     }
+
+    /// Starts `run` in the background and waits (60 s at most) until it has sent `posts` POSTs
+    /// to Deskie.
+    async fn spawn_loading_run(&self, c: &str, posts: usize) -> Child {
+        let child = spawn_bin(&["run", "--config", c]);
+        let started = wait_until(Duration::from_secs(60), || {
+            self.sandbox
+                .journal()
+                .iter()
+                .filter(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
+                .count()
+                >= posts
+        })
+        .await;
+        assert!(started, "loading started");
+        child
+    }
+
+    /// A run to the end; returns how many tickets have their case (one each).
+    async fn run_to_the_end(&self, c: &str, limit_secs: u64) -> usize {
+        run_finishing(&["run", "--config", c], limit_secs).await;
+        self.assert_no_duplicates()
+    }
 }
 
-/// `chmod 600`.
-fn private(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+/// The config's text without its secret lines (`token`, `api_key`), as when they come from the
+/// environment.
+fn without_secrets(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("token =") && !l.starts_with("api_key ="))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
-fn cfg_arg(p: &Path) -> String {
-    p.display().to_string()
+/// The only stderr line a refused command prints, after asserting there is one.
+fn one_line_error(out: &Output) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {}", show(out));
+    err
+}
+
+/// Waits for `cond` with a bound, polling.
+async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_and_usage_errors() {
-    let out = run_bin(args(&["--help"]), vec![], Duration::from_secs(20)).await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run_expecting(0, &["--help"], 20).await;
     let help = text(&out.stdout);
     for cmd in [
         "run",
@@ -213,8 +173,7 @@ async fn help_and_usage_errors() {
     ] {
         assert!(help.contains(cmd), "help names {cmd}:\n{help}");
     }
-    let out = run_bin(args(&["run", "--help"]), vec![], Duration::from_secs(20)).await;
-    assert_eq!(out.status.code(), Some(0));
+    let out = run_expecting(0, &["run", "--help"], 20).await;
     assert!(text(&out.stdout).contains("--dry-run"));
     assert!(text(&out.stdout).contains("Examples:"));
     // clap's own usage errors exit 2.
@@ -224,23 +183,17 @@ async fn help_and_usage_errors() {
         vec!["frobnicate"],
         vec!["run", "--dry-run", "--retry-failed"],
     ] {
-        let out = run_bin(args(&bad), vec![], Duration::from_secs(20)).await;
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", show(&out));
+        run_expecting(2, &bad, 20).await;
     }
     // A bad --ticket is a usage error too (before the config is even read).
-    let out = run_bin(
-        args(&[
-            "retry-failed",
-            "--ticket",
-            "abc",
-            "--config",
-            "/nonexistent.toml",
-        ]),
-        vec![],
-        Duration::from_secs(20),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let bad_ticket = [
+        "retry-failed",
+        "--ticket",
+        "abc",
+        "--config",
+        "/nonexistent.toml",
+    ];
+    let out = run_expecting(2, &bad_ticket, 20).await;
     assert!(text(&out.stderr).contains("--ticket"), "{}", show(&out));
 }
 
@@ -286,13 +239,7 @@ async fn configuration_errors_exit_2_before_any_request() {
         let path = s.dir.path().join(name);
         std::fs::write(&path, body).unwrap();
         for cmd in ["run", "status"] {
-            let out = run_bin(
-                args(&[cmd, "--config", &cfg_arg(&path)]),
-                vec![],
-                Duration::from_secs(30),
-            )
-            .await;
-            assert_eq!(out.status.code(), Some(2), "{name} {cmd}: {}", show(&out));
+            let out = run_expecting(2, &[cmd, "--config", &path_arg(&path)], 30).await;
             let err = text(&out.stderr);
             assert!(
                 err.contains(needle),
@@ -309,13 +256,8 @@ async fn configuration_errors_exit_2_before_any_request() {
         }
     }
     // A missing config file says where to start from.
-    let out = run_bin(
-        args(&["run", "--config", &cfg_arg(&s.dir.path().join("nope.toml"))]),
-        vec![],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let missing = path_arg(&s.dir.path().join("nope.toml"));
+    let out = run_expecting(2, &["run", "--config", &missing], 30).await;
     assert!(text(&out.stderr).contains("deskie-import.example.toml"));
     assert!(
         s.sandbox.journal().is_empty(),
@@ -341,18 +283,12 @@ async fn rejected_tickets_exit_3_then_retry_failed_exits_0() {
         ..Faults::default()
     });
     // The API key comes from the environment only.
-    let config = s.config_with("env.toml", Some(""), None, "");
+    let config = s.config_with("env.toml", Some(""), None);
     let key = s.sandbox.credentials().deskie_api_key;
-    let env = vec![("DESKIE_API_KEY".to_string(), key.clone())];
-    let c = cfg_arg(&config);
+    let env = [("DESKIE_API_KEY", key.as_str())];
+    let c = path_arg(&config);
 
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        env.clone(),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let out = run_expecting_with(3, &["run", "--config", &c], &env, 90).await;
     let stdout = text(&out.stdout);
     assert!(stdout.contains("3 tickets failed"), "{}", show(&out));
     assert!(
@@ -362,34 +298,11 @@ async fn rejected_tickets_exit_3_then_retry_failed_exits_0() {
     );
 
     // status --json lists exactly the rejected tickets, with the API's message.
-    let out = run_bin(
-        args(&["status", "--json", "--config", &c]),
-        env.clone(),
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run_expecting_with(0, &["status", "--json", "--config", &c], &env, 30).await;
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let failed: BTreeSet<(i64, i64)> = status["failed_tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["key"]["product_id"].as_i64().unwrap(),
-                f["key"]["ticket_id"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(failed, rejected, "{status:#}");
+    assert_eq!(failed_keys(&status), rejected, "{status:#}");
     assert_eq!(status["counts"]["tickets"]["failed"], 3, "{status:#}");
-    let out = run_bin(
-        args(&["status", "--config", &c]),
-        env.clone(),
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run_expecting_with(0, &["status", "--config", &c], &env, 30).await;
     assert!(
         text(&out.stdout).contains("failed tickets"),
         "{}",
@@ -399,19 +312,8 @@ async fn rejected_tickets_exit_3_then_retry_failed_exits_0() {
     // The cause is fixed: only those tickets are written again.
     s.sandbox.set_faults(Faults::default());
     s.sandbox.clear_journal();
-    let out = run_bin(
-        args(&["retry-failed", "--config", &c]),
-        env.clone(),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let writes = s
-        .sandbox
-        .journal()
-        .into_iter()
-        .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
-        .count();
+    run_expecting_with(0, &["retry-failed", "--config", &c], &env, 90).await;
+    let writes = deskie_writes(&s.sandbox);
     assert!(
         writes >= rejected.len(),
         "retry wrote the rejected tickets ({writes})"
@@ -433,41 +335,19 @@ async fn rejected_tickets_exit_3_then_retry_failed_exits_0() {
     );
 
     // Report and verify on the finished migration.
-    let report = s.dir.path().join("report.json");
-    let out = run_bin(
-        args(&[
-            "report",
-            "--format",
-            "json",
-            "--out",
-            &cfg_arg(&report),
-            "--config",
-            &c,
-        ]),
-        env.clone(),
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let report = path_arg(&s.dir.path().join("report.json"));
+    let json_report = [
+        "report", "--format", "json", "--out", &report, "--config", &c,
+    ];
+    run_expecting_with(0, &json_report, &env, 30).await;
     let _: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     for format in ["md", "html"] {
-        let out = run_bin(
-            args(&["report", "--format", format, "--config", &c]),
-            env.clone(),
-            Duration::from_secs(30),
-        )
-        .await;
-        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let list = ["report", "--format", format, "--config", &c];
+        let out = run_expecting_with(0, &list, &env, 30).await;
         assert!(!out.stdout.is_empty());
     }
-    let out = run_bin(
-        args(&["verify", "--config", &c]),
-        env.clone(),
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run_expecting_with(0, &["verify", "--config", &c], &env, 60).await;
     assert!(text(&out.stdout).contains("verify:"), "{}", show(&out));
 }
 
@@ -476,30 +356,24 @@ async fn refused_credentials_exit_1_and_secrets_never_leak() {
     let s = Setup::start(sandbox_config(20, 0)).await;
     let deskie_secret = "SeCrEt-deskie-key-5f1e9a";
     let desk360_secret = "SeCrEt-desk360-token-77c2b0";
-    let log = s.dir.path().join("log.jsonl");
+    let log = path_arg(&s.dir.path().join("log.jsonl"));
     for (name, key, token) in [
         ("bad-key.toml", Some(deskie_secret), None),
         ("bad-token.toml", None, Some(desk360_secret)),
     ] {
-        let config = s.config_with(name, key, token, "");
-        let out = run_bin(
-            args(&[
-                "run",
-                "--config",
-                &cfg_arg(&config),
-                "--log-format",
-                "json",
-                "--log-file",
-                &cfg_arg(&log),
-            ]),
-            vec![("RUST_LOG".into(), "debug".into())],
-            Duration::from_secs(60),
-        )
-        .await;
-        assert_eq!(out.status.code(), Some(1), "{name}: {}", show(&out));
-        let err = text(&out.stderr);
+        let config = path_arg(&s.config_with(name, key, token));
+        let list = [
+            "run",
+            "--config",
+            &config,
+            "--log-format",
+            "json",
+            "--log-file",
+            &log,
+        ];
+        let out = run_expecting_with(1, &list, &[("RUST_LOG", "debug")], 60).await;
+        let err = one_line_error(&out);
         assert!(err.starts_with("error: "), "{name}: {}", show(&out));
-        assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
         for secret in [deskie_secret, desk360_secret] {
             assert!(
                 !text(&out.stdout).contains(secret),
@@ -509,14 +383,9 @@ async fn refused_credentials_exit_1_and_secrets_never_leak() {
         }
     }
     // The same with text logs on stderr at trace level for our crates.
-    let config = s.config_with("bad-key2.toml", Some(deskie_secret), None, "");
-    let out = run_bin(
-        args(&["run", "--config", &cfg_arg(&config)]),
-        vec![("RUST_LOG".into(), "trace".into())],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let config = path_arg(&s.config_with("bad-key2.toml", Some(deskie_secret), None));
+    let list = ["run", "--config", &config];
+    let out = run_expecting_with(1, &list, &[("RUST_LOG", "trace")], 60).await;
     assert!(
         !text(&out.stderr).contains(deskie_secret),
         "secret in trace logs"
@@ -536,81 +405,15 @@ async fn refused_credentials_exit_1_and_secrets_never_leak() {
     assert!(!logged.contains(desk360_secret), "secret in the log file");
 }
 
-/// Waits for `cond` with a bound, polling.
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cond()
-}
-
-fn sigint(pid: u32) {
-    let status = StdCommand::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits for a child with a bound; kills it when the bound is exceeded.
-async fn wait_child(mut child: std::process::Child, limit: Duration) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        loop {
-            if let Some(_status) = child.try_wait().unwrap() {
-                return child.wait_with_output().unwrap();
-            }
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!("child did not exit in {limit:?}: {}", show(&out));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap()
-}
-
-fn spawn_bin(list: &[&str]) -> std::process::Child {
-    let mut cmd = StdCommand::new(BIN);
-    for v in SECRET_VARS {
-        cmd.env_remove(v);
-    }
-    cmd.env_remove("RUST_LOG")
-        .args(list)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_run_stops_cleanly_and_run_resumes_exactly_once() {
     // Slow enough that the run is in the middle of loading when interrupted.
     let mut cfg = sandbox_config(120, 15);
     cfg.deskie_limit = 400;
     let s = Setup::start(cfg).await;
-    let config = s.config();
-    let c = cfg_arg(&config);
-    let child = spawn_bin(&["run", "--config", &c]);
-    let pid = child.id();
-    let started = wait_until(Duration::from_secs(60), || {
-        s.sandbox
-            .journal()
-            .iter()
-            .filter(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
-            .count()
-            >= 20
-    })
-    .await;
-    assert!(started, "loading started");
-    sigint(pid);
+    let c = path_arg(&s.config());
+    let child = s.spawn_loading_run(&c, 20).await;
+    signal(child.id(), "-INT");
     let out = wait_child(child, Duration::from_secs(60)).await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = text(&out.stderr);
@@ -630,22 +433,9 @@ async fn ctrl_c_during_run_stops_cleanly_and_run_resumes_exactly_once() {
         "the run was interrupted before the end ({before})"
     );
 
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(120),
-    )
-    .await;
-    // 3: the seeded account holds a few tickets without an email, which cannot be routed.
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
-    let cases = s.assert_no_duplicates();
-    let out = run_bin(
-        args(&["status", "--json", "--config", &c]),
-        vec![],
-        Duration::from_secs(30),
-    )
-    .await;
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 0 or 3: the seeded account holds a few tickets without an email, which cannot be routed.
+    let cases = s.run_to_the_end(&c, 120).await;
+    let status = status_json(&c).await;
     let loaded = status["counts"]["tickets"]["loaded"].as_u64().unwrap() as usize;
     assert_eq!(
         cases, loaded,
@@ -659,13 +449,7 @@ async fn ctrl_c_during_run_stops_cleanly_and_run_resumes_exactly_once() {
         unfinished, 0,
         "the resumed run finished everything: {status:#}"
     );
-    let out = run_bin(
-        args(&["verify", "--config", &c]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    run_expecting(0, &["verify", "--config", &c], 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -675,23 +459,13 @@ async fn second_ctrl_c_quits_at_once_and_run_still_finishes_exactly_once() {
     let mut cfg = sandbox_config(100, 80);
     cfg.deskie_limit = 400;
     let s = Setup::start(cfg).await;
-    let c = cfg_arg(&s.config());
-    let child = spawn_bin(&["run", "--config", &c]);
+    let c = path_arg(&s.config());
+    let child = s.spawn_loading_run(&c, 20).await;
     let pid = child.id();
-    let started = wait_until(Duration::from_secs(60), || {
-        s.sandbox
-            .journal()
-            .iter()
-            .filter(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
-            .count()
-            >= 20
-    })
-    .await;
-    assert!(started, "loading started");
-    sigint(pid);
+    signal(pid, "-INT");
     // The second one as soon as the first was acknowledged.
     tokio::time::sleep(Duration::from_millis(30)).await;
-    sigint(pid);
+    signal(pid, "-INT");
     let out = wait_child(child, Duration::from_secs(30)).await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     // If the clean stop won the race the process says so instead; both are safe.
@@ -707,34 +481,15 @@ async fn second_ctrl_c_quits_at_once_and_run_still_finishes_exactly_once() {
     );
     s.assert_no_duplicates();
 
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(120),
-    )
-    .await;
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
-    s.assert_no_duplicates();
-    let out = run_bin(
-        args(&["verify", "--config", &c]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    s.run_to_the_end(&c, 120).await;
+    run_expecting(0, &["verify", "--config", &c], 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing_to_deskie() {
     let s = Setup::start(sandbox_config(40, 0)).await;
-    let c = cfg_arg(&s.config());
-    let out = run_bin(
-        args(&["run", "--dry-run", "--quiet", "--config", &c]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let c = path_arg(&s.config());
+    let out = run_expecting(0, &["run", "--dry-run", "--quiet", "--config", &c], 60).await;
     assert!(text(&out.stdout).contains("dry-run"), "{}", show(&out));
     assert!(
         out.stderr.is_empty(),
@@ -743,12 +498,7 @@ async fn dry_run_writes_nothing_to_deskie() {
     );
     // DESIGN.md: a dry run runs the preflight first; its probe case is the only thing written
     // (one case, its replies and notes, then its deletion) and nothing of it is left.
-    let writes = s
-        .sandbox
-        .journal()
-        .into_iter()
-        .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
-        .count();
+    let writes = deskie_writes(&s.sandbox);
     assert!(
         writes <= engine_probe_writes(),
         "a dry run writes only the preflight probe ({writes} writes)"
@@ -769,13 +519,7 @@ fn engine_probe_writes() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_completes_and_prints_the_summary() {
-    let out = run_bin(
-        args(&["demo", "--tickets", "60", "--latency-ms", "2"]),
-        vec![],
-        Duration::from_secs(120),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run_expecting(0, &["demo", "--tickets", "60", "--latency-ms", "2"], 120).await;
     let stdout = text(&out.stdout);
     assert!(stdout.contains("run: finished"), "{}", show(&out));
     assert!(stdout.contains("verify:"), "{}", show(&out));
@@ -833,7 +577,7 @@ async fn sandbox_serves_until_ctrl_c() {
             .await
             .unwrap();
     assert!(connected.is_ok());
-    sigint(child.id());
+    signal(child.id(), "-INT");
     let out = wait_child(child, Duration::from_secs(30)).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
@@ -843,13 +587,8 @@ fn example_config_parses_and_documents_every_key() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/deskie-import.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     // With the secrets left out of the file and given as overrides, as from the environment.
-    let without_secrets: String = text
-        .lines()
-        .filter(|l| !l.starts_with("token =") && !l.starts_with("api_key ="))
-        .collect::<Vec<_>>()
-        .join("\n");
     let settings = engine::config::parse(
-        &without_secrets,
+        &without_secrets(&text),
         &path,
         engine::config::SecretOverrides {
             desk360_token: Some(secrecy::SecretString::from("t")),
@@ -906,27 +645,17 @@ async fn one_writer_per_store_a_second_exits_1_naming_the_holder() {
     let mut cfg = sandbox_config(120, 20);
     cfg.deskie_limit = 400;
     let s = Setup::start(cfg).await;
-    let c = cfg_arg(&s.config());
-    let child = spawn_bin(&["run", "--config", &c]);
+    let c = path_arg(&s.config());
+    let child = s.spawn_loading_run(&c, 1).await;
     let pid = child.id();
-    let started = wait_until(Duration::from_secs(60), || {
-        s.sandbox
-            .journal()
-            .iter()
-            .any(|e| e.server == sandbox::Server::Deskie && e.method == "POST")
-    })
-    .await;
-    assert!(started, "the first run is loading");
 
     for second in [
         vec!["run", "--config", &c],
         vec!["run", "--dry-run", "--config", &c],
         vec!["retry-failed", "--config", &c],
     ] {
-        let out = run_bin(args(&second), vec![], Duration::from_secs(30)).await;
-        assert_eq!(out.status.code(), Some(1), "{second:?}: {}", show(&out));
-        let err = text(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{second:?}: one line: {err}");
+        let out = run_expecting(1, &second, 30).await;
+        let err = one_line_error(&out);
         assert!(
             err.contains(&format!("pid {pid}")) && err.contains("in use by another deskie-import"),
             "{second:?} names the holder: {err}"
@@ -937,31 +666,24 @@ async fn one_writer_per_store_a_second_exits_1_naming_the_holder() {
         vec!["status", "--config", &c],
         vec!["report", "--config", &c],
     ] {
-        let out = run_bin(args(&reader), vec![], Duration::from_secs(30)).await;
-        assert_eq!(out.status.code(), Some(0), "{reader:?}: {}", show(&out));
+        run_expecting(0, &reader, 30).await;
     }
     // kill -9: the kernel releases the lock, the next run takes it and finishes exactly once.
-    let status = StdCommand::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(pid, "-KILL");
     let _ = wait_child(child, Duration::from_secs(30)).await;
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(120),
-    )
-    .await;
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
-    s.assert_no_duplicates();
-    let out = run_bin(
-        args(&["verify", "--config", &c]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    s.run_to_the_end(&c, 120).await;
+    run_expecting(0, &["verify", "--config", &c], 60).await;
+}
+
+/// Asserts a run was refused with exit 2 and one line naming the side that differs and the fix.
+fn refused(out: &Output, side: &str, hint: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", show(out));
+    let err = one_line_error(out);
+    assert!(
+        err.contains(&format!("the {side}")) && err.contains(hint),
+        "names the side and the fix: {}",
+        show(out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -970,51 +692,17 @@ async fn a_store_belongs_to_one_source_and_one_target_account() {
     // sandbox's `desk360_account` shows in `/v1/me`, a Desk360 sandbox differs by its URL).
     let a = Setup::start(sandbox_config(40, 0)).await;
     let b = Setup::start(sandbox_config(40, 0)).await;
-    let config = a.config();
-    let c = cfg_arg(&config);
-    let text_a = std::fs::read_to_string(&config).unwrap();
-    let other_target = a.dir.path().join("other-target.toml");
-    std::fs::write(
-        &other_target,
-        text_a.replace(&a.sandbox.deskie_url(), &b.sandbox.deskie_url()),
-    )
-    .unwrap();
-    let other_source = a.dir.path().join("other-source.toml");
-    std::fs::write(
-        &other_source,
-        text_a.replace(&a.sandbox.desk360_url(), &b.sandbox.desk360_url()),
-    )
-    .unwrap();
-    private(&other_target);
-    private(&other_source);
-    let t = cfg_arg(&other_target);
-    let src = cfg_arg(&other_source);
+    let c = path_arg(&a.config());
+    let (a_deskie, b_deskie) = (a.sandbox.deskie_url(), b.sandbox.deskie_url());
+    let t = a.config_variant("other-target.toml", &[(&a_deskie, &b_deskie)]);
+    let (a_desk360, b_desk360) = (a.sandbox.desk360_url(), b.sandbox.desk360_url());
+    let src = a.config_variant("other-source.toml", &[(&a_desk360, &b_desk360)]);
+    let limit = Duration::from_secs(60);
 
     // A dry run records both accounts.
-    let out = run_bin(
-        args(&["run", "--dry-run", "--config", &c]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let refused = |out: &Output, side: &str, hint: &str| {
-        assert_eq!(out.status.code(), Some(2), "{}", show(out));
-        let err = text(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "one line: {}", show(out));
-        assert!(
-            err.contains(&format!("the {side}")) && err.contains(hint),
-            "names the side and the fix: {}",
-            show(out)
-        );
-    };
+    run_expecting(0, &["run", "--dry-run", "--config", &c], 60).await;
     // Another Deskie: refused before any request reaches it.
-    let out = run_bin(
-        args(&["run", "--config", &t]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
+    let out = run_bin(&["run", "--config", &t], &[], limit).await;
     refused(&out, "Deskie target differs", "--retarget");
     assert!(
         b.sandbox.journal().is_empty(),
@@ -1022,40 +710,20 @@ async fn a_store_belongs_to_one_source_and_one_target_account() {
     );
 
     // The real run into A.
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(90),
-    )
-    .await;
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
-    let loaded_in_a = a.assert_no_duplicates();
+    let loaded_in_a = a.run_to_the_end(&c, 90).await;
     assert_eq!(loaded_in_a, a.migratable().len());
 
     // Another Desk360 (same product ids): refused, nothing written to A's Deskie.
     a.sandbox.clear_journal();
-    let out = run_bin(
-        args(&["run", "--config", &src]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
+    let out = run_bin(&["run", "--config", &src], &[], limit).await;
     refused(&out, "Desk360 source differs", "[store] path");
-    let writes = |s: &Setup| {
-        s.sandbox
-            .journal()
-            .into_iter()
-            .filter(|e| e.server == sandbox::Server::Deskie && e.method != "GET")
-            .count()
-    };
-    assert_eq!(writes(&a), 0, "nothing written for another source");
+    assert_eq!(
+        deskie_writes(&a.sandbox),
+        0,
+        "nothing written for another source"
+    );
     // retry-failed compares too.
-    let out = run_bin(
-        args(&["retry-failed", "--config", &t]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
+    let out = run_bin(&["retry-failed", "--config", &t], &[], limit).await;
     refused(&out, "Deskie target differs", "--retarget");
     assert!(
         b.sandbox.journal().is_empty(),
@@ -1064,44 +732,30 @@ async fn a_store_belongs_to_one_source_and_one_target_account() {
 
     // Deliberately re-targeted: everything is migrated again into B, exactly once, and A is
     // left alone.
-    let out = run_bin(
-        args(&["run", "--retarget", "--config", &t]),
-        vec![],
-        Duration::from_secs(90),
-    )
-    .await;
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
+    run_finishing(&["run", "--retarget", "--config", &t], 90).await;
     assert_eq!(b.assert_no_duplicates(), b.migratable().len());
-    assert_eq!(writes(&a), 0, "the old target is not touched");
+    assert_eq!(
+        deskie_writes(&a.sandbox),
+        0,
+        "the old target is not touched"
+    );
     // From now on the store belongs to B: A is refused, B verifies.
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
+    let out = run_bin(&["run", "--config", &c], &[], limit).await;
     refused(&out, "Deskie target differs", "--retarget");
-    let out = run_bin(
-        args(&["verify", "--config", &t]),
-        vec![],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    run_expecting(0, &["verify", "--config", &t], 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded() {
     let s = Setup::start(sandbox_config(40, 0)).await;
     // Every channel routes without needing an email or a phone, so the only failure is ours.
-    let routable = std::fs::read_to_string(s.config())
-        .unwrap()
-        .replace("\"default\" = \"email\"", "\"default\" = \"custom:481\"")
-        .replace("\"Phone\" = \"calls\"", "\"Phone\" = \"custom:481\"");
-    let config = s.dir.path().join("routable.toml");
-    std::fs::write(&config, routable).unwrap();
-    private(&config);
-    let c = cfg_arg(&config);
+    let c = s.config_variant(
+        "routable.toml",
+        &[
+            ("\"default\" = \"email\"", "\"default\" = \"custom:481\""),
+            ("\"Phone\" = \"calls\"", "\"Phone\" = \"custom:481\""),
+        ],
+    );
     let broken = *s.migratable().first().unwrap();
     let has_case = |s: &Setup| {
         !s.sandbox
@@ -1114,21 +768,9 @@ async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded
         malformed_tickets: [broken].into_iter().collect(),
         ..Faults::default()
     });
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    run_expecting(3, &["run", "--config", &c], 90).await;
     assert!(!has_case(&s));
-    let out = run_bin(
-        args(&["status", "--json", "--config", &c]),
-        vec![],
-        Duration::from_secs(30),
-    )
-    .await;
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = status_json(&c).await;
     let failed = status["failed_tickets"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{status:#}");
     assert_eq!(
@@ -1137,27 +779,15 @@ async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded
     );
 
     s.sandbox.set_faults(Faults::default());
-    let out = run_bin(
-        args(&["retry-failed", "--config", &c]),
-        vec![],
-        Duration::from_secs(90),
-    )
-    .await;
     // retry-failed fetches the details of a ticket whose extraction failed, then loads it:
     // exit 0, and the ticket is in Deskie.
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run_expecting(0, &["retry-failed", "--config", &c], 90).await;
     assert!(
         has_case(&s),
         "exit 0 but the ticket is missing: {}",
         show(&out)
     );
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    run_expecting(0, &["run", "--config", &c], 90).await;
     assert!(has_case(&s));
     assert_eq!(s.assert_no_duplicates(), s.migratable().len());
 }
@@ -1165,15 +795,7 @@ async fn retry_failed_after_an_extraction_failure_exits_0_only_when_it_is_loaded
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_clean_stop_the_sqlite_file_alone_holds_the_store() {
     let s = Setup::start(sandbox_config(40, 0)).await;
-    let c = cfg_arg(&s.config());
-    let out = run_bin(
-        args(&["run", "--config", &c]),
-        vec![],
-        Duration::from_secs(90),
-    )
-    .await;
-    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", show(&out));
-    let cases = s.assert_no_duplicates();
+    let cases = s.run_to_the_end(&path_arg(&s.config()), 90).await;
     let wal = s.dir.path().join("store.sqlite-wal");
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     assert_eq!(wal_len, 0, "the -wal is empty or absent after a clean stop");
@@ -1188,13 +810,8 @@ async fn after_a_clean_stop_the_sqlite_file_alone_holds_the_store() {
     let copied_config = copy_dir.path().join("deskie-import.toml");
     std::fs::copy(s.config(), &copied_config).unwrap();
     private(&copied_config);
-    let out = run_bin(
-        args(&["status", "--json", "--config", &cfg_arg(&copied_config)]),
-        vec![],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let copied = path_arg(&copied_config);
+    let out = run_expecting(0, &["status", "--json", "--config", &copied], 30).await;
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         status["store"]
@@ -1215,7 +832,7 @@ async fn a_readable_config_holding_secrets_gets_one_warning() {
     use std::os::unix::fs::PermissionsExt;
     let s = Setup::start(sandbox_config(10, 0)).await;
     let config = s.config();
-    let c = cfg_arg(&config);
+    let c = path_arg(&config);
     let warnings = |out: &Output| {
         text(&out.stderr)
             .lines()
@@ -1224,13 +841,7 @@ async fn a_readable_config_holding_secrets_gets_one_warning() {
             .collect::<Vec<_>>()
     };
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = run_bin(
-        args(&["status", "--config", &c]),
-        vec![],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run_expecting(0, &["status", "--config", &c], 30).await;
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "warned once: {}", show(&out));
     assert!(
@@ -1248,33 +859,19 @@ async fn a_readable_config_holding_secrets_gets_one_warning() {
     );
     // Owner-only: no warning.
     private(&config);
-    let out = run_bin(
-        args(&["status", "--config", &c]),
-        vec![],
-        Duration::from_secs(30),
-    )
-    .await;
+    let out = run_bin(&["status", "--config", &c], &[], Duration::from_secs(30)).await;
     assert!(warnings(&out).is_empty(), "{}", show(&out));
     // Readable, but the secrets are in the environment: nothing to protect in the file.
     let no_secrets = s.dir.path().join("no-secrets.toml");
-    let text_without: String = std::fs::read_to_string(&config)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("token =") && !l.starts_with("api_key ="))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text_without = without_secrets(&std::fs::read_to_string(&config).unwrap());
     std::fs::write(&no_secrets, text_without).unwrap();
     std::fs::set_permissions(&no_secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
     let creds = s.sandbox.credentials();
-    let out = run_bin(
-        args(&["status", "--config", &cfg_arg(&no_secrets)]),
-        vec![
-            ("DESKIE_API_KEY".into(), creds.deskie_api_key),
-            ("DESK360_TOKEN".into(), creds.desk360_token),
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let env = [
+        ("DESKIE_API_KEY", creds.deskie_api_key.as_str()),
+        ("DESK360_TOKEN", creds.desk360_token.as_str()),
+    ];
+    let list = ["status", "--config", &path_arg(&no_secrets)];
+    let out = run_expecting_with(0, &list, &env, 30).await;
     assert!(warnings(&out).is_empty(), "{}", show(&out));
 }

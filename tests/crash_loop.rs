@@ -15,14 +15,18 @@
 //! one. The kill points per stage are printed (`--nocapture` shows them).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::{
+    ConfigSpec, failed_keys, not_skipped, path_arg, show, signal, spawn_bin, start_sandbox,
+    status_json, wait_child, write_config,
+};
 use sandbox::{Faults, JournalEntry, Sandbox, SandboxConfig, Server};
-
-const BIN: &str = env!("CARGO_BIN_EXE_deskie-import");
 
 /// Kills of the default (CI) loop; the environment variable overrides it.
 const DEFAULT_KILLS: usize = 24;
@@ -73,59 +77,33 @@ fn kills_wanted() -> usize {
 }
 
 fn spawn_run(config: &Path) -> Child {
-    let mut cmd = Command::new(BIN);
-    for v in [
-        "DESK360_TOKEN",
-        "DESK360_EMAIL",
-        "DESK360_PASSWORD",
-        "DESKIE_API_KEY",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.args(["run", "--quiet", "--config", &config.display().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_bin(&["run", "--quiet", "--config", &path_arg(config)])
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Waits for a child with a bound (killing it past the bound), off the runtime's workers.
-async fn wait_child(mut child: Child, limit: Duration) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!("child did not exit in {limit:?}: {}", show(&out));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    })
-    .await
-    .unwrap()
-}
-
-fn sigkill(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+/// The config of both loops: every channel goes to custom channel 481 (which needs an email or
+/// a phone to identify the user) except Facebook, which is skipped; `sections` follow `[run]`.
+fn write_loop_config(
+    dir: &Path,
+    sandbox: &Sandbox,
+    sections: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let store_path = dir.join("store.sqlite");
+    let store = path_arg(&store_path);
+    let rest =
+        format!("[run]\nconcurrency = 8\nmax_retries = 3\nreconcile_settle_secs = 0.5\n{sections}");
+    let spec = ConfigSpec {
+        api_key: None,
+        token: None,
+        mapping: concat!(
+            r#"agents = { "72" = 101, "74" = 102, "75" = 103 }"#,
+            "\n",
+            r#"channels = { "default" = "custom:481", "Facebook" = "skip" }"#
+        ),
+        store: &store,
+        rest: &rest,
+    };
+    let config = write_config(&dir.join("deskie-import.toml"), sandbox, &spec);
+    (config, store_path)
 }
 
 /// Progress of one run per stage, from the journal (cleared before each run).
@@ -147,78 +125,26 @@ async fn integrity(store_path: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loop_over_every_stage_loses_and_duplicates_nothing() {
     let kills = kills_wanted();
-    let sandbox = tokio::time::timeout(
-        Duration::from_secs(30),
-        Sandbox::start(SandboxConfig {
-            seed: 23,
-            products: 2,
-            // Enough work that the loop does not run out of it before its last kill.
-            tickets: (kills * 10).clamp(240, 4000),
-            window: Duration::from_secs(1),
-            // Extraction slow enough that several kills land in it.
-            desk360_limit: 40,
-            deskie_limit: 1500,
-            latency: Duration::from_millis(4),
-            jitter: Duration::from_millis(2),
-            faults: Faults {
-                drop_after_commit_rate: 0.03,
-                ..Faults::default()
-            },
-            ..SandboxConfig::default()
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let sandbox = start_sandbox(SandboxConfig {
+        seed: 23,
+        products: 2,
+        // Enough work that the loop does not run out of it before its last kill.
+        tickets: (kills * 10).clamp(240, 4000),
+        window: Duration::from_secs(1),
+        // Extraction slow enough that several kills land in it.
+        desk360_limit: 40,
+        deskie_limit: 1500,
+        latency: Duration::from_millis(4),
+        jitter: Duration::from_millis(2),
+        faults: Faults {
+            drop_after_commit_rate: 0.03,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let store_path = dir.path().join("store.sqlite");
-    let creds = sandbox.credentials();
-    let config = dir.path().join("deskie-import.toml");
-    // Every channel goes to custom channel 481 (which needs an email or a phone to identify
-    // the user) except Facebook, which is skipped.
-    std::fs::write(
-        &config,
-        format!(
-            r#"[source]
-base_url = "{d}"
-token = "{token}"
-rpm = 40
-window_secs = 1
-timeout_secs = 5
-[target]
-base_url = "{k}"
-staff_email = "{email}"
-api_key = "{key}"
-plan = "pro"
-agents = 1000
-rpm = 1500
-window_secs = 1
-timeout_secs = 5
-source_id_field = "cf_900"
-[mapping]
-default_staff_id = 100
-agents = {{ "72" = 101, "74" = 102, "75" = 103 }}
-channels = {{ "default" = "custom:481", "Facebook" = "skip" }}
-[store]
-path = "{store}"
-[run]
-concurrency = 8
-max_retries = 3
-reconcile_settle_secs = 0.5
-"#,
-            d = sandbox.desk360_url(),
-            k = sandbox.deskie_url(),
-            token = creds.desk360_token,
-            email = creds.deskie_staff_email,
-            key = creds.deskie_api_key,
-            store = store_path.display(),
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    let (config, store_path) = write_loop_config(dir.path(), &sandbox, "");
 
     // The kill loop: kill i aims at stage i mod 3 after a few of its requests (1..=5, varied);
     // when that stage is over (extraction finished, say), another stage's progress decides.
@@ -261,7 +187,7 @@ reconcile_settle_secs = 0.5
         let child = child.take().unwrap();
         match killed_at {
             Some(point) => {
-                sigkill(pid);
+                signal(pid, "-KILL");
                 let out = wait_child(child, Duration::from_secs(30)).await;
                 if out.status.code().is_some() {
                     // It ended on its own just before the signal (a zombie takes it quietly).
@@ -298,7 +224,7 @@ reconcile_settle_secs = 0.5
     let unroutable: BTreeSet<(i64, i64)> = ds
         .tickets
         .iter()
-        .filter(|t| t.detail["channel"].as_str() != Some("Facebook"))
+        .filter(|t| not_skipped(t))
         .filter(|t| !has(t, "email") && !has(t, "phone"))
         .map(|t| (t.product_id, t.ticket_id))
         .collect();
@@ -309,27 +235,8 @@ reconcile_settle_secs = 0.5
     for _ in 0..3 {
         sandbox.clear_journal();
         let out = wait_child(spawn_run(&config), RUN_LIMIT).await;
-        let status = Command::new(BIN)
-            .args([
-                "status",
-                "--json",
-                "--config",
-                &config.display().to_string(),
-            ])
-            .output()
-            .unwrap();
-        let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-        let failed: BTreeSet<(i64, i64)> = status["failed_tickets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["key"]["product_id"].as_i64().unwrap(),
-                    f["key"]["ticket_id"].as_i64().unwrap(),
-                )
-            })
-            .collect();
+        let status = status_json(&path_arg(&config)).await;
+        let failed = failed_keys(&status);
         let want = if unroutable.is_empty() { 0 } else { 3 };
         let done = out.status.code() == Some(want) && failed == unroutable;
         last = Some((out, status));
@@ -346,19 +253,9 @@ reconcile_settle_secs = 0.5
         show(&last)
     );
     // Exit 3 also means "something is left": only the unroutable tickets may have failed.
-    let failed_at_end: BTreeSet<(i64, i64)> = status["failed_tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["key"]["product_id"].as_i64().unwrap(),
-                f["key"]["ticket_id"].as_i64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        failed_at_end, unroutable,
+        failed_keys(&status),
+        unroutable,
         "only the unroutable tickets fail\n{status:#}\nkills {points:?}"
     );
     assert_eq!(integrity(&store_path).await, vec!["ok"]);
@@ -369,7 +266,7 @@ reconcile_settle_secs = 0.5
     let migratable: BTreeMap<(i64, i64), usize> = ds
         .tickets
         .iter()
-        .filter(|t| t.detail["channel"].as_str() != Some("Facebook"))
+        .filter(|t| not_skipped(t))
         .filter(|t| !unroutable.contains(&(t.product_id, t.ticket_id)))
         .map(|t| ((t.product_id, t.ticket_id), t.messages().len()))
         .collect();
@@ -491,7 +388,7 @@ fn source_files(ds: &sandbox::Dataset, t: &sandbox::TicketData) -> Vec<(String, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loop_while_uploading_files_and_rehosting_keeps_every_file_once() {
     let kills = (kills_wanted() / 4).max(3);
-    let sandbox = Sandbox::start(SandboxConfig {
+    let sandbox = start_sandbox(SandboxConfig {
         seed: 29,
         products: 2,
         tickets: 40,
@@ -510,8 +407,7 @@ async fn sigkill_loop_while_uploading_files_and_rehosting_keeps_every_file_once(
         },
         ..SandboxConfig::default()
     })
-    .await
-    .unwrap();
+    .await;
     // Inline images: a file of the ticket on the Desk360 API host, shown in a new reply and a
     // new note of four tickets.
     let storage = format!("{}/attachments/", sandbox.desk360_url());
@@ -520,7 +416,7 @@ async fn sigkill_loop_while_uploading_files_and_rehosting_keeps_every_file_once(
         let reachable = ["email", "phone"]
             .iter()
             .any(|f| t.detail[*f].as_str().is_some_and(|v| !v.trim().is_empty()))
-            && t.detail["channel"].as_str() != Some("Facebook");
+            && not_skipped(t);
         if !reachable {
             continue;
         }
@@ -543,55 +439,8 @@ async fn sigkill_loop_while_uploading_files_and_rehosting_keeps_every_file_once(
         sandbox.append_message(*p, *t, 74, true, &html).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let store_path = dir.path().join("store.sqlite");
-    let creds = sandbox.credentials();
-    let config = dir.path().join("deskie-import.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[source]
-base_url = "{d}"
-token = "{token}"
-rpm = 1000
-window_secs = 1
-timeout_secs = 5
-[target]
-base_url = "{k}"
-staff_email = "{email}"
-api_key = "{key}"
-plan = "pro"
-agents = 1000
-rpm = 1500
-window_secs = 1
-timeout_secs = 5
-source_id_field = "cf_900"
-[mapping]
-default_staff_id = 100
-agents = {{ "72" = 101, "74" = 102, "75" = 103 }}
-channels = {{ "default" = "custom:481", "Facebook" = "skip" }}
-[attachments]
-mode = "upload"
-inline = "rehost"
-[store]
-path = "{store}"
-[run]
-concurrency = 8
-max_retries = 3
-reconcile_settle_secs = 0.5
-"#,
-            d = sandbox.desk360_url(),
-            k = sandbox.deskie_url(),
-            token = creds.desk360_token,
-            email = creds.deskie_staff_email,
-            key = creds.deskie_api_key,
-            store = store_path.display(),
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    let attachments = "[attachments]\nmode = \"upload\"\ninline = \"rehost\"\n";
+    let (config, store_path) = write_loop_config(dir.path(), &sandbox, attachments);
 
     // Kill after a varying number of Deskie writes (file uploads, edits, updates) of each run.
     let mut done_kills = 0;
@@ -619,7 +468,7 @@ reconcile_settle_secs = 0.5
         };
         let child = child.take().unwrap();
         if kill {
-            sigkill(pid);
+            signal(pid, "-KILL");
         }
         let out = wait_child(child, Duration::from_secs(30)).await;
         if out.status.code().is_some() {

@@ -403,50 +403,45 @@ fn imports(module: &str, text: &str, known: &BTreeSet<String>) -> BTreeSet<Strin
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
-            let mut segs: Vec<String> = base.iter().map(|s| (*s).to_owned()).collect();
-            segs.extend(
-                path.split("::")
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-            );
-            // The longest prefix that is a module.
-            while !segs.is_empty() {
-                let candidate = segs.join("::");
-                if known.contains(&candidate) {
-                    if candidate != module {
-                        out.insert(candidate);
-                    }
-                    break;
-                }
-                segs.pop();
-            }
+            insert_longest_module(&base, &path, module, known, &mut out);
             // `use crate::{a, b::c}`: each name in the braces.
             if let Some(braced) = after.strip_prefix('{') {
                 let inner = braced.split('}').next().unwrap_or("");
                 for item in inner.split(',') {
-                    let mut segs: Vec<String> = base.iter().map(|s| (*s).to_owned()).collect();
-                    segs.extend(
-                        item.trim()
-                            .split("::")
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned),
-                    );
-                    while !segs.is_empty() {
-                        let candidate = segs.join("::");
-                        if known.contains(&candidate) {
-                            if candidate != module {
-                                out.insert(candidate);
-                            }
-                            break;
-                        }
-                        segs.pop();
-                    }
+                    insert_longest_module(&base, item.trim(), module, known, &mut out);
                 }
             }
             rest = &rest[i + prefix.len()..];
         }
     }
     out
+}
+
+/// Adds to `out` the longest prefix of `base::path` that is a module in `known`, unless it is
+/// `module` itself.
+fn insert_longest_module(
+    base: &[&str],
+    path: &str,
+    module: &str,
+    known: &BTreeSet<String>,
+    out: &mut BTreeSet<String>,
+) {
+    let mut segs: Vec<String> = base.iter().map(|s| (*s).to_owned()).collect();
+    segs.extend(
+        path.split("::")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    );
+    while !segs.is_empty() {
+        let candidate = segs.join("::");
+        if known.contains(&candidate) {
+            if candidate != module {
+                out.insert(candidate);
+            }
+            return;
+        }
+        segs.pop();
+    }
 }
 
 /// A parent module and its own children are one unit (a child sees its parent's items by

@@ -97,21 +97,19 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("test timed out")
 }
 
+/// A reply POSTed as a write (never repeated once sent), which must fail: its error.
+async fn post_reply(t: &Transport, url: &Url) -> Desk360Error {
+    let body = serde_json::json!({"message": "hi"});
+    bounded(t.send(Method::POST, url, None, Some(&body), Safety::Write, "reply"))
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn write_dropped_after_send_is_ambiguous_and_sent_once() {
     let (url, count) = raw_server(Then::Drop).await;
     let t = transport();
-    let body = serde_json::json!({"message": "hi"});
-    let err = bounded(t.send(
-        Method::POST,
-        &url,
-        None,
-        Some(&body),
-        Safety::Write,
-        "reply",
-    ))
-    .await
-    .unwrap_err();
+    let err = post_reply(&t, &url).await;
     assert!(matches!(err, Desk360Error::Ambiguous { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Ambiguous);
     // Give a (wrong) retry a chance to arrive before counting.
@@ -124,17 +122,7 @@ async fn write_dropped_after_send_is_ambiguous_and_sent_once() {
 async fn write_answered_503_is_ambiguous_and_sent_once() {
     let (url, count) = raw_server(Then::Respond503).await;
     let t = transport();
-    let body = serde_json::json!({"message": "hi"});
-    let err = bounded(t.send(
-        Method::POST,
-        &url,
-        None,
-        Some(&body),
-        Safety::Write,
-        "reply",
-    ))
-    .await
-    .unwrap_err();
+    let err = post_reply(&t, &url).await;
     assert!(matches!(err, Desk360Error::Ambiguous { .. }), "{err:?}");
     assert!(err.to_string().contains("HTTP 503"), "{err}");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -149,17 +137,7 @@ async fn write_that_never_connected_is_retried() {
     drop(listener);
     let url = Url::parse(&format!("http://{addr}/v1/things")).unwrap();
     let t = transport();
-    let body = serde_json::json!({"message": "hi"});
-    let err = bounded(t.send(
-        Method::POST,
-        &url,
-        None,
-        Some(&body),
-        Safety::Write,
-        "reply",
-    ))
-    .await
-    .unwrap_err();
+    let err = post_reply(&t, &url).await;
     assert!(
         matches!(err, Desk360Error::Transient { status: None, .. }),
         "{err:?}"

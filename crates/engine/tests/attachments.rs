@@ -8,33 +8,16 @@ use std::time::Duration;
 
 use engine::attachments::Desk360File;
 use sandbox::AttachmentSetup;
-use throttle::{Limiter, LimiterConfig};
+use throttle::Limiter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn limiter(name: &'static str) -> Limiter {
-    Limiter::new(LimiterConfig::new(name, 100_000, Duration::from_secs(60)))
+    common::limiter(name, 100_000, Duration::from_secs(60))
 }
 
 async fn clients(h: &common::Harness) -> (desk360::Desk360Client, deskie::DeskieClient) {
-    let creds = h.sandbox.credentials();
-    let source = desk360::Desk360Client::connect(
-        desk360::Desk360Config::new(
-            url::Url::parse(&h.sandbox.desk360_url()).unwrap(),
-            desk360::Auth::Token(creds.desk360_token.clone().into()),
-        ),
-        limiter("desk360"),
-    )
-    .await
-    .unwrap();
-    let target = deskie::DeskieClient::new(
-        deskie::DeskieConfig::new(
-            url::Url::parse(&h.sandbox.deskie_url()).unwrap(),
-            creds.deskie_staff_email.clone(),
-            creds.deskie_api_key.clone().into(),
-        ),
-        limiter("deskie"),
-    )
-    .unwrap();
+    let source = common::desk360_client(h, common::token_auth(h), limiter("desk360")).await;
+    let target = common::deskie_client(h, limiter("deskie"));
     (source, target)
 }
 
@@ -45,8 +28,7 @@ async fn clients(h: &common::Harness) -> (desk360::Desk360Client, deskie::Deskie
 async fn clients_stream_every_file_with_its_size_and_checksum() {
     let mut cfg = common::small(20, 60_000, 1_000, 1_500);
     // The dataset is deterministic: the first generated ticket gets two big files.
-    let first = &sandbox::generate(cfg.seed, cfg.products, cfg.tickets).tickets[0];
-    let (big_p, big_t) = (first.product_id, first.ticket_id);
+    let (big_p, big_t) = common::first_ticket(&cfg);
     cfg.attachments = AttachmentSetup {
         behind_token_share: 0.4,
         signed_share: 0.3,
@@ -258,19 +240,7 @@ async fn a_download_refused_for_an_expired_login_token_logs_in_again() {
         ..AttachmentSetup::default()
     };
     let h = common::start(cfg, "").await;
-    let creds = h.sandbox.credentials();
-    let source = desk360::Desk360Client::connect(
-        desk360::Desk360Config::new(
-            url::Url::parse(&h.sandbox.desk360_url()).unwrap(),
-            desk360::Auth::Login {
-                email: creds.desk360_email.clone(),
-                password: creds.desk360_password.clone().into(),
-            },
-        ),
-        limiter("desk360"),
-    )
-    .await
-    .unwrap();
+    let source = common::desk360_client(&h, common::login_auth(&h), limiter("desk360")).await;
     let storage = limiter("storage");
     let url = h
         .sandbox
@@ -333,8 +303,7 @@ async fn status_without_token(url: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_mode_migrates_every_file_with_its_checksum() {
     let mut cfg = common::small(16, 60_000, 1_000, 1_500);
-    let first = &sandbox::generate(cfg.seed, cfg.products, cfg.tickets).tickets[0];
-    let (big_p, big_t) = (first.product_id, first.ticket_id);
+    let (big_p, big_t) = common::first_ticket(&cfg);
     cfg.attachments = AttachmentSetup {
         behind_token_share: 0.3,
         signed_share: 0.3,
@@ -343,8 +312,7 @@ async fn upload_mode_migrates_every_file_with_its_checksum() {
     };
     cfg.faults.drop_after_commit_rate = 0.03;
     let h = common::start(cfg, "[attachments]\nmode = \"upload\"\ninline = \"keep\"").await;
-    let summary = common::run(&h.settings, engine::RunOptions::default()).await;
-    assert_eq!(summary.failed, 0, "{summary:?}");
+    common::run_without_failures(&h).await;
     common::assert_exact(&h);
     let snap = h.sandbox.deskie_snapshot();
     let mut files_seen = 0;
@@ -353,13 +321,8 @@ async fn upload_mode_migrates_every_file_with_its_checksum() {
         if cases.is_empty() {
             continue;
         }
-        let mut got: Vec<(String, u64, String)> = cases[0]
-            .messages
-            .iter()
-            .flat_map(|m| m.files.iter())
-            .map(|f| (f.name.clone(), f.size, f.sha256.clone()))
-            .collect();
-        got.sort();
+        // At most one case each (`assert_exact`): the files of that case.
+        let got = common::files_in_deskie(&h, t.product_id, t.ticket_id);
         let want = common::expected_files(&h, t.product_id, t.ticket_id);
         assert_eq!(got, want, "ticket {}/{}", t.product_id, t.ticket_id);
         files_seen += got.len();
@@ -444,11 +407,8 @@ async fn rehost_leaves_no_message_linking_to_desk360_storage() {
         (t.product_id, t.ticket_id, url)
     };
     let storage_prefix = src[..src.find("/attachments/").unwrap()].to_owned();
-    let html = format!(r#"<p>Look: <img src="{src}" alt="shot"> here</p>"#);
-    h.sandbox.append_message(p, t, 0, false, &html).unwrap();
-    h.sandbox.append_message(p, t, 74, true, &html).unwrap();
-    let summary = common::run(&h.settings, engine::RunOptions::default()).await;
-    assert_eq!(summary.failed, 0, "{summary:?}");
+    common::add_inline_image(&h, p, t, &src);
+    common::run_without_failures(&h).await;
     let snap = h.sandbox.deskie_snapshot();
     let sha = h.sandbox.dataset().attachment_sha256(&src).unwrap();
     let mut rehosted = 0;
@@ -491,8 +451,7 @@ async fn report_of(settings: &engine::config::Settings) -> engine::report::Repor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_counts_files_per_mode_and_lists_each_file_that_could_not_go() {
     let mut cfg = common::small(10, 60_000, 1_000, 1_500);
-    let first = &sandbox::generate(cfg.seed, cfg.products, cfg.tickets).tickets[0];
-    let (big_p, big_t) = (first.product_id, first.ticket_id);
+    let (big_p, big_t) = common::first_ticket(&cfg);
     cfg.attachments = AttachmentSetup {
         behind_token_share: 0.3,
         signed_share: 0.4,
@@ -503,17 +462,9 @@ async fn the_report_counts_files_per_mode_and_lists_each_file_that_could_not_go(
     let h = common::start(cfg, "[attachments]\nmode = \"upload\"\ninline = \"keep\"").await;
     // Extract first, then load once the signed links (valid to the end of the second they were
     // served in) have expired.
-    common::run(
-        &h.settings,
-        engine::RunOptions {
-            dry_run: true,
-            ..engine::RunOptions::default()
-        },
-    )
-    .await;
+    common::dry_run(&h.settings).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let summary = common::run(&h.settings, engine::RunOptions::default()).await;
-    assert_eq!(summary.failed, 0, "{summary:?}");
+    common::run_without_failures(&h).await;
     let snap = h.sandbox.deskie_snapshot();
     let (files, bytes) = snap
         .cases
@@ -589,14 +540,7 @@ async fn a_dry_run_in_urls_mode_warns_about_links_that_are_not_public_or_expire(
         ..AttachmentSetup::default()
     };
     let h = common::start(cfg, "[attachments]\nmode = \"urls\"").await;
-    let summary = common::run(
-        &h.settings,
-        engine::RunOptions {
-            dry_run: true,
-            ..engine::RunOptions::default()
-        },
-    )
-    .await;
+    let summary = common::dry_run(&h.settings).await;
     assert!(!summary.interrupted);
     // No write reached Deskie.
     assert!(h.sandbox.deskie_snapshot().cases.is_empty());
@@ -653,14 +597,7 @@ async fn a_dry_run_in_urls_mode_warns_about_links_that_are_not_public_or_expire(
     );
     assert!(alert.message.contains("mode = \"upload\""));
     // The same sample every time: a second dry run finds the same counts.
-    common::run(
-        &h.settings,
-        engine::RunOptions {
-            dry_run: true,
-            ..engine::RunOptions::default()
-        },
-    )
-    .await;
+    common::dry_run(&h.settings).await;
     let again = report_of(&h.settings).await.attachments.link_check.unwrap();
     assert_eq!(
         (again.sampled, again.not_public, again.expiring),

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use engine::attachments::Desk360File;
 use sandbox::AttachmentSetup;
-use throttle::{Limiter, LimiterConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `VmHWM` (peak resident set) of this process in KiB.
@@ -62,24 +61,14 @@ async fn sink(listener: tokio::net::TcpListener) -> u64 {
 async fn peak_memory_stays_flat_while_uploading_200_mb() {
     const MIB: u64 = 1024 * 1024;
     let mut cfg = common::small(3, 60_000, 1_000, 1_500);
-    let first = &sandbox::generate(cfg.seed, cfg.products, cfg.tickets).tickets[0];
-    let (p, t) = (first.product_id, first.ticket_id);
+    let (p, t) = common::first_ticket(&cfg);
     cfg.attachments = AttachmentSetup {
         large: vec![(p, t, vec![24 * MIB; 8])],
         ..AttachmentSetup::default()
     };
     let h = common::start(cfg, "").await;
-    let creds = h.sandbox.credentials();
-    let limiter = |name| Limiter::new(LimiterConfig::new(name, 100_000, Duration::from_secs(60)));
-    let source = desk360::Desk360Client::connect(
-        desk360::Desk360Config::new(
-            url::Url::parse(&h.sandbox.desk360_url()).unwrap(),
-            desk360::Auth::Token(creds.desk360_token.clone().into()),
-        ),
-        limiter("desk360"),
-    )
-    .await
-    .unwrap();
+    let limiter = |name| common::limiter(name, 100_000, Duration::from_secs(60));
+    let source = common::desk360_client(&h, common::token_auth(&h), limiter("desk360")).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sink = tokio::spawn(sink(listener));

@@ -211,21 +211,7 @@ async fn no_probe_writes_nothing_and_a_killed_probe_is_cleaned_next_time() {
         .open_probe("left@probe.invalid", "preflight-left-probe")
         .await
         .unwrap();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
-        "test",
-        10_000,
-        Duration::from_secs(1),
-    ));
-    let creds = h.sandbox.credentials();
-    let client = deskie::DeskieClient::new(
-        deskie::DeskieConfig::new(
-            h.sandbox.deskie_url().parse().unwrap(),
-            creds.deskie_staff_email,
-            creds.deskie_api_key.into(),
-        ),
-        limiter,
-    )
-    .unwrap();
+    let client = deskie_client(&h, limiter("test", 10_000, Duration::from_secs(1)));
     let mut case = deskie::NewCase::email(
         "left@probe.invalid",
         "left",

@@ -19,6 +19,19 @@ fn migratable(h: &Harness) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// The cause is fixed (no more faults): a run of `retry-failed` with `filter`, on a cleared
+/// journal, extraction skipped.
+async fn retry_after_the_fix(h: &Harness, filter: RetryFilter) -> engine::RunSummary {
+    h.sandbox.set_faults(sandbox::Faults::default());
+    h.sandbox.clear_journal();
+    let options = engine::RunOptions {
+        retry: Some(filter),
+        skip_extract: true,
+        ..Default::default()
+    };
+    run(&h.settings, options).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_tickets_fail_with_the_api_message_and_retry_exactly() {
     let h = start(pessimistic(small(160, 1000, 1000, 3000)), "").await;
@@ -57,17 +70,11 @@ async fn rejected_tickets_fail_with_the_api_message_and_retry_exactly() {
     );
 
     // Switch the rejection off and retry the failed tickets only.
-    h.sandbox.set_faults(sandbox::Faults::default());
-    h.sandbox.clear_journal();
-    run(
-        &h.settings,
-        engine::RunOptions {
-            retry: Some(RetryFilter {
-                all: true,
-                ..RetryFilter::default()
-            }),
-            skip_extract: true,
-            ..Default::default()
+    retry_after_the_fix(
+        &h,
+        RetryFilter {
+            all: true,
+            ..RetryFilter::default()
         },
     )
     .await;
@@ -145,17 +152,11 @@ async fn a_ticket_failing_on_its_third_message_continues_in_the_same_case() {
         "the create and the 2nd reply are in; the 3rd was refused"
     );
 
-    h.sandbox.set_faults(sandbox::Faults::default());
-    h.sandbox.clear_journal();
-    run(
-        &h.settings,
-        engine::RunOptions {
-            retry: Some(RetryFilter {
-                tickets: vec![model::TicketKey::new(p, t)],
-                ..RetryFilter::default()
-            }),
-            skip_extract: true,
-            ..Default::default()
+    retry_after_the_fix(
+        &h,
+        RetryFilter {
+            tickets: vec![model::TicketKey::new(p, t)],
+            ..RetryFilter::default()
         },
     )
     .await;
@@ -175,14 +176,7 @@ async fn an_outage_marks_tickets_failed_transient_and_run_picks_them_up() {
     let mut h = start(small(60, 1000, 1000, 3000), "").await;
     h.settings.run.max_retries = 1;
     // Extract first (the outage is on the Deskie side only).
-    let _ = run(
-        &h.settings,
-        engine::RunOptions {
-            dry_run: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let _ = dry_run(&h.settings).await;
     let mut faults = sandbox::Faults::default();
     faults.deskie_down = true;
     h.sandbox.set_faults(faults);
@@ -271,20 +265,8 @@ async fn another_consumer_spending_40_percent_does_not_cause_a_storm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_abandoned_by_earlier_runs_do_not_stop_the_next_run() {
     let h = start(small(60, 1000, 400, 2000), "").await;
-    run(
-        &h.settings,
-        engine::RunOptions {
-            dry_run: true,
-            ..engine::RunOptions::default()
-        },
-    )
-    .await;
-    let migratable: Vec<(i64, i64)> = expected(&h)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Mapped::Case(_)))
-        .map(|(k, _)| k)
-        .take(2)
-        .collect();
+    dry_run(&h.settings).await;
+    let migratable: Vec<(i64, i64)> = migratable(&h).into_iter().take(2).collect();
     assert_eq!(migratable.len(), 2);
     let store = store::Store::open(&h.settings.store_path).await.unwrap();
     for &(p, t) in &migratable {

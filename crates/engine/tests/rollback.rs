@@ -162,20 +162,10 @@ async fn rollback_interrupted_after_sending_deletes_each_case_once() {
     let second: Vec<_> = cases[10..20].iter().map(|(k, c)| (*k, c.case_id)).collect();
     engine.store().open_rollback(&first).await.unwrap();
     engine.store().open_rollback(&second).await.unwrap();
-    let creds = h.sandbox.credentials();
-    let client = deskie::DeskieClient::new(
-        deskie::DeskieConfig::new(
-            h.sandbox.deskie_url().parse().unwrap(),
-            creds.deskie_staff_email,
-            creds.deskie_api_key.into(),
-        ),
-        throttle::Limiter::new(throttle::LimiterConfig::new(
-            "killed rollback",
-            10_000,
-            Duration::from_secs(1),
-        )),
-    )
-    .unwrap();
+    let client = deskie_client(
+        &h,
+        limiter("killed rollback", 10_000, Duration::from_secs(1)),
+    );
     let ids: Vec<i64> = first.iter().map(|(_, c)| *c).collect();
     client.delete_cases(&ids).await.unwrap();
 

@@ -120,18 +120,8 @@ async fn an_expired_login_token_is_renewed_and_the_run_finishes_exactly_once() {
 async fn a_configured_token_that_expires_is_fatal_with_the_fix_named() {
     let h = start(small(20, 1000, 600, 3000), "").await;
     let creds = h.sandbox.credentials();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
-        "desk360",
-        600,
-        Duration::from_secs(1),
-    ));
-    let config = desk360::Desk360Config::new(
-        h.settings.source.base_url.clone(),
-        desk360::Auth::Token(creds.desk360_token.clone().into()),
-    );
-    let client = desk360::Desk360Client::connect(config, limiter)
-        .await
-        .unwrap();
+    let desk360_limiter = limiter("desk360", 600, Duration::from_secs(1));
+    let client = desk360_client(&h, token_auth(&h), desk360_limiter).await;
     client
         .me()
         .await
@@ -162,22 +152,8 @@ async fn a_refusal_right_after_a_fresh_login_is_fatal() {
     let mut cfg = small(20, 1000, 600, 3000);
     cfg.desk360_token_ttl = Some(Duration::from_nanos(1));
     let h = start(cfg, "").await;
-    let creds = h.sandbox.credentials();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
-        "desk360",
-        600,
-        Duration::from_secs(1),
-    ));
-    let config = desk360::Desk360Config::new(
-        h.settings.source.base_url.clone(),
-        desk360::Auth::Login {
-            email: creds.desk360_email.clone(),
-            password: creds.desk360_password.clone().into(),
-        },
-    );
-    let client = desk360::Desk360Client::connect(config, limiter)
-        .await
-        .unwrap();
+    let desk360_limiter = limiter("desk360", 600, Duration::from_secs(1));
+    let client = desk360_client(&h, login_auth(&h), desk360_limiter).await;
     let err = tokio::time::timeout(Duration::from_secs(30), client.me())
         .await
         .expect("no endless renewal loop")

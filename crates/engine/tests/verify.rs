@@ -39,24 +39,6 @@ fn deskie_reads(h: &Harness) -> (usize, usize, usize) {
     out
 }
 
-fn deskie_client(h: &Harness) -> deskie::DeskieClient {
-    let creds = h.sandbox.credentials();
-    let limiter = throttle::Limiter::new(throttle::LimiterConfig::new(
-        "deskie-test",
-        100_000,
-        Duration::from_secs(1),
-    ));
-    deskie::DeskieClient::new(
-        deskie::DeskieConfig::new(
-            h.settings.target.base_url.clone(),
-            creds.deskie_staff_email.clone(),
-            creds.deskie_api_key.clone().into(),
-        ),
-        limiter,
-    )
-    .unwrap()
-}
-
 async fn delete(h: &Harness, path: &str) {
     let creds = h.sandbox.credentials();
     let url = format!("{}/api/{path}", h.sandbox.deskie_url());
@@ -152,7 +134,7 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
         let store = store.clone();
         async move { store.load_ticket(key).await.unwrap().case.unwrap().case_id }
     };
-    let client = deskie_client(&h);
+    let client = deskie_client(&h, limiter("deskie-test", 100_000, Duration::from_secs(1)));
     // A message deleted in a sampled case with at least two messages.
     let mut with_message = None;
     for key in &sampled {
@@ -260,14 +242,7 @@ async fn a_sampled_verify_costs_a_fraction_of_a_read_per_case_and_finds_every_pl
 async fn a_stopped_verify_resumes_without_reading_again_what_it_recorded() {
     let h = start(small(300, 1000, 20_000, 100_000), "").await;
     // After a dry run nothing is loaded: the history is complete only after the newest ticket.
-    run(
-        &h.settings,
-        engine::RunOptions {
-            dry_run: true,
-            ..engine::RunOptions::default()
-        },
-    )
-    .await;
+    dry_run(&h.settings).await;
     {
         let engine = engine::Engine::open(h.settings.clone()).await.unwrap();
         let mark = engine.store().history_mark().await.unwrap();

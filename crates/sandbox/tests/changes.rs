@@ -7,19 +7,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{bounded, client, start};
+use common::{bounded, client, desk360_get, start, start_listing};
 use sandbox::{Faults, Sandbox, generate, parse_refs};
 use serde_json::{Value, json};
 
 async fn desk360(sb: &Sandbox, path: &str) -> (u16, Value) {
-    let resp = bounded(
-        client()
-            .get(format!("{}/v1/{path}", sb.desk360_url()))
-            .bearer_auth(sb.credentials().desk360_token)
-            .send(),
-    )
-    .await
-    .expect("request");
+    let resp = desk360_get(sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
     let status = resp.status().as_u16();
     (status, bounded(resp.json()).await.unwrap_or(Value::Null))
 }
@@ -150,11 +143,7 @@ fn dataset_changes_keep_markers_ids_and_order() {
 
 #[tokio::test]
 async fn changes_reach_the_running_desk360_emulator() {
-    let sb = start(|c| {
-        c.tickets = 150;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(150).await;
     let old = sb.dataset();
     let product = old.products[0].id;
     let ids = asc_ids(&sb, product).await;

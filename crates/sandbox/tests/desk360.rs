@@ -6,20 +6,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{bounded, client, header, start};
+use common::{
+    bounded, client, desk360_detail, desk360_get, header, start, start_listing, tickets_url,
+};
 use sandbox::{Faults, Server};
 use serde_json::Value;
-
-async fn get(sb: &sandbox::Sandbox, url: &str) -> reqwest::Response {
-    bounded(
-        client()
-            .get(url)
-            .bearer_auth(sb.credentials().desk360_token)
-            .send(),
-    )
-    .await
-    .expect("request")
-}
 
 /// Follows Link headers from `first`, checking 20 a page and absolute links; returns all ids and
 /// the links seen.
@@ -28,7 +19,7 @@ async fn walk(sb: &sandbox::Sandbox, first: String) -> (Vec<Value>, Vec<String>)
     let mut items = Vec::new();
     let mut links = Vec::new();
     loop {
-        let resp = get(sb, &url).await;
+        let resp = desk360_get(sb, &url).await;
         assert_eq!(resp.status(), 200, "{url}");
         let link = resp
             .headers()
@@ -61,11 +52,7 @@ async fn walk(sb: &sandbox::Sandbox, first: String) -> (Vec<Value>, Vec<String>)
 
 #[tokio::test]
 async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
-    let sb = start(|c| {
-        c.tickets = 300;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(300).await;
     let product = sb.dataset().products[0].id;
     let expected: Vec<i64> = sb
         .dataset()
@@ -74,11 +61,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
         .map(|t| t.ticket_id)
         .collect();
     assert!(expected.len() > 60, "enough tickets for several pages");
-    let (items, links) = walk(
-        &sb,
-        format!("{}/v1/products/{product}/tickets", sb.desk360_url()),
-    )
-    .await;
+    let (items, links) = walk(&sb, tickets_url(&sb, product)).await;
     let ids: Vec<i64> = items
         .iter()
         .map(|t| t["id"].as_i64().expect("id"))
@@ -130,7 +113,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
     // The page's searches: id, email (substring), platform; logs.
     let ds = sb.dataset();
     let t = ds.product_tickets_asc(product).nth(3).expect("ticket");
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{product}/tickets?id={}",
@@ -144,7 +127,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
     assert_eq!(found[0], t.list);
     if let Some(email) = t.list["email"].as_str() {
         let local = email.split('@').next().expect("local part").to_uppercase();
-        let resp = get(
+        let resp = desk360_get(
             &sb,
             &format!(
                 "{}/v1/products/{product}/tickets?email={local}",
@@ -155,7 +138,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
         let found: Vec<Value> = resp.json().await.expect("json");
         assert!(found.iter().any(|x| x["id"] == t.ticket_id));
     }
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{product}/tickets/{}/logs",
@@ -169,7 +152,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
     assert_eq!(logs.len(), usize::from(t.status != 0));
 
     // Past the last page: empty, no link.
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{product}/tickets?page=999",
@@ -187,16 +170,7 @@ async fn pages_of_20_with_absolute_link_on_every_page_but_the_last() {
 async fn details_embed_messages_and_unknown_ids_are_404() {
     let sb = start(|_| {}).await;
     let t = &sb.dataset().tickets[3];
-    let resp = get(
-        &sb,
-        &format!(
-            "{}/v1/products/{}/tickets/{}",
-            sb.desk360_url(),
-            t.product_id,
-            t.ticket_id
-        ),
-    )
-    .await;
+    let resp = desk360_detail(&sb, t.product_id, t.ticket_id).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body, t.detail);
@@ -216,7 +190,7 @@ async fn details_embed_messages_and_unknown_ids_are_404() {
         assert!(m["attachments"][group].is_array());
     }
 
-    let resp = get(
+    let resp = desk360_get(
         &sb,
         &format!(
             "{}/v1/products/{}/tickets/999999999",
@@ -252,7 +226,7 @@ async fn error_bodies_401_404_405() {
     .expect("send");
     assert_eq!(resp.status(), 401);
 
-    let resp = get(&sb, &format!("{}/v1/nothing-here", sb.desk360_url())).await;
+    let resp = desk360_get(&sb, &format!("{}/v1/nothing-here", sb.desk360_url())).await;
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["error"]["code"], "not_found_exception");
@@ -269,7 +243,7 @@ async fn error_bodies_401_404_405() {
     assert_eq!(body["error"]["code"], "method_not_allowed_exception");
 
     for path in ["products", "agents", "me", "types", "reasons"] {
-        let resp = get(&sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
+        let resp = desk360_get(&sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
         assert_eq!(resp.status(), 200, "{path}");
     }
     sb.shutdown().await;
@@ -305,7 +279,7 @@ async fn every_request_counts_and_429_comes_exactly_when_the_window_is_spent() {
         assert_eq!(Some(r), reset, "same window, same reset");
         assert!(resp.headers().get("retry-after").is_none());
     }
-    let resp = get(&sb, &format!("{url}/v1/products")).await;
+    let resp = desk360_get(&sb, &format!("{url}/v1/products")).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(header(&resp, "x-ratelimit-remaining"), "0");
     let retry: u64 = header(&resp, "retry-after")
@@ -336,9 +310,9 @@ async fn short_windows_send_millisecond_headers_and_refresh() {
     // Requests may straddle a window boundary; retry the sequence until it fits one window.
     let mut seen_429 = false;
     for _ in 0..20 {
-        let a = get(&sb, &url).await;
-        let b = get(&sb, &url).await;
-        let c = get(&sb, &url).await;
+        let a = desk360_get(&sb, &url).await;
+        let b = desk360_get(&sb, &url).await;
+        let c = desk360_get(&sb, &url).await;
         if a.status() == 200 && b.status() == 200 && c.status() == 429 {
             let retry = header(&c, "retry-after");
             assert!(retry.contains('.'), "millisecond precision: {retry}");
@@ -346,7 +320,11 @@ async fn short_windows_send_millisecond_headers_and_refresh() {
             assert!(secs > 0.0 && secs <= 0.4, "{secs}");
             assert!(header(&c, "x-ratelimit-reset").contains('.'));
             bounded(tokio::time::sleep(Duration::from_secs_f64(secs + 0.02))).await;
-            assert_eq!(get(&sb, &url).await.status(), 200, "window refreshed");
+            assert_eq!(
+                desk360_get(&sb, &url).await.status(),
+                200,
+                "window refreshed"
+            );
             seen_429 = true;
             break;
         }
@@ -397,16 +375,7 @@ async fn malformed_truncated_and_5xx_faults() {
         ..Faults::default()
     });
     for t in [a, b] {
-        let resp = get(
-            &sb,
-            &format!(
-                "{}/v1/products/{}/tickets/{}",
-                sb.desk360_url(),
-                t.product_id,
-                t.ticket_id
-            ),
-        )
-        .await;
+        let resp = desk360_detail(&sb, t.product_id, t.ticket_id).await;
         assert_eq!(resp.status(), 200);
         let text = resp.text().await.expect("body");
         assert!(
@@ -424,7 +393,7 @@ async fn malformed_truncated_and_5xx_faults() {
         server_error_rate: 1.0,
         ..Faults::default()
     });
-    let resp = get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
+    let resp = desk360_get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
     assert!(resp.status().is_server_error());
     assert!(resp.headers().get("x-ratelimit-remaining").is_some());
     sb.shutdown().await;
@@ -439,7 +408,7 @@ async fn latency_and_jitter_are_added_to_every_answer() {
     .await;
     for _ in 0..5 {
         let t0 = std::time::Instant::now();
-        let resp = get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
+        let resp = desk360_get(&sb, &format!("{}/v1/products", sb.desk360_url())).await;
         assert_eq!(resp.status(), 200);
         let took = t0.elapsed();
         assert!(took >= Duration::from_millis(39), "{took:?}");

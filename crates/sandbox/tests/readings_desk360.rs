@@ -4,14 +4,9 @@
 
 mod common;
 
-use common::{bounded, client, start};
+use common::{bounded, client, desk360_detail, desk360_get, start, start_listing, tickets_url};
 use sandbox::{LinkReading, Readings, Sandbox};
 use serde_json::Value;
-
-/// GET with the static bearer token.
-async fn get(sb: &Sandbox, url: &str) -> reqwest::Response {
-    get_with(sb, url, &sb.credentials().desk360_token).await
-}
 
 /// GET with a given bearer token.
 async fn get_with(_sb: &Sandbox, url: &str, token: &str) -> reqwest::Response {
@@ -22,7 +17,7 @@ async fn get_with(_sb: &Sandbox, url: &str, token: &str) -> reqwest::Response {
 
 /// One list page: its ids and its `Link: rel=next` URL, if any.
 async fn page(sb: &Sandbox, url: &str) -> (Vec<i64>, Option<String>) {
-    let resp = get(sb, url).await;
+    let resp = desk360_get(sb, url).await;
     assert_eq!(resp.status(), 200, "{url}");
     let link = resp.headers().get("link").map(|v| {
         let v = v.to_str().expect("ascii");
@@ -72,11 +67,7 @@ fn expected_desc(sb: &Sandbox, product: i64) -> Vec<i64> {
 
 #[tokio::test]
 async fn default_order_is_newest_update_first_with_ties_by_id_descending() {
-    let sb = start(|c| {
-        c.tickets = 150;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(150).await;
     let product = sb.dataset().products[0].id;
     // Five tickets resolved in one bulk action share one `updated_at`: the newest of the account.
     let tied: Vec<(i64, i64)> = sb
@@ -94,7 +85,7 @@ async fn default_order_is_newest_update_first_with_ties_by_id_descending() {
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] == w[1]), "one shared second");
 
-    let base = format!("{}/v1/products/{product}/tickets", sb.desk360_url());
+    let base = tickets_url(&sb, product);
     let desc = walk(&sb, base.clone()).await;
     assert_eq!(desc, expected_desc(&sb, product));
     let mut tied_ids: Vec<i64> = tied.iter().map(|k| k.1).collect();
@@ -118,13 +109,9 @@ async fn default_order_is_newest_update_first_with_ties_by_id_descending() {
 
 #[tokio::test]
 async fn link_page_only_drops_order_and_filters_and_the_next_page_is_served_by_default() {
-    let sb = start(|c| {
-        c.tickets = 400;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(400).await;
     let product = sb.dataset().products[0].id;
-    let base = format!("{}/v1/products/{product}/tickets", sb.desk360_url());
+    let base = tickets_url(&sb, product);
     let first = format!("{base}?order=asc&status=1");
     let ds = sb.dataset();
     let asc_resolved: Vec<i64> = ds
@@ -214,9 +201,9 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
     let products = format!("{}/v1/products", sb.desk360_url());
     let file = some_attachment(&sb);
     for i in 1..=30u64 {
-        assert_eq!(get(&sb, &products).await.status(), 200);
+        assert_eq!(desk360_get(&sb, &products).await.status(), 200);
         // Attachment downloads are not Desk360 API requests: they never count.
-        assert_eq!(get(&sb, &file).await.status(), 200);
+        assert_eq!(desk360_get(&sb, &file).await.status(), 200);
         let done = sb.churn_log().len() as u64;
         let due = if i < 8 { 0 } else { ((i - 5) / 3).min(6) };
         assert_eq!(done, due, "after {i} requests");
@@ -301,23 +288,14 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
     assert_eq!(first_page[0], last.1);
     // …and the new ticket's detail is served.
     let created = log.iter().find(|e| e.created).expect("a creation").key;
-    let resp = get(
-        &sb,
-        &format!(
-            "{}/v1/products/{}/tickets/{}",
-            sb.desk360_url(),
-            created.0,
-            created.1
-        ),
-    )
-    .await;
+    let resp = desk360_detail(&sb, created.0, created.1).await;
     assert_eq!(resp.status(), 200);
     let detail: Value = bounded(resp.json()).await.expect("json");
     assert_eq!(detail, now.ticket(created.0, created.1).expect("t").detail);
 
     // Nothing more once the counts are done.
     for _ in 0..10 {
-        get(&sb, &products).await;
+        desk360_get(&sb, &products).await;
     }
     assert_eq!(sb.churn_log().len(), 6);
     sb.shutdown().await;
@@ -325,7 +303,7 @@ async fn churn_updates_and_creates_tickets_on_schedule_and_they_move_to_page_one
     // The same seed makes the same changes.
     let again = start(churn_config).await;
     for _ in 0..30 {
-        get(&again, &format!("{}/v1/products", again.desk360_url())).await;
+        desk360_get(&again, &format!("{}/v1/products", again.desk360_url())).await;
     }
     assert_eq!(again.churn_log(), log);
     let a = again.dataset();
@@ -371,14 +349,10 @@ async fn tickets_created_by_hand_are_new_and_newest() {
 
 #[tokio::test]
 async fn link_loops_lead_back_under_both_link_readings_and_can_be_respelled() {
-    let sb = start(|c| {
-        c.tickets = 300;
-        c.desk360_limit = 10_000;
-    })
-    .await;
+    let sb = start_listing(300).await;
     let product = sb.dataset().products[0].id;
     let other = sb.dataset().products[1].id;
-    let base = format!("{}/v1/products/{product}/tickets", sb.desk360_url());
+    let base = tickets_url(&sb, product);
     let desc = expected_desc(&sb, product);
     assert!(desc.len() > 60, "more than three pages");
     sb.set_faults(sandbox::Faults {
@@ -451,7 +425,7 @@ async fn link_loops_lead_back_under_both_link_readings_and_can_be_respelled() {
 // 5. Account identity in `/v1/me` and `/v1/agents/me` (page 004, "Get Current Agent").
 
 async fn me(sb: &Sandbox, path: &str) -> Value {
-    let resp = get(sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
+    let resp = desk360_get(sb, &format!("{}/v1/{path}", sb.desk360_url())).await;
     assert_eq!(resp.status(), 200, "{path}");
     bounded(resp.json()).await.expect("json")
 }
@@ -615,14 +589,7 @@ fn attachments_of(detail: &Value) -> Vec<Value> {
 
 /// A ticket detail as served.
 async fn detail(sb: &Sandbox, product: i64, ticket: i64) -> Value {
-    let resp = get(
-        sb,
-        &format!(
-            "{}/v1/products/{product}/tickets/{ticket}",
-            sb.desk360_url()
-        ),
-    )
-    .await;
+    let resp = desk360_detail(sb, product, ticket).await;
     assert_eq!(resp.status(), 200);
     bounded(resp.json()).await.expect("json")
 }
@@ -644,15 +611,19 @@ async fn download(url: &str, token: Option<&str>) -> (u16, Vec<u8>, String) {
     (status, bytes, sha)
 }
 
+/// The first generated ticket that has files.
+fn first_with_files(ds: &sandbox::Dataset) -> &sandbox::TicketData {
+    ds.tickets
+        .iter()
+        .find(|t| !attachments_of(&t.detail).is_empty())
+        .expect("a ticket with files")
+}
+
 #[tokio::test]
 async fn attachment_bytes_are_deterministic_and_match_their_checksum() {
     let sb = start(|_| {}).await;
     let ds = sb.dataset();
-    let t = ds
-        .tickets
-        .iter()
-        .find(|t| !attachments_of(&t.detail).is_empty())
-        .expect("a ticket with files");
+    let t = first_with_files(&ds);
     for a in attachments_of(&t.detail) {
         let url = a["url"].as_str().expect("url");
         let (status, bytes, sha) = download(url, None).await;
@@ -728,11 +699,7 @@ async fn signed_urls_work_until_they_expire_and_refuse_tampering() {
     })
     .await;
     let ds = sb.dataset();
-    let t = ds
-        .tickets
-        .iter()
-        .find(|t| !attachments_of(&t.detail).is_empty())
-        .expect("a ticket with files");
+    let t = first_with_files(&ds);
     let served = detail(&sb, t.product_id, t.ticket_id).await;
     let stored = attachments_of(&t.detail);
     let signed = attachments_of(&served);

@@ -7,56 +7,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{bounded, client, start};
+use common::{WHEN, bounded, client, create, email_case, get, post, put, req, send, start};
 use sandbox::{
     AgentReplyReading, NoteAuthorReading, Readings, Sandbox, SearchReading, TimeFilterReading,
 };
 use serde_json::{Value, json};
-
-const WHEN: &str = "Mon, 05 May 2014 00:15:17 +0300";
-
-fn req(sb: &Sandbox, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-    let creds = sb.credentials();
-    client()
-        .request(method, format!("{}/api/{path}", sb.deskie_url()))
-        .basic_auth(creds.deskie_staff_email, Some(creds.deskie_api_key))
-}
-
-async fn send(rb: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::HeaderMap) {
-    let resp = bounded(rb.send()).await.expect("send");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body: Value = bounded(resp.json()).await.unwrap_or(Value::Null);
-    (status, body, headers)
-}
-
-async fn call(sb: &Sandbox, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let (s, b, _) = send(req(sb, method, path).json(&body)).await;
-    (s, b)
-}
-
-async fn post(sb: &Sandbox, path: &str, body: Value) -> (u16, Value) {
-    call(sb, reqwest::Method::POST, path, body).await
-}
-
-async fn put(sb: &Sandbox, path: &str, body: Value) -> (u16, Value) {
-    call(sb, reqwest::Method::PUT, path, body).await
-}
-
-async fn get(sb: &Sandbox, path: &str) -> (u16, Value) {
-    let (s, b, _) = send(req(sb, reqwest::Method::GET, path)).await;
-    (s, b)
-}
-
-fn email_case(email: &str, content: &str) -> Value {
-    json!({"case": {"user_email": email, "subject": "Help", "content_html": content, "created_at": WHEN}})
-}
-
-async fn create(sb: &Sandbox, body: Value) -> Value {
-    let (s, b) = post(sb, "cases.json", body).await;
-    assert_eq!(s, 200, "{b}");
-    b["case"].clone()
-}
 
 /// The case ids of a numbered list answer, in answer order.
 fn ids(list: &Value) -> Vec<i64> {

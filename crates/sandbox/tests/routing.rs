@@ -5,18 +5,9 @@
 
 mod common;
 
-use common::{bounded, client, start};
+use common::{WHEN, bounded, client, deskie_request, start};
 use sandbox::{Sandbox, Server};
 use serde_json::{Value, json};
-
-const WHEN: &str = "Mon, 05 May 2014 00:15:17 +0300";
-
-fn deskie(sb: &Sandbox, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-    let creds = sb.credentials();
-    client()
-        .request(method, format!("{}{path}", sb.deskie_url()))
-        .basic_auth(creds.deskie_staff_email, Some(creds.deskie_api_key))
-}
 
 async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = bounded(rb.send()).await.expect("send");
@@ -25,10 +16,16 @@ async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
     (status, body)
 }
 
+/// A request without a body to the Deskie emulator at `path`: its status and body.
+async fn request(sb: &Sandbox, method: reqwest::Method, path: &str) -> (u16, Value) {
+    send(deskie_request(sb, method, path)).await
+}
+
 async fn new_case(sb: &Sandbox, email: &str) -> i64 {
     let body = json!({"case": {"user_email": email, "subject": "Help",
         "content_html": "<p>hi</p>", "created_at": WHEN}});
-    let (s, b) = send(deskie(sb, reqwest::Method::POST, "/api/cases.json").json(&body)).await;
+    let (s, b) =
+        send(deskie_request(sb, reqwest::Method::POST, "/api/cases.json").json(&body)).await;
     assert_eq!(s, 200, "{b}");
     b["case"]["case_id"].as_i64().expect("case id")
 }
@@ -41,7 +38,7 @@ async fn deskie_vendor_path_shapes_unknown_paths_and_wrong_methods() {
 
     // Bulk form: one segment `{id},{id}.json`.
     let (s, body) = send(
-        deskie(
+        deskie_request(
             &sb,
             reqwest::Method::PUT,
             &format!("/api/cases/{a},{b}.json"),
@@ -51,43 +48,33 @@ async fn deskie_vendor_path_shapes_unknown_paths_and_wrong_methods() {
     .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["case_success_id"], json!([a, b]));
-    let (s, body) = send(deskie(
-        &sb,
-        reqwest::Method::GET,
-        &format!("/api/cases/{a}.json"),
-    ))
-    .await;
+    let (s, body) = request(&sb, reqwest::Method::GET, &format!("/api/cases/{a}.json")).await;
     assert_eq!((s, body["case"]["status"].as_str()), (200, Some("closed")));
 
     // The vendor's `.json` is required on a case path: without it the path is unknown.
-    let (s, body) = send(deskie(
-        &sb,
-        reqwest::Method::GET,
-        &format!("/api/cases/{a}"),
-    ))
-    .await;
+    let (s, body) = request(&sb, reqwest::Method::GET, &format!("/api/cases/{a}")).await;
     assert_eq!(
         (s, body["errors"]["path"].as_str()),
         (404, Some("not found"))
     );
     // A segment that is not an id names no case.
-    let (s, body) = send(deskie(&sb, reqwest::Method::GET, "/api/cases/abc.json")).await;
+    let (s, body) = request(&sb, reqwest::Method::GET, "/api/cases/abc.json").await;
     assert_eq!(
         (s, body["errors"]["case"].as_str()),
         (404, Some("not found"))
     );
     // Unknown path and wrong method: the vendor's error shape.
-    let (s, body) = send(deskie(&sb, reqwest::Method::GET, "/api/nothing.json")).await;
+    let (s, body) = request(&sb, reqwest::Method::GET, "/api/nothing.json").await;
     assert_eq!(
         (s, body["errors"]["path"].as_str()),
         (404, Some("not found"))
     );
-    let (s, body) = send(deskie(&sb, reqwest::Method::DELETE, "/api/cases.json")).await;
+    let (s, body) = request(&sb, reqwest::Method::DELETE, "/api/cases.json").await;
     assert_eq!(s, 405, "{body}");
     assert!(body["errors"]["method"].is_string(), "{body}");
 
     // A trailing slash and a doubled one reach the same route; the journal keeps what was sent.
-    let (s, body) = send(deskie(&sb, reqwest::Method::GET, "//api/cases.json/")).await;
+    let (s, body) = request(&sb, reqwest::Method::GET, "//api/cases.json/").await;
     assert_eq!((s, body["total_count"].as_u64()), (200, Some(2)), "{body}");
 
     let journal: Vec<_> = sb

@@ -44,6 +44,21 @@ fn at(s: &str) -> model::SourceTime {
     s.parse().unwrap()
 }
 
+/// A customer's reply.
+fn customer(id: i64, body: &str, t: &str) -> Message {
+    msg(id, Author::Customer, MessageKind::Reply, body, t)
+}
+
+/// A reply of agent `agent`.
+fn agent(id: i64, agent: i64, body: &str, t: &str) -> Message {
+    msg(id, Author::Agent(agent), MessageKind::Reply, body, t)
+}
+
+/// An internal note of agent `agent`.
+fn note(id: i64, agent: i64, body: &str, t: &str) -> Message {
+    msg(id, Author::Agent(agent), MessageKind::Note, body, t)
+}
+
 fn msg(id: i64, author: Author, kind: MessageKind, body: &str, t: &str) -> Message {
     Message {
         id,
@@ -91,6 +106,11 @@ fn map(t: &Ticket, s: &config::Settings) -> (Mapped, Vec<Warning>) {
     map_ticket(t, &cx)
 }
 
+/// The create request as the API receives it.
+fn create_json(p: &CasePlan) -> serde_json::Value {
+    serde_json::to_value(&p.create).unwrap()
+}
+
 fn plan(m: Mapped) -> CasePlan {
     match m {
         Mapped::Case(p) => *p,
@@ -104,39 +124,15 @@ fn customer_initiated_email_case_follows_the_recipe() {
     let t = ticket(
         "Email",
         vec![
-            msg(
-                1,
-                Author::Customer,
-                MessageKind::Reply,
-                "<p>Hi</p>",
-                "2021-01-02 10:00:00",
-            ),
-            msg(
-                2,
-                Author::Agent(74),
-                MessageKind::Reply,
-                "<p>Hello</p>",
-                "2021-01-02 11:00:00",
-            ),
-            msg(
-                3,
-                Author::Agent(99),
-                MessageKind::Note,
-                "internal",
-                "2021-01-02 11:30:00",
-            ),
-            msg(
-                4,
-                Author::Customer,
-                MessageKind::Reply,
-                "thanks",
-                "2021-01-02 12:00:00",
-            ),
+            customer(1, "<p>Hi</p>", "2021-01-02 10:00:00"),
+            agent(2, 74, "<p>Hello</p>", "2021-01-02 11:00:00"),
+            note(3, 99, "internal", "2021-01-02 11:30:00"),
+            customer(4, "thanks", "2021-01-02 12:00:00"),
         ],
     );
     let (m, w) = map(&t, &s);
     let p = plan(m);
-    let create = serde_json::to_value(&p.create).unwrap();
+    let create = create_json(&p);
     assert_eq!(create["user_email"], "ada@example.com");
     assert_eq!(create["subject"], "Refund");
     assert_eq!(create["content_html"], "<p>Hi</p>");
@@ -181,16 +177,10 @@ fn agent_initiated_email_case_has_initiator_and_case_email_id() {
     let s = settings("");
     let t = ticket(
         "Email",
-        vec![msg(
-            1,
-            Author::Agent(74),
-            MessageKind::Reply,
-            "We noticed…",
-            "2021-01-02 10:00:00",
-        )],
+        vec![agent(1, 74, "We noticed…", "2021-01-02 10:00:00")],
     );
     let p = plan(map(&t, &s).0);
-    let create = serde_json::to_value(&p.create).unwrap();
+    let create = create_json(&p);
     assert_eq!(create["initiator_id"], 101);
     assert_eq!(create["case_email_id"], -1);
     assert!(p.steps.is_empty());
@@ -206,24 +196,16 @@ fn calls_get_plain_text_and_phone() {
     let t = ticket(
         "Phone",
         vec![
-            msg(
+            customer(
                 1,
-                Author::Customer,
-                MessageKind::Reply,
                 "<p>Line&nbsp;one<br>two &amp; three</p>",
                 "2021-01-02 10:00:00",
             ),
-            msg(
-                2,
-                Author::Agent(74),
-                MessageKind::Reply,
-                "<b>ok</b>",
-                "2021-01-02 10:05:00",
-            ),
+            agent(2, 74, "<b>ok</b>", "2021-01-02 10:05:00"),
         ],
     );
     let p = plan(map(&t, &s).0);
-    let create = serde_json::to_value(&p.create).unwrap();
+    let create = create_json(&p);
     assert_eq!(create["user_phone"], "+90 555 123 4567");
     assert_eq!(create["content"], "Line one\ntwo & three");
     assert!(create.get("content_html").is_none());
@@ -235,18 +217,9 @@ fn calls_get_plain_text_and_phone() {
 #[test]
 fn custom_channel_uses_user_custom_id_and_channel() {
     let s = settings("");
-    let t = ticket(
-        "Web",
-        vec![msg(
-            1,
-            Author::Customer,
-            MessageKind::Reply,
-            "hi",
-            "2021-01-02 10:00:00",
-        )],
-    );
+    let t = ticket("Web", vec![customer(1, "hi", "2021-01-02 10:00:00")]);
     let p = plan(map(&t, &s).0);
-    let create = serde_json::to_value(&p.create).unwrap();
+    let create = create_json(&p);
     assert_eq!(create["user_custom_id"], "ada@example.com");
     assert_eq!(create["user_custom_channel"], "481");
     assert_eq!(create["content_html"], "hi");
@@ -255,16 +228,7 @@ fn custom_channel_uses_user_custom_id_and_channel() {
 #[test]
 fn a_ticket_without_email_is_unroutable_with_a_fix() {
     let s = settings("");
-    let mut t = ticket(
-        "Email",
-        vec![msg(
-            1,
-            Author::Customer,
-            MessageKind::Reply,
-            "hi",
-            "2021-01-02 10:00:00",
-        )],
-    );
+    let mut t = ticket("Email", vec![customer(1, "hi", "2021-01-02 10:00:00")]);
     t.customer_email = None;
     match map(&t, &s).0 {
         Mapped::Unroutable { route, reason } => {
@@ -278,32 +242,14 @@ fn a_ticket_without_email_is_unroutable_with_a_fix() {
 #[test]
 fn skip_and_only_notes() {
     let s = settings("");
-    let t = ticket(
-        "Facebook",
-        vec![msg(
-            1,
-            Author::Customer,
-            MessageKind::Reply,
-            "hi",
-            "2021-01-02 10:00:00",
-        )],
-    );
+    let t = ticket("Facebook", vec![customer(1, "hi", "2021-01-02 10:00:00")]);
     assert_eq!(
         map(&t, &s).0,
         Mapped::Skipped {
             channel: "Facebook".into()
         }
     );
-    let t = ticket(
-        "Email",
-        vec![msg(
-            1,
-            Author::Agent(74),
-            MessageKind::Note,
-            "n",
-            "2021-01-02 10:00:00",
-        )],
-    );
+    let t = ticket("Email", vec![note(1, 74, "n", "2021-01-02 10:00:00")]);
     assert!(matches!(map(&t, &s).0, Mapped::Unroutable { .. }));
 }
 
@@ -312,10 +258,8 @@ fn null_subject_is_derived_from_the_first_message() {
     let s = settings("");
     let mut t = ticket(
         "Email",
-        vec![msg(
+        vec![customer(
             1,
-            Author::Customer,
-            MessageKind::Reply,
             "<p>  My app 🚀 crashes</p><p>details</p>",
             "2021-01-02 10:00:00",
         )],
@@ -337,27 +281,9 @@ fn equal_timestamps_keep_source_order_by_id() {
     let t = ticket(
         "Email",
         vec![
-            msg(
-                5,
-                Author::Customer,
-                MessageKind::Reply,
-                "c",
-                "2021-01-02 10:00:01",
-            ),
-            msg(
-                3,
-                Author::Customer,
-                MessageKind::Reply,
-                "a",
-                "2021-01-02 10:00:00",
-            ),
-            msg(
-                4,
-                Author::Agent(74),
-                MessageKind::Reply,
-                "b",
-                "2021-01-02 10:00:01",
-            ),
+            customer(5, "c", "2021-01-02 10:00:01"),
+            customer(3, "a", "2021-01-02 10:00:00"),
+            agent(4, 74, "b", "2021-01-02 10:00:01"),
         ],
     );
     let p = plan(map(&t, &s).0);
@@ -374,20 +300,8 @@ fn every_reply_after_the_create_gets_the_final_status() {
     let mut t = ticket(
         "Email",
         vec![
-            msg(
-                1,
-                Author::Customer,
-                MessageKind::Reply,
-                "a",
-                "2021-01-02 10:00:00",
-            ),
-            msg(
-                2,
-                Author::Customer,
-                MessageKind::Reply,
-                "b",
-                "2021-01-02 10:00:05",
-            ),
+            customer(1, "a", "2021-01-02 10:00:00"),
+            customer(2, "b", "2021-01-02 10:00:05"),
         ],
     );
     t.status = Some(0);
@@ -409,13 +323,7 @@ fn every_reply_after_the_create_gets_the_final_status() {
 #[test]
 fn oversized_attachments_are_reported_not_sent() {
     let s = settings("");
-    let mut first = msg(
-        1,
-        Author::Customer,
-        MessageKind::Reply,
-        "files",
-        "2021-01-02 10:00:00",
-    );
+    let mut first = customer(1, "files", "2021-01-02 10:00:00");
     let file = |name: &str, mb: u64| Attachment {
         url: format!("https://files.example/{name}"),
         name: name.into(),
@@ -460,24 +368,12 @@ fn an_explicit_offset_is_kept_whatever_the_configured_zone() {
     let t = ticket(
         "Email",
         vec![
-            msg(
-                1,
-                Author::Customer,
-                MessageKind::Reply,
-                "<p>Hi</p>",
-                "2021-01-17 15:58:41+05:00",
-            ),
-            msg(
-                2,
-                Author::Agent(74),
-                MessageKind::Reply,
-                "<p>Hello</p>",
-                "2021-01-17T12:00:00Z",
-            ),
+            customer(1, "<p>Hi</p>", "2021-01-17 15:58:41+05:00"),
+            agent(2, 74, "<p>Hello</p>", "2021-01-17T12:00:00Z"),
         ],
     );
     let p = plan(map(&t, &s).0);
-    let create = serde_json::to_value(&p.create).unwrap();
+    let create = create_json(&p);
     assert_eq!(create["created_at"], "Sun, 17 Jan 2021 10:58:41 +0000");
     assert_eq!(p.steps[0].created_at().to_string(), "2021-01-17T12:00:00Z");
     for zone in ["UTC", "America/New_York", "Asia/Tokyo"] {
@@ -496,27 +392,9 @@ fn naive_and_exact_times_are_ordered_by_instant() {
     let t = ticket(
         "Email",
         vec![
-            msg(
-                1,
-                Author::Customer,
-                MessageKind::Reply,
-                "a",
-                "2021-01-02 10:00:00",
-            ),
-            msg(
-                2,
-                Author::Customer,
-                MessageKind::Reply,
-                "c",
-                "2021-01-02 14:00:00",
-            ),
-            msg(
-                3,
-                Author::Agent(74),
-                MessageKind::Reply,
-                "b",
-                "2021-01-02T10:30:00Z",
-            ),
+            customer(1, "a", "2021-01-02 10:00:00"),
+            customer(2, "c", "2021-01-02 14:00:00"),
+            agent(3, 74, "b", "2021-01-02T10:30:00Z"),
         ],
     );
     let p = plan(map(&t, &s).0);
@@ -564,16 +442,10 @@ fn a_calls_message_from_html_mail_carries_only_the_visible_text() {
     let s = settings("");
     let t = ticket(
         "Phone",
-        vec![msg(
-            1,
-            Author::Customer,
-            MessageKind::Reply,
-            EMAIL_BODY,
-            "2021-01-02 10:00:00",
-        )],
+        vec![customer(1, EMAIL_BODY, "2021-01-02 10:00:00")],
     );
     let p = plan(map(&t, &s).0);
-    let create = serde_json::to_value(&p.create).unwrap();
+    let create = create_json(&p);
     assert_eq!(
         create["content"],
         "Printer & scanner offline\n\nSince yesterday."
@@ -615,21 +487,13 @@ fn upload_mode_plans_files_per_write_follow_up_notes_and_inline_edits() {
         kind: AttachmentKind::File,
         size: Some(mb * 1024 * 1024),
     };
-    let mut first = msg(
+    let mut first = customer(
         1,
-        Author::Customer,
-        MessageKind::Reply,
         r#"<p>see <img src="https://desk-360.s3.amazonaws.com/shot.png"></p>"#,
         "2021-01-02 10:00:00",
     );
     first.attachments = vec![file("a.pdf", 20), file("huge.mov", 30), file("b.pdf", 20)];
-    let mut reply = msg(
-        2,
-        Author::Agent(74),
-        MessageKind::Reply,
-        "answer",
-        "2021-01-02 11:00:00",
-    );
+    let mut reply = agent(2, 74, "answer", "2021-01-02 11:00:00");
     reply.attachments = vec![file("c.pdf", 1)];
     let t = ticket("Email", vec![first, reply]);
     let (m, w) = map(&t, &s);

@@ -378,3 +378,71 @@ pub fn tickets_with_api_files(h: &Harness) -> Vec<(i64, i64, String)> {
         })
         .collect()
 }
+
+/// A limiter of `limit` requests a `window`, for the clients a test builds by hand.
+pub fn limiter(name: &'static str, limit: u32, window: Duration) -> throttle::Limiter {
+    throttle::Limiter::new(throttle::LimiterConfig::new(name, limit, window))
+}
+
+/// A Deskie client of the sandbox's staff account, metered by `limiter`.
+pub fn deskie_client(h: &Harness, limiter: throttle::Limiter) -> deskie::DeskieClient {
+    let creds = h.sandbox.credentials();
+    deskie::DeskieClient::new(
+        deskie::DeskieConfig::new(
+            h.settings.target.base_url.clone(),
+            creds.deskie_staff_email,
+            creds.deskie_api_key.into(),
+        ),
+        limiter,
+    )
+    .unwrap()
+}
+
+/// A Desk360 client of the sandbox signing in with `auth`, metered by `limiter`.
+pub async fn desk360_client(
+    h: &Harness,
+    auth: desk360::Auth,
+    limiter: throttle::Limiter,
+) -> desk360::Desk360Client {
+    let config = desk360::Desk360Config::new(h.settings.source.base_url.clone(), auth);
+    desk360::Desk360Client::connect(config, limiter)
+        .await
+        .unwrap()
+}
+
+/// The sandbox's static Desk360 token.
+pub fn token_auth(h: &Harness) -> desk360::Auth {
+    desk360::Auth::Token(h.sandbox.credentials().desk360_token.into())
+}
+
+/// The sandbox's Desk360 login (email and password).
+pub fn login_auth(h: &Harness) -> desk360::Auth {
+    let creds = h.sandbox.credentials();
+    desk360::Auth::Login {
+        email: creds.desk360_email,
+        password: creds.desk360_password.into(),
+    }
+}
+
+/// A dry run to completion.
+pub async fn dry_run(settings: &Settings) -> engine::RunSummary {
+    let options = engine::RunOptions {
+        dry_run: true,
+        ..engine::RunOptions::default()
+    };
+    run(settings, options).await
+}
+
+/// The first ticket `cfg` generates (the dataset is deterministic): the one a test gives large
+/// files through `AttachmentSetup::large` before the sandbox starts.
+pub fn first_ticket(cfg: &SandboxConfig) -> (i64, i64) {
+    let first = &sandbox::generate(cfg.seed, cfg.products, cfg.tickets).tickets[0];
+    (first.product_id, first.ticket_id)
+}
+
+/// A run to completion in which no ticket fails.
+pub async fn run_without_failures(h: &Harness) -> engine::RunSummary {
+    let summary = run(&h.settings, engine::RunOptions::default()).await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    summary
+}
