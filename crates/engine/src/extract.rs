@@ -579,19 +579,9 @@ async fn link_loop(
         ),
     };
     tracing::error!(product, page, "{message}");
+    let record = page_failure(FailureStep::List, "link_loop", message, url);
     ctx.store
-        .record_page_failure(
-            product,
-            page,
-            &FailureRecord {
-                stage: Stage::Extract,
-                step: FailureStep::List,
-                class: FailureClass::Permanent,
-                code: Some("link_loop".into()),
-                message,
-                request: Some(format!("GET {url}")),
-            },
-        )
+        .record_page_failure(product, page, &record)
         .await?;
     Ok(Followed::Stopped)
 }
@@ -609,27 +599,31 @@ async fn record_unreadable_entries(
         .iter()
         .map(|e| format!("{} ({})", e.detail, e.excerpt))
         .collect();
+    let message = format!(
+        "{} entr{} of product {product}'s ticket list could not be read and cannot be migrated: {}",
+        invalid.len(),
+        if invalid.len() == 1 { "y" } else { "ies" },
+        details.join("; ")
+    );
+    let record = page_failure(FailureStep::ListEntry, "unreadable_entry", message, url);
     ctx.store
-        .record_page_failure(
-            product,
-            page,
-            &FailureRecord {
-                stage: Stage::Extract,
-                step: FailureStep::ListEntry,
-                class: FailureClass::Permanent,
-                code: Some("unreadable_entry".into()),
-                message: format!(
-                    "{} entr{} of product {product}'s ticket list could not be read and cannot be migrated: {}",
-                    invalid.len(),
-                    if invalid.len() == 1 { "y" } else { "ies" },
-                    details.join("; ")
-                ),
-                request: Some(format!("GET {url}")),
-            },
-        )
+        .record_page_failure(product, page, &record)
         .await?;
     Progress::add(&ctx.progress.extract_failed, invalid.len() as u64);
     Ok(())
+}
+
+/// A permanent failure of the list page at `url`: the page stays in the report with its own
+/// code until the listing is fixed and run again.
+fn page_failure(step: FailureStep, code: &str, message: String, url: &str) -> FailureRecord {
+    FailureRecord {
+        stage: Stage::Extract,
+        step,
+        class: FailureClass::Permanent,
+        code: Some(code.into()),
+        message,
+        request: Some(format!("GET {url}")),
+    }
 }
 
 /// What a page holds, to recognise the same page under another URL.
