@@ -192,37 +192,39 @@ async fn learns_where_the_server_window_ends() {
     assert_eq!(server.rejected.load(Ordering::SeqCst), 0, "no 429 expected");
 }
 
-#[tokio::test(start_paused = true)]
-async fn follows_headers_when_configured_limit_is_too_high() {
-    let server = FakeServer::new(Duration::from_secs(60), 100, 0);
-    let limiter = Limiter::new(config(1000));
-    drive(&limiter, &server, 8, 1, 150, 300).await;
-    // The first window may see a few 429s before the headers are in; none after that.
+/// A limiter configured for `configured` units against a server of `server_limit` (60 s
+/// windows, 8 workers, cost 1, 300 s): follows the headers' limit, sees at most `max_rejected`
+/// 429s (the first window's, before the headers are in), and uses every later full window to at
+/// least `min_use` units.
+async fn follows_the_server_limit(
+    configured: u32,
+    server_limit: u32,
+    latency_ms: u64,
+    max_rejected: u64,
+    min_use: u32,
+) {
+    let server = FakeServer::new(Duration::from_secs(60), server_limit, 0);
+    let limiter = Limiter::new(config(configured));
+    drive(&limiter, &server, 8, 1, latency_ms, 300).await;
     let per_window = server.per_window.lock().unwrap().clone();
-    assert!(per_window.iter().all(|u| *u <= 100));
-    assert!(
-        server.rejected.load(Ordering::SeqCst) <= 8,
-        "rejected {}",
-        server.rejected.load(Ordering::SeqCst)
-    );
-    assert_eq!(limiter.stats().limit, 100);
-    // Later windows are used nearly fully.
+    assert!(per_window.iter().all(|u| *u <= server_limit));
+    let rejected = server.rejected.load(Ordering::SeqCst);
+    assert!(rejected <= max_rejected, "rejected {rejected}");
+    assert_eq!(limiter.stats().limit, server_limit);
     for u in &per_window[1..per_window.len() - 1] {
-        assert!(*u >= 95, "window use {u}");
+        assert!(*u >= min_use, "window use {u}");
     }
 }
 
 #[tokio::test(start_paused = true)]
+async fn follows_headers_when_configured_limit_is_too_high() {
+    // The first window may see a few 429s before the headers are in; none after that.
+    follows_the_server_limit(1000, 100, 150, 8, 95).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn follows_headers_when_configured_limit_is_too_low() {
-    let server = FakeServer::new(Duration::from_secs(60), 200, 0);
-    let limiter = Limiter::new(config(50));
-    drive(&limiter, &server, 8, 1, 100, 300).await;
-    assert_eq!(server.rejected.load(Ordering::SeqCst), 0);
-    assert_eq!(limiter.stats().limit, 200);
-    let per_window = server.per_window.lock().unwrap().clone();
-    for u in &per_window[1..per_window.len() - 1] {
-        assert!(*u >= 190, "window use {u}");
-    }
+    follows_the_server_limit(50, 200, 100, 0, 190).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -702,18 +704,17 @@ impl Sim {
     }
 }
 
-/// `workers` tasks sending requests of `cost` with `latency` through `limiter` for `windows`
-/// server windows; returns (our units per window, our 429s, the other consumer's refused units).
+/// `n` tasks sending writes (2 units) of 150 ms through `limiter` for `windows` server windows;
+/// returns (our units per window, our 429s, the other consumer's refused units).
 async fn simulate(
-    limiter: Limiter,
+    limiter: &Limiter,
     sim: Arc<Sim>,
     n: usize,
-    cost: u32,
-    latency: Duration,
     windows: u32,
 ) -> (Vec<u32>, u64, u64) {
     let deadline = sim.start + sim.window * windows;
-    workers(&limiter, &sim, n, cost, latency, deadline).await;
+    let latency = Duration::from_millis(150);
+    workers(limiter, &sim, n, 2, latency, deadline).await;
     let st = sim.state.lock().unwrap();
     let ours = st.ours.iter().copied().take(windows as usize).collect();
     (ours, st.ours_rejected, st.others_refused)
@@ -730,15 +731,7 @@ async fn uses_the_whole_budget_of_a(window: Duration, n: usize, windows: u32) {
     for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
         let sim = Sim::new(window, 750, headers, Other::None);
         let limiter = Limiter::new(config(750));
-        let (ours, rejected, _) = simulate(
-            limiter.clone(),
-            sim,
-            n,
-            2,
-            Duration::from_millis(150),
-            windows,
-        )
-        .await;
+        let (ours, rejected, _) = simulate(&limiter, sim, n, windows).await;
         let used = use_of(&ours, 750);
         eprintln!("figure: {label} {headers:?}: use {used:.4}, 429s {rejected}");
         assert_eq!(
@@ -772,8 +765,7 @@ async fn leaves_the_other_consumers_share_at_both_window_lengths() {
             for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
                 let sim = Sim::new(window, 750, headers, other);
                 let limiter = Limiter::new(config(750));
-                let (ours, rejected, refused) =
-                    simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 20).await;
+                let (ours, rejected, refused) = simulate(&limiter, sim, 16, 20).await;
                 let case = format!("{window:?} {other:?} {headers:?}");
                 eprintln!(
                     "figure: {case}: use of what was left {:.4}, our 429s {rejected}, other refused {refused}",
@@ -810,15 +802,7 @@ async fn an_explicit_rpm_is_a_ceiling_the_headers_cannot_raise() {
             ..config(120)
         });
         let windows = (Duration::from_secs(600).as_secs() / server_window.as_secs()) as u32;
-        let (ours, rejected, _) = simulate(
-            limiter.clone(),
-            sim,
-            8,
-            2,
-            Duration::from_millis(150),
-            windows,
-        )
-        .await;
+        let (ours, rejected, _) = simulate(&limiter, sim, 8, windows).await;
         assert_eq!(rejected, 0);
         // Per minute of the run (server windows grouped by the minute).
         let per_window_of_minute = (60 / server_window.as_secs()) as usize;
@@ -854,8 +838,7 @@ async fn without_a_ceiling_the_headers_raise_the_limit() {
         Other::None,
     );
     let limiter = Limiter::new(config(120));
-    let (ours, rejected, _) =
-        simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 5).await;
+    let (ours, rejected, _) = simulate(&limiter, sim, 16, 5).await;
     assert_eq!(rejected, 0);
     assert_eq!(limiter.stats().limit, 1500);
     assert!(ours[1..].iter().all(|u| *u > 1400), "{ours:?}");
