@@ -174,8 +174,16 @@ struct BudgetRow {
 /// Agents configured in `target.agents`: enough for the plan's maximum (Standard 5 × 150 = 750,
 /// Pro 10 × 150 = 1 500 per minute, capped by the plan).
 const AGENTS: u32 = 150;
-/// Cases in flight and Desk360 requests in flight: what a user with a large plan would write.
+/// Cases in flight and Desk360 requests in flight: what a user with a large plan would write
+/// (`cases=N` on the command line overrides the cases).
 const CASES_IN_FLIGHT: usize = 32;
+
+/// The cases in flight of the budget rows: `cases=N` or [`CASES_IN_FLIGHT`].
+fn cases_in_flight() -> usize {
+    std::env::args()
+        .find_map(|a| a.strip_prefix("cases=").and_then(|n| n.parse().ok()))
+        .unwrap_or(CASES_IN_FLIGHT)
+}
 const EXTRACT_IN_FLIGHT: usize = 8;
 /// Latency of every request, both servers: 150 ± 50 ms.
 const LATENCY: Duration = Duration::from_millis(150);
@@ -203,7 +211,7 @@ channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "Wha
 [store]
 path = "{s}"
 [run]
-concurrency = {CASES_IN_FLIGHT}
+concurrency = {cases}
 extract_concurrency = {EXTRACT_IN_FLIGHT}
 "#,
         d = sb.desk360_url(),
@@ -212,6 +220,7 @@ extract_concurrency = {EXTRACT_IN_FLIGHT}
         e = c.deskie_staff_email,
         a = c.deskie_api_key,
         s = dir.join("bench.sqlite").display(),
+        cases = cases_in_flight(),
     );
     config::parse(&text, &dir.join("c.toml"), SecretOverrides::default()).expect("settings")
 }
@@ -345,7 +354,8 @@ async fn budget_row(row: &BudgetRow, first: bool) {
         " of the limit"
     };
     println!(
-        "| budget use | {scenario}; engine told only plan + agents; {tickets} tickets, latency 150±50 ms, {CASES_IN_FLIGHT} cases in flight | {use_pct:.1}%{of} over {} full server windows (lowest {:.1}%), {throttled} × 429 ({throttled_full} in full windows), window learned {:.1} s, {} units in {:.0} s | {target} | {} |",
+        "| budget use | {scenario}; engine told only plan + agents; {tickets} tickets, latency 150±50 ms, {} cases in flight | {use_pct:.1}%{of} over {} full server windows (lowest {:.1}%), {throttled} × 429 ({throttled_full} in full windows), window learned {:.1} s, {} units in {:.0} s | {target} | {} |",
+        cases_in_flight(),
         full.len(),
         min_full as f64 * 100.0 / ours,
         learned.as_secs_f64(),

@@ -1000,3 +1000,25 @@ async fn meets_the_budget_matrix_on_a_sandbox_like_server() {
         }
     }
 }
+
+/// On a server that meters a request only after its whole way there (the sandbox), what is sent
+/// in the last moments of a window is metered in the next one. The limiter learns how long
+/// before a window's end that holds and spends the window's budget by then, so the window is not
+/// left short by what is on the way at its end: ≥ 99 % at 10 s windows (98.5 % without it),
+/// still without a 429.
+#[tokio::test(start_paused = true)]
+async fn sends_ahead_what_the_next_window_will_meter() {
+    for limit in [750, 1500] {
+        let sim = Sim::sandbox_like(
+            Duration::from_secs(10),
+            limit,
+            Other::None,
+            Duration::from_millis(50),
+        );
+        let limiter = Limiter::new(config(limit));
+        let (ours, rejected, _) = simulate(&limiter, sim, 32, 30).await;
+        let used = use_of(&ours[1..], limit);
+        assert_eq!(rejected, 0, "{limit}: {ours:?}");
+        assert!(used >= 0.99, "{limit}: use {used:.4}; {ours:?}");
+    }
+}
