@@ -10,7 +10,7 @@
 //!
 //! Run with `cargo bench -p engine --bench pipeline` (add `-- quick` for smaller sizes and the 10 s
 //! budget rows only, `-- local` for the in-process local-cost rows, `-- units` for the request
-//! counts only, `-- budget=pro` (a substring of "plan window-seconds other-share") for some budget
+//! counts only, `-- budget=pro` (a substring of "plan window-seconds other-share", e.g. `standard 60 0.0`) for some budget
 //! rows alone; per-window details of the budget rows go to stderr as `detail:` lines). Results are
 //! printed as Markdown rows with their target; `scripts/benchmarks.sh` puts them in BENCHMARKS.md.
 //! Windows are shortened (10 s) for most rows so a run takes seconds; the limiter learns the
@@ -395,8 +395,8 @@ fn signed_ms(a: Instant, b: Instant) -> f64 {
 }
 
 /// The budget matrix: Standard and Pro at 10 s and 60 s server windows, and the 40 % other
-/// consumer. `quick` keeps the 10 s rows only; `only` picks rows by a substring of
-/// "plan window other" (e.g. `pro 60`).
+/// consumer at both. `quick` keeps the 10 s rows only; `only` picks rows by a substring of
+/// "plan window-seconds other-share" (e.g. `pro 60`, `standard 60 0.4`).
 async fn budget_use(quick: bool, only: Option<&str>) {
     let ten = Duration::from_secs(10);
     let sixty = Duration::from_secs(60);
@@ -436,13 +436,20 @@ async fn budget_use(quick: bool, only: Option<&str>) {
             other: 0.0,
             windows: 5,
         },
+        BudgetRow {
+            plan: "standard",
+            limit: 750,
+            window: sixty,
+            other: 0.4,
+            windows: 10,
+        },
     ];
     let mut first = true;
     for row in &rows {
         if quick && row.window > ten {
             continue;
         }
-        let name = format!("{} {} {}", row.plan, row.window.as_secs(), row.other);
+        let name = format!("{} {} {:.1}", row.plan, row.window.as_secs(), row.other);
         if only.is_some_and(|o| !name.contains(o)) {
             continue;
         }

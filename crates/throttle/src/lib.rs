@@ -18,6 +18,14 @@
 //!   `retry_after` jumping up, Desk360's `X-RateLimit-Reset` epoch moving on). Ends announced
 //!   late by whole-second rounding are corrected once an answer from the next window arrives
 //!   before the announced end.
+//! * A request is metered only when it reaches the server: what is sent in the last moments of a
+//!   window is counted in the next one. How long before the end that holds (the *lead*) is
+//!   learned from which window each request's answer says it was metered in; the window's budget
+//!   is spent by its end less the lead, and sends after that count in the next window, so a
+//!   window is not left short by what is on the way at its end (issue #14.1). The lead is at
+//!   most half the shortest "window end − send time" of a request metered in its window over two
+//!   windows, and none after a 429, a request sent ahead that was metered in the old window
+//!   anyway, or headers whose ends had to be corrected.
 //! * What the account's *other* consumers spend shows as the server's remaining count dropping
 //!   faster than our own spending; what they spent in the last window is kept back for them in
 //!   the rest of the current one (spent at the window's start or spread over it alike).
