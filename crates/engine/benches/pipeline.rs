@@ -29,20 +29,37 @@ fn settings(
     window: Duration,
     concurrency: usize,
 ) -> Settings {
+    let w = window.as_secs_f64();
+    configured(
+        sb,
+        dir,
+        &format!("rpm = {d_limit}\nwindow_secs = {w}"),
+        &format!("rpm = {k_limit}\nwindow_secs = {w}"),
+        (concurrency, concurrency),
+    )
+}
+
+/// Settings for the sandbox with the given extra `[source]` and `[target]` lines and
+/// (cases, Desk360 requests) in flight.
+fn configured(
+    sb: &Sandbox,
+    dir: &std::path::Path,
+    source: &str,
+    target: &str,
+    (cases, extract): (usize, usize),
+) -> Settings {
     let c = sb.credentials();
     let text = format!(
         r#"
 [source]
 base_url = "{d}"
 token = "{t}"
-rpm = {d_limit}
-window_secs = {w}
+{source}
 [target]
 base_url = "{k}"
 staff_email = "{e}"
 api_key = "{a}"
-rpm = {k_limit}
-window_secs = {w}
+{target}
 source_id_field = "cf_900"
 [mapping]
 default_staff_id = 100
@@ -50,15 +67,14 @@ channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "Wha
 [store]
 path = "{s}"
 [run]
-concurrency = {concurrency}
-extract_concurrency = {concurrency}
+concurrency = {cases}
+extract_concurrency = {extract}
 "#,
         d = sb.desk360_url(),
         k = sb.deskie_url(),
         t = c.desk360_token,
         e = c.deskie_staff_email,
         a = c.deskie_api_key,
-        w = window.as_secs_f64(),
         s = dir.join("bench.sqlite").display(),
     );
     config::parse(&text, &dir.join("c.toml"), SecretOverrides::default()).expect("settings")
@@ -108,18 +124,33 @@ async fn migrate(
 ) -> (Sandbox, engine::RunSummary, Duration) {
     let window = cfg.window;
     let sb = Sandbox::start(cfg).await.expect("sandbox");
+    let (summary, elapsed, _) = run_engine(&sb, |sb, dir| {
+        settings(sb, dir, d_limit, k_limit, window, concurrency)
+    })
+    .await;
+    (sb, summary, elapsed)
+}
+
+/// Runs one migration against `sb` with the settings `make` writes for a fresh store directory;
+/// answers its summary, its wall time and the Deskie limiter's counters at the end.
+async fn run_engine(
+    sb: &Sandbox,
+    make: impl FnOnce(&Sandbox, &std::path::Path) -> Settings,
+) -> (engine::RunSummary, Duration, throttle::LimiterStats) {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = settings(&sb, dir.path(), d_limit, k_limit, window, concurrency);
-    let engine = engine::Engine::open(s).await.expect("engine");
+    let engine = engine::Engine::open(make(sb, dir.path()))
+        .await
+        .expect("engine");
     let t = Instant::now();
     let summary = engine
         .run(engine::RunOptions::default())
         .await
         .expect("run");
     let elapsed = t.elapsed();
+    let deskie = engine.limiter_stats().1;
     drop(engine);
     drop(dir);
-    (sb, summary, elapsed)
+    (summary, elapsed, deskie)
 }
 
 async fn local_cost(tickets: usize) {
@@ -191,38 +222,13 @@ const JITTER: Duration = Duration::from_millis(50);
 
 /// The settings a user would write: the plan and the agents, no `rpm`, no `window_secs`.
 fn plan_settings(sb: &Sandbox, dir: &std::path::Path, plan: &str) -> Settings {
-    let c = sb.credentials();
-    let text = format!(
-        r#"
-[source]
-base_url = "{d}"
-token = "{t}"
-rpm = 100000
-[target]
-base_url = "{k}"
-staff_email = "{e}"
-api_key = "{a}"
-plan = "{plan}"
-agents = {AGENTS}
-source_id_field = "cf_900"
-[mapping]
-default_staff_id = 100
-channels = {{ "default" = "email", "Phone" = "calls", "Web" = "custom:481", "WhatsApp" = "custom:482", "Facebook" = "skip" }}
-[store]
-path = "{s}"
-[run]
-concurrency = {cases}
-extract_concurrency = {EXTRACT_IN_FLIGHT}
-"#,
-        d = sb.desk360_url(),
-        k = sb.deskie_url(),
-        t = c.desk360_token,
-        e = c.deskie_staff_email,
-        a = c.deskie_api_key,
-        s = dir.join("bench.sqlite").display(),
-        cases = cases_in_flight(),
-    );
-    config::parse(&text, &dir.join("c.toml"), SecretOverrides::default()).expect("settings")
+    configured(
+        sb,
+        dir,
+        "rpm = 100000",
+        &format!("plan = \"{plan}\"\nagents = {AGENTS}"),
+        (cases_in_flight(), EXTRACT_IN_FLIGHT),
+    )
 }
 
 /// Deskie units a loaded ticket costs on seed 2 (5.4 writes of 2 units, a few reads), to size
@@ -251,19 +257,9 @@ async fn budget_row(row: &BudgetRow, first: bool) {
         ..SandboxConfig::default()
     };
     let sb = Sandbox::start(cfg).await.expect("sandbox");
-    let dir = tempfile::tempdir().expect("tmp");
-    let engine = engine::Engine::open(plan_settings(&sb, dir.path(), row.plan))
-        .await
-        .expect("engine");
-    let t = Instant::now();
-    let summary = engine
-        .run(engine::RunOptions::default())
-        .await
-        .expect("run");
-    let elapsed = t.elapsed();
-    let learned = engine.limiter_stats().1.window;
-    drop(engine);
-    drop(dir);
+    let (summary, elapsed, deskie_limiter) =
+        run_engine(&sb, |sb, dir| plan_settings(sb, dir, row.plan)).await;
+    let learned = deskie_limiter.window;
     let journal = sb.journal();
     let deskie: Vec<_> = journal
         .iter()
