@@ -124,6 +124,12 @@ impl Sandbox {
         })
     }
 
+    /// When window 0 of both servers began: window `n` spans `origin + n × window` onwards, so
+    /// a benchmark can count use per server window ([`JournalEntry::window`]).
+    pub fn window_origin(&self) -> std::time::Instant {
+        self.shared.origin
+    }
+
     /// Base URL of the Desk360 emulator; requests go to `{url}/v1/…`.
     pub fn desk360_url(&self) -> String {
         self.shared.desk360_url.clone()

@@ -213,6 +213,7 @@ pub(crate) fn entry_for<B>(server: Server, req: &Request<B>, cost: u32) -> Journ
             .unwrap_or_else(|| uri.path().to_owned()),
         cost,
         status: 0,
+        window: None,
         fault: None,
     }
 }
@@ -242,6 +243,9 @@ pub struct JournalEntry {
     pub cost: u32,
     /// Status answered; 0 when the connection was dropped without an answer.
     pub status: u16,
+    /// The rate window (numbered from the sandbox's start, see [`crate::Sandbox::window_origin`])
+    /// the request was metered in, after its latency; `None` for what is not metered (files).
+    pub window: Option<u64>,
     /// The fault or refusal behind the answer: `"5xx"`, `"down"`, `"dropped"`, `"rejected"`,
     /// `"rate_limited"`, `"malformed"`, `"truncated"`, `"too_many_attempts"`; `None` for a normal
     /// answer (including ordinary 4xx).

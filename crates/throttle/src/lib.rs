@@ -18,6 +18,14 @@
 //!   `retry_after` jumping up, Desk360's `X-RateLimit-Reset` epoch moving on). Ends announced
 //!   late by whole-second rounding are corrected once an answer from the next window arrives
 //!   before the announced end.
+//! * A request is metered only when it reaches the server: what is sent in the last moments of a
+//!   window is counted in the next one. How long before the end that holds (the *lead*) is
+//!   learned from which window each request's answer says it was metered in; the window's budget
+//!   is spent by its end less the lead, and sends after that count in the next window, so a
+//!   window is not left short by what is on the way at its end (issue #14.1). The lead is at
+//!   most half the shortest "window end − send time" of a request metered in its window over two
+//!   windows, and none after a 429, a request sent ahead that was metered in the old window
+//!   anyway, or headers whose ends had to be corrected.
 //! * What the account's *other* consumers spend shows as the server's remaining count dropping
 //!   faster than our own spending; what they spent in the last window is kept back for them in
 //!   the rest of the current one (spent at the window's start or spread over it alike).
@@ -222,6 +230,21 @@ struct State {
     paused_until: Option<Instant>,
     next_at: Instant,
     inflight: u32,
+    /// How long before the server's window end a request may be sent and still be metered in
+    /// the next window: the part of its latency before the server counts it. Budget of the
+    /// current window is spent by `window_end - lead`, and from then on sends count in the next
+    /// one, so the window is not left short by what is on the way at its end. Zero until two
+    /// windows showed it; back to zero after a 429 or a request sent after that point that
+    /// was metered in the old window anyway.
+    lead: Duration,
+    /// Smallest "window end − send time" of a request metered in that window, in this window
+    /// and the previous one: no request is metered later after its sending than that, so it
+    /// bounds the shortest way to the server from above.
+    lag_seen: Option<Duration>,
+    lag_last: Option<Duration>,
+    /// Half the shortest lead that proved too long (a request sent after `window_end - lead`
+    /// metered in the old window): the lead stays below it for the rest of the run.
+    lead_cap: Duration,
     stats: LimiterStats,
 }
 
@@ -247,6 +270,9 @@ pub struct Limiter {
 pub struct Permit {
     limiter: Limiter,
     cost: u32,
+    /// When it was handed out: how long before its window's end it was sent is what the
+    /// limiter learns its [`State::lead`] from.
+    sent_at: Instant,
     done: bool,
 }
 
@@ -293,6 +319,10 @@ impl Limiter {
             paused_until: None,
             next_at: now,
             inflight: 0,
+            lead: Duration::ZERO,
+            lag_seen: None,
+            lag_last: None,
+            lead_cap: Duration::MAX,
             stats: LimiterStats::default(),
         };
         state.stats = snapshot(&config, &state);
@@ -398,6 +428,7 @@ impl Limiter {
                         return Ok(Permit {
                             limiter: self.clone(),
                             cost,
+                            sent_at: now,
                             done: false,
                         });
                     }
@@ -419,6 +450,8 @@ impl Limiter {
 
     /// Starts a new local window when the estimated end of the current one has passed.
     fn roll(&self, s: &mut State, now: Instant) {
+        // What is sent from `lead` before the end on is metered in the next window.
+        let now = now + s.lead;
         if now >= s.window_end {
             let mut last_end = s.window_end;
             while s.window_end <= now {
@@ -450,6 +483,56 @@ impl Limiter {
         s.others_seen = 0;
         s.others_mid = None;
         s.others_latest = None;
+        if s.lag_seen.is_some() {
+            s.lag_last = s.lag_seen.take();
+        }
+        s.lead = Self::lead_from(s);
+    }
+
+    /// The lead two windows of sends show: half the bound on the shortest way to the server,
+    /// less twice the nominal spacing between sends (the bound is only as tight as the sends
+    /// near a window's end are dense), at most a twentieth of the window and a second.
+    fn lead_from(s: &State) -> Duration {
+        let (Some(seen), Some(last)) = (s.lag_seen.or(s.lag_last), s.lag_last) else {
+            return Duration::ZERO;
+        };
+        if !s.end_bias.is_zero() {
+            // The headers put ends late by an amount only estimated: a send-time bound
+            // measured against them is not tight enough to send ahead on.
+            return Duration::ZERO;
+        }
+        let bound = seen.min(last);
+        let spacing = s.window.mul_f64(2.0 / f64::from(s.limit.max(1)));
+        (bound / 2)
+            .min(bound.saturating_sub(spacing * 2))
+            .min(s.lead_cap)
+            .min(s.window / 20)
+            .min(Duration::from_secs(1))
+    }
+
+    /// Learns from one answer how long before its window's end a request can be sent and still
+    /// be metered in it (see [`State::lead`]). `stale`: the answer is from the window that
+    /// ended at `prev_end`.
+    fn learn_lead(s: &mut State, sent_at: Instant, stale: bool) {
+        let end = if stale {
+            s.prev_end
+        } else if s.window_known {
+            Some(s.window_end)
+        } else {
+            None
+        };
+        let Some(end) = end else { return };
+        let Some(before) = end.checked_duration_since(sent_at) else {
+            return;
+        };
+        if stale && before < s.lead {
+            // Sent as part of the next window, metered in the old one: the lead was too long,
+            // and no later one may reach half of this.
+            s.lead = Duration::ZERO;
+            s.lead_cap = s.lead_cap.min(before / 2);
+            s.lag_last = None;
+        }
+        s.lag_seen = Some(s.lag_seen.map_or(before, |b| b.min(before)));
     }
 
     /// A small safety margin after the estimated end of a window absorbs clock skew and the
@@ -468,9 +551,10 @@ impl Limiter {
             s.paused_until = None;
         }
         let available = available(&self.inner.config, s);
+        let send_end = s.window_end.checked_sub(s.lead).unwrap_or(s.window_end);
         if available < i64::from(cost) {
-            // Budget spent: wait for the server's window to end, with a margin.
-            return Err(s.window_end + Self::margin(s));
+            // Budget spent: wait for the server's window to end (less the lead), with a margin.
+            return Err(send_end + Self::margin(s));
         }
         if s.next_at > now {
             return Err(s.next_at);
@@ -484,7 +568,7 @@ impl Limiter {
         // on schedule, faster when budget is left over, slower when the headers said others
         // are spending it too.
         let after = available - i64::from(cost);
-        let left = s.window_end.saturating_duration_since(now);
+        let left = send_end.saturating_duration_since(now);
         let mut spacing = if after > 0 {
             left.mul_f64(f64::from(cost) / (after as f64 + f64::from(cost)))
         } else {
@@ -548,7 +632,7 @@ impl Limiter {
         }
     }
 
-    fn observe(&self, cost: u32, status: Option<u16>, info: &RateInfo) {
+    fn observe(&self, cost: u32, sent_at: Instant, status: Option<u16>, info: &RateInfo) {
         let mut s = self.lock();
         let now = Instant::now();
         s.inflight = s.inflight.saturating_sub(cost);
@@ -558,6 +642,9 @@ impl Limiter {
         let (new_window, stale) = self.place_answer(&mut s, now, tolerance, info);
         if !stale {
             Self::count_remaining(&mut s, now, status, new_window, info);
+        }
+        if status.is_some_and(|st| st != 429) && info.reset_after.is_some() {
+            Self::learn_lead(&mut s, sent_at, stale);
         }
         if status == Some(429) {
             self.pause_after_429(&mut s, now, tolerance, info);
@@ -699,8 +786,12 @@ impl Limiter {
         let until = now + wait + Self::margin(s);
         s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
         s.remaining = 0;
-        // Whatever was learned about late window ends did not keep us out of this one.
+        // Whatever was learned about late window ends and the way to the server did not keep
+        // us out of this one.
         s.end_bias = Duration::ZERO;
+        s.lead = Duration::ZERO;
+        s.lag_seen = None;
+        s.lag_last = None;
         // The server refills when the pause ends: make our window end there too (the
         // earlier of the two when they speak of the same window: headers round up).
         let end = now + wait;
@@ -766,7 +857,8 @@ impl Permit {
     /// Reports the response (any status) so the limiter follows the server's own accounting.
     pub fn finish(mut self, status: u16, info: &RateInfo) {
         self.done = true;
-        self.limiter.observe(self.cost, Some(status), info);
+        self.limiter
+            .observe(self.cost, self.sent_at, Some(status), info);
     }
 
     /// The units this permit took.
@@ -778,7 +870,8 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.done {
-            self.limiter.observe(self.cost, None, &RateInfo::default());
+            self.limiter
+                .observe(self.cost, self.sent_at, None, &RateInfo::default());
         }
     }
 }

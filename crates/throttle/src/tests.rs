@@ -79,30 +79,53 @@ impl FakeServer {
     }
 }
 
-/// Runs `workers` tasks sending requests of `cost` for `duration` with `latency` each.
-async fn drive(
-    limiter: Limiter,
-    server: Arc<FakeServer>,
+/// A server model the workers below send to.
+trait Serve: Send + Sync + 'static {
+    /// Meters one request of `cost` and answers it.
+    fn handle(&self, cost: u32) -> Observed;
+
+    /// How a request's `latency` splits into the way there (before metering) and back; `draw`
+    /// is a uniform number in `0..1` for jitter. Half and half unless the model says otherwise.
+    fn legs(&self, latency: Duration, _draw: f64) -> (Duration, Duration) {
+        (latency / 2, latency / 2)
+    }
+}
+
+impl Serve for FakeServer {
+    fn handle(&self, cost: u32) -> Observed {
+        FakeServer::handle(self, cost)
+    }
+}
+
+/// Runs `workers` tasks sending requests of `cost` through `limiter` to `server` until
+/// `deadline`, each taking `latency` (half on the way there, half back).
+async fn workers<S: Serve>(
+    limiter: &Limiter,
+    server: &Arc<S>,
     workers: usize,
     cost: u32,
     latency: Duration,
-    duration: Duration,
+    deadline: Instant,
 ) {
-    let deadline = Instant::now() + duration;
     let mut handles = Vec::new();
-    for _ in 0..workers {
+    for worker in 0..workers {
         let limiter = limiter.clone();
         let server = server.clone();
         handles.push(tokio::spawn(async move {
+            // A small deterministic generator per worker for the jitter of `legs`.
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (worker as u64 + 1);
             while Instant::now() < deadline {
                 let permit = limiter.acquire(cost).await.unwrap();
                 if Instant::now() >= deadline {
                     break;
                 }
-                // Half the latency on the way there, half back.
-                tokio::time::sleep(latency / 2).await;
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let (there, back) = server.legs(latency, (seed >> 11) as f64 / (1u64 << 53) as f64);
+                tokio::time::sleep(there).await;
                 let obs = server.handle(cost);
-                tokio::time::sleep(latency / 2).await;
+                tokio::time::sleep(back).await;
                 permit.finish(obs.status, &obs.info);
             }
         }));
@@ -110,6 +133,32 @@ async fn drive(
     for h in handles {
         h.await.unwrap();
     }
+}
+
+/// [`workers`] against a [`FakeServer`] for `secs` seconds with `latency_ms` each.
+async fn drive(
+    limiter: &Limiter,
+    server: &Arc<FakeServer>,
+    n: usize,
+    cost: u32,
+    latency_ms: u64,
+    secs: u64,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    workers(
+        limiter,
+        server,
+        n,
+        cost,
+        Duration::from_millis(latency_ms),
+        deadline,
+    )
+    .await;
+}
+
+/// What `send` reports in [`call`] tests: an answer with `status` and `info`.
+fn answered(status: u16, info: RateInfo) -> Option<Observed> {
+    Some(Observed { status, info })
 }
 
 fn config(limit: u32) -> LimiterConfig {
@@ -120,15 +169,7 @@ fn config(limit: u32) -> LimiterConfig {
 async fn uses_nearly_the_whole_budget_without_429() {
     let server = FakeServer::new(Duration::from_secs(60), 750, 0);
     let limiter = Limiter::new(config(750));
-    drive(
-        limiter.clone(),
-        server.clone(),
-        8,
-        2,
-        Duration::from_millis(200),
-        Duration::from_secs(600),
-    )
-    .await;
+    drive(&limiter, &server, 8, 2, 200, 600).await;
     assert_eq!(server.rejected.load(Ordering::SeqCst), 0, "no 429 expected");
     let served = server.served.load(Ordering::SeqCst) as f64;
     let budget = 750.0 * 10.0;
@@ -147,65 +188,43 @@ async fn learns_where_the_server_window_ends() {
         300,
         0,
     );
-    drive(
-        limiter.clone(),
-        server.clone(),
-        8,
-        2,
-        Duration::from_millis(150),
-        Duration::from_secs(300),
-    )
-    .await;
+    drive(&limiter, &server, 8, 2, 150, 300).await;
     assert_eq!(server.rejected.load(Ordering::SeqCst), 0, "no 429 expected");
+}
+
+/// A limiter configured for `configured` units against a server of `server_limit` (60 s
+/// windows, 8 workers, cost 1, 300 s): follows the headers' limit, sees at most `max_rejected`
+/// 429s (the first window's, before the headers are in), and uses every later full window to at
+/// least `min_use` units.
+async fn follows_the_server_limit(
+    configured: u32,
+    server_limit: u32,
+    latency_ms: u64,
+    max_rejected: u64,
+    min_use: u32,
+) {
+    let server = FakeServer::new(Duration::from_secs(60), server_limit, 0);
+    let limiter = Limiter::new(config(configured));
+    drive(&limiter, &server, 8, 1, latency_ms, 300).await;
+    let per_window = server.per_window.lock().unwrap().clone();
+    assert!(per_window.iter().all(|u| *u <= server_limit));
+    let rejected = server.rejected.load(Ordering::SeqCst);
+    assert!(rejected <= max_rejected, "rejected {rejected}");
+    assert_eq!(limiter.stats().limit, server_limit);
+    for u in &per_window[1..per_window.len() - 1] {
+        assert!(*u >= min_use, "window use {u}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn follows_headers_when_configured_limit_is_too_high() {
-    let server = FakeServer::new(Duration::from_secs(60), 100, 0);
-    let limiter = Limiter::new(config(1000));
-    drive(
-        limiter.clone(),
-        server.clone(),
-        8,
-        1,
-        Duration::from_millis(150),
-        Duration::from_secs(300),
-    )
-    .await;
     // The first window may see a few 429s before the headers are in; none after that.
-    let per_window = server.per_window.lock().unwrap().clone();
-    assert!(per_window.iter().all(|u| *u <= 100));
-    assert!(
-        server.rejected.load(Ordering::SeqCst) <= 8,
-        "rejected {}",
-        server.rejected.load(Ordering::SeqCst)
-    );
-    assert_eq!(limiter.stats().limit, 100);
-    // Later windows are used nearly fully.
-    for u in &per_window[1..per_window.len() - 1] {
-        assert!(*u >= 95, "window use {u}");
-    }
+    follows_the_server_limit(1000, 100, 150, 8, 95).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn follows_headers_when_configured_limit_is_too_low() {
-    let server = FakeServer::new(Duration::from_secs(60), 200, 0);
-    let limiter = Limiter::new(config(50));
-    drive(
-        limiter.clone(),
-        server.clone(),
-        8,
-        1,
-        Duration::from_millis(100),
-        Duration::from_secs(300),
-    )
-    .await;
-    assert_eq!(server.rejected.load(Ordering::SeqCst), 0);
-    assert_eq!(limiter.stats().limit, 200);
-    let per_window = server.per_window.lock().unwrap().clone();
-    for u in &per_window[1..per_window.len() - 1] {
-        assert!(*u >= 190, "window use {u}");
-    }
+    follows_the_server_limit(50, 200, 100, 0, 190).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -213,15 +232,7 @@ async fn shares_the_window_with_another_consumer() {
     // Another user spends 40 % of every window at its start.
     let server = FakeServer::new(Duration::from_secs(60), 750, 300);
     let limiter = Limiter::new(config(750));
-    drive(
-        limiter.clone(),
-        server.clone(),
-        8,
-        2,
-        Duration::from_millis(200),
-        Duration::from_secs(600),
-    )
-    .await;
+    drive(&limiter, &server, 8, 2, 200, 600).await;
     let rejected = server.rejected.load(Ordering::SeqCst);
     assert!(rejected <= 10, "at most one 429 per window, got {rejected}");
     let served = server.served.load(Ordering::SeqCst) as f64;
@@ -280,10 +291,7 @@ async fn call_retries_transient_then_gives_up() {
         attempts.fetch_add(1, Ordering::SeqCst);
         async {
             (
-                Some(Observed {
-                    status: 503,
-                    info: RateInfo::default(),
-                }),
+                answered(503, RateInfo::default()),
                 Outcome::Retryable("down"),
             )
         }
@@ -310,23 +318,11 @@ async fn call_retries_transient_then_gives_up() {
         async move {
             if n == 0 {
                 (
-                    Some(Observed {
-                        status: 429,
-                        info: RateInfo {
-                            retry_after: Some(Duration::from_secs(2)),
-                            ..RateInfo::default()
-                        },
-                    }),
+                    answered(429, throttled(Duration::from_secs(2))),
                     Outcome::RateLimited("slow down"),
                 )
             } else {
-                (
-                    Some(Observed {
-                        status: 200,
-                        info: RateInfo::default(),
-                    }),
-                    Outcome::Done(7),
-                )
+                (answered(200, RateInfo::default()), Outcome::Done(7))
             }
         }
     })
@@ -357,16 +353,21 @@ fn throttled(retry_after: Duration) -> RateInfo {
     }
 }
 
+/// Takes one permit and answers it with a 429 saying `retry_after`.
+async fn answer_429(limiter: &Limiter, retry_after: Duration) {
+    limiter
+        .acquire(1)
+        .await
+        .unwrap()
+        .finish(429, &throttled(retry_after));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_day_long_retry_after_fails_at_once_naming_when_to_resume() {
     let limiter = Limiter::new(config(100));
     assert_eq!(limiter.max_wait(), LimiterConfig::DEFAULT_MAX_WAIT);
     let before = jiff::Timestamp::now();
-    limiter
-        .acquire(1)
-        .await
-        .unwrap()
-        .finish(429, &throttled(Duration::from_secs(86_400)));
+    answer_429(&limiter, Duration::from_secs(86_400)).await;
     let start = Instant::now();
     let err = limiter.acquire(1).await.unwrap_err();
     assert_eq!(Instant::now(), start, "no sleep before giving up");
@@ -398,11 +399,7 @@ async fn a_retry_after_within_the_bound_is_waited() {
         max_wait: Duration::from_secs(120),
         ..config(100)
     });
-    limiter
-        .acquire(1)
-        .await
-        .unwrap()
-        .finish(429, &throttled(Duration::from_secs(90)));
+    answer_429(&limiter, Duration::from_secs(90)).await;
     let start = Instant::now();
     let _permit = limiter.acquire(1).await.unwrap();
     assert!(Instant::now() - start >= Duration::from_secs(90));
@@ -411,11 +408,7 @@ async fn a_retry_after_within_the_bound_is_waited() {
         max_wait: Duration::from_secs(120),
         ..config(100)
     });
-    limiter
-        .acquire(1)
-        .await
-        .unwrap()
-        .finish(429, &throttled(Duration::from_secs(121)));
+    answer_429(&limiter, Duration::from_secs(121)).await;
     assert!(matches!(
         limiter.acquire(1).await,
         Err(ThrottleError::WaitTooLong { .. })
@@ -426,11 +419,7 @@ async fn a_retry_after_within_the_bound_is_waited() {
 async fn cancellation_ends_a_429_pause_at_once() {
     let cancel = CancellationToken::new();
     let limiter = Limiter::with_cancel(config(100), cancel.clone());
-    limiter
-        .acquire(1)
-        .await
-        .unwrap()
-        .finish(429, &throttled(Duration::from_secs(600)));
+    answer_429(&limiter, Duration::from_secs(600)).await;
     let start = Instant::now();
     let waiters: Vec<_> = (0..3)
         .map(|_| {
@@ -457,6 +446,14 @@ async fn cancellation_ends_a_429_pause_at_once() {
     assert_eq!(limiter.stats().requests, 1);
 }
 
+/// The task's result, which must come within a millisecond (of paused time).
+async fn ends_at_once<T>(task: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_millis(1), task)
+        .await
+        .expect("ended at once")
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn cancellation_ends_window_pacing() {
     let cancel = CancellationToken::new();
@@ -468,10 +465,7 @@ async fn cancellation_ends_window_pacing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!waiter.is_finished(), "still waiting for the window");
     cancel.cancel();
-    let result = tokio::time::timeout(Duration::from_millis(1), waiter)
-        .await
-        .expect("ended at once")
-        .unwrap();
+    let result = ends_at_once(waiter).await;
     assert!(matches!(result, Err(ThrottleError::Cancelled { .. })));
 }
 
@@ -502,10 +496,7 @@ async fn cancellation_ends_a_backoff_sleep_in_call() {
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     cancel.cancel();
-    let result = tokio::time::timeout(Duration::from_millis(1), task)
-        .await
-        .expect("ended at once")
-        .unwrap();
+    let result = ends_at_once(task).await;
     assert_eq!(
         result,
         Err(CallError::Wait(ThrottleError::Cancelled {
@@ -528,10 +519,7 @@ async fn call_stops_on_a_too_long_429() {
         attempts.fetch_add(1, Ordering::SeqCst);
         async {
             (
-                Some(Observed {
-                    status: 429,
-                    info: throttled(Duration::from_secs(86_400)),
-                }),
+                answered(429, throttled(Duration::from_secs(86_400))),
                 Outcome::RateLimited("429"),
             )
         }
@@ -559,6 +547,8 @@ enum Headers {
     /// Desk360: `X-RateLimit-Reset` as a whole Unix epoch (rounded up), read against the
     /// client's clock; the server's windows start at a fractional epoch.
     Desk360Epoch,
+    /// The sandbox's short windows: `retry_after` in milliseconds.
+    Millis,
 }
 
 /// How the account's other consumer spends its share of every window.
@@ -589,7 +579,26 @@ struct Sim {
     limit: u32,
     headers: Headers,
     other: Other,
+    /// Like the sandbox: the whole latency (± this jitter) comes before metering, the answer
+    /// comes back at once. `None`: half the latency each way, no jitter.
+    upfront: Option<Duration>,
     state: Mutex<SimState>,
+}
+
+impl Serve for Sim {
+    fn handle(&self, cost: u32) -> Observed {
+        Sim::handle(self, cost)
+    }
+
+    fn legs(&self, latency: Duration, draw: f64) -> (Duration, Duration) {
+        match self.upfront {
+            Some(jitter) => (
+                (latency + jitter).saturating_sub(jitter.mul_f64(2.0 * draw)),
+                Duration::ZERO,
+            ),
+            None => (latency / 2, latency / 2),
+        }
+    }
 }
 
 impl Sim {
@@ -609,8 +618,18 @@ impl Sim {
             limit,
             headers,
             other,
+            upfront: None,
             state: Mutex::new(state),
         })
+    }
+
+    /// A server like the sandbox: `retry_after` in milliseconds, the whole latency (± `jitter`)
+    /// before metering.
+    fn sandbox_like(window: Duration, limit: u32, other: Other, jitter: Duration) -> Arc<Self> {
+        let mut sim =
+            Arc::into_inner(Self::new(window, limit, Headers::Millis, other)).expect("just made");
+        sim.upfront = Some(jitter);
+        Arc::new(sim)
     }
 
     /// Lets the other consumer spend what it wants up to `fraction` of the window.
@@ -651,6 +670,9 @@ impl Sim {
                 let end_epoch = (now_epoch + left.as_secs_f64()).ceil();
                 Duration::from_secs_f64(end_epoch - now_epoch)
             }
+            Headers::Millis => {
+                Duration::from_secs_f64((left.as_secs_f64() * 1000.0).round() / 1000.0)
+            }
         };
         let status = if st.used + cost > self.limit {
             st.ours_rejected += 1;
@@ -682,37 +704,17 @@ impl Sim {
     }
 }
 
-/// `workers` tasks sending requests of `cost` with `latency` through `limiter` for `windows`
-/// server windows; returns (our units per window, our 429s, the other consumer's refused units).
+/// `n` tasks sending writes (2 units) of 150 ms through `limiter` for `windows` server windows;
+/// returns (our units per window, our 429s, the other consumer's refused units).
 async fn simulate(
-    limiter: Limiter,
+    limiter: &Limiter,
     sim: Arc<Sim>,
-    workers: usize,
-    cost: u32,
-    latency: Duration,
+    n: usize,
     windows: u32,
 ) -> (Vec<u32>, u64, u64) {
     let deadline = sim.start + sim.window * windows;
-    let mut handles = Vec::new();
-    for _ in 0..workers {
-        let limiter = limiter.clone();
-        let sim = sim.clone();
-        handles.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let permit = limiter.acquire(cost).await.unwrap();
-                if Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(latency / 2).await;
-                let obs = sim.handle(cost);
-                tokio::time::sleep(latency / 2).await;
-                permit.finish(obs.status, &obs.info);
-            }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap();
-    }
+    let latency = Duration::from_millis(150);
+    workers(limiter, &sim, n, 2, latency, deadline).await;
     let st = sim.state.lock().unwrap();
     let ours = st.ours.iter().copied().take(windows as usize).collect();
     (ours, st.ours_rejected, st.others_refused)
@@ -722,14 +724,14 @@ fn use_of(ours: &[u32], per_window: u32) -> f64 {
     f64::from(ours.iter().sum::<u32>()) / (f64::from(per_window) * ours.len() as f64)
 }
 
-#[tokio::test(start_paused = true)]
-async fn follows_a_10s_server_window_that_says_per_minute() {
+/// A server of 750 units a `window` that says "per minute", under both header styles: the
+/// limiter, told 60 s, uses ≥ 97 % of every window without a 429 and learns `window` ± 1 s.
+async fn uses_the_whole_budget_of_a(window: Duration, n: usize, windows: u32) {
+    let label = format!("{}s", window.as_secs());
     for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
-        let sim = Sim::new(Duration::from_secs(10), 750, headers, Other::None);
+        let sim = Sim::new(window, 750, headers, Other::None);
         let limiter = Limiter::new(config(750));
-        let label = "10s";
-        let (ours, rejected, _) =
-            simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 15).await;
+        let (ours, rejected, _) = simulate(&limiter, sim, n, windows).await;
         let used = use_of(&ours, 750);
         eprintln!("figure: {label} {headers:?}: use {used:.4}, 429s {rejected}");
         assert_eq!(
@@ -737,35 +739,23 @@ async fn follows_a_10s_server_window_that_says_per_minute() {
             "{headers:?}: no 429 expected; windows {ours:?}"
         );
         assert!(used >= 0.97, "{headers:?}: budget use {used:.3}; {ours:?}");
-        let window = limiter.window();
+        let learned = limiter.window();
         assert!(
-            window >= Duration::from_secs(9) && window <= Duration::from_secs(11),
-            "{headers:?}: learned {window:?}"
+            learned >= window - Duration::from_secs(1)
+                && learned <= window + Duration::from_secs(1),
+            "{headers:?}: learned {learned:?}"
         );
     }
 }
 
 #[tokio::test(start_paused = true)]
+async fn follows_a_10s_server_window_that_says_per_minute() {
+    uses_the_whole_budget_of_a(Duration::from_secs(10), 16, 15).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn keeps_the_whole_budget_of_a_60s_window() {
-    for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
-        let sim = Sim::new(Duration::from_secs(60), 750, headers, Other::None);
-        let limiter = Limiter::new(config(750));
-        let label = "60s";
-        let (ours, rejected, _) =
-            simulate(limiter.clone(), sim, 8, 2, Duration::from_millis(150), 10).await;
-        let used = use_of(&ours, 750);
-        eprintln!("figure: {label} {headers:?}: use {used:.4}, 429s {rejected}");
-        assert_eq!(
-            rejected, 0,
-            "{headers:?}: no 429 expected; windows {ours:?}"
-        );
-        assert!(used >= 0.97, "{headers:?}: budget use {used:.3}; {ours:?}");
-        let window = limiter.window();
-        assert!(
-            window >= Duration::from_secs(59) && window <= Duration::from_secs(61),
-            "{headers:?}: learned {window:?}"
-        );
-    }
+    uses_the_whole_budget_of_a(Duration::from_secs(60), 8, 10).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -775,8 +765,7 @@ async fn leaves_the_other_consumers_share_at_both_window_lengths() {
             for headers in [Headers::DeskieWhole, Headers::Desk360Epoch] {
                 let sim = Sim::new(window, 750, headers, other);
                 let limiter = Limiter::new(config(750));
-                let (ours, rejected, refused) =
-                    simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 20).await;
+                let (ours, rejected, refused) = simulate(&limiter, sim, 16, 20).await;
                 let case = format!("{window:?} {other:?} {headers:?}");
                 eprintln!(
                     "figure: {case}: use of what was left {:.4}, our 429s {rejected}, other refused {refused}",
@@ -813,15 +802,7 @@ async fn an_explicit_rpm_is_a_ceiling_the_headers_cannot_raise() {
             ..config(120)
         });
         let windows = (Duration::from_secs(600).as_secs() / server_window.as_secs()) as u32;
-        let (ours, rejected, _) = simulate(
-            limiter.clone(),
-            sim,
-            8,
-            2,
-            Duration::from_millis(150),
-            windows,
-        )
-        .await;
+        let (ours, rejected, _) = simulate(&limiter, sim, 8, windows).await;
         assert_eq!(rejected, 0);
         // Per minute of the run (server windows grouped by the minute).
         let per_window_of_minute = (60 / server_window.as_secs()) as usize;
@@ -857,8 +838,7 @@ async fn without_a_ceiling_the_headers_raise_the_limit() {
         Other::None,
     );
     let limiter = Limiter::new(config(120));
-    let (ours, rejected, _) =
-        simulate(limiter.clone(), sim, 16, 2, Duration::from_millis(150), 5).await;
+    let (ours, rejected, _) = simulate(&limiter, sim, 16, 5).await;
     assert_eq!(rejected, 0);
     assert_eq!(limiter.stats().limit, 1500);
     assert!(ours[1..].iter().all(|u| *u > 1400), "{ours:?}");
@@ -975,5 +955,70 @@ mod properties {
                 Ok(())
             })?;
         }
+    }
+}
+
+/// The issue #14 matrix on a server like the sandbox (the whole 150 ± 50 ms latency before
+/// metering, millisecond `retry_after`), 32 writers, the limiter told 60 s: Standard and Pro at
+/// 10 s and 60 s windows use ≥ 97 % of every window after the first with no 429, and with
+/// another consumer spending 40 % of every window at its start at most one 429 per 10 windows.
+#[tokio::test(start_paused = true)]
+async fn meets_the_budget_matrix_on_a_sandbox_like_server() {
+    for (window, limit, other, windows) in [
+        (10, 750, 0, 30),
+        (10, 1500, 0, 30),
+        (60, 750, 0, 8),
+        (60, 1500, 0, 8),
+        (10, 750, 300, 30),
+        (60, 750, 300, 10),
+    ] {
+        let o = if other > 0 {
+            Other::AtStart(other)
+        } else {
+            Other::None
+        };
+        let sim = Sim::sandbox_like(
+            Duration::from_secs(window),
+            limit,
+            o,
+            Duration::from_millis(50),
+        );
+        let limiter = Limiter::new(config(limit));
+        let (ours, rejected, _) = simulate(&limiter, sim, 32, windows).await;
+        let used = use_of(&ours[1..], limit - other);
+        let case = format!("{window}s {limit} other {other}");
+        eprintln!("figure: sandbox-like {case}: use {used:.4}, 429s {rejected}");
+        if other == 0 {
+            assert_eq!(rejected, 0, "{case}: {ours:?}");
+            assert!(used >= 0.97, "{case}: use {used:.4}; {ours:?}");
+        } else {
+            assert!(
+                rejected <= u64::from(windows).div_ceil(10),
+                "{case}: {rejected} × 429; {ours:?}"
+            );
+            assert!(used >= 0.95, "{case}: use {used:.4}; {ours:?}");
+        }
+    }
+}
+
+/// On a server that meters a request only after its whole way there (the sandbox), what is sent
+/// in the last moments of a window is metered in the next one. The limiter learns how long
+/// before a window's end that holds and spends the window's budget by then, so the window is not
+/// left short by what is on the way at its end: ≥ 99 % at 10 s windows (98.5 % without it),
+/// still without a 429.
+#[tokio::test(start_paused = true)]
+async fn sends_ahead_what_the_next_window_will_meter() {
+    for limit in [750, 1500] {
+        let sim = Sim::sandbox_like(
+            Duration::from_secs(10),
+            limit,
+            Other::None,
+            Duration::from_millis(50),
+        );
+        let limiter = Limiter::new(config(limit));
+        let (ours, rejected, _) = simulate(&limiter, sim, 32, 30).await;
+        let used = use_of(&ours[1..], limit);
+        assert_eq!(rejected, 0, "{limit}: {ours:?}");
+        assert!(used >= 0.99, "{limit}: use {used:.4}; {ours:?}");
     }
 }

@@ -44,6 +44,7 @@ pub(super) async fn meter(State(app): State<App>, mut req: Request, next: Next) 
 
     // Every request counts, whatever happens next.
     let (index, left) = shared.window_now();
+    journal.window = Some(index);
     let limit = shared.config.desk360_limit;
     let (allowed, remaining) = {
         let mut windows = lock(&app.windows);

@@ -42,6 +42,7 @@ pub(super) async fn gate(State(app): State<App>, req: Request, next: Next) -> Re
 
     // Charge the window (or refuse) before anything is applied.
     let (index, left) = shared.window_now();
+    journal.window = Some(index);
     let storm = per.faults.deskie_429_retry_after;
     let charge = authorized && !per.faults.deskie_down && storm.is_none();
     let (allowed, left_units) = charge_window(&app, &per.faults, (index, left), cost, charge);
