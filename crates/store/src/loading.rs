@@ -103,8 +103,9 @@ impl Store {
     /// its case, the messages already written, whether the final step is done, and its open
     /// intents (writes of unknown outcome, to reconcile first).
     ///
-    /// Three queries in the usual case (the ticket with its case, marks and written messages;
-    /// its messages; their attachments), a fourth only when the ticket has open intents.
+    /// Three queries in the usual case (the ticket with its case, marks, written messages and
+    /// abandoned intents; its messages; their attachments), a fourth only when the ticket has
+    /// open intents.
     pub async fn load_ticket(&self, key: TicketKey) -> Result<LoadState> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -115,7 +116,10 @@ impl Store {
                        AND i.ticket_id = tickets.ticket_id AND i.state = 'open') AS has_open,
                (SELECT json_group_array(json_array(m.source_message_id, m.deskie_message_id))
                 FROM message_map m WHERE m.product_id = tickets.product_id
-                  AND m.ticket_id = tickets.ticket_id) AS sent
+                  AND m.ticket_id = tickets.ticket_id) AS sent,
+               (SELECT json_group_array(json_array(i.id, i.step)) FROM intents i
+                WHERE i.product_id = tickets.product_id AND i.ticket_id = tickets.ticket_id
+                  AND i.state = 'abandoned') AS abandoned
              FROM tickets LEFT JOIN case_map USING (product_id, ticket_id)
                   LEFT JOIN final_state USING (product_id, ticket_id)
              WHERE product_id = ? AND ticket_id = ?"
@@ -137,6 +141,12 @@ impl Store {
         let sent: String = row.try_get("sent")?;
         let sent: Vec<(i64, i64)> = serde_json::from_str(&sent)
             .map_err(|e| StoreError::Corrupt(format!("message map of {key}: {e}")))?;
+        let abandoned: String = row.try_get("abandoned")?;
+        let abandoned = serde_json::from_str::<Vec<(i64, String)>>(&abandoned)
+            .map_err(|e| StoreError::Corrupt(format!("abandoned intents of {key}: {e}")))?
+            .into_iter()
+            .map(|(id, step)| Ok((IntentId(id), step.parse::<IntentStep>()?)))
+            .collect::<Result<Vec<_>>>()?;
         let final_done: bool = row.try_get("final_done")?;
         let previously_loaded: bool = row.try_get("previously_loaded")?;
         let has_open: bool = row.try_get("has_open")?;
@@ -169,6 +179,7 @@ impl Store {
             final_done,
             previously_loaded,
             open_intents,
+            abandoned,
         })
     }
 

@@ -1284,3 +1284,53 @@ async fn completions_join_the_group_commit_and_are_committed_when_answered() {
         Some(&30)
     );
 }
+
+/// `load_ticket` lists the ticket's abandoned intents (id and step), so the loader can count
+/// those of its own run without a query per write; open and done ones are not listed.
+#[tokio::test]
+async fn load_ticket_lists_abandoned_intents() {
+    let (_dir, store) = fresh().await;
+    bounded(store.record_page(1, 1, &[listed(1, "u"), listed(2, "u")], None))
+        .await
+        .unwrap();
+    let details = vec![(ticket(1, 1, 2), "{}"), (ticket(1, 2, 2), "{}")];
+    bounded(store.save_details(&details)).await.unwrap();
+    let key = TicketKey::new(1, 1);
+    assert!(bounded(store.load_ticket(key)).await.unwrap().abandoned.is_empty());
+    let first = bounded(store.open_intent(key, IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(first)).await.unwrap();
+    let second = bounded(store.open_intent(key, IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(second)).await.unwrap();
+    let note = bounded(store.open_intent(key, IntentStep::Note(7), "n"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(note)).await.unwrap();
+    // open and done intents, and another ticket's, are not listed
+    bounded(store.open_intent(key, IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    let other = bounded(store.open_intent(TicketKey::new(1, 2), IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(other)).await.unwrap();
+    let mut abandoned = bounded(store.load_ticket(key)).await.unwrap().abandoned;
+    abandoned.sort();
+    assert_eq!(
+        abandoned,
+        vec![
+            (first, IntentStep::Create),
+            (second, IntentStep::Create),
+            (note, IntentStep::Note(7)),
+        ]
+    );
+    assert_eq!(
+        bounded(store.abandoned_intents(key, IntentStep::Create, first))
+            .await
+            .unwrap(),
+        1
+    );
+}
