@@ -210,7 +210,7 @@ impl Store {
     /// already running takes it into its next batch and answers, or this caller becomes the
     /// committer of everything waiting. Dropping the future does not abandon the commit it
     /// takes part in.
-    async fn submit<T>(
+    pub(crate) async fn submit<T>(
         &self,
         op: Op,
         reply: Reply,
@@ -482,7 +482,7 @@ struct Queued {
 }
 
 /// What a queued request writes.
-enum Op {
+pub(crate) enum Op {
     /// [`Store::open_intent`].
     Open {
         key: TicketKey,
@@ -493,10 +493,15 @@ enum Op {
     Complete { id: IntentId, result: IntentResult },
     /// [`Store::mark_loaded`].
     Loaded { key: TicketKey },
+    /// [`Store::record_files`].
+    Files {
+        key: TicketKey,
+        files: Vec<crate::FileRecord>,
+    },
 }
 
 /// Where a request's answer goes.
-enum Reply {
+pub(crate) enum Reply {
     /// An opened intent's id.
     Intent(oneshot::Sender<Result<IntentId>>),
     /// Done, or the request's own error.
@@ -556,6 +561,10 @@ async fn ops_tx(conn: &mut sqlx::SqliteConnection, batch: &[&Op]) -> Result<Vec<
                 .await?
                 .map(|()| Answer::Done),
             Op::Loaded { key } => loaded_op(&mut tx, *key, &now).await?.map(|()| Answer::Done),
+            Op::Files { key, files } => {
+                crate::files::insert_files(&mut tx, *key, files, &now).await?;
+                Ok(Answer::Done)
+            }
         });
     }
     tx.commit().await?;
