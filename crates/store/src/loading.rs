@@ -728,7 +728,11 @@ async fn refused_completion(
 }
 
 /// Marks a ticket loaded inside a batch (see [`Store::mark_loaded`]).
-async fn loaded_op(tx: &mut sqlx::SqliteConnection, key: TicketKey, now: &str) -> Result<Result<()>> {
+async fn loaded_op(
+    tx: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    now: &str,
+) -> Result<Result<()>> {
     let done = sqlx::query(
         "UPDATE tickets SET
             state = CASE WHEN reload = 1 THEN 'extracted' ELSE 'loaded' END,

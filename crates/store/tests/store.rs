@@ -1296,7 +1296,13 @@ async fn load_ticket_lists_abandoned_intents() {
     let details = vec![(ticket(1, 1, 2), "{}"), (ticket(1, 2, 2), "{}")];
     bounded(store.save_details(&details)).await.unwrap();
     let key = TicketKey::new(1, 1);
-    assert!(bounded(store.load_ticket(key)).await.unwrap().abandoned.is_empty());
+    assert!(
+        bounded(store.load_ticket(key))
+            .await
+            .unwrap()
+            .abandoned
+            .is_empty()
+    );
     let first = bounded(store.open_intent(key, IntentStep::Create, "h"))
         .await
         .unwrap();
