@@ -337,21 +337,14 @@ fn handle_done(ctx: &Ctx, key: TicketKey, result: Result<Done>, st: &mut Loop) {
 
 async fn load_lookups(ctx: &Ctx) -> Result<Lookups> {
     Ok(Lookups {
-        types: ctx
-            .store
-            .types()
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t.title))
-            .collect(),
-        reasons: ctx
-            .store
-            .reasons()
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.title))
-            .collect(),
+        types: titles(ctx.store.types().await?),
+        reasons: titles(ctx.store.reasons().await?),
     })
+}
+
+/// Id → title of a reference table, for the mapping.
+fn titles<M: FromIterator<(i64, String)>>(categories: Vec<model::Category>) -> M {
+    categories.into_iter().map(|c| (c.id, c.title)).collect()
 }
 
 /// Builds the mapping context for this run.
