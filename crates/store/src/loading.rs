@@ -243,10 +243,25 @@ impl Store {
         answer.await.map_err(|_| lost_request())?
     }
 
-    /// Makes `batch` durable in one transaction and answers each request. When the batch as a
-    /// whole fails (a database error), each request is retried alone so that one bad request
-    /// cannot fail the others and each caller gets its own error.
+    /// Commits `batch` and answers each request: first the completions, loaded marks and file
+    /// records (one `NORMAL` transaction, answered at once: they need not wait for an fsync),
+    /// then the intents (one `FULL` transaction, answered once it is on disk). Within one case
+    /// requests never overlap (each caller waits for its answer), so putting a batch's
+    /// completions before its intents reorders nothing that depends on each other; and the WAL
+    /// makes the completions durable no later than the intents committed after them.
     async fn commit_batch(&self, batch: Vec<Queued>) {
+        let (opens, rest): (Vec<Queued>, Vec<Queued>) = batch
+            .into_iter()
+            .partition(|q| matches!(q.op, Op::Open { .. }));
+        self.commit_part(rest).await;
+        self.commit_part(opens).await;
+        tracing::trace!("group commit done");
+    }
+
+    /// Makes `batch` one transaction and answers each request. When the batch as a whole fails
+    /// (a database error), each request is retried alone so that one bad request cannot fail
+    /// the others and each caller gets its own error.
+    async fn commit_part(&self, batch: Vec<Queued>) {
         if batch.is_empty() {
             return;
         }
@@ -273,7 +288,6 @@ impl Store {
                 }
             }
         }
-        tracing::trace!("group commit done");
     }
 
     /// One transaction applying every op of `batch` in order. A batch that opens an intent is

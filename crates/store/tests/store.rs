@@ -1172,8 +1172,8 @@ async fn source_warnings_are_kept_until_the_next_detail_replaces_them() {
 }
 
 /// Completions and loaded marks join the intents' group commit: each caller is answered only
-/// once its request is committed (a second connection to the file sees it at once), requests of
-/// one batch are applied in order, and a completion refused in a batch (a second, different case
+/// once its request is committed (a second connection to the file sees it at once), and a
+/// completion refused in a batch (a second, different case
 /// for one ticket) fails alone, writes nothing, and leaves the others of its batch committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn completions_join_the_group_commit_and_are_committed_when_answered() {
