@@ -7,8 +7,8 @@
 #   scripts/bench-engine-memory.sh 20000 200000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/deskie-import
+cargo build --release --quiet -p deskie-import --bin deskie-import
+bin=${CARGO_TARGET_DIR:-target}/release/deskie-import
 work=$(mktemp -d)
 trap 'kill "${sandbox_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 printf '| tickets | wall | user CPU | system CPU | CPU per ticket | peak RSS of the engine | target | met? |\n|---|---|---|---|---|---|---|---|\n'

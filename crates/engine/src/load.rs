@@ -337,21 +337,14 @@ fn handle_done(ctx: &Ctx, key: TicketKey, result: Result<Done>, st: &mut Loop) {
 
 async fn load_lookups(ctx: &Ctx) -> Result<Lookups> {
     Ok(Lookups {
-        types: ctx
-            .store
-            .types()
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t.title))
-            .collect(),
-        reasons: ctx
-            .store
-            .reasons()
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.title))
-            .collect(),
+        types: titles(ctx.store.types().await?),
+        reasons: titles(ctx.store.reasons().await?),
     })
+}
+
+/// Id → title of a reference table, for the mapping.
+fn titles<M: FromIterator<(i64, String)>>(categories: Vec<model::Category>) -> M {
+    categories.into_iter().map(|c| (c.id, c.title)).collect()
 }
 
 /// Builds the mapping context for this run.
@@ -490,7 +483,7 @@ async fn load_plan(
                 &plan.create.attachment_urls,
             )
             .await?;
-            let c = create_case(ctx, client, key, plan).await?;
+            let c = create_case(ctx, client, state, plan).await?;
             state.case = Some(c.clone());
             c
         }
@@ -513,7 +506,7 @@ async fn load_plan(
             };
             record_linked(ctx, state, false, step.source_id(), &urls).await?;
         }
-        let info = write_step(ctx, client, key, plan, &case, step).await?;
+        let info = write_step(ctx, client, state, plan, &case, step).await?;
         state.sent.insert(step.source_id(), info.message_id);
         rehost_written(
             ctx,
@@ -758,11 +751,12 @@ fn check_not_stopping(ctx: &Ctx) -> std::result::Result<(), WriteError> {
 async fn create_case(
     ctx: &Ctx,
     client: &DeskieClient,
-    key: TicketKey,
+    state: &LoadState,
     plan: &CasePlan,
 ) -> std::result::Result<CaseRef, WriteError> {
+    let key = state.ticket.key;
     check_not_stopping(ctx)?;
-    if abandoned_in_this_run(ctx, key, IntentStep::Create).await? >= MAX_AMBIGUOUS_ATTEMPTS {
+    if abandoned_in_this_run(ctx, state, IntentStep::Create) >= MAX_AMBIGUOUS_ATTEMPTS {
         return Err(gave_up(IntentStep::Create));
     }
     // Files are opened before the intent: a refused file is left out (and reported) here,
@@ -833,14 +827,18 @@ where
     }
 }
 
-/// How often this run journaled `step` of `key` and then proved it absent.
-async fn abandoned_in_this_run(
-    ctx: &Ctx,
-    key: TicketKey,
-    step: IntentStep,
-) -> std::result::Result<u32, WriteError> {
+/// How often this run journaled `step` of the ticket and then proved it absent: counted in the
+/// abandoned intents `load_ticket` read (no query per write). An abandon after that read ends
+/// the pass (`journaled` fails the ticket, `reconcile_open` is followed by a fresh read), so
+/// the list is current whenever a write is about to be journaled.
+fn abandoned_in_this_run(ctx: &Ctx, state: &LoadState, step: IntentStep) -> u32 {
     let after = IntentId(ctx.run_intents_after.load(Ordering::Relaxed));
-    Ok(ctx.store.abandoned_intents(key, step, after).await?)
+    let n = state
+        .abandoned
+        .iter()
+        .filter(|(id, s)| *id > after && *s == step)
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn gave_up(step: IntentStep) -> WriteError {
@@ -861,18 +859,19 @@ fn gave_up(step: IntentStep) -> WriteError {
 async fn write_step(
     ctx: &Ctx,
     client: &DeskieClient,
-    key: TicketKey,
+    state: &LoadState,
     plan: &CasePlan,
     case: &CaseRef,
     step: &Step,
 ) -> std::result::Result<MessageInfo, WriteError> {
+    let key = state.ticket.key;
     check_not_stopping(ctx)?;
     let intent_step = if step.is_note() {
         IntentStep::Note(step.source_id())
     } else {
         IntentStep::Message(step.source_id())
     };
-    if abandoned_in_this_run(ctx, key, intent_step).await? >= MAX_AMBIGUOUS_ATTEMPTS {
+    if abandoned_in_this_run(ctx, state, intent_step) >= MAX_AMBIGUOUS_ATTEMPTS {
         return Err(gave_up(intent_step));
     }
     let message = step.message_for(case.user_id);

@@ -2,6 +2,8 @@
 
 use model::Ticket;
 
+use sqlx::{QueryBuilder, Sqlite};
+
 use crate::error::Result;
 use crate::rows::{author_columns, kind_column};
 use crate::{Store, StoreError, now};
@@ -87,43 +89,7 @@ impl Store {
                 .bind(key.ticket_id)
                 .execute(&mut *tx)
                 .await?;
-            for (position, message) in ticket.messages.iter().enumerate() {
-                let position = to_i64(position);
-                let (author_kind, author_agent_id) = author_columns(&message.author);
-                sqlx::query(
-                    "INSERT INTO messages (product_id, ticket_id, position, message_id,
-                        author_kind, author_agent_id, kind, body, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(key.product_id)
-                .bind(key.ticket_id)
-                .bind(position)
-                .bind(message.id)
-                .bind(author_kind)
-                .bind(author_agent_id)
-                .bind(kind_column(message.kind))
-                .bind(&message.body)
-                .bind(message.created_at.to_string())
-                .execute(&mut *tx)
-                .await?;
-                for (idx, a) in message.attachments.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO attachments (product_id, ticket_id, position, idx, url, name,
-                            kind, size)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(key.product_id)
-                    .bind(key.ticket_id)
-                    .bind(position)
-                    .bind(to_i64(idx))
-                    .bind(&a.url)
-                    .bind(&a.name)
-                    .bind(a.kind.as_str())
-                    .bind(a.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+            insert_messages(&mut tx, ticket).await?;
             sqlx::query(
                 "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'extract'",
             )
@@ -191,6 +157,65 @@ impl Store {
                 .await?,
         )
     }
+}
+
+/// Rows per multi-row `INSERT`: 9 bound values a message row, well under SQLite's limit of
+/// 32 766 bound values a statement.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts a ticket's messages with one statement, and their attachments with another (none
+/// when it has none): a statement is a round trip to SQLite's thread, and a ticket has several.
+async fn insert_messages(tx: &mut sqlx::SqliteConnection, ticket: &Ticket) -> Result<()> {
+    let key = ticket.key;
+    let messages: Vec<(usize, &model::Message)> = ticket.messages.iter().enumerate().collect();
+    for chunk in messages.chunks(ROWS_PER_INSERT) {
+        let mut rows = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (product_id, ticket_id, position, message_id, author_kind,
+                author_agent_id, kind, body, created_at) ",
+        );
+        rows.push_values(chunk, |mut row, (position, message)| {
+            let (author_kind, author_agent_id) = author_columns(&message.author);
+            row.push_bind(key.product_id)
+                .push_bind(key.ticket_id)
+                .push_bind(to_i64(*position))
+                .push_bind(message.id)
+                .push_bind(author_kind)
+                .push_bind(author_agent_id)
+                .push_bind(kind_column(message.kind))
+                .push_bind(&message.body)
+                .push_bind(message.created_at.to_string());
+        });
+        rows.build().execute(&mut *tx).await?;
+    }
+
+    let attachments: Vec<(usize, usize, &model::Attachment)> = ticket
+        .messages
+        .iter()
+        .enumerate()
+        .flat_map(|(position, m)| {
+            m.attachments
+                .iter()
+                .enumerate()
+                .map(move |(idx, a)| (position, idx, a))
+        })
+        .collect();
+    for chunk in attachments.chunks(ROWS_PER_INSERT) {
+        let mut rows = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO attachments (product_id, ticket_id, position, idx, url, name, kind, size) ",
+        );
+        rows.push_values(chunk, |mut row, (position, idx, a)| {
+            row.push_bind(key.product_id)
+                .push_bind(key.ticket_id)
+                .push_bind(to_i64(*position))
+                .push_bind(to_i64(*idx))
+                .push_bind(&a.url)
+                .push_bind(&a.name)
+                .push_bind(a.kind.as_str())
+                .push_bind(a.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)));
+        });
+        rows.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// Counts and indexes fit in i64 on every platform this runs on; saturate rather than panic.

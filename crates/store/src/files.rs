@@ -4,7 +4,8 @@
 //! A file that went with its write is recorded `attached` *before* the write; whether it is in
 //! Deskie is read from the id maps when the outcomes are listed ([`Store::file_outcomes`]), so a
 //! kill between the write and any later bookkeeping can neither lose nor double a count. Every
-//! method is one short transaction on the single writer, like the rest of the store.
+//! method is one short transaction on the single writer, like the rest of the store;
+//! [`Store::record_files`] joins the group commit of intents instead.
 
 use model::TicketKey;
 use serde::{Deserialize, Serialize};
@@ -182,41 +183,19 @@ pub struct SampledLink {
 impl Store {
     /// Records the files of one ticket's write (or those it leaves out), replacing what an
     /// earlier attempt of the same write recorded for the same file.
+    ///
+    /// Committed with the next group commit (see [`Store::open_intent`]); returns once it is.
     pub async fn record_files(&self, key: TicketKey, files: &[FileRecord]) -> Result<()> {
         if files.is_empty() {
             return Ok(());
         }
-        let at = now();
-        let mut tx = self.begin_write().await?;
-        for f in files {
-            let (outcome, status, reason) = f.outcome.columns();
-            sqlx::query(
-                "INSERT INTO attachment_files (product_id, ticket_id, write_kind, write_id, mode,
-                    url, name, size, outcome, status, reason, recorded_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (product_id, ticket_id, write_id, mode, url) DO UPDATE SET
-                    write_kind = excluded.write_kind, name = excluded.name,
-                    size = coalesce(excluded.size, size), outcome = excluded.outcome,
-                    status = excluded.status, reason = excluded.reason,
-                    recorded_at = excluded.recorded_at",
-            )
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .bind(if f.create { "create" } else { "message" })
-            .bind(f.write_id)
-            .bind(f.mode.as_str())
-            .bind(&f.url)
-            .bind(&f.name)
-            .bind(f.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
-            .bind(outcome)
-            .bind(status)
-            .bind(reason)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = crate::loading::Op::Files {
+            key,
+            files: files.to_vec(),
+        };
+        self.submit(op, crate::loading::Reply::Done(reply), answer)
+            .await
     }
 
     /// Every recorded file, by ticket, with whether its write is in Deskie.
@@ -465,4 +444,41 @@ impl Store {
             }),
         )
     }
+}
+
+/// The rows of [`Store::record_files`], inside the group commit's transaction.
+pub(crate) async fn insert_files(
+    tx: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    files: &[FileRecord],
+    at: &str,
+) -> Result<()> {
+    for f in files {
+        let (outcome, status, reason) = f.outcome.columns();
+        sqlx::query(
+            "INSERT INTO attachment_files (product_id, ticket_id, write_kind, write_id, mode,
+                url, name, size, outcome, status, reason, recorded_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (product_id, ticket_id, write_id, mode, url) DO UPDATE SET
+                write_kind = excluded.write_kind, name = excluded.name,
+                size = coalesce(excluded.size, size), outcome = excluded.outcome,
+                status = excluded.status, reason = excluded.reason,
+                recorded_at = excluded.recorded_at",
+        )
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .bind(if f.create { "create" } else { "message" })
+        .bind(f.write_id)
+        .bind(f.mode.as_str())
+        .bind(&f.url)
+        .bind(&f.name)
+        .bind(f.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+        .bind(outcome)
+        .bind(status)
+        .bind(reason)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }

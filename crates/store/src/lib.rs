@@ -39,6 +39,8 @@
 //!   flight opened at the same time: group commit), send, [`Store::complete_intent`] (writes the id
 //!   map in the same transaction) or [`Store::abandon_intent`] when the write is known not to have
 //!   happened → [`Store::mark_loaded`] / [`Store::record_failure`] / [`Store::mark_skipped`].
+//!   `complete_intent`, `mark_loaded` and `record_files` join the next group commit instead of a
+//!   transaction each (answered once it is committed; see ARCHITECTURE.md, "Durable before sent").
 //! - `retry-failed`: [`Store::retry_failed`]; `status`/reports: [`Store::counts`],
 //!   [`Store::failed_tickets`], [`Store::failures`], [`Store::batches`], [`Store::tickets_page`],
 //!   [`Store::request_stats`].

@@ -4,7 +4,6 @@
 //! and completed together with its id map in one transaction after it; and there is never more
 //! than one open intent per (ticket, step) (a partial unique index enforces it).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use model::TicketKey;
@@ -103,11 +102,27 @@ impl Store {
     /// Everything needed to continue loading one ticket: its detail (messages in write order),
     /// its case, the messages already written, whether the final step is done, and its open
     /// intents (writes of unknown outcome, to reconcile first).
+    ///
+    /// Three queries in the usual case (the ticket with its case, marks, written messages and
+    /// abandoned intents; its messages; their attachments), a fourth only when the ticket has
+    /// open intents.
     pub async fn load_ticket(&self, key: TicketKey) -> Result<LoadState> {
         let row = sqlx::query(concat!(
             "SELECT ",
             ticket_columns!(),
-            " FROM tickets WHERE product_id = ? AND ticket_id = ?"
+            ", case_id, case_number, user_id, done_at IS NOT NULL AS final_done,
+               loaded_at IS NOT NULL AS previously_loaded,
+               EXISTS (SELECT 1 FROM intents i WHERE i.product_id = tickets.product_id
+                       AND i.ticket_id = tickets.ticket_id AND i.state = 'open') AS has_open,
+               (SELECT json_group_array(json_array(m.source_message_id, m.deskie_message_id))
+                FROM message_map m WHERE m.product_id = tickets.product_id
+                  AND m.ticket_id = tickets.ticket_id) AS sent,
+               (SELECT json_group_array(json_array(i.id, i.step)) FROM intents i
+                WHERE i.product_id = tickets.product_id AND i.ticket_id = tickets.ticket_id
+                  AND i.state = 'abandoned') AS abandoned
+             FROM tickets LEFT JOIN case_map USING (product_id, ticket_id)
+                  LEFT JOIN final_state USING (product_id, ticket_id)
+             WHERE product_id = ? AND ticket_id = ?"
         ))
         .bind(key.product_id)
         .bind(key.ticket_id)
@@ -115,74 +130,56 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("ticket {key}")))?;
         let mut tickets = vec![ticket_from_row(&row)?];
+        let case = match row.try_get::<Option<i64>, _>("case_id")? {
+            Some(case_id) => Some(CaseRef {
+                case_id,
+                case_number: row.try_get("case_number")?,
+                user_id: row.try_get("user_id")?,
+            }),
+            None => None,
+        };
+        let sent: String = row.try_get("sent")?;
+        let sent: Vec<(i64, i64)> = serde_json::from_str(&sent)
+            .map_err(|e| StoreError::Corrupt(format!("message map of {key}: {e}")))?;
+        let abandoned: String = row.try_get("abandoned")?;
+        let abandoned = serde_json::from_str::<Vec<(i64, String)>>(&abandoned)
+            .map_err(|e| StoreError::Corrupt(format!("abandoned intents of {key}: {e}")))?
+            .into_iter()
+            .map(|(id, step)| Ok((IntentId(id), step.parse::<IntentStep>()?)))
+            .collect::<Result<Vec<_>>>()?;
+        let final_done: bool = row.try_get("final_done")?;
+        let previously_loaded: bool = row.try_get("previously_loaded")?;
+        let has_open: bool = row.try_get("has_open")?;
+
         attach_messages(&self.read, &mut tickets, key, key).await?;
         let ticket = tickets
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("ticket {key}")))?;
 
-        let case = sqlx::query(
-            "SELECT case_id, case_number, user_id FROM case_map
-             WHERE product_id = ? AND ticket_id = ?",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .fetch_optional(&self.read)
-        .await?
-        .map(|r| {
-            Ok::<_, StoreError>(CaseRef {
-                case_id: r.try_get("case_id")?,
-                case_number: r.try_get("case_number")?,
-                user_id: r.try_get("user_id")?,
-            })
-        })
-        .transpose()?;
-
-        let sent: HashMap<i64, i64> = sqlx::query_as(
-            "SELECT source_message_id, deskie_message_id FROM message_map
-             WHERE product_id = ? AND ticket_id = ?",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .fetch_all(&self.read)
-        .await?
-        .into_iter()
-        .collect();
-
-        let final_done: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM final_state WHERE product_id = ? AND ticket_id = ?)",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .fetch_one(&self.read)
-        .await?;
-
-        let previously_loaded: bool = sqlx::query_scalar(
-            "SELECT loaded_at IS NOT NULL FROM tickets WHERE product_id = ? AND ticket_id = ?",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .fetch_one(&self.read)
-        .await?;
-
-        let open_intents = sqlx::query(
-            "SELECT id, product_id, ticket_id, step, payload_hash, created_at FROM intents
-             WHERE product_id = ? AND ticket_id = ? AND state = 'open' ORDER BY id",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(intent_from_row)
-        .collect::<Result<Vec<_>>>()?;
+        let open_intents = if has_open {
+            sqlx::query(
+                "SELECT id, product_id, ticket_id, step, payload_hash, created_at FROM intents
+                 WHERE product_id = ? AND ticket_id = ? AND state = 'open' ORDER BY id",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(intent_from_row)
+            .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
 
         Ok(LoadState {
             ticket,
             case,
-            sent,
+            sent: sent.into_iter().collect(),
             final_done,
             previously_loaded,
             open_intents,
+            abandoned,
         })
     }
 
@@ -200,15 +197,26 @@ impl Store {
         step: IntentStep,
         payload_hash: &str,
     ) -> Result<IntentId> {
-        let (reply, mut answer) = oneshot::channel();
-        self.intents.push(IntentRequest {
+        let (reply, answer) = oneshot::channel();
+        let op = Op::Open {
             key,
             step: step.to_string(),
             payload_hash: payload_hash.to_string(),
-            reply,
-        });
-        // Either a committer already running takes this request into its next batch and
-        // answers, or this caller becomes the committer of everything waiting.
+        };
+        self.submit(op, Reply::Intent(reply), answer).await
+    }
+
+    /// Queues `op` for the next group commit and waits for its answer: either a committer
+    /// already running takes it into its next batch and answers, or this caller becomes the
+    /// committer of everything waiting. Dropping the future does not abandon the commit it
+    /// takes part in.
+    pub(crate) async fn submit<T>(
+        &self,
+        op: Op,
+        reply: Reply,
+        mut answer: oneshot::Receiver<Result<T>>,
+    ) -> Result<T> {
+        self.intents.push(Queued { op, reply });
         let committer = tokio::select! {
             biased;
             answered = &mut answer => return answered.map_err(|_| lost_request())?,
@@ -226,63 +234,88 @@ impl Store {
         // Spawned so that the commit and the answers to the other callers of the batch happen
         // even when this caller's future is dropped.
         let commit = tokio::spawn(async move {
-            store.commit_intents(batch).await;
+            store.commit_batch(batch).await;
             drop(committer);
         });
         if let Err(e) = commit.await {
-            tracing::error!(error = %e, "the intent commit task failed");
+            tracing::error!(error = %e, "the group commit task failed");
         }
         answer.await.map_err(|_| lost_request())?
     }
 
-    /// Makes `batch` durable in one transaction and answers each request. When the batch as a
-    /// whole fails (a database error), each request is retried alone so that one bad request
-    /// cannot fail the others and each caller gets its own error.
-    async fn commit_intents(&self, batch: Vec<IntentRequest>) {
+    /// Commits `batch` and answers each request: first the completions, loaded marks and file
+    /// records (one `NORMAL` transaction, answered at once: they need not wait for an fsync),
+    /// then the intents (one `FULL` transaction, answered once it is on disk). Within one case
+    /// requests never overlap (each caller waits for its answer), so putting a batch's
+    /// completions before its intents reorders nothing that depends on each other; and the WAL
+    /// makes the completions durable no later than the intents committed after them.
+    async fn commit_batch(&self, batch: Vec<Queued>) {
+        let (opens, rest): (Vec<Queued>, Vec<Queued>) = batch
+            .into_iter()
+            .partition(|q| matches!(q.op, Op::Open { .. }));
+        self.commit_part(rest).await;
+        self.commit_part(opens).await;
+        tracing::trace!("group commit done");
+    }
+
+    /// Makes `batch` one transaction and answers each request. When the batch as a whole fails
+    /// (a database error), each request is retried alone so that one bad request cannot fail
+    /// the others and each caller gets its own error.
+    async fn commit_part(&self, batch: Vec<Queued>) {
         if batch.is_empty() {
             return;
         }
-        match self.open_intents_durably(&batch).await {
+        let ops: Vec<&Op> = batch.iter().map(|q| &q.op).collect();
+        match self.commit_ops(&ops).await {
             Ok(results) => {
-                for (request, result) in batch.into_iter().zip(results) {
-                    let _ = request.reply.send(result);
+                for (queued, result) in batch.into_iter().zip(results) {
+                    queued.reply.send(result);
                 }
             }
             Err(e) if batch.len() == 1 => {
-                if let Some(request) = batch.into_iter().next() {
-                    let _ = request.reply.send(Err(e));
+                if let Some(queued) = batch.into_iter().next() {
+                    queued.reply.send(Err(e));
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %e, requests = batch.len(), "group commit of intents failed; committing them one by one");
-                for request in batch {
+                tracing::debug!(error = %e, requests = batch.len(), "group commit failed; committing its requests one by one");
+                for queued in batch {
                     let result = self
-                        .open_intents_durably(std::slice::from_ref(&request))
+                        .commit_ops(&[&queued.op])
                         .await
                         .and_then(|mut r| r.pop().unwrap_or_else(|| Err(lost_request())));
-                    let _ = request.reply.send(result);
+                    queued.reply.send(result);
                 }
             }
         }
-        tracing::trace!("intent batch committed");
     }
 
-    /// One transaction opening every request of `batch`, committed with `synchronous = FULL`.
+    /// One transaction applying every op of `batch` in order. A batch that opens an intent is
+    /// committed with `synchronous = FULL`; one of completions only keeps the store's NORMAL
+    /// (a completion lost to a power cut is reconciled: its intent is still open).
     /// The outer error fails the whole batch (nothing of it was committed); an inner error is
-    /// one request's own (its ticket does not exist) and leaves the others committed.
-    async fn open_intents_durably(&self, batch: &[IntentRequest]) -> Result<Vec<Result<IntentId>>> {
+    /// one request's own (detected by reading, before it wrote anything) and leaves the others
+    /// committed.
+    async fn commit_ops(&self, batch: &[&Op]) -> Result<Vec<Result<Answer>>> {
         // The intent must be on disk before the write it journals is sent: with the store's
         // usual synchronous=NORMAL a power cut could roll back this commit after Deskie received
         // the write, and the restart would send it again. So this commit is fsynced (FULL; the
         // pragma cannot change inside a transaction), once for every intent that was ready.
+        // The WAL is a log: a commit that is durable makes every earlier commit durable too, so
+        // the completions committed before an intent are on disk when that intent is.
+        let durable = batch.iter().any(|op| matches!(op, Op::Open { .. }));
         let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
-        let results = open_intents_tx(&mut conn, batch).await;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
+        if durable {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let results = ops_tx(&mut conn, batch).await;
+        if durable {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
+        }
         results
     }
 
@@ -292,47 +325,14 @@ impl Store {
     /// Completing an intent that is already done with the same result is a no-op (a retried
     /// call); an abandoned intent, a result that does not fit the step, or a map that already
     /// points elsewhere (a second case for one ticket) is refused with `InvalidState`.
+    ///
+    /// Committed with the next group commit (see [`Store::open_intent`]) instead of a
+    /// transaction of its own; returns once that commit is done, so the caller's next step sees
+    /// it and the id map is never behind what the caller goes on to do.
     pub async fn complete_intent(&self, id: IntentId, result: IntentResult) -> Result<()> {
-        let now = now();
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "SELECT id, product_id, ticket_id, step, payload_hash, created_at, state, result_id
-             FROM intents WHERE id = ?",
-        )
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("intent {id}")))?;
-        let intent = intent_from_row(&row)?;
-        let state: String = row.try_get("state")?;
-        let key = intent.key;
-
-        let result_id = result_id_of(id, key, &intent.step, &result)?;
-        match state.as_str() {
-            "open" => {}
-            "done" if row.try_get::<Option<i64>, _>("result_id")? == result_id => {
-                tx.commit().await?;
-                return Ok(());
-            }
-            other => {
-                return Err(StoreError::InvalidState(format!(
-                    "intent {id} ({key} {}) is {other}, not open",
-                    intent.step
-                )));
-            }
-        }
-
-        apply_result(&mut tx, key, &result, &now).await?;
-        sqlx::query(
-            "UPDATE intents SET state = 'done', result_id = ?, finished_at = ? WHERE id = ?",
-        )
-        .bind(result_id)
-        .bind(&now)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (reply, answer) = oneshot::channel();
+        self.submit(Op::Complete { id, result }, Reply::Done(reply), answer)
+            .await
     }
 
     /// Closes an intent whose write is known not to have happened (refused by Deskie, or not
@@ -410,31 +410,13 @@ impl Store {
 
     /// Marks a ticket completely written to Deskie (clearing a load failure). If a newer detail
     /// arrived during the load, the ticket goes back to `extracted` to load the rest instead.
+    ///
+    /// Committed with the next group commit, after the completion of the ticket's last write
+    /// (a crash never leaves a ticket loaded whose last completion is lost).
     pub async fn mark_loaded(&self, key: TicketKey) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE tickets SET
-                state = CASE WHEN reload = 1 THEN 'extracted' ELSE 'loaded' END,
-                reload = 0, loaded_at = ?, failure_stage = NULL, failure_class = NULL
-             WHERE product_id = ? AND ticket_id = ?",
-        )
-        .bind(now())
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("ticket {key}")));
-        }
-        sqlx::query(
-            "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (reply, answer) = oneshot::channel();
+        self.submit(Op::Loaded { key }, Reply::Done(reply), answer)
+            .await
     }
 
     /// Marks a ticket deliberately not migrated (e.g. its channel maps to `skip`), with why.
@@ -468,16 +450,17 @@ fn intent_from_row(row: &SqliteRow) -> Result<Intent> {
     })
 }
 
-/// Intents waiting to be made durable, and the lock that makes one caller at a time the
+/// Requests waiting for their group commit, and the lock that makes one caller at a time the
 /// committer of everything waiting (group commit in front of the store's single writer).
 ///
 /// While a committer's transaction and fsync run, the requests of other cases in flight pile up
-/// here; the next committer takes them all. With N cases in flight, about one fsync serves N
-/// intents instead of N fsyncs, and no caller waits longer than one commit behind the current.
+/// here; the next committer takes them all. With N cases in flight, about one transaction (and
+/// one fsync when it opens intents) serves N requests instead of N, and no caller waits longer
+/// than one commit behind the current.
 #[derive(Default)]
 pub(crate) struct IntentQueue {
     /// Requests not yet taken by a committer, in arrival order.
-    waiting: std::sync::Mutex<Vec<IntentRequest>>,
+    waiting: std::sync::Mutex<Vec<Queued>>,
     /// Held by the current committer until every request of its batch is answered.
     committer: Arc<tokio::sync::Mutex<()>>,
 }
@@ -489,14 +472,14 @@ impl std::fmt::Debug for IntentQueue {
 }
 
 impl IntentQueue {
-    fn push(&self, request: IntentRequest) {
+    fn push(&self, request: Queued) {
         self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(request);
     }
 
-    fn take(&self) -> Vec<IntentRequest> {
+    fn take(&self) -> Vec<Queued> {
         std::mem::take(
             &mut *self
                 .waiting
@@ -506,79 +489,284 @@ impl IntentQueue {
     }
 }
 
-/// One caller's `open_intent`, waiting for its batch's commit.
-struct IntentRequest {
-    key: TicketKey,
-    step: String,
-    payload_hash: String,
-    reply: oneshot::Sender<Result<IntentId>>,
+/// One caller's request, waiting for its batch's commit.
+struct Queued {
+    op: Op,
+    reply: Reply,
 }
 
-/// The answer to a request was lost (its commit task panicked): the intent may or may not be
-/// committed, so the caller must not send the write; the next run reconciles an open intent.
+/// What a queued request writes.
+pub(crate) enum Op {
+    /// [`Store::open_intent`].
+    Open {
+        key: TicketKey,
+        step: String,
+        payload_hash: String,
+    },
+    /// [`Store::complete_intent`].
+    Complete { id: IntentId, result: IntentResult },
+    /// [`Store::mark_loaded`].
+    Loaded { key: TicketKey },
+    /// [`Store::record_files`].
+    Files {
+        key: TicketKey,
+        files: Vec<crate::FileRecord>,
+    },
+}
+
+/// Where a request's answer goes.
+pub(crate) enum Reply {
+    /// An opened intent's id.
+    Intent(oneshot::Sender<Result<IntentId>>),
+    /// Done, or the request's own error.
+    Done(oneshot::Sender<Result<()>>),
+}
+
+/// A request's answer, before it is sent to its caller.
+enum Answer {
+    Intent(IntentId),
+    Done,
+}
+
+impl Reply {
+    /// Answers the caller (who may have gone: then nobody waits for it).
+    fn send(self, result: Result<Answer>) {
+        match self {
+            Reply::Intent(tx) => {
+                let _ = tx.send(result.and_then(|a| match a {
+                    Answer::Intent(id) => Ok(id),
+                    Answer::Done => Err(lost_request()),
+                }));
+            }
+            Reply::Done(tx) => {
+                let _ = tx.send(result.map(|_| ()));
+            }
+        }
+    }
+}
+
+/// The answer to a request was lost (its commit task panicked): it may or may not be
+/// committed, so the caller must not send the write it journals; the next run reconciles an
+/// open intent.
 fn lost_request() -> StoreError {
     StoreError::InvalidState(
         "the commit of a write intent did not answer; the write is not sent".into(),
     )
 }
 
-/// The transaction of a batch of [`Store::open_intent`] requests, on the write connection
-/// prepared for it. Requests are handled in order, so two requests for the same (ticket, step)
-/// in one batch get the same intent, as they would one after the other.
-async fn open_intents_tx(
-    conn: &mut sqlx::SqliteConnection,
-    batch: &[IntentRequest],
-) -> Result<Vec<Result<IntentId>>> {
+/// The transaction of a batch of queued requests, on the write connection prepared for it.
+/// Requests are handled in order, so two requests for the same (ticket, step) in one batch get
+/// the same intent, as they would one after the other, and a completion queued before an
+/// intent is committed no later than that intent.
+async fn ops_tx(conn: &mut sqlx::SqliteConnection, batch: &[&Op]) -> Result<Vec<Result<Answer>>> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let created_at = now();
+    let now = now();
     let mut out = Vec::with_capacity(batch.len());
-    for request in batch {
-        let key = request.key;
-        let existing: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, payload_hash FROM intents
-             WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .bind(&request.step)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((id, hash)) = existing {
-            if hash != request.payload_hash {
-                tracing::debug!(
-                    ticket = %key, step = %request.step, intent = id,
-                    "an open intent with another payload exists; returning it for reconciliation"
-                );
+    for op in batch {
+        out.push(match op {
+            Op::Open {
+                key,
+                step,
+                payload_hash,
+            } => open_op(&mut tx, *key, step, payload_hash, &now)
+                .await?
+                .map(Answer::Intent),
+            Op::Complete { id, result } => complete_op(&mut tx, *id, result, &now)
+                .await?
+                .map(|()| Answer::Done),
+            Op::Loaded { key } => loaded_op(&mut tx, *key, &now).await?.map(|()| Answer::Done),
+            Op::Files { key, files } => {
+                crate::files::insert_files(&mut tx, *key, files, &now).await?;
+                Ok(Answer::Done)
             }
-            out.push(Ok(IntentId(id)));
-            continue;
-        }
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tickets WHERE product_id = ? AND ticket_id = ?)",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !exists {
-            out.push(Err(StoreError::NotFound(format!("ticket {key}"))));
-            continue;
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
-             VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .bind(&request.step)
-        .bind(&request.payload_hash)
-        .bind(&created_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        out.push(Ok(IntentId(id)));
+        });
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Opens one intent inside a batch: one statement when it is new (the usual case). The outer
+/// error is the database's (fails the batch); the inner one the request's own.
+async fn open_op(
+    tx: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    step: &str,
+    payload_hash: &str,
+    now: &str,
+) -> Result<Result<IntentId>> {
+    // Inserts nothing when an open intent for this step exists (the partial unique index) or
+    // the ticket does not; both are told apart below.
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
+         SELECT ?1, ?2, ?3, ?4, 'open', ?5
+         WHERE EXISTS (SELECT 1 FROM tickets WHERE product_id = ?1 AND ticket_id = ?2)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .bind(step)
+    .bind(payload_hash)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(id) = id {
+        return Ok(Ok(IntentId(id)));
+    }
+    let existing: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, payload_hash FROM intents
+         WHERE product_id = ? AND ticket_id = ? AND step = ? AND state = 'open'",
+    )
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .bind(step)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(match existing {
+        Some((id, hash)) => {
+            if hash != payload_hash {
+                tracing::debug!(
+                    ticket = %key, step = %step, intent = id,
+                    "an open intent with another payload exists; returning it for reconciliation"
+                );
+            }
+            Ok(IntentId(id))
+        }
+        None => Err(StoreError::NotFound(format!("ticket {key}"))),
+    })
+}
+
+/// Completes one intent inside a batch: two statements in the usual case (the intent open, the
+/// result fitting its step, no map pointing elsewhere), checked by the `UPDATE` itself; anything
+/// else is diagnosed by reading before writing, so a refused completion writes nothing.
+async fn complete_op(
+    tx: &mut sqlx::SqliteConnection,
+    id: IntentId,
+    result: &IntentResult,
+    now: &str,
+) -> Result<Result<()>> {
+    // Each result's UPDATE names the steps it fits and refuses a map that points elsewhere.
+    let query = match result {
+        IntentResult::Case(case) => sqlx::query(
+            "UPDATE intents SET state = 'done', result_id = ?1, finished_at = ?2
+             WHERE id = ?3 AND state = 'open' AND step = 'create'
+               AND NOT EXISTS (SELECT 1 FROM case_map m WHERE m.product_id = intents.product_id
+                   AND m.ticket_id = intents.ticket_id AND m.case_id != ?1)
+             RETURNING product_id, ticket_id",
+        )
+        .bind(case.case_id)
+        .bind(now)
+        .bind(id.0),
+        IntentResult::Message {
+            source_id,
+            deskie_id,
+        } => sqlx::query(
+            "UPDATE intents SET state = 'done', result_id = ?1, finished_at = ?2
+             WHERE id = ?3 AND state = 'open' AND step IN (?4, ?5)
+               AND NOT EXISTS (SELECT 1 FROM message_map m WHERE m.product_id = intents.product_id
+                   AND m.ticket_id = intents.ticket_id AND m.source_message_id = ?6
+                   AND m.deskie_message_id != ?1)
+             RETURNING product_id, ticket_id",
+        )
+        .bind(*deskie_id)
+        .bind(now)
+        .bind(id.0)
+        .bind(IntentStep::Message(*source_id).to_string())
+        .bind(IntentStep::Note(*source_id).to_string())
+        .bind(*source_id),
+        IntentResult::Final => sqlx::query(
+            "UPDATE intents SET state = 'done', result_id = NULL, finished_at = ?1
+             WHERE id = ?2 AND state = 'open' AND step = 'update'
+             RETURNING product_id, ticket_id",
+        )
+        .bind(now)
+        .bind(id.0),
+    };
+    match query.fetch_optional(&mut *tx).await? {
+        Some(row) => {
+            record_result(tx, key_from_row(&row)?, result, now).await?;
+            Ok(Ok(()))
+        }
+        None => refused_completion(tx, id, result, now).await,
+    }
+}
+
+/// A completion the fast `UPDATE` did not take, diagnosed by reading: the intent missing, a
+/// result that does not fit its step, a retried call (done with the same result: a no-op), an
+/// intent abandoned or done otherwise, or a map pointing elsewhere. Refusals write nothing.
+async fn refused_completion(
+    tx: &mut sqlx::SqliteConnection,
+    id: IntentId,
+    result: &IntentResult,
+    now: &str,
+) -> Result<Result<()>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, product_id, ticket_id, step, payload_hash, created_at, state, result_id
+         FROM intents WHERE id = ?",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(Err(StoreError::NotFound(format!("intent {id}"))));
+    };
+    let intent = intent_from_row(&row)?;
+    let state: String = row.try_get("state")?;
+    let key = intent.key;
+    let result_id = match result_id_of(id, key, &intent.step, result) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    match state.as_str() {
+        "open" => {}
+        "done" if row.try_get::<Option<i64>, _>("result_id")? == result_id => return Ok(Ok(())),
+        other => {
+            return Ok(Err(StoreError::InvalidState(format!(
+                "intent {id} ({key} {}) is {other}, not open",
+                intent.step
+            ))));
+        }
+    }
+    // Open and fitting: `apply_result` says which map points elsewhere, before writing.
+    match apply_result(tx, key, result, now).await {
+        Ok(()) => {}
+        Err(e @ StoreError::InvalidState(_)) => return Ok(Err(e)),
+        Err(e) => return Err(e),
+    }
+    sqlx::query("UPDATE intents SET state = 'done', result_id = ?, finished_at = ? WHERE id = ?")
+        .bind(result_id)
+        .bind(now)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Ok(()))
+}
+
+/// Marks a ticket loaded inside a batch (see [`Store::mark_loaded`]).
+async fn loaded_op(
+    tx: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    now: &str,
+) -> Result<Result<()>> {
+    let done = sqlx::query(
+        "UPDATE tickets SET
+            state = CASE WHEN reload = 1 THEN 'extracted' ELSE 'loaded' END,
+            reload = 0, loaded_at = ?, failure_stage = NULL, failure_class = NULL
+         WHERE product_id = ? AND ticket_id = ?",
+    )
+    .bind(now)
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(Err(StoreError::NotFound(format!("ticket {key}"))));
+    }
+    sqlx::query("DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'")
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Ok(()))
 }
 
 /// The id an intent's result records: the case (create), the Deskie message (message / note),
@@ -607,9 +795,9 @@ fn result_id_of(
     })
 }
 
-/// Records a completed write's result inside the completing transaction: the ticket → case map,
-/// the message map, or the final mark. A map that already points elsewhere is refused
-/// (`InvalidState`): one ticket is one case, one Desk360 message one Deskie message.
+/// Checks that a completed write's result does not contradict a map (a map that already points
+/// elsewhere is refused with `InvalidState`, before anything is written: one ticket is one
+/// case, one Desk360 message one Deskie message), then records it with [`record_result`].
 async fn apply_result(
     tx: &mut sqlx::SqliteConnection,
     key: TicketKey,
@@ -625,29 +813,11 @@ async fn apply_result(
             .bind(key.ticket_id)
             .fetch_optional(&mut *tx)
             .await?;
-            match current {
-                Some(existing) if existing != case.case_id => {
-                    return Err(StoreError::InvalidState(format!(
-                        "ticket {key} is already case {existing}, refusing case {}",
-                        case.case_id
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    sqlx::query(
-                        "INSERT INTO case_map (product_id, ticket_id, case_id, case_number,
-                                               user_id, mapped_at)
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(key.product_id)
-                    .bind(key.ticket_id)
-                    .bind(case.case_id)
-                    .bind(&case.case_number)
-                    .bind(case.user_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            if let Some(existing) = current.filter(|c| *c != case.case_id) {
+                return Err(StoreError::InvalidState(format!(
+                    "ticket {key} is already case {existing}, refusing case {}",
+                    case.case_id
+                )));
             }
         }
         IntentResult::Message {
@@ -663,29 +833,60 @@ async fn apply_result(
             .bind(source_id)
             .fetch_optional(&mut *tx)
             .await?;
-            match current {
-                Some(existing) if existing != *deskie_id => {
-                    return Err(StoreError::InvalidState(format!(
-                        "message {source_id} of {key} is already Deskie message {existing}, \
-                         refusing {deskie_id}"
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    sqlx::query(
-                        "INSERT INTO message_map (product_id, ticket_id, source_message_id,
-                                                  deskie_message_id, mapped_at)
-                         VALUES (?, ?, ?, ?, ?)",
-                    )
-                    .bind(key.product_id)
-                    .bind(key.ticket_id)
-                    .bind(source_id)
-                    .bind(deskie_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            if let Some(existing) = current.filter(|d| d != deskie_id) {
+                return Err(StoreError::InvalidState(format!(
+                    "message {source_id} of {key} is already Deskie message {existing}, \
+                     refusing {deskie_id}"
+                )));
             }
+        }
+        IntentResult::Final => {}
+    }
+    record_result(tx, key, result, now).await
+}
+
+/// Records a completed write's result inside the completing transaction: the ticket → case map,
+/// the message map, or the final mark. The caller has ruled out a map pointing elsewhere; the
+/// same map already there is kept as it is.
+async fn record_result(
+    tx: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    result: &IntentResult,
+    now: &str,
+) -> Result<()> {
+    match result {
+        IntentResult::Case(case) => {
+            sqlx::query(
+                "INSERT INTO case_map (product_id, ticket_id, case_id, case_number, user_id,
+                                       mapped_at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (product_id, ticket_id) DO NOTHING",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .bind(case.case_id)
+            .bind(&case.case_number)
+            .bind(case.user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        IntentResult::Message {
+            source_id,
+            deskie_id,
+        } => {
+            sqlx::query(
+                "INSERT INTO message_map (product_id, ticket_id, source_message_id,
+                                          deskie_message_id, mapped_at)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (product_id, ticket_id, source_message_id) DO NOTHING",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .bind(source_id)
+            .bind(deskie_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         IntentResult::Final => {
             sqlx::query(

@@ -577,6 +577,10 @@ pub struct LoadState {
     pub previously_loaded: bool,
     /// Writes of this ticket whose outcome is unknown: reconcile before anything else.
     pub open_intents: Vec<Intent>,
+    /// Every abandoned intent of this ticket (journaled, then known not to have happened), by id
+    /// and step: the loader counts those of its own run without a query per write (see
+    /// [`Store::abandoned_intents`](crate::Store::abandoned_intents)).
+    pub abandoned: Vec<(IntentId, IntentStep)>,
 }
 
 /// Totals of one product, for the per-product lines of `status` and the report.

@@ -1170,3 +1170,173 @@ async fn source_warnings_are_kept_until_the_next_detail_replaces_them() {
     })
     .await;
 }
+
+/// Completions and loaded marks join the intents' group commit: each caller is answered only
+/// once its request is committed (a second connection to the file sees it at once), and a
+/// completion refused in a batch (a second, different case
+/// for one ticket) fails alone, writes nothing, and leaves the others of its batch committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn completions_join_the_group_commit_and_are_committed_when_answered() {
+    let (dir, store) = fresh().await;
+    let listed_tickets: Vec<_> = (1..=30).map(|t| listed(t, "u")).collect();
+    bounded(store.record_page(1, 1, &listed_tickets, None))
+        .await
+        .unwrap();
+    let details: Vec<_> = (1..=30).map(|t| (ticket(1, t, 2), "{}")).collect();
+    bounded(store.save_details(&details)).await.unwrap();
+    assert_eq!(bounded(store.claim_for_load(30)).await.unwrap().len(), 30);
+    let again = bounded(Store::open(dir.path().join("store.sqlite")))
+        .await
+        .unwrap();
+    let case = |t: i64, n: i64| CaseRef {
+        case_id: t * 1000 + n,
+        case_number: format!("1-{t}-{n}"),
+        user_id: 7,
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 1..=30i64 {
+        let store = store.clone();
+        let again = again.clone();
+        tasks.spawn(async move {
+            let key = TicketKey::new(1, t);
+            let create = store
+                .open_intent(key, IntentStep::Create, "h")
+                .await
+                .unwrap();
+            // Two answers for one create race: exactly one case is recorded.
+            let (a, b) = tokio::join!(
+                store.complete_intent(create, IntentResult::Case(case(t, 1))),
+                store.complete_intent(create, IntentResult::Case(case(t, 2))),
+            );
+            let won = match (a, b) {
+                (Ok(()), Err(StoreError::InvalidState(_))) => case(t, 1),
+                (Err(StoreError::InvalidState(_)), Ok(())) => case(t, 2),
+                other => panic!("ticket {t}: {other:?}"),
+            };
+            // Answered means committed: another connection sees it.
+            assert_eq!(again.load_ticket(key).await.unwrap().case, Some(won));
+            let source_id = t * 100 + 1;
+            let message = store
+                .open_intent(key, IntentStep::Message(source_id), "m")
+                .await
+                .unwrap();
+            store
+                .complete_intent(
+                    message,
+                    IntentResult::Message {
+                        source_id,
+                        deskie_id: 5000 + t,
+                    },
+                )
+                .await
+                .unwrap();
+            // The same answer again is a no-op; a result that does not fit the step is refused.
+            store
+                .complete_intent(
+                    message,
+                    IntentResult::Message {
+                        source_id,
+                        deskie_id: 5000 + t,
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(matches!(
+                store
+                    .complete_intent(message, IntentResult::Final)
+                    .await
+                    .unwrap_err(),
+                StoreError::InvalidState(_)
+            ));
+            store.mark_loaded(key).await.unwrap();
+            let seen = again.load_ticket(key).await.unwrap();
+            assert_eq!(seen.sent.get(&source_id), Some(&(5000 + t)));
+            assert!(seen.open_intents.is_empty());
+            t
+        });
+    }
+    let mut done = 0;
+    while let Some(t) = bounded(tasks.join_next()).await {
+        t.unwrap();
+        done += 1;
+    }
+    assert_eq!(done, 30);
+    assert!(matches!(
+        bounded(store.mark_loaded(TicketKey::new(9, 9)))
+            .await
+            .unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+    assert!(matches!(
+        bounded(store.complete_intent(store::IntentId(99_999), IntentResult::Final))
+            .await
+            .unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+    assert!(bounded(again.open_intents()).await.unwrap().is_empty());
+    assert_eq!(
+        bounded(again.counts())
+            .await
+            .unwrap()
+            .tickets
+            .get(&TicketState::Loaded),
+        Some(&30)
+    );
+}
+
+/// `load_ticket` lists the ticket's abandoned intents (id and step), so the loader can count
+/// those of its own run without a query per write; open and done ones are not listed.
+#[tokio::test]
+async fn load_ticket_lists_abandoned_intents() {
+    let (_dir, store) = fresh().await;
+    bounded(store.record_page(1, 1, &[listed(1, "u"), listed(2, "u")], None))
+        .await
+        .unwrap();
+    let details = vec![(ticket(1, 1, 2), "{}"), (ticket(1, 2, 2), "{}")];
+    bounded(store.save_details(&details)).await.unwrap();
+    let key = TicketKey::new(1, 1);
+    assert!(
+        bounded(store.load_ticket(key))
+            .await
+            .unwrap()
+            .abandoned
+            .is_empty()
+    );
+    let first = bounded(store.open_intent(key, IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(first)).await.unwrap();
+    let second = bounded(store.open_intent(key, IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(second)).await.unwrap();
+    let note = bounded(store.open_intent(key, IntentStep::Note(7), "n"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(note)).await.unwrap();
+    // open and done intents, and another ticket's, are not listed
+    bounded(store.open_intent(key, IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    let other = bounded(store.open_intent(TicketKey::new(1, 2), IntentStep::Create, "h"))
+        .await
+        .unwrap();
+    bounded(store.abandon_intent(other)).await.unwrap();
+    let mut abandoned = bounded(store.load_ticket(key)).await.unwrap().abandoned;
+    abandoned.sort();
+    assert_eq!(
+        abandoned,
+        vec![
+            (first, IntentStep::Create),
+            (second, IntentStep::Create),
+            (note, IntentStep::Note(7)),
+        ]
+    );
+    assert_eq!(
+        bounded(store.abandoned_intents(key, IntentStep::Create, first))
+            .await
+            .unwrap(),
+        1
+    );
+}
