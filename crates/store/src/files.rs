@@ -181,23 +181,6 @@ pub struct SampledLink {
 }
 
 impl Store {
-    /// Records the files of one ticket's write (or those it leaves out), replacing what an
-    /// earlier attempt of the same write recorded for the same file.
-    ///
-    /// Committed with the next group commit (see [`Store::open_intent`]); returns once it is.
-    pub async fn record_files(&self, key: TicketKey, files: &[FileRecord]) -> Result<()> {
-        if files.is_empty() {
-            return Ok(());
-        }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let op = crate::loading::Op::Files {
-            key,
-            files: files.to_vec(),
-        };
-        self.submit(op, crate::loading::Reply::Done(reply), answer)
-            .await
-    }
-
     /// Every recorded file, by ticket, with whether its write is in Deskie.
     pub async fn file_outcomes(&self) -> Result<Vec<FileRow>> {
         type Row = (

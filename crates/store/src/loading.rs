@@ -408,6 +408,22 @@ impl Store {
         .collect()
     }
 
+    /// Records the files of one ticket's write (or those it leaves out), replacing what an
+    /// earlier attempt of the same write recorded for the same file.
+    ///
+    /// Committed with the next group commit (see [`Store::open_intent`]); returns once it is.
+    pub async fn record_files(&self, key: TicketKey, files: &[crate::FileRecord]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = Op::Files {
+            key,
+            files: files.to_vec(),
+        };
+        self.submit(op, Reply::Done(reply), answer).await
+    }
+
     /// Marks a ticket completely written to Deskie (clearing a load failure). If a newer detail
     /// arrived during the load, the ticket goes back to `extracted` to load the rest instead.
     ///
