@@ -137,6 +137,9 @@ pub struct Dataset {
     by_product: BTreeMap<i64, Vec<usize>>,
     /// Attachment URL path (from `/attachments/`) → declared size in bytes.
     attachment_sizes: HashMap<String, u64>,
+    /// Attachment file name → its URL path (names are unique in the account: they carry the
+    /// message id), so the Deskie emulator can recognise a generated file uploaded back to it.
+    attachment_names: HashMap<String, String>,
     /// Scheme and host of attachment URLs (tickets created later use it too).
     attachment_base: String,
     /// The generator's seed: attachment bytes are drawn from it and the URL path.
@@ -210,6 +213,27 @@ impl Dataset {
         )
     }
 
+    /// The URL path of the account's attachment named `name` when `bytes` are exactly its
+    /// content (compared chunk by chunk, nothing hashed or kept): how the Deskie emulator keeps
+    /// an uploaded copy of a generated file as a reference instead of its bytes, so that its
+    /// memory stays flat on a large account (a migrated attachment is uploaded back unchanged).
+    pub(crate) fn generated_file(&self, name: &str, bytes: &[u8]) -> Option<&str> {
+        let path = self.attachment_names.get(name)?;
+        let &size = self.attachment_sizes.get(path)?;
+        if size != bytes.len() as u64 {
+            return None;
+        }
+        let mut rest = bytes;
+        for chunk in file_chunks(self.seed, path, size) {
+            let (head, tail) = rest.split_at(chunk.len());
+            if head != chunk.as_slice() {
+                return None;
+            }
+            rest = tail;
+        }
+        Some(path)
+    }
+
     /// Adds files of the given sizes to the first message of a ticket (in its `files` group, in
     /// the generator's shape `{url, name, type, size}`), e.g. files over Deskie's 25 MB a file and
     /// 50 MB a request. The ticket's `updated_at` does not move: this is how the account looked
@@ -242,6 +266,7 @@ impl Dataset {
                 "type": "file",
                 "size": size,
             }));
+            self.attachment_names.insert(file, path.clone());
             self.attachment_sizes.insert(path, size);
         }
         match first
@@ -352,6 +377,7 @@ impl Dataset {
         );
         self.next_message_id += t.messages().len() as i64;
         self.clock = naive_secs(&t.updated_at).unwrap_or(live.now).max(live.now);
+        self.attachment_names.extend(names_of(sizes.keys()));
         self.attachment_sizes.extend(sizes);
         self.index.insert((product_id, ticket_id), n);
         self.tickets.push(t);
@@ -488,6 +514,18 @@ pub(crate) fn stable_hash(seed: u64, salt: u64, text: &str) -> u64 {
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
+}
+
+/// File name → URL path for attachment paths (`/attachments/…/{name}`).
+fn names_of<'a>(paths: impl Iterator<Item = &'a String>) -> HashMap<String, String> {
+    paths
+        .map(|p| {
+            (
+                p.rsplit('/').next().unwrap_or_default().to_owned(),
+                p.clone(),
+            )
+        })
+        .collect()
 }
 
 /// The chunks of a file of `size` bytes at `path`: each drawn from its own generator, so any
@@ -739,6 +777,7 @@ pub fn generate_with_base(
         tickets: out,
         index,
         by_product,
+        attachment_names: names_of(attachment_sizes.keys()),
         attachment_sizes,
         attachment_base: attachment_base.to_owned(),
         seed,
@@ -1006,6 +1045,25 @@ fn parse_one_ref(s: &str) -> Option<(i64, i64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_file_is_recognised_only_when_byte_for_byte_the_same() {
+        let ds = generate(7, 2, 200);
+        let (path, &size) = ds
+            .attachment_sizes
+            .iter()
+            .min_by_key(|(_, size)| **size)
+            .expect("the generator attaches files");
+        let name = path.rsplit('/').next().expect("name");
+        let bytes: Vec<u8> = file_chunks(ds.seed, path, size).flatten().collect();
+        assert_eq!(ds.generated_file(name, &bytes), Some(path.as_str()));
+        let mut changed = bytes.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        assert_eq!(ds.generated_file(name, &changed), None, "one byte differs");
+        assert_eq!(ds.generated_file(name, &bytes[1..]), None, "shorter");
+        assert_eq!(ds.generated_file("other.png", &bytes), None, "another name");
+    }
 
     #[test]
     fn refs_are_found() {

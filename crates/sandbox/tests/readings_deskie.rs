@@ -964,6 +964,56 @@ async fn uploaded_files_are_recorded_and_served() {
     sb.shutdown().await;
 }
 
+/// A Desk360 attachment uploaded back unchanged is kept as a reference to the dataset (its bytes
+/// are not held; see `Dataset::generated_file`): it must still be served byte for byte, and a
+/// file with the same name but other bytes must be served as uploaded.
+#[tokio::test]
+async fn a_generated_file_uploaded_back_is_served_unchanged() {
+    let sb = start(|c| c.deskie_limit = 100_000).await;
+    let ds = sb.dataset();
+    let url = ds
+        .tickets
+        .iter()
+        .flat_map(|t| t.messages().iter())
+        .flat_map(|m| ["images", "videos", "files", "others"].map(|g| m["attachments"][g].clone()))
+        .filter_map(|g| g.as_array().cloned())
+        .flatten()
+        .filter(|a| a["size"].as_u64().is_some_and(|s| s < 2_000_000))
+        .find_map(|a| a["url"].as_str().map(str::to_owned))
+        .expect("a generated file under 2 MB");
+    let name = url.rsplit('/').next().expect("name").to_owned();
+    let original: Vec<u8> = ds
+        .attachment_chunks(&url)
+        .expect("known")
+        .flatten()
+        .collect();
+    let mut changed = original.clone();
+    changed[0] ^= 0xff;
+    let (s, b) = post_multipart(
+        &sb,
+        "cases.json",
+        &[
+            ("case[user_email]", "files@example.com"),
+            ("case[subject]", "Files"),
+            ("case[content_html]", "<p>see</p>"),
+            ("case[created_at]", WHEN),
+        ],
+        &[
+            ("case[attachments][0]", &name, &original),
+            ("case[attachments][1]", &name, &changed),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let snap = sb.deskie_snapshot();
+    let files = &snap.cases[0].messages[0].files;
+    assert_eq!(files[0].sha256, sha256_hex(&original));
+    assert_eq!(files[1].sha256, sha256_hex(&changed));
+    assert_eq!(fetch(&files[0].url, Some(&sb)).await, (200, original));
+    assert_eq!(fetch(&files[1].url, Some(&sb)).await, (200, changed));
+    sb.shutdown().await;
+}
+
 #[tokio::test]
 async fn upload_limits_name_the_file() {
     let sb = start(|c| c.deskie_limit = 100_000).await;

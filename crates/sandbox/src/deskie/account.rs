@@ -20,8 +20,19 @@ pub(super) struct Upload {
     pub sha256: String,
     /// The part's content type (`application/octet-stream` when absent).
     pub mime: String,
+    /// What the emulator keeps of the content.
+    pub content: Content,
+}
+
+/// The content of an upload as kept: its bytes, or — for a file the Desk360 emulator generated,
+/// uploaded back unchanged — where to generate them again (a large migration against the sandbox
+/// would otherwise hold every attachment of the account in memory).
+#[derive(Debug, Clone)]
+pub(super) enum Content {
     /// The bytes, when within the limits (empty otherwise: the write is refused anyway).
-    pub bytes: Bytes,
+    Kept(Bytes),
+    /// Exactly the content of the dataset's attachment at this URL path.
+    Generated(String),
 }
 
 /// One file of a message: sent as a URL (`attachment_urls`) or uploaded (multipart).

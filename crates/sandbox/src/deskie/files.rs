@@ -1,5 +1,6 @@
 //! Files uploaded to the Deskie emulator in multipart writes: read chunk by chunk with their
-//! SHA-256, kept in memory with their message, and served back at the attachment URL the answers
+//! SHA-256, kept in memory with their message (a generated Desk360 attachment uploaded back
+//! unchanged is kept as a reference to the dataset, see [`share_generated`]), and served back at the attachment URL the answers
 //! give (page 001 shows `"url": "https://[domain].deskie.io/some_path_here/345"` for every
 //! attachment of a message, so an engine can point an inline `<img src>` at it).
 //!
@@ -23,7 +24,7 @@ use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::account::{Account, Upload};
+use super::account::{Account, Content, Upload};
 use super::app::App;
 use super::reply::{Answer, bad};
 use crate::respond::{json_response, proxy_error_page};
@@ -85,8 +86,22 @@ pub(super) async fn read_upload(
         size,
         sha256,
         mime,
-        bytes: Bytes::from(data),
+        content: Content::Kept(Bytes::from(data)),
     })
+}
+
+/// Keeps the uploads that are generated attachments of the Desk360 dataset, byte for byte, as a
+/// reference to it instead of their bytes (see [`Content::Generated`]).
+pub(super) fn share_generated(shared: &Shared, uploads: &mut [Upload]) {
+    let dataset = shared.dataset();
+    for u in uploads {
+        let Content::Kept(bytes) = &u.content else {
+            continue;
+        };
+        if let Some(path) = dataset.generated_file(&u.name, bytes) {
+            u.content = Content::Generated(path.to_owned());
+        }
+    }
 }
 
 /// The URL a stored file is served at.
@@ -119,8 +134,18 @@ async fn serve(State(app): State<App>, Path(file): Path<String>, req: Request) -
                     &serde_json::json!({"errors": {"authorization": "files of messages older than 30 days need the API authentication"}}),
                 )
             }
-            Some((_, mime, bytes)) => {
-                let mut resp = Response::new(Body::from(bytes));
+            Some((_, mime, content)) => {
+                let body = match content {
+                    Content::Kept(bytes) => Body::from(bytes),
+                    Content::Generated(path) => {
+                        let size = shared.dataset().attachment_size(&path).unwrap_or(0);
+                        let chunks = crate::data::file_chunks(shared.config.seed, &path, size);
+                        Body::from_stream(futures::stream::iter(
+                            chunks.map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+                        ))
+                    }
+                };
+                let mut resp = Response::new(body);
                 let ct = HeaderValue::from_str(&mime)
                     .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
                 resp.headers_mut().insert(header::CONTENT_TYPE, ct);
@@ -133,8 +158,8 @@ async fn serve(State(app): State<App>, Path(file): Path<String>, req: Request) -
     resp
 }
 
-/// The message time, content type and bytes of a stored file that still exists.
-fn find(st: &mut Account, file_id: i64) -> Option<(Timestamp, String, Bytes)> {
+/// The message time, content type and content of a stored file that still exists.
+fn find(st: &mut Account, file_id: i64) -> Option<(Timestamp, String, Content)> {
     let &(case_id, message_id) = st.file_index.get(&file_id)?;
     let case = st.case_mut(case_id)?;
     let message = case.messages.iter().find(|m| m.message_id == message_id)?;
@@ -143,6 +168,6 @@ fn find(st: &mut Account, file_id: i64) -> Option<(Timestamp, String, Bytes)> {
     Some((
         message.created_at,
         upload.mime.clone(),
-        upload.bytes.clone(),
+        upload.content.clone(),
     ))
 }

@@ -182,7 +182,10 @@ async fn serve(
         Payload::default()
     } else {
         match read_payload(Request::from_parts(parts.clone(), body)).await {
-            Ok(payload) => payload,
+            Ok(mut payload) => {
+                super::files::share_generated(&app.shared, &mut payload.uploads);
+                payload
+            }
             Err(answer) => return (Reply(answer).into_response(), false),
         }
     };
