@@ -755,10 +755,7 @@ async fn create_case(
     plan: &CasePlan,
 ) -> std::result::Result<CaseRef, WriteError> {
     let key = state.ticket.key;
-    check_not_stopping(ctx)?;
-    if abandoned_in_this_run(ctx, state, IntentStep::Create) >= MAX_AMBIGUOUS_ATTEMPTS {
-        return Err(gave_up(IntentStep::Create));
-    }
+    may_journal(ctx, state, IntentStep::Create)?;
     // Files are opened before the intent: a refused file is left out (and reported) here,
     // never halfway through a request.
     let files = upload_parts(ctx, key, plan, plan.first_message_id, true).await?;
@@ -841,6 +838,20 @@ fn abandoned_in_this_run(ctx: &Ctx, state: &LoadState, step: IntentStep) -> u32 
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// Whether `step` may be journaled now: not when the run is stopping, nor when this run already
+/// proved it absent [`MAX_AMBIGUOUS_ATTEMPTS`] times (the ticket fails until the next run).
+fn may_journal(
+    ctx: &Ctx,
+    state: &LoadState,
+    step: IntentStep,
+) -> std::result::Result<(), WriteError> {
+    check_not_stopping(ctx)?;
+    if abandoned_in_this_run(ctx, state, step) >= MAX_AMBIGUOUS_ATTEMPTS {
+        return Err(gave_up(step));
+    }
+    Ok(())
+}
+
 fn gave_up(step: IntentStep) -> WriteError {
     WriteError::Item(FailureRecord {
         stage: Stage::Load,
@@ -865,15 +876,12 @@ async fn write_step(
     step: &Step,
 ) -> std::result::Result<MessageInfo, WriteError> {
     let key = state.ticket.key;
-    check_not_stopping(ctx)?;
     let intent_step = if step.is_note() {
         IntentStep::Note(step.source_id())
     } else {
         IntentStep::Message(step.source_id())
     };
-    if abandoned_in_this_run(ctx, state, intent_step) >= MAX_AMBIGUOUS_ATTEMPTS {
-        return Err(gave_up(intent_step));
-    }
+    may_journal(ctx, state, intent_step)?;
     let message = step.message_for(case.user_id);
     let request_json = match (&message, step) {
         (Some(m), _) => json_of(m),

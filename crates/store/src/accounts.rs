@@ -29,17 +29,7 @@ impl Store {
     /// `/v1/me` of the same Desk360 account).
     pub async fn record_account(&self, identity: &AccountIdentity) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO accounts (side, base_url, account, recorded_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (side) DO UPDATE SET base_url = excluded.base_url,
-                 account = excluded.account, recorded_at = excluded.recorded_at",
-        )
-        .bind(identity.side.as_str())
-        .bind(&identity.base_url)
-        .bind(&identity.account)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+        upsert_account(&mut tx, identity).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -85,17 +75,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query(
-            "INSERT INTO accounts (side, base_url, account, recorded_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (side) DO UPDATE SET base_url = excluded.base_url,
-                 account = excluded.account, recorded_at = excluded.recorded_at",
-        )
-        .bind(target.side.as_str())
-        .bind(&target.base_url)
-        .bind(&target.account)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+        upsert_account(&mut tx, target).await?;
         tx.commit().await?;
         tracing::info!(
             cases,
@@ -110,4 +90,20 @@ impl Store {
             tickets_requeued: tickets,
         })
     }
+}
+
+/// Records `identity` as the account of its side, replacing the one recorded before.
+async fn upsert_account(tx: &mut sqlx::SqliteConnection, identity: &AccountIdentity) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO accounts (side, base_url, account, recorded_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (side) DO UPDATE SET base_url = excluded.base_url,
+             account = excluded.account, recorded_at = excluded.recorded_at",
+    )
+    .bind(identity.side.as_str())
+    .bind(&identity.base_url)
+    .bind(&identity.account)
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

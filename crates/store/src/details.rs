@@ -84,19 +84,16 @@ impl Store {
             .await?;
 
             // attachments go with their messages (ON DELETE CASCADE)
-            sqlx::query("DELETE FROM messages WHERE product_id = ? AND ticket_id = ?")
-                .bind(key.product_id)
-                .bind(key.ticket_id)
-                .execute(&mut *tx)
-                .await?;
-            insert_messages(&mut tx, ticket).await?;
-            sqlx::query(
-                "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'extract'",
+            crate::rows::on_ticket(
+                &mut tx,
+                key,
+                sqlx::query("DELETE FROM messages WHERE product_id = ? AND ticket_id = ?"),
             )
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .execute(&mut *tx)
             .await?;
+            insert_messages(&mut tx, ticket).await?;
+            crate::rows::on_ticket(&mut tx, key, sqlx::query(
+                "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'extract'",
+            )).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -113,13 +110,14 @@ impl Store {
     ) -> Result<()> {
         let text = (!warnings.is_empty()).then(|| warnings.join("\n"));
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE tickets SET source_warnings = ? WHERE product_id = ? AND ticket_id = ?",
+        crate::rows::on_ticket(
+            &mut tx,
+            key,
+            sqlx::query(
+                "UPDATE tickets SET source_warnings = ? WHERE product_id = ? AND ticket_id = ?",
+            )
+            .bind(text),
         )
-        .bind(text)
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())

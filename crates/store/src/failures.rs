@@ -17,38 +17,21 @@ impl Store {
     pub async fn record_failure(&self, key: TicketKey, failure: &FailureRecord) -> Result<()> {
         let now = now();
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE tickets SET state = 'failed', failure_stage = ?, failure_class = ?, reload = 0
              WHERE product_id = ? AND ticket_id = ?",
+        );
+        let query = query
+            .bind(failure.stage.as_str())
+            .bind(failure.class.as_str());
+        crate::rows::update_ticket(&mut tx, key, query).await?;
+        upsert_failure(
+            &mut tx,
+            key.product_id,
+            FailureOf::Ticket(key.ticket_id),
+            failure,
+            &now,
         )
-        .bind(failure.stage.as_str())
-        .bind(failure.class.as_str())
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("ticket {key}")));
-        }
-        sqlx::query(
-            "INSERT INTO failures (product_id, ticket_id, page, stage, step, class, code, message,
-                                   request, attempts, first_seen, last_seen)
-             VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)
-             ON CONFLICT (product_id, ticket_id, stage) WHERE ticket_id IS NOT NULL
-             DO UPDATE SET step = excluded.step, class = excluded.class, code = excluded.code,
-                 message = excluded.message, request = excluded.request,
-                 attempts = attempts + 1, last_seen = excluded.last_seen",
-        )
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .bind(failure.stage.as_str())
-        .bind(failure.step.to_string())
-        .bind(failure.class.as_str())
-        .bind(&failure.code)
-        .bind(&failure.message)
-        .bind(&failure.request)
-        .bind(&now)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -64,26 +47,7 @@ impl Store {
     ) -> Result<()> {
         let now = now();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO failures (product_id, ticket_id, page, stage, step, class, code, message,
-                                   request, attempts, first_seen, last_seen)
-             VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)
-             ON CONFLICT (product_id, page, stage) WHERE ticket_id IS NULL
-             DO UPDATE SET step = excluded.step, class = excluded.class, code = excluded.code,
-                 message = excluded.message, request = excluded.request,
-                 attempts = attempts + 1, last_seen = excluded.last_seen",
-        )
-        .bind(product_id)
-        .bind(page)
-        .bind(failure.stage.as_str())
-        .bind(failure.step.to_string())
-        .bind(failure.class.as_str())
-        .bind(&failure.code)
-        .bind(&failure.message)
-        .bind(&failure.request)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
+        upsert_failure(&mut tx, product_id, FailureOf::Page(page), failure, &now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -200,6 +164,65 @@ pub(crate) fn failure_from_row(r: &SqliteRow) -> Result<Failure> {
         first_seen: r.try_get("first_seen")?,
         last_seen: r.try_get("last_seen")?,
     })
+}
+
+/// What a failure row is about besides its product.
+#[derive(Clone, Copy)]
+enum FailureOf {
+    Ticket(i64),
+    Page(i64),
+}
+
+/// Records `failure` (a first one, or a repeat in the same stage: `attempts` + 1, details
+/// replaced by the latest).
+async fn upsert_failure(
+    tx: &mut sqlx::SqliteConnection,
+    product_id: i64,
+    of: FailureOf,
+    failure: &FailureRecord,
+    now: &str,
+) -> Result<()> {
+    // The two kinds differ only in the unique index a repeat meets.
+    macro_rules! upsert {
+        ($target:literal) => {
+            concat!(
+                "INSERT INTO failures (product_id, ticket_id, page, stage, step, class, code,
+                                       message, request, attempts, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10)
+                 ON CONFLICT ",
+                $target,
+                " DO UPDATE SET step = excluded.step, class = excluded.class,
+                     code = excluded.code, message = excluded.message, request = excluded.request,
+                     attempts = attempts + 1, last_seen = excluded.last_seen"
+            )
+        };
+    }
+    let (ticket_id, page, sql) = match of {
+        FailureOf::Ticket(t) => (
+            Some(t),
+            None,
+            upsert!("(product_id, ticket_id, stage) WHERE ticket_id IS NOT NULL"),
+        ),
+        FailureOf::Page(p) => (
+            None,
+            Some(p),
+            upsert!("(product_id, page, stage) WHERE ticket_id IS NULL"),
+        ),
+    };
+    sqlx::query(sql)
+        .bind(product_id)
+        .bind(ticket_id)
+        .bind(page)
+        .bind(failure.stage.as_str())
+        .bind(failure.step.to_string())
+        .bind(failure.class.as_str())
+        .bind(&failure.code)
+        .bind(&failure.message)
+        .bind(&failure.request)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// A JSON array of integers, for `json_each` (keeps the SQL static whatever the list length).

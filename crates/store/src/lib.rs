@@ -209,7 +209,28 @@ impl Store {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Runs one statement in a write transaction of its own and answers how many rows it
+    /// changed: the shape of every "hand these tickets back" call.
+    async fn write_one(&self, query: SqliteQuery<'_>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Runs one claiming `UPDATE … RETURNING product_id, ticket_id, batch_id` in a write
+    /// transaction of its own and answers the claimed tickets in listing (batch) order.
+    async fn claim(&self, query: SqliteQuery<'_>) -> Result<Vec<model::TicketKey>> {
+        let mut tx = self.begin_write().await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows::claimed_keys(&rows)
+    }
 }
+
+/// A statement with its arguments bound, ready to run.
+pub(crate) type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// How a WAL checkpoint treats the work around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

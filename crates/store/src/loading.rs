@@ -12,7 +12,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::oneshot;
 
 use crate::error::Result;
-use crate::rows::{attach_messages, claimed_keys, key_from_row, ticket_columns, ticket_from_row};
+use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
 use crate::{
     CaseRef, Intent, IntentId, IntentResult, IntentStep, LoadState, Store, StoreError, now,
 };
@@ -24,40 +24,36 @@ impl Store {
     /// Failed-transient tickets are not taken here (that would spin on an outage within one
     /// run): call [`Store::requeue_transient`] at the start of a run to give them another go.
     pub async fn claim_for_load(&self, limit: u32) -> Result<Vec<TicketKey>> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "UPDATE tickets SET state = 'loading'
-             WHERE rowid IN (SELECT rowid FROM tickets WHERE state = 'extracted'
-                             ORDER BY batch_id LIMIT ?)
-             RETURNING product_id, ticket_id, batch_id",
+        self.claim(
+            sqlx::query(
+                "UPDATE tickets SET state = 'loading'
+                 WHERE rowid IN (SELECT rowid FROM tickets WHERE state = 'extracted'
+                                 ORDER BY batch_id LIMIT ?)
+                 RETURNING product_id, ticket_id, batch_id",
+            )
+            .bind(i64::from(limit)),
         )
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        claimed_keys(&rows)
+        .await
     }
 
     /// At startup, hands back every ticket a crashed run held: `loading` becomes `extracted`
     /// (or `pending` when a newer listing arrived that was never fetched). Returns how many.
     pub async fn release_loading(&self) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE tickets SET reload = 0,
-                state = CASE WHEN fetched_updated_at IS listed_updated_at
-                             THEN 'extracted' ELSE 'pending' END
-             WHERE state = 'loading'",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if done.rows_affected() > 0 {
+        let handed = self
+            .write_one(sqlx::query(
+                "UPDATE tickets SET reload = 0,
+                    state = CASE WHEN fetched_updated_at IS listed_updated_at
+                                 THEN 'extracted' ELSE 'pending' END
+                 WHERE state = 'loading'",
+            ))
+            .await?;
+        if handed > 0 {
             tracing::info!(
-                tickets = done.rows_affected(),
+                tickets = handed,
                 "handed back tickets a stopped run was loading"
             );
         }
-        Ok(done.rows_affected())
+        Ok(handed)
     }
 
     /// At the start of a run, hands skipped tickets back to the loader, which maps them again
@@ -65,38 +61,30 @@ impl Store {
     /// last run is then migrated, and one still mapped to `skip` is marked skipped again (no
     /// request is sent for it). Only tickets whose current detail is stored. Returns how many.
     pub async fn requeue_skipped(&self) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        self.write_one(sqlx::query(
             "UPDATE tickets SET state = 'extracted', skip_reason = NULL
              WHERE state = 'skipped' AND fetched_updated_at IS listed_updated_at",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+        ))
+        .await
     }
 
     /// At the start of a run, gives transient failures another go without a flag: failed in
     /// load → `extracted`, failed in extract → `pending`. Returns how many.
     pub async fn requeue_transient(&self) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE tickets SET
-                state = CASE WHEN failure_stage = 'load' AND fetched_updated_at IS listed_updated_at
-                             THEN 'extracted' ELSE 'pending' END,
-                failure_stage = NULL, failure_class = NULL
-             WHERE state = 'failed' AND failure_class = 'transient'",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if done.rows_affected() > 0 {
-            tracing::info!(
-                tickets = done.rows_affected(),
-                "re-queued transient failures"
-            );
+        let requeued = self
+            .write_one(sqlx::query(
+                "UPDATE tickets SET
+                    state = CASE WHEN failure_stage = 'load'
+                                      AND fetched_updated_at IS listed_updated_at
+                                 THEN 'extracted' ELSE 'pending' END,
+                    failure_stage = NULL, failure_class = NULL
+                 WHERE state = 'failed' AND failure_class = 'transient'",
+            ))
+            .await?;
+        if requeued > 0 {
+            tracing::info!(tickets = requeued, "re-queued transient failures");
         }
-        Ok(done.rows_affected())
+        Ok(requeued)
     }
 
     /// Everything needed to continue loading one ticket: its detail (messages in write order),
@@ -438,19 +426,12 @@ impl Store {
     /// Marks a ticket deliberately not migrated (e.g. its channel maps to `skip`), with why.
     pub async fn mark_skipped(&self, key: TicketKey, reason: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE tickets SET state = 'skipped', skip_reason = ?, reload = 0,
                 failure_stage = NULL, failure_class = NULL
              WHERE product_id = ? AND ticket_id = ?",
-        )
-        .bind(reason)
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("ticket {key}")));
-        }
+        );
+        crate::rows::update_ticket(&mut tx, key, query.bind(reason)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -777,11 +758,14 @@ async fn loaded_op(
     if done.rows_affected() == 0 {
         return Ok(Err(StoreError::NotFound(format!("ticket {key}"))));
     }
-    sqlx::query("DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'")
-        .bind(key.product_id)
-        .bind(key.ticket_id)
-        .execute(&mut *tx)
-        .await?;
+    crate::rows::on_ticket(
+        tx,
+        key,
+        sqlx::query(
+            "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'",
+        ),
+    )
+    .await?;
     Ok(Ok(()))
 }
 

@@ -13,7 +13,7 @@ use sqlx::{Connection, Row};
 
 use crate::error::Result;
 use crate::listing::{insert_pending, requeue_changed};
-use crate::rows::{claimed_keys, key_from_row};
+use crate::rows::key_from_row;
 use crate::{CaseRef, ListedTicket, Store, StoreError, now};
 
 /// Page number of the batch that holds tickets a trial fetched without recording their list
@@ -291,21 +291,19 @@ impl Store {
     /// [`Store::claim_for_load`] restricted to the trial selection: atomically moves up to
     /// `limit` selected `extracted` tickets to `loading`.
     pub async fn claim_for_load_selected(&self, limit: u32) -> Result<Vec<TicketKey>> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "UPDATE tickets SET state = 'loading'
-             WHERE rowid IN (SELECT t.rowid FROM tickets t
-                             JOIN trial_selection s
-                               ON s.product_id = t.product_id AND s.ticket_id = t.ticket_id
-                             WHERE t.state = 'extracted'
-                             ORDER BY t.batch_id LIMIT ?)
-             RETURNING product_id, ticket_id, batch_id",
+        self.claim(
+            sqlx::query(
+                "UPDATE tickets SET state = 'loading'
+                 WHERE rowid IN (SELECT t.rowid FROM tickets t
+                                 JOIN trial_selection s
+                                   ON s.product_id = t.product_id AND s.ticket_id = t.ticket_id
+                                 WHERE t.state = 'extracted'
+                                 ORDER BY t.batch_id LIMIT ?)
+                 RETURNING product_id, ticket_id, batch_id",
+            )
+            .bind(i64::from(limit)),
         )
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        claimed_keys(&rows)
+        .await
     }
 
     /// The cases this store created, with their tickets: every one (`None`) or those of the
@@ -436,33 +434,31 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query(
-                "UPDATE intents SET state = 'abandoned', finished_at = ?
+            crate::rows::on_ticket(
+                &mut tx,
+                key,
+                sqlx::query(
+                    "UPDATE intents SET state = 'abandoned', finished_at = ?
                  WHERE product_id = ? AND ticket_id = ? AND state = 'open'",
+                )
+                .bind(&stamp),
             )
-            .bind(&stamp)
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            crate::rows::on_ticket(&mut tx, key, sqlx::query(
                 "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'",
-            )
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE tickets SET
+            )).await?;
+            crate::rows::on_ticket(
+                &mut tx,
+                key,
+                sqlx::query(
+                    "UPDATE tickets SET
                     state = CASE WHEN fetched_updated_at IS listed_updated_at
                                  THEN 'extracted' ELSE 'pending' END,
                     reload = 0, loaded_at = NULL, failure_stage = NULL, failure_class = NULL,
                     skip_reason = NULL
                  WHERE product_id = ? AND ticket_id = ?",
+                ),
             )
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;

@@ -190,13 +190,7 @@ pub(crate) async fn attach_messages_of(
              ORDER BY m.product_id, m.ticket_id, m.position"
         }
     };
-    let rows = sqlx::query(messages_sql)
-        .bind(first.product_id)
-        .bind(first.ticket_id)
-        .bind(last.product_id)
-        .bind(last.ticket_id)
-        .fetch_all(pool)
-        .await?;
+    let rows = key_range_rows(pool, messages_sql, first, last).await?;
     for row in &rows {
         let (key, position, message) = message_from_row(row)?;
         if let Some(&i) = index.get(&key) {
@@ -222,13 +216,7 @@ pub(crate) async fn attach_messages_of(
              ORDER BY a.product_id, a.ticket_id, a.position, a.idx"
         }
     };
-    let rows = sqlx::query(attachments_sql)
-        .bind(first.product_id)
-        .bind(first.ticket_id)
-        .bind(last.product_id)
-        .bind(last.ticket_id)
-        .fetch_all(pool)
-        .await?;
+    let rows = key_range_rows(pool, attachments_sql, first, last).await?;
     for row in &rows {
         let (key, position, attachment) = attachment_from_row(row)?;
         if let Some(&(t, m)) = positions.get(&(key, position)) {
@@ -247,4 +235,47 @@ pub(crate) fn claimed_keys(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Ticke
         .collect::<Result<Vec<_>>>()?;
     claimed.sort_unstable();
     Ok(claimed.into_iter().map(|(_, k)| k).collect())
+}
+
+/// Runs a statement about one ticket whose last two parameters (`… WHERE product_id = ? AND
+/// ticket_id = ?`) are still to bind: binds `key` there and answers how many rows it changed.
+pub(crate) async fn on_ticket(
+    conn: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    query: crate::SqliteQuery<'_>,
+) -> Result<u64> {
+    let done = query
+        .bind(key.product_id)
+        .bind(key.ticket_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// [`on_ticket`] for an `UPDATE tickets`: `NotFound` when the store has no such ticket.
+pub(crate) async fn update_ticket(
+    conn: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    query: crate::SqliteQuery<'_>,
+) -> Result<()> {
+    if on_ticket(conn, key, query).await? == 0 {
+        return Err(StoreError::NotFound(format!("ticket {key}")));
+    }
+    Ok(())
+}
+
+/// The rows of a query whose four parameters are the first and the last key of a range.
+async fn key_range_rows(
+    pool: &sqlx::SqlitePool,
+    sql: &'static str,
+    first: TicketKey,
+    last: TicketKey,
+) -> Result<Vec<SqliteRow>> {
+    Ok(sqlx::query(sql)
+        .bind(first.product_id)
+        .bind(first.ticket_id)
+        .bind(last.product_id)
+        .bind(last.ticket_id)
+        .fetch_all(pool)
+        .await?)
 }
