@@ -207,7 +207,7 @@ impl Store {
     /// Starts a write transaction that takes the write lock at once, so read-then-write logic
     /// inside it cannot be invalidated by another writer (e.g. another process on the same file).
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.write.begin_with(BEGIN_NORMAL).await?)
     }
 
     /// Runs one statement in a write transaction of its own and answers how many rows it
@@ -228,6 +228,17 @@ impl Store {
         rows::claimed_keys(&rows)
     }
 }
+
+/// Starts a write transaction with the store's usual durability (WAL, `synchronous = NORMAL`),
+/// in one round trip to the connection's worker: a durable commit ([`BEGIN_DURABLE`]) leaves
+/// `FULL` behind on the single write connection, and every other write transaction sets
+/// `NORMAL` back as it begins (SQLite runs both statements of the string, and the pragma cannot
+/// change inside a transaction).
+pub(crate) const BEGIN_NORMAL: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
+
+/// Starts a write transaction whose commit is fsynced (`synchronous = FULL`): the group commit
+/// of write intents, which must be on disk before their writes are sent.
+pub(crate) const BEGIN_DURABLE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 
 /// A statement with its arguments bound, ready to run.
 pub(crate) type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;

@@ -287,24 +287,18 @@ impl Store {
     async fn commit_ops(&self, batch: &[&Op]) -> Result<Vec<Result<Answer>>> {
         // The intent must be on disk before the write it journals is sent: with the store's
         // usual synchronous=NORMAL a power cut could roll back this commit after Deskie received
-        // the write, and the restart would send it again. So this commit is fsynced (FULL; the
-        // pragma cannot change inside a transaction), once for every intent that was ready.
+        // the write, and the restart would send it again. So this commit is fsynced (FULL, set
+        // by the BEGIN itself, see `BEGIN_DURABLE`), once for every intent that was ready.
         // The WAL is a log: a commit that is durable makes every earlier commit durable too, so
         // the completions committed before an intent are on disk when that intent is.
         let durable = batch.iter().any(|op| matches!(op, Op::Open { .. }));
         let mut conn = self.write.acquire().await?;
-        if durable {
-            sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut *conn)
-                .await?;
-        }
-        let results = ops_tx(&mut conn, batch).await;
-        if durable {
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut *conn)
-                .await?;
-        }
-        results
+        let begin = if durable {
+            crate::BEGIN_DURABLE
+        } else {
+            crate::BEGIN_NORMAL
+        };
+        ops_tx(&mut conn, begin, batch).await
     }
 
     /// Records the result of a journaled write and its id map in ONE transaction: the case
@@ -555,8 +549,12 @@ fn lost_request() -> StoreError {
 /// Requests are handled in order, so two requests for the same (ticket, step) in one batch get
 /// the same intent, as they would one after the other, and a completion queued before an
 /// intent is committed no later than that intent.
-async fn ops_tx(conn: &mut sqlx::SqliteConnection, batch: &[&Op]) -> Result<Vec<Result<Answer>>> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+async fn ops_tx(
+    conn: &mut sqlx::SqliteConnection,
+    begin: &'static str,
+    batch: &[&Op],
+) -> Result<Vec<Result<Answer>>> {
+    let mut tx = conn.begin_with(begin).await?;
     let now = now();
     let mut out = Vec::with_capacity(batch.len());
     for op in batch {
@@ -901,4 +899,44 @@ async fn record_result(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the write connection's `synchronous` inside a transaction begun with `begin`.
+    async fn synchronous_under(store: &Store, begin: &'static str) -> i64 {
+        let mut conn = store.write.acquire().await.expect("write connection");
+        let mut tx = conn.begin_with(begin).await.expect("begin");
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("pragma");
+        tx.commit().await.expect("commit");
+        level
+    }
+
+    /// The intents' commit is fsynced only because its BEGIN string sets `FULL` (2) first; every
+    /// other write transaction sets `NORMAL` (1) back. Were the pragma not run (e.g. a driver
+    /// that ran only the last statement of the string), an intent could be lost to a power cut
+    /// after its write was sent.
+    #[tokio::test]
+    async fn the_intents_commit_is_full_and_every_other_write_normal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("s.sqlite"))
+            .await
+            .expect("open");
+        assert_eq!(synchronous_under(&store, crate::BEGIN_DURABLE).await, 2);
+        assert_eq!(synchronous_under(&store, crate::BEGIN_NORMAL).await, 1);
+        assert_eq!(synchronous_under(&store, crate::BEGIN_DURABLE).await, 2);
+        let tx = store.begin_write().await.expect("begin_write");
+        tx.commit().await.expect("commit");
+        let mut conn = store.write.acquire().await.expect("write connection");
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("pragma");
+        assert_eq!(level, 1, "begin_write leaves the store's NORMAL");
+    }
 }
