@@ -9,7 +9,7 @@
 
 use model::TicketKey;
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
 use crate::error::Result;
 use crate::listing::{insert_pending, requeue_changed};
@@ -103,29 +103,19 @@ impl Store {
 
     /// Journals a probe case before it is created (fsynced, like every write intent).
     pub async fn open_probe(&self, address: &str, marker: &str) -> Result<ProbeId> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
-        let result = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO preflight_probes (address, marker, state, created_at)
-                 VALUES (?, ?, 'open', ?) RETURNING id",
-            )
-            .bind(address)
-            .bind(marker)
-            .bind(now())
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(ProbeId(id))
-        }
-        .await;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
-        result
+        // Fsynced (FULL, set by the BEGIN; the next write transaction sets NORMAL back).
+        let mut tx = self.write.begin_with(crate::BEGIN_DURABLE).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO preflight_probes (address, marker, state, created_at)
+             VALUES (?, ?, 'open', ?) RETURNING id",
+        )
+        .bind(address)
+        .bind(marker)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ProbeId(id))
     }
 
     /// Records the probe case and user Deskie answered with.
@@ -339,54 +329,44 @@ impl Store {
     /// Journals the deletes of `cases` (a bulk request's worth) before they are sent, in one
     /// fsynced transaction. A ticket whose delete is already open keeps that intent.
     pub async fn open_rollback(&self, cases: &[(TicketKey, i64)]) -> Result<Vec<RollbackIntent>> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
+        // Fsynced (FULL, set by the BEGIN; the next write transaction sets NORMAL back).
+        let mut tx = self.write.begin_with(crate::BEGIN_DURABLE).await?;
+        let stamp = now();
+        let mut out = Vec::new();
+        for (key, case_id) in cases {
+            let existing: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT id, case_id FROM rollback_intents
+                 WHERE product_id = ? AND ticket_id = ? AND state = 'open'",
+            )
+            .bind(key.product_id)
+            .bind(key.ticket_id)
+            .fetch_optional(&mut *tx)
             .await?;
-        let result = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            let stamp = now();
-            let mut out = Vec::new();
-            for (key, case_id) in cases {
-                let existing: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT id, case_id FROM rollback_intents
-                     WHERE product_id = ? AND ticket_id = ? AND state = 'open'",
-                )
-                .bind(key.product_id)
-                .bind(key.ticket_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let (id, case_id) = match existing {
-                    Some(found) => found,
-                    None => {
-                        let id: i64 = sqlx::query_scalar(
-                            "INSERT INTO rollback_intents (product_id, ticket_id, case_id, state,
-                                                           created_at)
-                             VALUES (?, ?, ?, 'open', ?) RETURNING id",
-                        )
-                        .bind(key.product_id)
-                        .bind(key.ticket_id)
-                        .bind(case_id)
-                        .bind(&stamp)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        (id, *case_id)
-                    }
-                };
-                out.push(RollbackIntent {
-                    id: RollbackId(id),
-                    key: *key,
-                    case_id,
-                });
-            }
-            tx.commit().await?;
-            Ok::<_, StoreError>(out)
+            let (id, case_id) = match existing {
+                Some(found) => found,
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO rollback_intents (product_id, ticket_id, case_id, state,
+                                                       created_at)
+                         VALUES (?, ?, ?, 'open', ?) RETURNING id",
+                    )
+                    .bind(key.product_id)
+                    .bind(key.ticket_id)
+                    .bind(case_id)
+                    .bind(&stamp)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    (id, *case_id)
+                }
+            };
+            out.push(RollbackIntent {
+                id: RollbackId(id),
+                key: *key,
+                case_id,
+            });
         }
-        .await;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
-        result
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Completes deletes Deskie confirmed, in ONE transaction: each intent is done, and its
