@@ -804,14 +804,10 @@ async fn apply_result(
 ) -> Result<()> {
     match result {
         IntentResult::Case(case) => {
-            let current: Option<i64> = sqlx::query_scalar(
-                "SELECT case_id FROM case_map WHERE product_id = ? AND ticket_id = ?",
-            )
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(existing) = current.filter(|c| *c != case.case_id) {
+            let held =
+                sqlx::query("SELECT case_id FROM case_map WHERE product_id = ? AND ticket_id = ?");
+            let held = held.bind(key.product_id).bind(key.ticket_id);
+            if let Some(existing) = held_elsewhere(tx, held, case.case_id).await? {
                 return Err(StoreError::InvalidState(format!(
                     "ticket {key} is already case {existing}, refusing case {}",
                     case.case_id
@@ -822,16 +818,15 @@ async fn apply_result(
             source_id,
             deskie_id,
         } => {
-            let current: Option<i64> = sqlx::query_scalar(
+            let held = sqlx::query(
                 "SELECT deskie_message_id FROM message_map
                  WHERE product_id = ? AND ticket_id = ? AND source_message_id = ?",
-            )
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .bind(source_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(existing) = current.filter(|d| d != deskie_id) {
+            );
+            let held = held
+                .bind(key.product_id)
+                .bind(key.ticket_id)
+                .bind(source_id);
+            if let Some(existing) = held_elsewhere(tx, held, *deskie_id).await? {
                 return Err(StoreError::InvalidState(format!(
                     "message {source_id} of {key} is already Deskie message {existing}, \
                      refusing {deskie_id}"
@@ -841,6 +836,19 @@ async fn apply_result(
         IntentResult::Final => {}
     }
     record_result(tx, key, result, now).await
+}
+
+/// The id a map holds (the one column `query` selects) when it is another than `wanted`.
+async fn held_elsewhere(
+    tx: &mut sqlx::SqliteConnection,
+    query: crate::SqliteQuery<'_>,
+    wanted: i64,
+) -> Result<Option<i64>> {
+    let held: Option<i64> = match query.fetch_optional(&mut *tx).await? {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    };
+    Ok(held.filter(|id| *id != wanted))
 }
 
 /// Records a completed write's result inside the completing transaction: the ticket → case map,
