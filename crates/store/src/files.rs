@@ -7,10 +7,13 @@
 //! method is one short transaction on the single writer, like the rest of the store;
 //! [`Store::record_files`] joins the group commit of intents instead.
 
+use futures::TryStreamExt;
 use model::TicketKey;
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 
 use crate::error::Result;
+use crate::rows::key_from_row;
 use crate::{Store, now};
 
 /// How a file reaches Deskie.
@@ -183,21 +186,17 @@ pub struct SampledLink {
 impl Store {
     /// Every recorded file, by ticket, with whether its write is in Deskie.
     pub async fn file_outcomes(&self) -> Result<Vec<FileRow>> {
-        type Row = (
-            i64,
-            i64,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            Option<i64>,
-            String,
-            Option<i64>,
-            Option<String>,
-            i64,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        let mut all = Vec::new();
+        self.visit_file_outcomes(|row| all.push(row)).await?;
+        Ok(all)
+    }
+
+    /// Hands every recorded file to `visit`, by ticket, one row at a time, with whether its
+    /// write is in Deskie: a 200 000-ticket account records about 150 000 files, and a report
+    /// that only totals them must not hold them all at once (it did: 140 MiB at the end of a
+    /// run, against 55 MiB during it).
+    pub async fn visit_file_outcomes(&self, mut visit: impl FnMut(FileRow)) -> Result<()> {
+        let mut rows = sqlx::query(
             "SELECT f.product_id, f.ticket_id, f.write_kind, f.write_id, f.mode, f.url, f.name,
                     f.size, f.outcome, f.status, f.reason,
                     CASE WHEN f.write_kind = 'create' THEN
@@ -207,45 +206,35 @@ impl Store {
                         EXISTS (SELECT 1 FROM message_map m
                                 WHERE m.product_id = f.product_id AND m.ticket_id = f.ticket_id
                                   AND m.source_message_id = f.write_id)
-                    END
+                    END AS written
              FROM attachment_files f
              ORDER BY f.product_id, f.ticket_id, f.write_id, f.mode, f.url",
         )
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    p,
-                    t,
-                    kind,
-                    write_id,
-                    mode,
-                    url,
-                    name,
-                    size,
-                    outcome,
-                    status,
-                    reason,
-                    written,
-                )| {
-                    FileRow {
-                        key: TicketKey::new(p, t),
-                        record: FileRecord {
-                            create: kind == "create",
-                            write_id,
-                            mode: FileMode::parse(&mode),
-                            url,
-                            name,
-                            size: size.and_then(|s| u64::try_from(s).ok()),
-                            outcome: FileOutcome::from_columns(&outcome, status, reason),
-                        },
-                        written: written != 0,
-                    }
+        .fetch(&self.read);
+        while let Some(r) = rows.try_next().await? {
+            let kind: String = r.try_get("write_kind")?;
+            let mode: String = r.try_get("mode")?;
+            let outcome: String = r.try_get("outcome")?;
+            let size: Option<i64> = r.try_get("size")?;
+            visit(FileRow {
+                key: key_from_row(&r)?,
+                record: FileRecord {
+                    create: kind == "create",
+                    write_id: r.try_get("write_id")?,
+                    mode: FileMode::parse(&mode),
+                    url: r.try_get("url")?,
+                    name: r.try_get("name")?,
+                    size: size.and_then(|s| u64::try_from(s).ok()),
+                    outcome: FileOutcome::from_columns(
+                        &outcome,
+                        r.try_get("status")?,
+                        r.try_get("reason")?,
+                    ),
                 },
-            )
-            .collect())
+                written: r.try_get::<i64, _>("written")? != 0,
+            });
+        }
+        Ok(())
     }
 
     /// Opens (or re-opens with new inputs) the inline-image edit of message `source_id`:

@@ -101,30 +101,32 @@ pub(super) async fn section(store: &Store, settings: &Settings) -> Result<Attach
         link_check: store.last_link_check().await?,
         ..AttachmentsSection::default()
     };
-    for row in store.file_outcomes().await? {
-        let f = &row.record;
-        if f.outcome == FileOutcome::Attached {
-            let totals = match (row.written, f.mode) {
-                (false, _) => &mut s.pending,
-                (true, FileMode::Upload) => &mut s.uploaded,
-                (true, FileMode::Url) => &mut s.linked,
-                (true, FileMode::Inline) => &mut s.inline_uploaded,
-            };
-            totals.add(f.size);
-            continue;
-        }
-        let (reason, fix) = failure_text(&f.outcome, f.size);
-        push(
-            &mut s,
-            FileFailure {
-                ticket: row.key.to_string(),
-                file: f.name.clone(),
-                reason,
-                fix,
-                url: Some(f.url.clone()),
-            },
-        );
-    }
+    store
+        .visit_file_outcomes(|row| {
+            let f = &row.record;
+            if f.outcome == FileOutcome::Attached {
+                let totals = match (row.written, f.mode) {
+                    (false, _) => &mut s.pending,
+                    (true, FileMode::Upload) => &mut s.uploaded,
+                    (true, FileMode::Url) => &mut s.linked,
+                    (true, FileMode::Inline) => &mut s.inline_uploaded,
+                };
+                totals.add(f.size);
+                return;
+            }
+            let (reason, fix) = failure_text(&f.outcome, f.size);
+            push(
+                &mut s,
+                FileFailure {
+                    ticket: row.key.to_string(),
+                    file: f.name.clone(),
+                    reason,
+                    fix,
+                    url: Some(f.url.clone()),
+                },
+            );
+        })
+        .await?;
     for (key, lines) in store.source_warnings().await? {
         for line in lines.iter().filter(|l| is_unreadable_entry(l)) {
             push(
