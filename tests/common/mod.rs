@@ -131,21 +131,55 @@ pub fn spawn_bin(list: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Waits for a child with a bound (killing it past the bound), off the runtime's workers.
+/// Waits for a child with a bound (killing it past the bound), off the runtime's workers. Its
+/// stdout and stderr are drained while it runs: a child that writes more than a pipe buffer
+/// (64 KiB, e.g. with `RUST_LOG=debug`) would otherwise block on the write and look hung.
 pub async fn wait_child(mut child: Child, limit: Duration) -> Output {
     tokio::task::spawn_blocking(move || {
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut out);
+                }
+                out
+            })
+        };
+        use std::io::Read as _;
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        );
         let start = Instant::now();
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
+        let (status, timed_out) = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break (status, false);
             }
             if start.elapsed() > limit {
                 let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!("child did not exit in {limit:?}: {}", show(&out));
+                break (child.wait().unwrap(), true);
             }
             std::thread::sleep(Duration::from_millis(10));
-        }
+        };
+        let out = Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        };
+        assert!(
+            !timed_out,
+            "child did not exit in {limit:?}: {}",
+            show(&out)
+        );
+        out
     })
     .await
     .unwrap()
