@@ -5,6 +5,7 @@
 # Targets (issue 14.4): CPU ≤ 2 ms a ticket end to end, peak RSS ≤ 100 MB.
 #
 #   scripts/bench-engine-memory.sh 20000 200000
+#   MODE=urls scripts/bench-engine-memory.sh 5000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p deskie-import --bin deskie-import
@@ -20,6 +21,8 @@ for n in "${@:-5000 20000}"; do
   sed -n '/^----8<----$/,/^----8<----$/p' "$work/sandbox.out" | sed '1d;$d' \
     | sed "s#^path = .*#path = \"$work/store-$n.sqlite\"#" > "$work/c.toml"
   printf '[run]\nconcurrency = 16\nextract_concurrency = 16\n' >> "$work/c.toml"
+  # MODE=urls: attachment_urls instead of uploads (no file byte passes through the engine).
+  printf '[attachments]\nmode = "%s"\n' "${MODE:-upload}" >> "$work/c.toml"
   chmod 600 "$work/c.toml"
   # Exit code 3 is expected: the seeded account has tickets that cannot be routed on purpose.
   rc=0
