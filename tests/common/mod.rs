@@ -136,28 +136,8 @@ pub fn spawn_bin(list: &[&str]) -> Child {
 /// (64 KiB, e.g. with `RUST_LOG=debug`) would otherwise block on the write and look hung.
 pub async fn wait_child(mut child: Child, limit: Duration) -> Output {
     tokio::task::spawn_blocking(move || {
-        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut out = Vec::new();
-                if let Some(mut pipe) = pipe {
-                    let _ = pipe.read_to_end(&mut out);
-                }
-                out
-            })
-        };
-        use std::io::Read as _;
-        let stdout = drain(
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        );
-        let stderr = drain(
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        );
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
         let start = Instant::now();
         let (status, timed_out) = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -183,6 +163,17 @@ pub async fn wait_child(mut child: Child, limit: Duration) -> Output {
     })
     .await
     .unwrap()
+}
+
+/// Reads a child's pipe to its end on a thread of its own.
+fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut out);
+        }
+        out
+    })
 }
 
 /// Sends `signal` (`"-INT"`, `"-KILL"`) to a process.

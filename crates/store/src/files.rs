@@ -2,7 +2,7 @@
 //! of the inline-image edits (`inline = "rehost"`), and the dry run's check of `urls`-mode links.
 //!
 //! A file that went with its write is recorded `attached` *before* the write; whether it is in
-//! Deskie is read from the id maps when the outcomes are listed ([`Store::file_outcomes`]), so a
+//! Deskie is read from the id maps when the outcomes are listed ([`Store::visit_file_outcomes`]), so a
 //! kill between the write and any later bookkeeping can neither lose nor double a count. Every
 //! method is one short transaction on the single writer, like the rest of the store;
 //! [`Store::record_files`] joins the group commit of intents instead.
@@ -184,13 +184,6 @@ pub struct SampledLink {
 }
 
 impl Store {
-    /// Every recorded file, by ticket, with whether its write is in Deskie.
-    pub async fn file_outcomes(&self) -> Result<Vec<FileRow>> {
-        let mut all = Vec::new();
-        self.visit_file_outcomes(|row| all.push(row)).await?;
-        Ok(all)
-    }
-
     /// Hands every recorded file to `visit`, by ticket, one row at a time, with whether its
     /// write is in Deskie: a 200 000-ticket account records about 150 000 files, and a report
     /// that only totals them must not hold them all at once (it did: 140 MiB at the end of a
