@@ -17,7 +17,14 @@
 //!   refreshes every 10 s shows it by the end it announces jumping by 10 s (Deskie's
 //!   `retry_after` jumping up, Desk360's `X-RateLimit-Reset` epoch moving on). Ends announced
 //!   late by whole-second rounding are corrected once an answer from the next window arrives
-//!   before the announced end.
+//!   before the announced end. An answer only says the end lies between its send time and its
+//!   arrival plus the reset it carries (an upload can be served for a large part of a window),
+//!   so a slow answer never starts a window, and a length is learned only between two ends the
+//!   server told, from answers that came back quickly, never below a twentieth of the
+//!   configured window (a misread would otherwise scale the budget down to nothing: the
+//!   crash-loop hang).
+//! * A request dearer than a whole window's budget (a write of 2 under a ceiling of 1) goes when
+//!   the window is otherwise unspent, instead of waiting for budget that never comes.
 //! * A request is metered only when it reaches the server: what is sent in the last moments of a
 //!   window is counted in the next one. How long before the end that holds (the *lead*) is
 //!   learned from which window each request's answer says it was metered in; the window's budget
@@ -211,6 +218,9 @@ struct State {
     window_known: bool,
     /// End of the previous window, to recognise late answers from it.
     prev_end: Option<Instant>,
+    /// Whether `prev_end` is the server's own end (read from headers) rather than a guess or a
+    /// bound: only a window length measured between two ends the server told is learned.
+    prev_known: bool,
     /// How much later than the truth the headers put a window's end: learned when an answer
     /// from the next window arrives before the end they announced (a reset epoch rounded up
     /// to whole seconds is a constant fraction of a second late), subtracted from every reading.
@@ -310,6 +320,7 @@ impl Limiter {
             window_end: now + window,
             window_known: false,
             prev_end: None,
+            prev_known: false,
             end_bias: Duration::ZERO,
             end_readings: 0,
             others_seen: 0,
@@ -453,11 +464,14 @@ impl Limiter {
         // What is sent from `lead` before the end on is metered in the next window.
         let now = now + s.lead;
         if now >= s.window_end {
+            let told_end = s.window_end;
             let mut last_end = s.window_end;
             while s.window_end <= now {
                 last_end = s.window_end;
                 s.window_end += s.window;
             }
+            // The end the server told is known; one extrapolated past it is a guess.
+            s.prev_known = s.window_known && last_end == told_end;
             s.prev_end = Some(last_end);
             s.window_known = false;
             Self::start_window(s, last_end);
@@ -552,7 +566,10 @@ impl Limiter {
         }
         let available = available(&self.inner.config, s);
         let send_end = s.window_end.checked_sub(s.lead).unwrap_or(s.window_end);
-        if available < i64::from(cost) {
+        // A request costing more than a whole window allows (a write of 2 under a ceiling of 1)
+        // goes when the window is otherwise untouched, rather than never.
+        let need = i64::from(cost).min(capacity(&self.inner.config, s));
+        if available < need {
             // Budget spent: wait for the server's window to end (less the lead), with a margin.
             return Err(send_end + Self::margin(s));
         }
@@ -606,11 +623,16 @@ impl Limiter {
         self.lock().stats.transient_retries += 1;
     }
 
-    /// Follows a window length seen between two consecutive window ends: a shorter one at once
-    /// (the server refreshes more often than assumed), a similar one smoothed, a much longer one
-    /// ignored (windows that passed unused).
-    fn learn_window(&self, s: &mut State, jump: Duration) {
-        if jump < Duration::from_millis(1) {
+    /// Follows a window length seen between two consecutive window ends told by the server,
+    /// from answers that came back quickly: a shorter one at once (the server refreshes more
+    /// often than assumed), a similar one smoothed. A much longer one is usually windows that
+    /// passed unused and is ignored, unless the server says the window it is in lasts longer
+    /// from now (`left`) than the length we hold: then ours was too short. Never below a
+    /// twentieth of the configured window, whatever the headers seem to say: a misread there
+    /// would scale the budget down to nothing.
+    fn learn_window(&self, s: &mut State, jump: Duration, left: Duration) {
+        let floor = (self.inner.config.window / 20).max(Duration::from_millis(1));
+        if jump < floor {
             return;
         }
         let old = s.window;
@@ -618,6 +640,8 @@ impl Limiter {
             s.window = jump;
         } else if jump <= old.mul_f64(1.5) {
             s.window = (old * 3 + jump) / 4;
+        } else if left > old.mul_f64(1.25) {
+            s.window = jump;
         } else {
             return;
         }
@@ -639,7 +663,7 @@ impl Limiter {
         self.follow_limit(&mut s, info);
         // Which server window this answer speaks of.
         let tolerance = (s.window / 4).min(MAX_END_JITTER);
-        let (new_window, stale) = self.place_answer(&mut s, now, tolerance, info);
+        let (new_window, stale) = self.place_answer(&mut s, (sent_at, now), tolerance, info);
         if !stale {
             Self::count_remaining(&mut s, now, status, new_window, info);
         }
@@ -671,73 +695,95 @@ impl Limiter {
     /// Places an answer in the server's windows from its reset header: a later window starts
     /// ours (learning the window length from the jump), an earlier one is stale. Answers
     /// `(new_window, stale)`.
+    ///
+    /// The server read its clock somewhere between `sent_at` and `now` (an upload or a busy
+    /// connection can keep an answer for a large part of a window), so an answer says only
+    /// that the end lies between `sent_at + reset_after` and `now + reset_after`. An answer is
+    /// placed in a later window only when even the earliest of those is past the current end,
+    /// and it is stale when the end it may speak of is the previous one; a window length is
+    /// learned only from answers that came back quickly.
     fn place_answer(
         &self,
         s: &mut State,
-        now: Instant,
+        (sent_at, now): (Instant, Instant),
         tolerance: Duration,
         info: &RateInfo,
     ) -> (bool, bool) {
-        let mut new_window = false;
-        let mut stale = false;
-        if let Some(reset_after) = info.reset_after {
-            let server_end = (now + reset_after)
-                .checked_sub(s.end_bias)
-                .unwrap_or(now)
-                .max(now);
-            if s.window_known {
-                if server_end > s.window_end + tolerance {
-                    // The server is already in a later window than we assumed. If the end we
-                    // believed is still ahead, the headers put ends too late by at least that
-                    // much: the next window began no later than this answer was written.
-                    let late = if s.end_readings >= 3 {
-                        s.window_end.saturating_duration_since(now)
-                    } else {
-                        Duration::ZERO
-                    };
-                    if !late.is_zero() {
-                        s.end_bias = (s.end_bias + late).min(tolerance);
-                    }
-                    let server_end = server_end.checked_sub(late).unwrap_or(server_end);
-                    let jump = server_end - s.window_end.min(now);
-                    self.learn_window(s, jump);
-                    let ended = s.window_end.min(now);
-                    s.prev_end = Some(ended);
-                    s.window_end = server_end;
-                    s.end_readings = 1;
-                    Self::start_window(s, ended);
-                    new_window = true;
-                } else if server_end + tolerance < s.window_end {
-                    // A late answer from a window that already ended.
-                    stale = true;
+        let Some(reset_after) = info.reset_after else {
+            return (false, false);
+        };
+        // The latest the end can be (the server read its clock as the answer left), and the
+        // earliest (it read it as the request arrived).
+        let server_end = (now + reset_after)
+            .checked_sub(s.end_bias)
+            .unwrap_or(now)
+            .max(now);
+        let earliest_end = (sent_at + reset_after)
+            .checked_sub(s.end_bias)
+            .unwrap_or(sent_at);
+        // Quick enough that where the server's clock was read hardly matters.
+        let precise = now.saturating_duration_since(sent_at) <= tolerance / 2;
+        if s.window_known {
+            if earliest_end > s.window_end + tolerance {
+                // The server is already in a later window than we assumed. If the end we
+                // believed is still ahead, the headers put ends too late by at least that
+                // much: the next window began no later than this answer was written.
+                let late = if s.end_readings >= 3 && precise {
+                    s.window_end.saturating_duration_since(now)
                 } else {
-                    // Same window: the earliest end seen is the tightest (headers round up).
-                    s.window_end = s.window_end.min(server_end).max(now);
+                    Duration::ZERO
+                };
+                if !late.is_zero() {
+                    s.end_bias = (s.end_bias + late).min(tolerance);
+                }
+                let server_end = server_end.checked_sub(late).unwrap_or(server_end);
+                if precise {
+                    // From an end the server told to the next one: one window, unless the
+                    // end was still ahead (then `now` bounds it, and the jump is only a bound).
+                    let jump = server_end - s.window_end.min(now);
+                    self.learn_window(s, jump, server_end - now);
+                }
+                let ended = s.window_end.min(now);
+                s.prev_known = s.window_end <= now;
+                s.prev_end = Some(ended);
+                s.window_end = server_end;
+                s.end_readings = 1;
+                Self::start_window(s, ended);
+                return (true, false);
+            }
+            if server_end + tolerance < s.window_end {
+                // A late answer from a window that already ended.
+                return (false, true);
+            }
+            if precise || server_end < s.window_end {
+                // Same window: the earliest end seen is the tightest (headers round up).
+                s.window_end = s.window_end.min(server_end).max(now);
+                if precise {
                     s.end_readings += 1;
                 }
-            } else {
-                match s.prev_end {
-                    Some(prev) if server_end.max(prev) - server_end.min(prev) <= tolerance => {
-                        // An answer from the window we have just left.
-                        stale = true;
-                    }
-                    prev => {
-                        // Our first look at the server's clock in this window: its end, not
-                        // our guess, is the truth.
-                        if let Some(prev) = prev
-                            && server_end > prev
-                        {
-                            self.learn_window(s, server_end - prev);
-                        }
-                        s.window_known = true;
-                        s.window_end = server_end;
-                        s.end_readings = 1;
-                        new_window = true;
-                    }
-                }
             }
+            return (false, false);
         }
-        (new_window, stale)
+        if let Some(prev) = s.prev_end
+            && earliest_end <= prev + tolerance
+            && server_end + tolerance >= prev
+        {
+            // An answer that may be from the window we have just left.
+            return (false, true);
+        }
+        // Our first look at the server's clock in this window: its end, not our guess, is the
+        // truth.
+        if let Some(prev) = s.prev_end
+            && s.prev_known
+            && precise
+            && server_end > prev
+        {
+            self.learn_window(s, server_end - prev, server_end - now);
+        }
+        s.window_known = true;
+        s.window_end = server_end;
+        s.end_readings = 1;
+        (true, false)
     }
 
     /// Takes the server's remaining count (corrected for our requests in flight) and what it
@@ -817,6 +863,12 @@ fn cap(config: &LimiterConfig, s: &State) -> Option<i64> {
     Some(((f64::from(ceiling) * scale).floor() as i64).max(1))
 }
 
+/// The most one window can ever give us: the server's limit, under the ceiling.
+fn capacity(config: &LimiterConfig, s: &State) -> i64 {
+    let limit = i64::from(s.limit.max(1));
+    cap(config, s).map_or(limit, |cap| cap.min(limit))
+}
+
 /// Units held back for the other consumers: what they spent last window, less what they have
 /// already spent in this one. What they spent is a lower bound (read from answers, the last of
 /// which comes a little before the window's end), so 2 % and a unit more are kept back while
@@ -840,10 +892,7 @@ fn available(config: &LimiterConfig, s: &State) -> i64 {
 
 /// The counters with the derived values filled in.
 fn snapshot(config: &LimiterConfig, s: &State) -> LimiterStats {
-    let limit = match cap(config, s) {
-        Some(cap) => i64::from(s.limit).min(cap),
-        None => i64::from(s.limit),
-    };
+    let limit = capacity(config, s);
     LimiterStats {
         limit: u32::try_from(limit).unwrap_or(u32::MAX),
         remaining: available(config, s).min(limit),

@@ -582,6 +582,9 @@ struct Sim {
     /// Like the sandbox: the whole latency (± this jitter) comes before metering, the answer
     /// comes back at once. `None`: half the latency each way, no jitter.
     upfront: Option<Duration>,
+    /// Every `n`th answer (by the jitter draw) comes back this much later than the others,
+    /// its headers read when it was metered: an upload, a slow write, a stalled connection.
+    slow: Option<(u32, Duration)>,
     state: Mutex<SimState>,
 }
 
@@ -591,12 +594,19 @@ impl Serve for Sim {
     }
 
     fn legs(&self, latency: Duration, draw: f64) -> (Duration, Duration) {
-        match self.upfront {
+        let (there, back) = match self.upfront {
             Some(jitter) => (
                 (latency + jitter).saturating_sub(jitter.mul_f64(2.0 * draw)),
                 Duration::ZERO,
             ),
             None => (latency / 2, latency / 2),
+        };
+        match self.slow {
+            // The draw's low digits decide, independently of the jitter its high digits give.
+            Some((n, extra)) if ((draw * 1e6) as u64).is_multiple_of(u64::from(n)) => {
+                (there, back + extra)
+            }
+            _ => (there, back),
         }
     }
 }
@@ -619,6 +629,7 @@ impl Sim {
             headers,
             other,
             upfront: None,
+            slow: None,
             state: Mutex::new(state),
         })
     }
@@ -1020,5 +1031,85 @@ async fn sends_ahead_what_the_next_window_will_meter() {
         let used = use_of(&ours[1..], limit);
         assert_eq!(rejected, 0, "{limit}: {ours:?}");
         assert!(used >= 0.99, "{limit}: use {used:.4}; {ours:?}");
+    }
+}
+
+/// Answers whose headers were read long before they arrive (an upload served slowly, an answer
+/// stuck behind a busy connection) must not teach the limiter a window shorter than the
+/// server's. They did (the crash-loop hang): an answer metered just before a window's end but
+/// arriving after it looked like a first look at the next window, the limiter learned "a window
+/// of 300 ms", every later reading shrank it further down to about a millisecond, the ceiling
+/// scaled to it fell below one write's cost, and every task waited until its maximum wait.
+/// Here 1 answer in 7 comes back late by 30–60 % of the window (the engine's test setup, 1 s,
+/// and a production one, 60 s where the tolerance for header jitter is 1.5 s), the limiter
+/// told the right window with the ceiling at the limit, writes of 2 units: the window stays
+/// learned within 10 %, the budget is used (≥ 85 %) and no 429 comes.
+#[tokio::test(start_paused = true)]
+async fn slow_answers_do_not_shrink_the_learned_window() {
+    for (window_s, limit, extra_ms) in [
+        (1, 300, 300),
+        (1, 300, 600),
+        (60, 1500, 2_000),
+        (60, 1500, 30_000),
+    ] {
+        let window = Duration::from_secs(window_s);
+        let case = format!("{window_s} s, {limit}, +{extra_ms} ms");
+        let mut sim = Arc::into_inner(Sim::sandbox_like(
+            window,
+            limit,
+            Other::None,
+            Duration::from_millis(2),
+        ))
+        .expect("just made");
+        sim.slow = Some((7, Duration::from_millis(extra_ms)));
+        let sim = Arc::new(sim);
+        let limiter = Limiter::new(LimiterConfig {
+            ceiling: Some(limit),
+            ..LimiterConfig::new("test", limit, window)
+        });
+        let windows = 40;
+        let deadline = sim.start + window * windows;
+        // Enough writers that the slow answers do not starve the budget.
+        let run = workers(&limiter, &sim, 128, 2, Duration::from_millis(4), deadline);
+        tokio::time::timeout(window * (windows + 30), run)
+            .await
+            .unwrap_or_else(|_| panic!("{case}: the writers stopped getting budget"));
+        let learned = limiter.window();
+        assert!(
+            learned >= window.mul_f64(0.9) && learned <= window.mul_f64(1.1),
+            "{case}: learned a window of {learned:?}"
+        );
+        let st = sim.state.lock().unwrap();
+        assert_eq!(st.ours_rejected, 0, "{case}: {:?}", st.ours);
+        let used = use_of(&st.ours[1..windows as usize], limit);
+        eprintln!("figure: slow answers {case}: use {used:.4}, window {learned:?}");
+        // Slow answers still on their way count as spent until they arrive: a little is left.
+        assert!(used >= 0.85, "{case}: use {used:.4}; {:?}", st.ours);
+    }
+}
+
+/// A request that costs more than a whole window allows (a Deskie write of 2 units under a
+/// ceiling of 1 a minute, or a ceiling scaled down to a shorter server window) used to wait for
+/// budget that could never come, until the maximum wait. It goes when nothing else was spent in
+/// the window, at the ceiling's own pace: 2 units every 2 minutes.
+#[tokio::test(start_paused = true)]
+async fn a_request_dearer_than_a_whole_window_still_goes() {
+    let limiter = Limiter::new(LimiterConfig {
+        ceiling: Some(1),
+        ..LimiterConfig::new("test", 1, Duration::from_secs(60))
+    });
+    let start = Instant::now();
+    for n in 0..3u32 {
+        let permit = tokio::time::timeout(Duration::from_secs(121), limiter.acquire(2))
+            .await
+            .expect("within two windows")
+            .expect("a permit");
+        drop(permit);
+        let at = Instant::now() - start;
+        let due = Duration::from_secs(120) * n;
+        assert!(
+            at >= due && at <= due + Duration::from_secs(1),
+            "write {n} at {at:?}"
+        );
     }
 }
