@@ -133,9 +133,13 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
 
+        // No ping before handing out a connection (sqlx's default): a local file cannot hang
+        // up, and each ping is a round trip to the connection's worker thread (strace on a
+        // 2 000-ticket run: 190 → 158 futex calls a ticket without them).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
@@ -143,6 +147,7 @@ impl Store {
 
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.read_only(true))
             .await?;
