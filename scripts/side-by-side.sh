@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100}
 cargo build --release --quiet
-bin=target/release/deskie-import
+bin=${CARGO_TARGET_DIR:-target}/release/deskie-import
 work=$(mktemp -d)
 trap 'kill "${sandbox_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
