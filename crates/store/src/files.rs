@@ -2,10 +2,10 @@
 //! of the inline-image edits (`inline = "rehost"`), and the dry run's check of `urls`-mode links.
 //!
 //! A file that went with its write is recorded `attached` *before* the write; whether it is in
-//! Deskie is read from the id maps when the outcomes are listed ([`Store::visit_file_outcomes`]), so a
-//! kill between the write and any later bookkeeping can neither lose nor double a count. Every
-//! method is one short transaction on the single writer, like the rest of the store;
-//! [`Store::record_files`] joins the group commit of intents instead.
+//! Deskie is read from the id maps when the outcomes are listed
+//! ([`Store::visit_file_outcomes`]), so a kill between the write and any later bookkeeping can
+//! neither lose nor double a count. Every method is one short transaction on the single writer,
+//! like the rest of the store; [`Store::record_files`] joins the group commit of intents instead.
 
 use futures::TryStreamExt;
 use model::TicketKey;

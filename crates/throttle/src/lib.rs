@@ -755,12 +755,12 @@ impl Limiter {
                 // A late answer from a window that already ended.
                 return (false, true);
             }
-            if precise || server_end < s.window_end {
-                // Same window: the earliest end seen is the tightest (headers round up).
-                s.window_end = s.window_end.min(server_end).max(now);
-                if precise {
-                    s.end_readings += 1;
-                }
+            // Same window: the earliest end seen is the tightest (headers round up; a slow
+            // answer's end is only later than the truth, never earlier). Only a quick one
+            // counts as a reading that agrees.
+            s.window_end = s.window_end.min(server_end).max(now);
+            if precise {
+                s.end_readings += 1;
             }
             return (false, false);
         }

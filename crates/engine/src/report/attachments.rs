@@ -1,9 +1,9 @@
 //! The report's "Attachments" section (issue #12): files and bytes per way they reached Deskie
 //! (uploaded, linked as a Desk360 URL, inline images rehosted), every file that could not go
 //! with the reason and what to do, and the dry run's check of `urls`-mode links. Built from the
-//! store's per-file outcomes ([`store::Store::visit_file_outcomes`]), the inline-image edit journal, the
-//! unreadable attachment entries kept with the tickets' source warnings, and the latest link
-//! check; shown by both renderings through [`doc_section`].
+//! store's per-file outcomes ([`store::Store::visit_file_outcomes`]), the inline-image edit
+//! journal, the unreadable attachment entries kept with the tickets' source warnings, and the
+//! latest link check; shown by both renderings through [`doc_section`].
 
 use serde::Serialize;
 use store::{FileMode, FileOutcome, Store};
