@@ -532,7 +532,28 @@ async fn sigkill_loop_while_uploading_files_and_rehosting_keeps_every_file_once(
             .map(|f| (f.name.clone(), f.size, f.sha256.clone()))
             .collect();
         got.sort();
-        assert_eq!(got, want, "ticket {}/{}: files", t.product_id, t.ticket_id);
+        let messages: Vec<String> = case
+            .messages
+            .iter()
+            .map(|m| {
+                let names: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
+                format!(
+                    "#{} note={} at={} files={names:?} text={:?}",
+                    m.message_id,
+                    m.note,
+                    m.created_at,
+                    m.content.chars().take(40).collect::<String>()
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            want,
+            "ticket {}/{}: files; the case's messages:\n{}",
+            t.product_id,
+            t.ticket_id,
+            messages.join("\n")
+        );
         files_checked += got.len();
         let mut seen = BTreeSet::new();
         for m in &case.messages {

@@ -36,6 +36,14 @@ pub(crate) struct Ctx {
     /// The newest write intent when this run began: only intents after it count towards the
     /// per-run bound on writes proven absent (`load::MAX_AMBIGUOUS_ATTEMPTS`).
     pub run_intents_after: std::sync::atomic::AtomicI64,
+    /// Unix milliseconds when this run took the store's lock (set by [`crate::Engine::run`]
+    /// before loading; `i64::MIN` until then). A live earlier process would still hold the lock,
+    /// so every write of an earlier process had ended by then.
+    pub run_locked_at_ms: std::sync::atomic::AtomicI64,
+    /// Unix milliseconds by which the last run had ended, when it recorded a clean end (its
+    /// loader joins every in-flight write before that); `i64::MIN` when it did not (killed, or
+    /// ended with an error) or before [`crate::Engine::run`] set it.
+    pub earlier_clean_end_ms: std::sync::atomic::AtomicI64,
     /// Limiter counters already written to the request log.
     pub stat_marks: std::sync::Mutex<StatMarks>,
 }
@@ -46,6 +54,24 @@ impl Ctx {
     pub fn finish_extraction(&self) {
         Progress::add(&self.progress.extract_done, 1);
         self.extraction_over.send_replace(true);
+    }
+
+    /// The latest instant the request of an intent an earlier process opened at `opened` can
+    /// have been in flight on our side: the last run's clean end when the intent is older than
+    /// it, else the moment this run took the lock (see [`Ctx::run_locked_at_ms`]); `None` before
+    /// [`crate::Engine::run`] has said.
+    pub fn earlier_writes_ended(&self, opened: Option<jiff::Timestamp>) -> Option<jiff::Timestamp> {
+        let read = |a: &std::sync::atomic::AtomicI64| {
+            let ms = a.load(std::sync::atomic::Ordering::Relaxed);
+            (ms != i64::MIN)
+                .then(|| jiff::Timestamp::from_millisecond(ms).ok())
+                .flatten()
+        };
+        let locked = read(&self.run_locked_at_ms)?;
+        match (read(&self.earlier_clean_end_ms), opened) {
+            (Some(end), Some(opened)) if opened <= end => Some(end.min(locked)),
+            _ => Some(locked),
+        }
     }
 
     /// Whether extraction is over for this run.

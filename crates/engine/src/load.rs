@@ -557,16 +557,41 @@ async fn load_plan(
 
 /// When an open intent's request could still land, the instant after which it cannot; `None`
 /// when it may be reconciled now.
+///
+/// The request left no earlier than the intent was opened, but it may have ended much later: it
+/// waits for rate budget, streams its files, and a server finishes what it received after the
+/// client is gone. So the settle time counts from the latest instant the request can have been in
+/// flight on our side: for an intent of this run, its opening (a write that failed in this run
+/// is parked from its failure, see [`journaled`]); for an intent of an earlier process, the end
+/// of that process ([`Ctx::earlier_writes_ended`]), which may be long after the opening.
 fn settle_deadline(ctx: &Ctx, intent: &Intent) -> Option<Instant> {
     // An idempotent update is simply sent again.
     if intent.step == IntentStep::Update {
         return None;
     }
     let settle = ctx.settings.run.reconcile_settle;
-    let opened = intent_opened(intent)?;
-    let age = Timestamp::now().duration_since(opened);
-    let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
+    let now = Timestamp::now();
+    let opened = intent_opened_latest(intent);
+    let this_run = intent.id.0 > ctx.run_intents_after.load(Ordering::Relaxed);
+    let earlier_end = (!this_run)
+        .then(|| ctx.earlier_writes_ended(opened))
+        .flatten();
+    // An opening time that cannot be read counts as now: the full settle time is waited.
+    let from = match (opened, earlier_end) {
+        (Some(o), Some(e)) => o.max(e),
+        (Some(o), None) => o,
+        (None, Some(e)) => e,
+        (None, None) => now,
+    };
+    let age = Duration::try_from(now.duration_since(from)).unwrap_or(Duration::ZERO);
     (age < settle).then(|| Instant::now() + (settle - age))
+}
+
+/// The latest instant an intent can have been opened: the store keeps whole seconds, so an
+/// intent stamped `12:00:07` was opened before `12:00:08`. Counting from the stamp itself would
+/// shorten the settle time by up to a second.
+fn intent_opened_latest(intent: &Intent) -> Option<Timestamp> {
+    intent_opened(intent).and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(1)).ok())
 }
 
 /// When an intent was opened (the store keeps UTC civil time).

@@ -80,6 +80,8 @@ impl Engine {
                 files: std::sync::OnceLock::new(),
                 selected_only: std::sync::atomic::AtomicBool::new(false),
                 run_intents_after: std::sync::atomic::AtomicI64::new(i64::MAX),
+                run_locked_at_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+                earlier_clean_end_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
                 stat_marks: std::sync::Mutex::new(StatMarks::default()),
             }),
             writer,

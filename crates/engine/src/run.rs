@@ -124,6 +124,8 @@ impl Engine {
         };
         let ctx = self.ctx.clone();
         let started = Instant::now();
+        // With the lock held, no earlier process is alive: its writes ended by now at the latest.
+        let locked_at = jiff::Timestamp::now();
         // A preflight finding with no fallback stops every run that would write.
         if !options.dry_run
             && let Some((at, findings)) = crate::preflight::recorded(self).await?
@@ -142,6 +144,7 @@ impl Engine {
         let first = ctx.store.last_intent_id().await?;
         ctx.run_intents_after
             .store(first.0, std::sync::atomic::Ordering::Relaxed);
+        note_earlier_writes_ended(&ctx, locked_at).await?;
         let kind = if options.dry_run {
             RunKind::DryRun
         } else if options.skip_extract {
@@ -432,4 +435,42 @@ async fn flush_once(ctx: &Ctx, final_flush: bool) {
     {
         tracing::warn!(error = %e, final_flush, "could not record request statistics");
     }
+}
+
+/// Tells the loader when every write of an earlier process had ended (see
+/// [`Ctx::earlier_writes_ended`]): `locked_at`, and the last run's clean end if it has one.
+async fn note_earlier_writes_ended(ctx: &Ctx, locked_at: jiff::Timestamp) -> Result<()> {
+    let clean_end = last_clean_end(ctx).await?;
+    ctx.run_locked_at_ms.store(
+        locked_at.as_millisecond(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    ctx.earlier_clean_end_ms.store(
+        clean_end.map_or(i64::MIN, |t| t.as_millisecond()),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(())
+}
+
+/// When the last run ended, if it recorded a clean end (its loader joins every in-flight write
+/// before recording it); `None` for a killed run (no end) or one that ended with an error. The
+/// store keeps whole seconds, so a recorded end counts as the next second.
+async fn last_clean_end(ctx: &Ctx) -> Result<Option<jiff::Timestamp>> {
+    let last = ctx.store.last_runs(1).await?;
+    Ok(last.first().and_then(|r| {
+        let clean = matches!(
+            r.outcome,
+            Some(
+                RunOutcome::Completed
+                    | RunOutcome::Trial
+                    | RunOutcome::Interrupted
+                    | RunOutcome::Stopped
+            )
+        );
+        let end = r.finished_at.as_deref()?;
+        let end = end.parse::<jiff::civil::DateTime>().ok()?;
+        let end = jiff::tz::TimeZone::UTC.to_timestamp(end).ok()?;
+        let end = end.checked_add(jiff::SignedDuration::from_secs(1)).ok()?;
+        clean.then_some(end)
+    }))
 }

@@ -292,3 +292,58 @@ async fn writes_abandoned_by_earlier_runs_do_not_stop_the_next_run() {
         );
     }
 }
+
+/// A killed run opened a case create long before it died: the request may have waited for
+/// budget or streamed files until the very end, and a server finishes what it received after
+/// the client is gone. The next run must look for that create only a settle time after it took
+/// the store's lock, however old the intent's stamp: looking earlier could miss a create still
+/// landing and send a second one. (Counting from the stamp, this run would look at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_write_of_a_killed_run_is_looked_for_a_settle_time_after_the_restart() {
+    let mut h = start(small(60, 1000, 400, 2000), "").await;
+    let settle = Duration::from_millis(1500);
+    h.settings.run.reconcile_settle = settle;
+    dry_run(&h.settings).await;
+    let (p, t) = migratable(&h)[0];
+    let key = model::TicketKey::new(p, t);
+    let store = store::Store::open(&h.settings.store_path).await.unwrap();
+    // A run that never recorded its end, and the create it was sending when killed.
+    store
+        .begin_run(store::RunKind::Run, "killed")
+        .await
+        .unwrap();
+    store
+        .open_intent(key, store::IntentStep::Create, "killed")
+        .await
+        .unwrap();
+    store.close().await;
+    // Older than the settle time when the next run starts (its stamp has whole seconds).
+    tokio::time::sleep(settle + Duration::from_millis(1100)).await;
+
+    h.sandbox.clear_journal();
+    let started = std::time::Instant::now();
+    let summary = run(&h.settings, engine::RunOptions::default()).await;
+    assert!(!summary.interrupted);
+    let lookups: Vec<_> = h
+        .sandbox
+        .journal()
+        .into_iter()
+        .filter(|e| {
+            e.server == sandbox::Server::Deskie
+                && e.method == "GET"
+                && e.path.contains("cf_900")
+                && e.path.contains(&format!("{p}%3A{t}"))
+        })
+        .collect();
+    assert!(!lookups.is_empty(), "the open create was looked for");
+    for e in &lookups {
+        let after = e.at.saturating_duration_since(started);
+        assert!(
+            after >= settle,
+            "looked for {after:?} after the restart, before the settle time {settle:?}: {}",
+            e.path
+        );
+    }
+    assert_exact(&h);
+    assert_eq!(h.sandbox.deskie_snapshot().cases_of(p, t).len(), 1);
+}
