@@ -15,6 +15,10 @@
 #                                       scripts/side-by-side.sh N
 #   attachments memory                  cargo test -p engine --test attachments_memory
 #   scale                               scripts/bench-engine-memory.sh 200000; scripts/bench-scale.sh
+#
+# Each step's result is saved under $CARGO_TARGET_DIR (or target)/benchmarks/MODE/ as soon as it is
+# measured, so a step that fails does not take the ones before it along: after fixing the cause,
+# `REUSE=1 scripts/benchmarks.sh [MODE]` takes the saved results and measures only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-full}
@@ -32,28 +36,59 @@ today=$(date -u +%Y-%m-%d)
 cores=$(nproc)
 
 step() { echo "[$(($(date +%s) - started)) s] $*" >&2; }
+results="${CARGO_TARGET_DIR:-target}/benchmarks/$mode"
+mkdir -p "$results"
+# measure NAME FUNCTION: the function's output, saved as NAME once it succeeded (or, with
+# REUSE=1, the output a previous run saved).
+measure() {
+  local file="$results/$1.out"
+  if [ "${REUSE:-0}" = 1 ] && [ -s "$file" ]; then
+    step "$1: reusing $file"
+  else
+    "$2" > "$file.part"
+    mv "$file.part" "$file"
+  fi
+  cat "$file"
+}
 # A dated note of the current BENCHMARKS.md, markers included, carried over as it is: the
 # analysis and history next to each table (`<!-- keep:NAME:begin -->` … `<!-- keep:NAME:end -->`).
 keep() { sed -n "/^<!-- keep:$1:begin -->\$/,/^<!-- keep:$1:end -->\$/p" "$out" 2>/dev/null || true; }
 
-step "pipeline bench (${pipeline_args[*]:-full})"
 # `cargo test --release` runs the bench binary with the release profile built above (`cargo bench`
 # would build everything again with the bench profile).
-pipeline=$(cargo test --release --quiet -p engine --bench pipeline -- "${pipeline_args[@]}" \
-  2>/dev/null | grep '^|')
-step "engine alone: ${engine_sizes[*]} tickets"
-engine=$(scripts/bench-engine-memory.sh "${engine_sizes[@]}")
-step "side by side: $side tickets at 60 s windows"
-sidebyside=$(scripts/side-by-side.sh "$side")
-step "attachments memory"
-attach=$( (cargo test --quiet -p engine --test attachments_memory -- --nocapture 2>/dev/null || true) \
-  | grep '^attachments memory:' | head -n 1)
+pipeline_rows() {
+  step "pipeline bench (${pipeline_args[*]:-full})"
+  cargo test --release --quiet -p engine --bench pipeline -- "${pipeline_args[@]}" 2>/dev/null | grep '^|'
+}
+engine_rows() {
+  step "engine alone: ${engine_sizes[*]} tickets"
+  scripts/bench-engine-memory.sh "${engine_sizes[@]}"
+}
+side_rows() {
+  step "side by side: $side tickets at 60 s windows"
+  scripts/side-by-side.sh "$side"
+}
+attach_line() {
+  step "attachments memory"
+  (cargo test --quiet -p engine --test attachments_memory -- --nocapture 2>/dev/null || true) \
+    | grep '^attachments memory:' | head -n 1 || true
+}
+pipeline=$(measure pipeline pipeline_rows)
+engine=$(measure engine engine_rows)
+sidebyside=$(measure side side_rows)
+attach=$(measure attachments attach_line)
 [ -n "$attach" ] || attach="attachments memory: (test output not found)"
 if [ "$mode" = scale ]; then
-  step "scale: engine alone at 200 000 tickets"
-  scale_engine=$(scripts/bench-engine-memory.sh 200000)
-  step "scale: 2 000 000-ticket store"
-  scale_store=$(scripts/bench-scale.sh 2000000 2>/dev/null)
+  scale_engine_rows() {
+    step "scale: engine alone at 200 000 tickets"
+    scripts/bench-engine-memory.sh 200000
+  }
+  scale_store_rows() {
+    step "scale: 2 000 000-ticket store"
+    scripts/bench-scale.sh 2000000 2>/dev/null
+  }
+  scale_engine=$(measure scale-engine scale_engine_rows)
+  scale_store=$(measure scale-store scale_store_rows)
   scale=$(printf '<!-- scale:begin -->\n## Scale (issue 14.4), %s\n\nCommand: `scripts/benchmarks.sh scale` (the two scripts below, %s cores).\n\nThe pipeline end to end, engine alone (`scripts/bench-engine-memory.sh 200000`: emulators in their own process, no limit, no latency, 16 cases in flight):\n\n%s\n\nA store of 2 000 000 tickets filled by `crates/store/examples/fill_store.rs`, the commands users run on it (`scripts/bench-scale.sh 2000000`):\n%s\n<!-- scale:end -->' \
     "$today" "$cores" "$scale_engine" "$scale_store")
 else

@@ -68,10 +68,11 @@ impl Ctx {
                 .flatten()
         };
         let locked = read(&self.run_locked_at_ms)?;
-        match (read(&self.earlier_clean_end_ms), opened) {
-            (Some(end), Some(opened)) if opened <= end => Some(end.min(locked)),
-            _ => Some(locked),
-        }
+        Some(writes_ended_by(
+            locked,
+            read(&self.earlier_clean_end_ms),
+            opened,
+        ))
     }
 
     /// Whether extraction is over for this run.
@@ -97,4 +98,48 @@ pub(crate) struct FileClients {
     pub desk360: desk360::Desk360Client,
     /// Downloads from other storage hosts (`[attachments] storage_rpm`).
     pub storage: Limiter,
+}
+
+/// See [`Ctx::earlier_writes_ended`]: a clean end bounds only the intents opened before it (one
+/// opened after it belongs to a later process that recorded no end), and never lies after the
+/// lock was taken.
+fn writes_ended_by(
+    locked: jiff::Timestamp,
+    clean_end: Option<jiff::Timestamp>,
+    opened: Option<jiff::Timestamp>,
+) -> jiff::Timestamp {
+    match (clean_end, opened) {
+        (Some(end), Some(opened)) if opened <= end => end.min(locked),
+        _ => locked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writes_ended_by;
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().expect("test timestamp")
+    }
+
+    #[test]
+    fn an_earlier_write_counts_as_in_flight_until_its_process_is_known_to_be_gone() {
+        let locked = at("2026-12-03T12:00:00Z");
+        let end = at("2026-12-02T18:00:01Z");
+        let before_end = at("2026-12-02T17:59:00Z");
+        let after_end = at("2026-12-03T11:59:59Z");
+        // The last run stopped cleanly after the intent: its loader had joined every write.
+        assert_eq!(writes_ended_by(locked, Some(end), Some(before_end)), end);
+        // Opened after that end: a later run (killed, no end recorded) sent it.
+        assert_eq!(writes_ended_by(locked, Some(end), Some(after_end)), locked);
+        // No clean end (killed, or ended with an error), or no readable stamp: the lock.
+        assert_eq!(writes_ended_by(locked, None, Some(before_end)), locked);
+        assert_eq!(writes_ended_by(locked, Some(end), None), locked);
+        // A recorded end is never trusted past the moment the lock was taken.
+        let late = at("2026-12-03T12:00:05Z");
+        assert_eq!(
+            writes_ended_by(locked, Some(late), Some(before_end)),
+            locked
+        );
+    }
 }
