@@ -36,14 +36,9 @@ pub(crate) struct Ctx {
     /// The newest write intent when this run began: only intents after it count towards the
     /// per-run bound on writes proven absent (`load::MAX_AMBIGUOUS_ATTEMPTS`).
     pub run_intents_after: std::sync::atomic::AtomicI64,
-    /// Unix milliseconds when this run took the store's lock (set by [`crate::Engine::run`]
-    /// before loading; `i64::MIN` until then). A live earlier process would still hold the lock,
-    /// so every write of an earlier process had ended by then.
-    pub run_locked_at_ms: std::sync::atomic::AtomicI64,
-    /// Unix milliseconds by which the last run had ended, when it recorded a clean end (its
-    /// loader joins every in-flight write before that); `i64::MIN` when it did not (killed, or
-    /// ended with an error) or before [`crate::Engine::run`] set it.
-    pub earlier_clean_end_ms: std::sync::atomic::AtomicI64,
+    /// When every write of an earlier process had ended, set by [`crate::Engine::run`] before
+    /// loading (`None` until then).
+    pub earlier_writes: std::sync::Mutex<Option<EarlierWrites>>,
     /// Limiter counters already written to the request log.
     pub stat_marks: std::sync::Mutex<StatMarks>,
 }
@@ -56,23 +51,13 @@ impl Ctx {
         self.extraction_over.send_replace(true);
     }
 
-    /// The latest instant the request of an intent an earlier process opened at `opened` can
-    /// have been in flight on our side: the last run's clean end when the intent is older than
-    /// it, else the moment this run took the lock (see [`Ctx::run_locked_at_ms`]); `None` before
-    /// [`crate::Engine::run`] has said.
-    pub fn earlier_writes_ended(&self, opened: Option<jiff::Timestamp>) -> Option<jiff::Timestamp> {
-        let read = |a: &std::sync::atomic::AtomicI64| {
-            let ms = a.load(std::sync::atomic::Ordering::Relaxed);
-            (ms != i64::MIN)
-                .then(|| jiff::Timestamp::from_millisecond(ms).ok())
-                .flatten()
-        };
-        let locked = read(&self.run_locked_at_ms)?;
-        Some(writes_ended_by(
-            locked,
-            read(&self.earlier_clean_end_ms),
-            opened,
-        ))
+    /// What this run knows of the end of earlier processes' writes, once [`crate::Engine::run`]
+    /// has said.
+    pub fn earlier_writes(&self) -> Option<EarlierWrites> {
+        *self
+            .earlier_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether extraction is over for this run.
@@ -100,23 +85,45 @@ pub(crate) struct FileClients {
     pub storage: Limiter,
 }
 
-/// See [`Ctx::earlier_writes_ended`]: a clean end bounds only the intents opened before it (one
-/// opened after it belongs to a later process that recorded no end), and never lies after the
-/// lock was taken.
-fn writes_ended_by(
-    locked: jiff::Timestamp,
-    clean_end: Option<jiff::Timestamp>,
-    opened: Option<jiff::Timestamp>,
-) -> jiff::Timestamp {
-    match (clean_end, opened) {
-        (Some(end), Some(opened)) if opened <= end => end.min(locked),
-        _ => locked,
+/// When every write of an earlier process had ended, as a run learns it when it begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EarlierWrites {
+    /// When this run took the store's lock: a live earlier process would still hold it.
+    pub locked_at: jiff::Timestamp,
+    /// The last run's recorded end (as the latest instant its stamp stands for) when it
+    /// stopped cleanly: its loader joins every in-flight write before recording it. `None` for
+    /// a killed run (no end) or one that ended with an error.
+    pub clean_end: Option<jiff::Timestamp>,
+}
+
+impl EarlierWrites {
+    /// The latest instant the request of an intent an earlier process opened at `opened` can
+    /// have been in flight on our side: the clean end when the intent is older than it (one
+    /// opened after it belongs to a later process that recorded no end), never later than the
+    /// lock; otherwise the lock.
+    pub fn ended_by(&self, opened: Option<jiff::Timestamp>) -> jiff::Timestamp {
+        match (self.clean_end, opened) {
+            (Some(end), Some(opened)) if opened <= end => end.min(self.locked_at),
+            _ => self.locked_at,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::writes_ended_by;
+    use super::EarlierWrites;
+
+    fn writes_ended_by(
+        locked_at: jiff::Timestamp,
+        clean_end: Option<jiff::Timestamp>,
+        opened: Option<jiff::Timestamp>,
+    ) -> jiff::Timestamp {
+        EarlierWrites {
+            locked_at,
+            clean_end,
+        }
+        .ended_by(opened)
+    }
 
     fn at(s: &str) -> jiff::Timestamp {
         s.parse().expect("test timestamp")

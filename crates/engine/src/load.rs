@@ -563,7 +563,7 @@ async fn load_plan(
 /// client is gone. So the settle time counts from the latest instant the request can have been in
 /// flight on our side: for an intent of this run, its opening (a write that failed in this run
 /// is parked from its failure, see [`journaled`]); for an intent of an earlier process, the end
-/// of that process ([`Ctx::earlier_writes_ended`]), which may be long after the opening.
+/// of that process ([`crate::ctx::EarlierWrites::ended_by`]), which may be long after the opening.
 fn settle_deadline(ctx: &Ctx, intent: &Intent) -> Option<Instant> {
     // An idempotent update is simply sent again.
     if intent.step == IntentStep::Update {
@@ -571,11 +571,14 @@ fn settle_deadline(ctx: &Ctx, intent: &Intent) -> Option<Instant> {
     }
     let settle = ctx.settings.run.reconcile_settle;
     let now = Timestamp::now();
-    let opened = intent_opened_latest(intent);
+    // The latest instant the stamp stands for: counting from the stamp itself would shorten
+    // the settle time by up to a second.
+    let opened = store::stamp_time_latest(&intent.created_at);
     let this_run = intent.id.0 > ctx.run_intents_after.load(Ordering::Relaxed);
     let earlier_end = (!this_run)
-        .then(|| ctx.earlier_writes_ended(opened))
-        .flatten();
+        .then(|| ctx.earlier_writes())
+        .flatten()
+        .map(|w| w.ended_by(opened));
     // An opening time that cannot be read counts as now: the full settle time is waited.
     let from = match (opened, earlier_end) {
         (Some(o), Some(e)) => o.max(e),
@@ -587,20 +590,9 @@ fn settle_deadline(ctx: &Ctx, intent: &Intent) -> Option<Instant> {
     (age < settle).then(|| Instant::now() + (settle - age))
 }
 
-/// The latest instant an intent can have been opened: the store keeps whole seconds, so an
-/// intent stamped `12:00:07` was opened before `12:00:08`. Counting from the stamp itself would
-/// shorten the settle time by up to a second.
-fn intent_opened_latest(intent: &Intent) -> Option<Timestamp> {
-    intent_opened(intent).and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(1)).ok())
-}
-
-/// When an intent was opened (the store keeps UTC civil time).
+/// When an intent was opened, at the earliest (the store keeps whole seconds).
 fn intent_opened(intent: &Intent) -> Option<Timestamp> {
-    intent
-        .created_at
-        .parse::<jiff::civil::DateTime>()
-        .ok()
-        .and_then(|dt| jiff::tz::TimeZone::UTC.to_timestamp(dt).ok())
+    store::stamp_time(&intent.created_at)
 }
 
 /// For a changed ticket whose case exists: the update that brings status and priority back to

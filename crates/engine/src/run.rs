@@ -16,7 +16,7 @@ use throttle::LimiterStats;
 
 use crate::clients::{build_desk360, build_deskie, file_clients};
 use crate::config::Settings;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, EarlierWrites};
 use crate::error::{EngineError, Result};
 use crate::identity::{self, TargetPlan};
 use crate::open::Engine;
@@ -144,7 +144,8 @@ impl Engine {
         let first = ctx.store.last_intent_id().await?;
         ctx.run_intents_after
             .store(first.0, std::sync::atomic::Ordering::Relaxed);
-        note_earlier_writes_ended(&ctx, locked_at).await?;
+        let earlier = earlier_writes(&ctx, locked_at).await?;
+        *ctx.earlier_writes.lock().unwrap_or_else(|p| p.into_inner()) = Some(earlier);
         let kind = if options.dry_run {
             RunKind::DryRun
         } else if options.skip_extract {
@@ -437,27 +438,11 @@ async fn flush_once(ctx: &Ctx, final_flush: bool) {
     }
 }
 
-/// Tells the loader when every write of an earlier process had ended (see
-/// [`Ctx::earlier_writes_ended`]): `locked_at`, and the last run's clean end if it has one.
-async fn note_earlier_writes_ended(ctx: &Ctx, locked_at: jiff::Timestamp) -> Result<()> {
-    let clean_end = last_clean_end(ctx).await?;
-    ctx.run_locked_at_ms.store(
-        locked_at.as_millisecond(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    ctx.earlier_clean_end_ms.store(
-        clean_end.map_or(i64::MIN, |t| t.as_millisecond()),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    Ok(())
-}
-
-/// When the last run ended, if it recorded a clean end (its loader joins every in-flight write
-/// before recording it); `None` for a killed run (no end) or one that ended with an error. The
-/// store keeps whole seconds, so a recorded end counts as the next second.
-async fn last_clean_end(ctx: &Ctx) -> Result<Option<jiff::Timestamp>> {
+/// When every write of an earlier process had ended: `locked_at`, and the last run's recorded
+/// end if it stopped cleanly (see [`EarlierWrites`]).
+async fn earlier_writes(ctx: &Ctx, locked_at: jiff::Timestamp) -> Result<EarlierWrites> {
     let last = ctx.store.last_runs(1).await?;
-    Ok(last.first().and_then(|r| {
+    let clean_end = last.first().and_then(|r| {
         let clean = matches!(
             r.outcome,
             Some(
@@ -467,10 +452,11 @@ async fn last_clean_end(ctx: &Ctx) -> Result<Option<jiff::Timestamp>> {
                     | RunOutcome::Stopped
             )
         );
-        let end = r.finished_at.as_deref()?;
-        let end = end.parse::<jiff::civil::DateTime>().ok()?;
-        let end = jiff::tz::TimeZone::UTC.to_timestamp(end).ok()?;
-        let end = end.checked_add(jiff::SignedDuration::from_secs(1)).ok()?;
+        let end = store::stamp_time_latest(r.finished_at.as_deref()?)?;
         clean.then_some(end)
-    }))
+    });
+    Ok(EarlierWrites {
+        locked_at,
+        clean_end,
+    })
 }

@@ -307,3 +307,19 @@ fn now() -> String {
         .strftime("%Y-%m-%dT%H:%M:%S")
         .to_string()
 }
+
+/// Reads a time the store wrote (an intent's `created_at`, a run's `started_at`, …): UTC civil
+/// time in whole seconds, so this is the earliest instant it can stand for. `None` for text the
+/// store did not write.
+pub fn stamp_time(stamp: &str) -> Option<jiff::Timestamp> {
+    let civil = stamp.parse::<jiff::civil::DateTime>().ok()?;
+    jiff::tz::TimeZone::UTC.to_timestamp(civil).ok()
+}
+
+/// The latest instant a store time can stand for: `12:00:07` was written before `12:00:08`.
+/// What must not happen before an event (e.g. a read that proves a write absent) counts from here.
+pub fn stamp_time_latest(stamp: &str) -> Option<jiff::Timestamp> {
+    stamp_time(stamp)?
+        .checked_add(jiff::SignedDuration::from_secs(1))
+        .ok()
+}

@@ -428,11 +428,7 @@ fn cost(deskie: DeskieCost, desk360: Desk360Cost) -> Cost {
 async fn history(store: &Store) -> Result<History> {
     let now = jiff::Timestamp::now();
     let records = store.last_runs(1_000).await?;
-    let parse = |s: &str| -> Option<jiff::Timestamp> {
-        s.parse::<jiff::civil::DateTime>()
-            .ok()
-            .and_then(|dt| jiff::tz::TimeZone::UTC.to_timestamp(dt).ok())
-    };
+    let parse = store::stamp_time;
     let elapsed_of = |r: &store::RunRecord, newest: bool| -> Option<f64> {
         let start = parse(&r.started_at)?;
         let end = match &r.finished_at {
