@@ -71,7 +71,7 @@ pub enum FileOutcome {
 }
 
 impl FileOutcome {
-    fn columns(&self) -> (&'static str, Option<i64>, Option<&str>) {
+    pub(crate) fn columns(&self) -> (&'static str, Option<i64>, Option<&str>) {
         match self {
             FileOutcome::Attached => ("attached", None, None),
             FileOutcome::TooLarge => ("too_large", None, None),

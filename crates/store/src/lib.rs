@@ -54,6 +54,7 @@ mod details;
 mod error;
 mod failures;
 mod files;
+mod group;
 mod history;
 mod listing;
 mod loading;

@@ -514,7 +514,7 @@ pub(crate) enum Reply {
 }
 
 /// A request's answer, before it is sent to its caller.
-enum Answer {
+pub(crate) enum Answer {
     Intent(IntentId),
     Done,
 }
@@ -546,9 +546,10 @@ fn lost_request() -> StoreError {
 }
 
 /// The transaction of a batch of queued requests, on the write connection prepared for it.
-/// Requests are handled in order, so two requests for the same (ticket, step) in one batch get
-/// the same intent, as they would one after the other, and a completion queued before an
-/// intent is committed no later than that intent.
+/// What can go set-wise goes in a fixed number of statements (`group.rs`); the rest is settled
+/// one request at a time after it, in batch order. Either way every request gets what it would
+/// have got one after the other: two requests for the same (ticket, step) in one batch get the
+/// same intent, and a completion queued before an intent is committed no later than that intent.
 async fn ops_tx(
     conn: &mut sqlx::SqliteConnection,
     begin: &'static str,
@@ -556,28 +557,42 @@ async fn ops_tx(
 ) -> Result<Vec<Result<Answer>>> {
     let mut tx = conn.begin_with(begin).await?;
     let now = now();
-    let mut out = Vec::with_capacity(batch.len());
-    for op in batch {
-        out.push(match op {
-            Op::Open {
-                key,
-                step,
-                payload_hash,
-            } => open_op(&mut tx, *key, step, payload_hash, &now)
-                .await?
-                .map(Answer::Intent),
-            Op::Complete { id, result } => complete_op(&mut tx, *id, result, &now)
-                .await?
-                .map(|()| Answer::Done),
-            Op::Loaded { key } => loaded_op(&mut tx, *key, &now).await?.map(|()| Answer::Done),
-            Op::Files { key, files } => {
-                crate::files::insert_files(&mut tx, *key, files, &now).await?;
-                Ok(Answer::Done)
-            }
-        });
+    let mut out: Vec<Option<Result<Answer>>> =
+        std::iter::repeat_with(|| None).take(batch.len()).collect();
+    crate::group::apply(&mut tx, batch, &now, &mut out).await?;
+    for (answer, op) in out.iter_mut().zip(batch) {
+        if answer.is_none() {
+            *answer = Some(one_op(&mut tx, op, &now).await?);
+        }
     }
     tx.commit().await?;
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|| Err(lost_request())))
+        .collect())
+}
+
+/// One request on its own, inside the batch's transaction: what the set statements left (see
+/// [`ops_tx`]). The outer error is the database's (fails the batch); the inner one the
+/// request's own.
+async fn one_op(tx: &mut sqlx::SqliteConnection, op: &Op, now: &str) -> Result<Result<Answer>> {
+    Ok(match op {
+        Op::Open {
+            key,
+            step,
+            payload_hash,
+        } => open_op(tx, *key, step, payload_hash, now)
+            .await?
+            .map(Answer::Intent),
+        Op::Complete { id, result } => complete_op(tx, *id, result, now)
+            .await?
+            .map(|()| Answer::Done),
+        Op::Loaded { key } => loaded_op(tx, *key, now).await?.map(|()| Answer::Done),
+        Op::Files { key, files } => {
+            crate::files::insert_files(tx, *key, files, now).await?;
+            Ok(Answer::Done)
+        }
+    })
 }
 
 /// Opens one intent inside a batch: one statement when it is new (the usual case). The outer

@@ -1,0 +1,745 @@
+//! The group commit's requests written set-wise: a batch of completions, loaded marks, file
+//! records or intents costs a fixed number of round trips to the write connection's worker
+//! thread (two for the first three kinds, one for intents), whatever its size.
+//!
+//! Why: sqlx runs each statement on the connection's own thread, and each statement is a
+//! hand-off there and back. On a 2-core machine those hand-offs (thread wake-ups and switches),
+//! not SQLite's work, were the largest part of the engine's CPU per ticket (BENCHMARKS.md,
+//! "Local cost"). One statement per request kind, fed the whole batch as one JSON array
+//! (`json_each`), replaces one or two statements per request.
+//!
+//! Exactness: each set statement does for every request exactly what the one-request statements
+//! in `loading.rs` do (the same conditions), and what a set statement does not settle (an
+//! intent already open, a refused completion, an unknown ticket) is settled afterwards by those
+//! one-request statements, in batch order, inside the same transaction. Requests that could see
+//! each other's effect are never in one set statement: only the first request of a batch for an
+//! intent, a ticket's loaded mark or a (ticket, step) goes set-wise, the later ones go one by
+//! one after it, as they would have in order. The one pair that can only be told apart after the
+//! set `UPDATE` (a message and a note completion for the same Desk360 message, both open) fails
+//! the batch, which the caller then commits request by request.
+
+use std::collections::{HashMap, HashSet};
+
+use model::TicketKey;
+use sqlx::Row;
+
+use crate::error::Result;
+use crate::loading::{Answer, Op};
+use crate::{IntentId, IntentResult, IntentStep, StoreError};
+
+/// The completions' `UPDATE`s and the loaded marks' `UPDATE`, as one round trip. Each returns
+/// `(kind, intent id, product, ticket)` for what it took.
+///
+/// Parameters, in order (anonymous, see [`apply`]): now, case completions `[[intent, case
+/// id]]`; now, message completions `[[intent, deskie id, "message:S", "note:S", S]]`; now, final
+/// completions `[intent]`; now, loaded marks `[[product, ticket]]`. The conditions are those of
+/// `complete_op` and `loaded_op`.
+const REST_UPDATES: &str = "
+UPDATE intents SET state = 'done', result_id = c.value ->> 1, finished_at = ?
+FROM json_each(?) AS c
+WHERE intents.id = c.value ->> 0 AND intents.state = 'open' AND intents.step = 'create'
+  AND NOT EXISTS (SELECT 1 FROM case_map m WHERE m.product_id = intents.product_id
+      AND m.ticket_id = intents.ticket_id AND m.case_id != c.value ->> 1)
+RETURNING 'case', intents.id, intents.product_id, intents.ticket_id;
+UPDATE intents SET state = 'done', result_id = c.value ->> 1, finished_at = ?
+FROM json_each(?) AS c
+WHERE intents.id = c.value ->> 0 AND intents.state = 'open'
+  AND intents.step IN (c.value ->> 2, c.value ->> 3)
+  AND NOT EXISTS (SELECT 1 FROM message_map m WHERE m.product_id = intents.product_id
+      AND m.ticket_id = intents.ticket_id AND m.source_message_id = c.value ->> 4
+      AND m.deskie_message_id != c.value ->> 1)
+RETURNING 'message', intents.id, intents.product_id, intents.ticket_id;
+UPDATE intents SET state = 'done', result_id = NULL, finished_at = ?
+FROM json_each(?) AS c
+WHERE intents.id = c.value AND intents.state = 'open' AND intents.step = 'update'
+RETURNING 'final', intents.id, intents.product_id, intents.ticket_id;
+UPDATE tickets SET state = CASE WHEN reload = 1 THEN 'extracted' ELSE 'loaded' END,
+    reload = 0, loaded_at = ?, failure_stage = NULL, failure_class = NULL
+FROM json_each(?) AS l
+WHERE tickets.product_id = l.value ->> 0 AND tickets.ticket_id = l.value ->> 1
+RETURNING 'loaded', 0, tickets.product_id, tickets.ticket_id";
+
+/// What the taken completions and loaded marks record, and the file records, as one round
+/// trip: the maps of `record_result`, the load failures `loaded_op` clears, the rows of
+/// `insert_files`.
+///
+/// Parameters: ? now; ? `[[product, ticket, case id, case number, user id]]`; ?
+/// `[[product, ticket, source id, deskie id]]`; ? finals `[[product, ticket]]`; ? loaded
+/// `[[product, ticket]]`; ? files `[[product, ticket, write kind, write id, mode, url, name,
+/// size, outcome, status, reason]]`. `json_each` walks an array in order, so two records of the
+/// same file in one batch end as the later one, as one by one.
+const REST_INSERTS: &str = "
+INSERT INTO case_map (product_id, ticket_id, case_id, case_number, user_id, mapped_at)
+SELECT c.value ->> 0, c.value ->> 1, c.value ->> 2, c.value ->> 3, c.value ->> 4, ?
+FROM json_each(?) AS c WHERE true
+ON CONFLICT (product_id, ticket_id) DO NOTHING;
+INSERT INTO message_map (product_id, ticket_id, source_message_id, deskie_message_id, mapped_at)
+SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3, ?
+FROM json_each(?) AS m WHERE true
+ON CONFLICT (product_id, ticket_id, source_message_id) DO NOTHING;
+INSERT INTO final_state (product_id, ticket_id, done_at)
+SELECT f.value ->> 0, f.value ->> 1, ?
+FROM json_each(?) AS f WHERE true
+ON CONFLICT (product_id, ticket_id) DO UPDATE SET done_at = excluded.done_at;
+DELETE FROM failures WHERE stage = 'load' AND (product_id, ticket_id) IN
+    (SELECT l.value ->> 0, l.value ->> 1 FROM json_each(?) AS l);
+INSERT INTO attachment_files (product_id, ticket_id, write_kind, write_id, mode, url, name,
+    size, outcome, status, reason, recorded_at)
+SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4, f.value ->> 5,
+    f.value ->> 6, f.value ->> 7, f.value ->> 8, f.value ->> 9, f.value ->> 10, ?
+FROM json_each(?) AS f WHERE true
+ON CONFLICT (product_id, ticket_id, write_id, mode, url) DO UPDATE SET
+    write_kind = excluded.write_kind, name = excluded.name,
+    size = coalesce(excluded.size, size), outcome = excluded.outcome,
+    status = excluded.status, reason = excluded.reason, recorded_at = excluded.recorded_at";
+
+/// The intents, as one round trip: those of `open_op`'s one-request `INSERT`. Parameters: ?
+/// now; ? `[[product, ticket, step, payload hash]]`. Returns what it opened.
+const OPENS: &str = "
+INSERT INTO intents (product_id, ticket_id, step, payload_hash, state, created_at)
+SELECT o.value ->> 0, o.value ->> 1, o.value ->> 2, o.value ->> 3, 'open', ?
+FROM json_each(?) AS o
+WHERE EXISTS (SELECT 1 FROM tickets t
+              WHERE t.product_id = o.value ->> 0 AND t.ticket_id = o.value ->> 1)
+ON CONFLICT DO NOTHING
+RETURNING id, product_id, ticket_id, step";
+
+/// Writes set-wise what it can of `batch` inside the caller's transaction and answers it in
+/// `out` (same indexes). A request left `None` is for the caller to settle one by one, after
+/// this and in batch order. An error fails the whole batch (the caller rolls back).
+///
+/// The statements of one round trip are one query string, which sqlx's SQLite driver runs
+/// statement after statement (as it does `BEGIN_DURABLE`). Their parameters are anonymous and
+/// bound in text order across the statements: with numbered ones (`?1` in each), the driver
+/// counts a statement's unused numbers as anonymous slots and stops binding before the later
+/// ones (found the hard way; `the_usual_requests_are_settled_set_wise` would fail).
+pub(crate) async fn apply(
+    tx: &mut sqlx::SqliteConnection,
+    batch: &[&Op],
+    now: &str,
+    out: &mut [Option<Result<Answer>>],
+) -> Result<()> {
+    let first = first_of_their_kind(batch);
+    let rest = Rest::of(batch, &first);
+    rest.write(tx, batch, now, out).await?;
+    open_intents(tx, batch, &first, now, out).await
+}
+
+/// Which requests are the first of the batch for what they change: the later ones for the same
+/// intent, loaded mark or (ticket, step) must see the first one's effect, so they are settled
+/// one by one after it. File records are all first: the set `INSERT` applies them in order.
+fn first_of_their_kind(batch: &[&Op]) -> Vec<bool> {
+    #[derive(PartialEq, Eq, Hash)]
+    enum Target<'a> {
+        Intent(i64),
+        Loaded(TicketKey),
+        Open(TicketKey, &'a str),
+    }
+    let mut seen = HashSet::new();
+    batch
+        .iter()
+        .map(|op| match op {
+            Op::Complete { id, .. } => seen.insert(Target::Intent(id.0)),
+            Op::Loaded { key } => seen.insert(Target::Loaded(*key)),
+            Op::Open { key, step, .. } => seen.insert(Target::Open(*key, step.as_str())),
+            Op::Files { .. } => true,
+        })
+        .collect()
+}
+
+/// The batch's completions and loaded marks that go set-wise, by kind (indexes into the batch),
+/// and every file record.
+#[derive(Default)]
+struct Rest {
+    cases: Vec<usize>,
+    messages: Vec<usize>,
+    finals: Vec<usize>,
+    loaded: Vec<usize>,
+    files: Vec<usize>,
+}
+
+impl Rest {
+    fn of(batch: &[&Op], first: &[bool]) -> Rest {
+        let mut rest = Rest::default();
+        for (i, op) in batch.iter().enumerate() {
+            if !first[i] {
+                continue;
+            }
+            match op {
+                Op::Complete { result, .. } => match result {
+                    IntentResult::Case(_) => rest.cases.push(i),
+                    IntentResult::Message { .. } => rest.messages.push(i),
+                    IntentResult::Final => rest.finals.push(i),
+                },
+                Op::Loaded { .. } => rest.loaded.push(i),
+                Op::Files { .. } => rest.files.push(i),
+                Op::Open { .. } => {}
+            }
+        }
+        rest
+    }
+
+    fn has_updates(&self) -> bool {
+        !(self.cases.is_empty()
+            && self.messages.is_empty()
+            && self.finals.is_empty()
+            && self.loaded.is_empty())
+    }
+
+    /// The two round trips: the `UPDATE`s, then what the taken ones record with the file
+    /// records. Answers the taken requests once both are done.
+    async fn write(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        batch: &[&Op],
+        now: &str,
+        out: &mut [Option<Result<Answer>>],
+    ) -> Result<()> {
+        let taken = if self.has_updates() {
+            self.update(tx, batch, now).await?
+        } else {
+            Taken::default()
+        };
+        let records = Records::of(self, batch, &taken)?;
+        if !records.is_empty() {
+            sqlx::query(REST_INSERTS)
+                .bind(now)
+                .bind(json(&records.cases)?)
+                .bind(now)
+                .bind(json(&records.messages)?)
+                .bind(now)
+                .bind(json(&records.finals)?)
+                .bind(json(&records.loaded)?)
+                .bind(now)
+                .bind(json(&records.files)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for &i in taken.intents.keys().chain(taken.loaded.keys()) {
+            out[i] = Some(Ok(Answer::Done));
+        }
+        for &i in &self.files {
+            out[i] = Some(Ok(Answer::Done));
+        }
+        Ok(())
+    }
+
+    /// Runs [`REST_UPDATES`] and tells which requests it took, with their tickets.
+    async fn update(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        batch: &[&Op],
+        now: &str,
+    ) -> Result<Taken> {
+        let mut cases = Vec::new();
+        let mut messages = Vec::new();
+        let mut finals = Vec::new();
+        let mut loaded = Vec::new();
+        // Intent id → batch index, and ticket → batch index for the loaded marks.
+        let mut by_intent = HashMap::new();
+        let mut by_ticket = HashMap::new();
+        for &i in self
+            .cases
+            .iter()
+            .chain(&self.messages)
+            .chain(&self.finals)
+            .chain(&self.loaded)
+        {
+            match batch[i] {
+                Op::Complete { id, result } => {
+                    by_intent.insert(id.0, i);
+                    match result {
+                        IntentResult::Case(case) => cases.push((id.0, case.case_id)),
+                        IntentResult::Message {
+                            source_id,
+                            deskie_id,
+                        } => messages.push((
+                            id.0,
+                            *deskie_id,
+                            IntentStep::Message(*source_id).to_string(),
+                            IntentStep::Note(*source_id).to_string(),
+                            *source_id,
+                        )),
+                        IntentResult::Final => finals.push(id.0),
+                    }
+                }
+                Op::Loaded { key } => {
+                    by_ticket.insert(*key, i);
+                    loaded.push((key.product_id, key.ticket_id));
+                }
+                Op::Open { .. } | Op::Files { .. } => {}
+            }
+        }
+        let rows = sqlx::query(REST_UPDATES)
+            .bind(now)
+            .bind(json(&cases)?)
+            .bind(now)
+            .bind(json(&messages)?)
+            .bind(now)
+            .bind(json(&finals)?)
+            .bind(now)
+            .bind(json(&loaded)?)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut taken = Taken::default();
+        for row in rows {
+            let kind: String = row.try_get(0)?;
+            let key = TicketKey::new(row.try_get(2)?, row.try_get(3)?);
+            let index = if kind == "loaded" {
+                by_ticket.get(&key)
+            } else {
+                by_intent.get(&row.try_get::<i64, _>(1)?)
+            };
+            let Some(&i) = index else {
+                return Err(StoreError::Corrupt(format!(
+                    "the group commit took a request it was not given ({kind} of {key})"
+                )));
+            };
+            if kind == "loaded" {
+                taken.loaded.insert(i, key);
+            } else {
+                taken.intents.insert(i, key);
+            }
+        }
+        taken.check_one_message_each(batch)?;
+        Ok(taken)
+    }
+}
+
+/// The requests the set `UPDATE`s took, by batch index, with their tickets.
+#[derive(Default)]
+struct Taken {
+    intents: HashMap<usize, TicketKey>,
+    loaded: HashMap<usize, TicketKey>,
+}
+
+impl Taken {
+    /// One by one, the second completion for the same Desk360 message (a message and a note
+    /// intent, both open) would have been refused because the first one's map points elsewhere;
+    /// set-wise both were taken. Fails the batch so the caller commits it request by request.
+    fn check_one_message_each(&self, batch: &[&Op]) -> Result<()> {
+        let mut seen = HashSet::new();
+        for (&i, key) in &self.intents {
+            if let Op::Complete {
+                result: IntentResult::Message { source_id, .. },
+                ..
+            } = batch[i]
+                && !seen.insert((*key, *source_id))
+            {
+                return Err(StoreError::InvalidState(format!(
+                    "two completions for message {source_id} of {key} in one group commit"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What [`REST_INSERTS`] writes, as the rows its JSON parameters carry.
+#[derive(Default)]
+struct Records<'a> {
+    cases: Vec<(i64, i64, i64, &'a str, i64)>,
+    messages: Vec<(i64, i64, i64, i64)>,
+    finals: Vec<(i64, i64)>,
+    loaded: Vec<(i64, i64)>,
+    #[allow(clippy::type_complexity)]
+    files: Vec<(
+        i64,
+        i64,
+        &'static str,
+        i64,
+        &'static str,
+        &'a str,
+        &'a str,
+        Option<i64>,
+        &'static str,
+        Option<i64>,
+        Option<&'a str>,
+    )>,
+}
+
+impl<'a> Records<'a> {
+    fn of(rest: &Rest, batch: &[&'a Op], taken: &Taken) -> Result<Records<'a>> {
+        let mut records = Records::default();
+        // In batch order, so that what is written does not depend on a hash map's order.
+        let mut intents: Vec<(&usize, &TicketKey)> = taken.intents.iter().collect();
+        intents.sort_unstable();
+        for (&i, key) in intents {
+            let (p, t) = (key.product_id, key.ticket_id);
+            match batch[i] {
+                Op::Complete { result, .. } => match result {
+                    IntentResult::Case(case) => records.cases.push((
+                        p,
+                        t,
+                        case.case_id,
+                        case.case_number.as_str(),
+                        case.user_id,
+                    )),
+                    IntentResult::Message {
+                        source_id,
+                        deskie_id,
+                    } => records.messages.push((p, t, *source_id, *deskie_id)),
+                    IntentResult::Final => records.finals.push((p, t)),
+                },
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "a taken completion is not a completion".into(),
+                    ));
+                }
+            }
+        }
+        let mut loaded: Vec<(&usize, &TicketKey)> = taken.loaded.iter().collect();
+        loaded.sort_unstable();
+        records.loaded = loaded
+            .into_iter()
+            .map(|(_, k)| (k.product_id, k.ticket_id))
+            .collect();
+        for &i in &rest.files {
+            if let Op::Files { key, files } = batch[i] {
+                for f in files {
+                    let (outcome, status, reason) = f.outcome.columns();
+                    records.files.push((
+                        key.product_id,
+                        key.ticket_id,
+                        if f.create { "create" } else { "message" },
+                        f.write_id,
+                        f.mode.as_str(),
+                        &f.url,
+                        &f.name,
+                        f.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                        outcome,
+                        status,
+                        reason,
+                    ));
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.cases.is_empty()
+            && self.messages.is_empty()
+            && self.finals.is_empty()
+            && self.loaded.is_empty()
+            && self.files.is_empty()
+    }
+}
+
+/// Opens set-wise the batch's first intent for each (ticket, step) and answers those it
+/// opened; the others (an intent already open, an unknown ticket, a repeated request) are left
+/// for the one-by-one path, which returns the open intent or tells the error.
+async fn open_intents(
+    tx: &mut sqlx::SqliteConnection,
+    batch: &[&Op],
+    first: &[bool],
+    now: &str,
+    out: &mut [Option<Result<Answer>>],
+) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut by_target = HashMap::new();
+    for (i, op) in batch.iter().enumerate() {
+        if let Op::Open {
+            key,
+            step,
+            payload_hash,
+        } = op
+            && first[i]
+        {
+            by_target.insert((*key, step.as_str()), i);
+            rows.push((key.product_id, key.ticket_id, step, payload_hash));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let opened = sqlx::query(OPENS)
+        .bind(now)
+        .bind(json(&rows)?)
+        .fetch_all(&mut *tx)
+        .await?;
+    for row in opened {
+        let key = TicketKey::new(row.try_get("product_id")?, row.try_get("ticket_id")?);
+        let step: String = row.try_get("step")?;
+        let Some(&i) = by_target.get(&(key, step.as_str())) else {
+            return Err(StoreError::Corrupt(format!(
+                "the group commit opened an intent it was not asked for ({key} {step})"
+            )));
+        };
+        out[i] = Some(Ok(Answer::Intent(IntentId(row.try_get("id")?))));
+    }
+    Ok(())
+}
+
+/// A JSON parameter for `json_each`.
+fn json<T: serde::Serialize>(rows: &T) -> Result<String> {
+    serde_json::to_string(rows)
+        .map_err(|e| StoreError::Corrupt(format!("a group commit's parameters: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::{CaseRef, FileMode, FileOutcome, FileRecord, ListedTicket, Store, TicketState};
+
+    /// A store holding tickets 1..=n of product 1, extracted, without messages.
+    async fn store_with(n: i64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.sqlite")).await.unwrap();
+        let listed: Vec<_> = (1..=n)
+            .map(|t| ListedTicket {
+                ticket_id: t,
+                updated_at: "u".into(),
+            })
+            .collect();
+        store.record_page(1, 1, &listed, None).await.unwrap();
+        let details: Vec<_> = (1..=n)
+            .map(|t| {
+                let ticket = model::Ticket {
+                    key: TicketKey::new(1, t),
+                    subject: None,
+                    customer_name: None,
+                    customer_email: None,
+                    customer_phone: None,
+                    channel: None,
+                    platform: None,
+                    status: None,
+                    priority: None,
+                    agent_id: None,
+                    type_id: None,
+                    reason_id: None,
+                    created_at: model::SourceTime::Naive("2024-03-01T10:00:00".parse().unwrap()),
+                    updated_at: "u".into(),
+                    messages: Vec::new(),
+                };
+                (ticket, "{}")
+            })
+            .collect();
+        store.save_details(&details).await.unwrap();
+        (dir, store)
+    }
+
+    /// Runs [`apply`] on `batch` in one committed transaction; returns what it settled.
+    async fn applied(store: &Store, batch: &[Op]) -> Result<Vec<Option<Result<Answer>>>> {
+        let ops: Vec<&Op> = batch.iter().collect();
+        let mut conn = store.write.acquire().await.unwrap();
+        let mut tx = conn.begin_with(crate::BEGIN_NORMAL).await.unwrap();
+        let mut out: Vec<_> = std::iter::repeat_with(|| None).take(ops.len()).collect();
+        apply(&mut tx, &ops, &crate::now(), &mut out).await?;
+        tx.commit().await.unwrap();
+        Ok(out)
+    }
+
+    fn key(t: i64) -> TicketKey {
+        TicketKey::new(1, t)
+    }
+
+    fn file(url: &str, outcome: FileOutcome) -> FileRecord {
+        FileRecord {
+            create: false,
+            write_id: 7,
+            mode: FileMode::Url,
+            url: url.into(),
+            name: "a.png".into(),
+            size: Some(10),
+            outcome,
+        }
+    }
+
+    /// Every kind of request a loader sends in the usual case is settled by the set statements
+    /// (none left for the one-by-one path), and what they record is what one by one records: the
+    /// maps, the final mark, the loaded state, the file records (the later record of a file
+    /// wins).
+    #[tokio::test]
+    async fn the_usual_requests_are_settled_set_wise() {
+        let (_dir, store) = store_with(6).await;
+        let create = store
+            .open_intent(key(1), IntentStep::Create, "h")
+            .await
+            .unwrap();
+        let message = store
+            .open_intent(key(2), IntentStep::Message(201), "h")
+            .await
+            .unwrap();
+        let note = store
+            .open_intent(key(2), IntentStep::Note(202), "h")
+            .await
+            .unwrap();
+        let update = store
+            .open_intent(key(3), IntentStep::Update, "h")
+            .await
+            .unwrap();
+        store.claim_for_load(6).await.unwrap();
+        let case = CaseRef {
+            case_id: 900,
+            case_number: "1-900".into(),
+            user_id: 5,
+        };
+        let batch = [
+            Op::Complete {
+                id: create,
+                result: IntentResult::Case(case.clone()),
+            },
+            Op::Complete {
+                id: message,
+                result: IntentResult::Message {
+                    source_id: 201,
+                    deskie_id: 9201,
+                },
+            },
+            Op::Complete {
+                id: note,
+                result: IntentResult::Message {
+                    source_id: 202,
+                    deskie_id: 9202,
+                },
+            },
+            Op::Complete {
+                id: update,
+                result: IntentResult::Final,
+            },
+            Op::Loaded { key: key(4) },
+            Op::Files {
+                key: key(5),
+                files: vec![
+                    file("https://f/1", FileOutcome::Failed { reason: "x".into() }),
+                    file("https://f/2", FileOutcome::Attached),
+                ],
+            },
+            Op::Files {
+                key: key(5),
+                files: vec![file("https://f/1", FileOutcome::Attached)],
+            },
+        ];
+        let out = applied(&store, &batch).await.unwrap();
+        for (i, answer) in out.iter().enumerate() {
+            assert!(
+                matches!(answer, Some(Ok(Answer::Done))),
+                "request {i} not settled set-wise"
+            );
+        }
+        assert_eq!(store.load_ticket(key(1)).await.unwrap().case, Some(case));
+        let two = store.load_ticket(key(2)).await.unwrap();
+        assert_eq!(two.sent.get(&201), Some(&9201));
+        assert_eq!(two.sent.get(&202), Some(&9202));
+        assert!(store.load_ticket(key(3)).await.unwrap().final_done);
+        assert!(store.open_intents().await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .counts()
+                .await
+                .unwrap()
+                .tickets
+                .get(&TicketState::Loaded),
+            Some(&1)
+        );
+        let mut files = Vec::new();
+        store
+            .visit_file_outcomes(|row| files.push((row.record.url, row.record.outcome)))
+            .await
+            .unwrap();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            files,
+            [
+                ("https://f/1".to_string(), FileOutcome::Attached),
+                ("https://f/2".to_string(), FileOutcome::Attached),
+            ]
+        );
+    }
+
+    /// Intents: the first request for a (ticket, step) is opened set-wise; a repeated one, one
+    /// for a step already open and one for an unknown ticket are left to the one-by-one path
+    /// (which answers the open intent or the error), as are later requests for a completed
+    /// intent or a ticket already marked in the batch.
+    #[tokio::test]
+    async fn what_may_see_another_request_is_left_to_the_one_by_one_path() {
+        let (_dir, store) = store_with(3).await;
+        let open = store
+            .open_intent(key(2), IntentStep::Create, "h")
+            .await
+            .unwrap();
+        let open_step = |t: i64, step: IntentStep| Op::Open {
+            key: key(t),
+            step: step.to_string(),
+            payload_hash: "h".into(),
+        };
+        let batch = [
+            open_step(1, IntentStep::Create),
+            open_step(1, IntentStep::Create),
+            open_step(2, IntentStep::Create),
+            open_step(9, IntentStep::Create),
+            open_step(1, IntentStep::Message(5)),
+        ];
+        let out = applied(&store, &batch).await.unwrap();
+        assert!(matches!(out[0], Some(Ok(Answer::Intent(_)))));
+        assert!(out[1].is_none() && out[2].is_none() && out[3].is_none());
+        assert!(matches!(out[4], Some(Ok(Answer::Intent(_)))));
+
+        let final_twice = [
+            Op::Complete {
+                id: open,
+                result: IntentResult::Case(CaseRef {
+                    case_id: 1,
+                    case_number: "1".into(),
+                    user_id: 1,
+                }),
+            },
+            Op::Complete {
+                id: open,
+                result: IntentResult::Case(CaseRef {
+                    case_id: 2,
+                    case_number: "2".into(),
+                    user_id: 1,
+                }),
+            },
+            Op::Loaded { key: key(3) },
+            Op::Loaded { key: key(3) },
+        ];
+        let out = applied(&store, &final_twice).await.unwrap();
+        assert!(matches!(out[0], Some(Ok(Answer::Done))));
+        assert!(out[1].is_none());
+        assert!(matches!(out[2], Some(Ok(Answer::Done))));
+        assert!(out[3].is_none());
+    }
+
+    /// A message and a note intent for the same Desk360 message, both open and completed in one
+    /// batch with different Deskie ids: one by one, the second would be refused (the first's map
+    /// points elsewhere). Set-wise both would be taken, so the batch fails (and is rolled back:
+    /// the caller commits its requests one by one).
+    #[tokio::test]
+    async fn a_message_and_a_note_for_one_message_fail_the_batch() {
+        let (_dir, store) = store_with(1).await;
+        let message = store
+            .open_intent(key(1), IntentStep::Message(9), "h")
+            .await
+            .unwrap();
+        let note = store
+            .open_intent(key(1), IntentStep::Note(9), "h")
+            .await
+            .unwrap();
+        let batch = [
+            Op::Complete {
+                id: message,
+                result: IntentResult::Message {
+                    source_id: 9,
+                    deskie_id: 1,
+                },
+            },
+            Op::Complete {
+                id: note,
+                result: IntentResult::Message {
+                    source_id: 9,
+                    deskie_id: 2,
+                },
+            },
+        ];
+        let err = applied(&store, &batch).await.map(|_| ()).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
+        assert!(store.load_ticket(key(1)).await.unwrap().sent.is_empty());
+        assert_eq!(store.open_intents().await.unwrap().len(), 2);
+    }
+}
