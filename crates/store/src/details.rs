@@ -1,5 +1,7 @@
 //! Ticket details: saving a batch of fetched tickets with their messages and attachments.
 
+use std::collections::HashSet;
+
 use model::Ticket;
 
 use sqlx::{QueryBuilder, Sqlite};
@@ -19,81 +21,23 @@ impl Store {
     /// Fails with [`StoreError::NotFound`] (saving nothing) if a ticket was never listed.
     pub async fn save_details<R: AsRef<str>>(&self, items: &[(Ticket, R)]) -> Result<()> {
         let now = now();
+        // One after the other, a later detail of the same ticket replaces an earlier one
+        // entirely, so only the last of each is written.
+        let mut seen = HashSet::new();
+        let mut last: Vec<(&Ticket, &str)> = items
+            .iter()
+            .rev()
+            .filter(|(t, _)| seen.insert(t.key))
+            .map(|(t, raw)| (t, raw.as_ref()))
+            .collect();
+        last.reverse();
         let mut tx = self.begin_write().await?;
-        for (ticket, raw) in items {
-            let key = ticket.key;
-            let notes = ticket.notes().count();
-            let replies = ticket.messages.len() - notes;
-            let attachments: usize = ticket.messages.iter().map(|m| m.attachments.len()).sum();
-            let bytes: u64 = ticket
-                .messages
-                .iter()
-                .flat_map(|m| &m.attachments)
-                .filter_map(|a| a.size)
-                .fold(0u64, u64::saturating_add);
-            let done = sqlx::query(
-                "UPDATE tickets SET
-                    state = CASE WHEN state = 'loading' THEN 'loading' ELSE 'extracted' END,
-                    reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
-                    fetched_updated_at = listed_updated_at,
-                    failure_stage = NULL, failure_class = NULL, skip_reason = NULL,
-                    source_warnings = NULL,
-                    subject = ?, customer_name = ?, customer_email = ?,
-                    customer_phone = ?, channel = ?, platform = ?, status = ?, priority = ?,
-                    agent_id = ?, type_id = ?, reason_id = ?, created_at = ?,
-                    detail_updated_at = ?, message_count = ?, note_count = ?,
-                    attachment_count = ?, attachment_bytes = ?, extracted_at = ?
-                 WHERE product_id = ? AND ticket_id = ?",
-            )
-            .bind(&ticket.subject)
-            .bind(&ticket.customer_name)
-            .bind(&ticket.customer_email)
-            .bind(&ticket.customer_phone)
-            .bind(&ticket.channel)
-            .bind(&ticket.platform)
-            .bind(ticket.status)
-            .bind(ticket.priority)
-            .bind(ticket.agent_id)
-            .bind(ticket.type_id)
-            .bind(ticket.reason_id)
-            .bind(ticket.created_at.to_string())
-            .bind(&ticket.updated_at)
-            .bind(to_i64(replies))
-            .bind(to_i64(notes))
-            .bind(to_i64(attachments))
-            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
-            .bind(&now)
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "ticket {key} was never listed; record its page first"
-                )));
+        if last.iter().all(|(t, raw)| survives_json(t, raw)) {
+            save_set(&mut tx, &last, &now).await?;
+        } else {
+            for (ticket, raw) in &last {
+                save_one(&mut tx, ticket, raw, &now).await?;
             }
-
-            sqlx::query(
-                "INSERT INTO ticket_raw (product_id, ticket_id, raw) VALUES (?, ?, ?)
-                 ON CONFLICT (product_id, ticket_id) DO UPDATE SET raw = excluded.raw",
-            )
-            .bind(key.product_id)
-            .bind(key.ticket_id)
-            .bind(raw.as_ref())
-            .execute(&mut *tx)
-            .await?;
-
-            // attachments go with their messages (ON DELETE CASCADE)
-            crate::rows::on_ticket(
-                &mut tx,
-                key,
-                sqlx::query("DELETE FROM messages WHERE product_id = ? AND ticket_id = ?"),
-            )
-            .await?;
-            insert_messages(&mut tx, ticket).await?;
-            crate::rows::on_ticket(&mut tx, key, sqlx::query(
-                "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'extract'",
-            )).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -143,6 +87,281 @@ impl Store {
     }
 }
 
+/// The ticket's columns `save_details` writes, from its detail: the same for both paths.
+struct Columns {
+    replies: i64,
+    notes: i64,
+    attachments: i64,
+    bytes: i64,
+}
+
+impl Columns {
+    fn of(ticket: &Ticket) -> Columns {
+        let notes = ticket.notes().count();
+        let replies = ticket.messages.len() - notes;
+        let attachments: usize = ticket.messages.iter().map(|m| m.attachments.len()).sum();
+        let bytes: u64 = ticket
+            .messages
+            .iter()
+            .flat_map(|m| &m.attachments)
+            .filter_map(|a| a.size)
+            .fold(0u64, u64::saturating_add);
+        Columns {
+            replies: to_i64(replies),
+            notes: to_i64(notes),
+            attachments: to_i64(attachments),
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// Whether every text of a detail reads back whole from a JSON parameter: SQLite's `->>` ends
+/// a JSON string at a NUL character, so a detail holding one is saved statement by statement.
+fn survives_json(ticket: &Ticket, raw: &str) -> bool {
+    let whole = |s: &str| !s.contains('\0');
+    let some_whole = |s: &Option<String>| s.as_deref().is_none_or(whole);
+    whole(raw)
+        && whole(&ticket.updated_at)
+        && some_whole(&ticket.subject)
+        && some_whole(&ticket.customer_name)
+        && some_whole(&ticket.customer_email)
+        && some_whole(&ticket.customer_phone)
+        && some_whole(&ticket.channel)
+        && some_whole(&ticket.platform)
+        && ticket.messages.iter().all(|m| {
+            whole(&m.body)
+                && m.attachments
+                    .iter()
+                    .all(|a| whole(&a.url) && whole(&a.name))
+        })
+}
+
+/// The tickets' columns, as one round trip (see [`save_set`]). Parameters: now, `[[product,
+/// ticket, subject, name, email, phone, channel, platform, status, priority, agent, type,
+/// reason, created at, updated at, replies, notes, attachments, bytes]]`. The same `SET` as
+/// [`save_one`]'s; returns the tickets it found.
+const SET_TICKETS: &str = "
+UPDATE tickets SET
+    state = CASE WHEN state = 'loading' THEN 'loading' ELSE 'extracted' END,
+    reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
+    fetched_updated_at = listed_updated_at,
+    failure_stage = NULL, failure_class = NULL, skip_reason = NULL,
+    source_warnings = NULL,
+    subject = d.value ->> 2, customer_name = d.value ->> 3, customer_email = d.value ->> 4,
+    customer_phone = d.value ->> 5, channel = d.value ->> 6, platform = d.value ->> 7,
+    status = d.value ->> 8, priority = d.value ->> 9, agent_id = d.value ->> 10,
+    type_id = d.value ->> 11, reason_id = d.value ->> 12, created_at = d.value ->> 13,
+    detail_updated_at = d.value ->> 14, message_count = d.value ->> 15,
+    note_count = d.value ->> 16, attachment_count = d.value ->> 17,
+    attachment_bytes = d.value ->> 18, extracted_at = ?
+FROM json_each(?) AS d
+WHERE tickets.product_id = d.value ->> 0 AND tickets.ticket_id = d.value ->> 1
+RETURNING tickets.product_id, tickets.ticket_id";
+
+/// Everything else of the details, as one round trip. Parameters, in order (anonymous: see
+/// `group.rs` on why): raw `[[product, ticket, raw]]`; keys `[[product, ticket]]`; messages
+/// `[[product, ticket, position, id, author kind, agent, kind, body, created at]]`;
+/// attachments `[[product, ticket, position, idx, url, name, kind, size]]`; keys again.
+const SET_CONTENT: &str = "
+INSERT INTO ticket_raw (product_id, ticket_id, raw)
+SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2 FROM json_each(?) AS r WHERE true
+ON CONFLICT (product_id, ticket_id) DO UPDATE SET raw = excluded.raw;
+DELETE FROM messages WHERE (product_id, ticket_id) IN
+    (SELECT k.value ->> 0, k.value ->> 1 FROM json_each(?) AS k);
+INSERT INTO messages (product_id, ticket_id, position, message_id, author_kind,
+    author_agent_id, kind, body, created_at)
+SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3, m.value ->> 4,
+    m.value ->> 5, m.value ->> 6, m.value ->> 7, m.value ->> 8
+FROM json_each(?) AS m;
+INSERT INTO attachments (product_id, ticket_id, position, idx, url, name, kind, size)
+SELECT a.value ->> 0, a.value ->> 1, a.value ->> 2, a.value ->> 3, a.value ->> 4,
+    a.value ->> 5, a.value ->> 6, a.value ->> 7
+FROM json_each(?) AS a;
+DELETE FROM failures WHERE stage = 'extract' AND (product_id, ticket_id) IN
+    (SELECT k.value ->> 0, k.value ->> 1 FROM json_each(?) AS k)";
+
+/// Saves the details set-wise: two round trips to the write connection's worker for the whole
+/// batch instead of five or six statements a ticket (each statement is a hand-off to sqlx's
+/// SQLite thread and back; see `group.rs`). Writes what [`save_one`] writes, ticket by ticket;
+/// the keys are distinct (the caller keeps the last detail of each).
+async fn save_set(
+    tx: &mut sqlx::SqliteConnection,
+    items: &[(&Ticket, &str)],
+    now: &str,
+) -> Result<()> {
+    let mut tickets = Vec::with_capacity(items.len());
+    let mut raws = Vec::with_capacity(items.len());
+    let mut keys = Vec::with_capacity(items.len());
+    let mut messages = Vec::new();
+    let mut attachments = Vec::new();
+    for (ticket, raw) in items {
+        let key = ticket.key;
+        let (p, t) = (key.product_id, key.ticket_id);
+        let c = Columns::of(ticket);
+        tickets.push(serde_json::json!([
+            p,
+            t,
+            ticket.subject,
+            ticket.customer_name,
+            ticket.customer_email,
+            ticket.customer_phone,
+            ticket.channel,
+            ticket.platform,
+            ticket.status,
+            ticket.priority,
+            ticket.agent_id,
+            ticket.type_id,
+            ticket.reason_id,
+            ticket.created_at.to_string(),
+            ticket.updated_at,
+            c.replies,
+            c.notes,
+            c.attachments,
+            c.bytes,
+        ]));
+        raws.push((p, t, *raw));
+        keys.push((p, t));
+        for (position, message) in ticket.messages.iter().enumerate() {
+            let (author_kind, author_agent_id) = author_columns(&message.author);
+            messages.push(serde_json::json!([
+                p,
+                t,
+                to_i64(position),
+                message.id,
+                author_kind,
+                author_agent_id,
+                kind_column(message.kind),
+                message.body,
+                message.created_at.to_string(),
+            ]));
+            for (idx, a) in message.attachments.iter().enumerate() {
+                attachments.push(serde_json::json!([
+                    p,
+                    t,
+                    to_i64(position),
+                    to_i64(idx),
+                    a.url,
+                    a.name,
+                    a.kind.as_str(),
+                    a.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                ]));
+            }
+        }
+    }
+    let found: Vec<(i64, i64)> = sqlx::query_as(SET_TICKETS)
+        .bind(now)
+        .bind(json(&tickets)?)
+        .fetch_all(&mut *tx)
+        .await?;
+    if found.len() != keys.len() {
+        let found: HashSet<(i64, i64)> = found.into_iter().collect();
+        let missing = keys.iter().find(|k| !found.contains(k)).map_or_else(
+            || "a ticket".to_string(),
+            |(p, t)| format!("ticket {}", model::TicketKey::new(*p, *t)),
+        );
+        return Err(StoreError::NotFound(format!(
+            "{missing} was never listed; record its page first"
+        )));
+    }
+    let keys = json(&keys)?;
+    sqlx::query(SET_CONTENT)
+        .bind(json(&raws)?)
+        .bind(&keys)
+        .bind(json(&messages)?)
+        .bind(json(&attachments)?)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// A JSON parameter for `json_each`.
+fn json<T: serde::Serialize>(rows: &T) -> Result<String> {
+    serde_json::to_string(rows)
+        .map_err(|e| StoreError::Corrupt(format!("the parameters of saved details: {e}")))
+}
+
+/// Saves one detail statement by statement: the path for a detail whose text would not survive
+/// JSON (see [`survives_json`]).
+async fn save_one(
+    tx: &mut sqlx::SqliteConnection,
+    ticket: &Ticket,
+    raw: &str,
+    now: &str,
+) -> Result<()> {
+    let key = ticket.key;
+    let c = Columns::of(ticket);
+    let done = sqlx::query(
+        "UPDATE tickets SET
+            state = CASE WHEN state = 'loading' THEN 'loading' ELSE 'extracted' END,
+            reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
+            fetched_updated_at = listed_updated_at,
+            failure_stage = NULL, failure_class = NULL, skip_reason = NULL,
+            source_warnings = NULL,
+            subject = ?, customer_name = ?, customer_email = ?,
+            customer_phone = ?, channel = ?, platform = ?, status = ?, priority = ?,
+            agent_id = ?, type_id = ?, reason_id = ?, created_at = ?,
+            detail_updated_at = ?, message_count = ?, note_count = ?,
+            attachment_count = ?, attachment_bytes = ?, extracted_at = ?
+         WHERE product_id = ? AND ticket_id = ?",
+    )
+    .bind(&ticket.subject)
+    .bind(&ticket.customer_name)
+    .bind(&ticket.customer_email)
+    .bind(&ticket.customer_phone)
+    .bind(&ticket.channel)
+    .bind(&ticket.platform)
+    .bind(ticket.status)
+    .bind(ticket.priority)
+    .bind(ticket.agent_id)
+    .bind(ticket.type_id)
+    .bind(ticket.reason_id)
+    .bind(ticket.created_at.to_string())
+    .bind(&ticket.updated_at)
+    .bind(c.replies)
+    .bind(c.notes)
+    .bind(c.attachments)
+    .bind(c.bytes)
+    .bind(now)
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "ticket {key} was never listed; record its page first"
+        )));
+    }
+
+    sqlx::query(
+        "INSERT INTO ticket_raw (product_id, ticket_id, raw) VALUES (?, ?, ?)
+         ON CONFLICT (product_id, ticket_id) DO UPDATE SET raw = excluded.raw",
+    )
+    .bind(key.product_id)
+    .bind(key.ticket_id)
+    .bind(raw)
+    .execute(&mut *tx)
+    .await?;
+
+    // attachments go with their messages (ON DELETE CASCADE)
+    crate::rows::on_ticket(
+        tx,
+        key,
+        sqlx::query("DELETE FROM messages WHERE product_id = ? AND ticket_id = ?"),
+    )
+    .await?;
+    insert_messages(tx, ticket).await?;
+    crate::rows::on_ticket(
+        tx,
+        key,
+        sqlx::query(
+            "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'extract'",
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// The detail JSON exactly as Desk360 sent it for `key` (for debugging a mapping and for
     /// reports that quote the source); `None` before its detail was fetched.
@@ -162,7 +381,7 @@ impl Store {
 const ROWS_PER_INSERT: usize = 500;
 
 /// Inserts a ticket's messages with one statement, and their attachments with another (none
-/// when it has none): a statement is a round trip to SQLite's thread, and a ticket has several.
+/// when it has none), for [`save_one`].
 async fn insert_messages(tx: &mut sqlx::SqliteConnection, ticket: &Ticket) -> Result<()> {
     let key = ticket.key;
     let messages: Vec<(usize, &model::Message)> = ticket.messages.iter().enumerate().collect();

@@ -13,8 +13,9 @@
 //! intent already open, a refused completion, an unknown ticket) is settled afterwards by those
 //! one-request statements, in batch order, inside the same transaction. Requests that could see
 //! each other's effect are never in one set statement: only the first request of a batch for an
-//! intent, a ticket's loaded mark or a (ticket, step) goes set-wise, the later ones go one by
-//! one after it, as they would have in order. The one pair that can only be told apart after the
+//! intent, a ticket's loaded mark, a (ticket, step) or a ticket's file records goes set-wise,
+//! the later ones go one by one after it, as they would have in order (so does a text with a NUL
+//! character, which JSON would cut). The one pair that can only be told apart after the
 //! set `UPDATE` (a message and a note completion for the same Desk360 message, both open) fails
 //! the batch, which the caller then commits request by request.
 
@@ -125,26 +126,51 @@ pub(crate) async fn apply(
     open_intents(tx, batch, &first, now, out).await
 }
 
-/// Which requests are the first of the batch for what they change: the later ones for the same
-/// intent, loaded mark or (ticket, step) must see the first one's effect, so they are settled
-/// one by one after it. File records are all first: the set `INSERT` applies them in order.
+/// Which requests go set-wise: the first of the batch for what they change, when their text
+/// survives JSON. A later request for the same intent, loaded mark, (ticket, step) or ticket's
+/// file records must see the first one's effect, so it is settled one by one after it; so is a
+/// request with a NUL character in a text (SQLite's `->>` ends a JSON string there), and then
+/// every later one for the same thing, to keep their order.
 fn first_of_their_kind(batch: &[&Op]) -> Vec<bool> {
     #[derive(PartialEq, Eq, Hash)]
     enum Target<'a> {
         Intent(i64),
         Loaded(TicketKey),
         Open(TicketKey, &'a str),
+        Files(TicketKey),
     }
     let mut seen = HashSet::new();
     batch
         .iter()
-        .map(|op| match op {
-            Op::Complete { id, .. } => seen.insert(Target::Intent(id.0)),
-            Op::Loaded { key } => seen.insert(Target::Loaded(*key)),
-            Op::Open { key, step, .. } => seen.insert(Target::Open(*key, step.as_str())),
-            Op::Files { .. } => true,
+        .map(|op| {
+            let target = match op {
+                Op::Complete { id, .. } => Target::Intent(id.0),
+                Op::Loaded { key } => Target::Loaded(*key),
+                Op::Open { key, step, .. } => Target::Open(*key, step),
+                Op::Files { key, .. } => Target::Files(*key),
+            };
+            seen.insert(target) && survives_json(op)
         })
         .collect()
+}
+
+/// Whether every text of `op` reads back whole from a JSON parameter (see
+/// [`first_of_their_kind`]).
+fn survives_json(op: &Op) -> bool {
+    let whole = |s: &str| !s.contains('\0');
+    match op {
+        Op::Open {
+            step, payload_hash, ..
+        } => whole(step) && whole(payload_hash),
+        Op::Complete {
+            result: IntentResult::Case(case),
+            ..
+        } => whole(&case.case_number),
+        Op::Complete { .. } | Op::Loaded { .. } => true,
+        Op::Files { files, .. } => files
+            .iter()
+            .all(|f| whole(&f.url) && whole(&f.name) && f.outcome.columns().2.is_none_or(whole)),
+    }
 }
 
 /// The batch's completions and loaded marks that go set-wise, by kind (indexes into the batch),
@@ -607,11 +633,12 @@ mod tests {
                 files: vec![
                     file("https://f/1", FileOutcome::Failed { reason: "x".into() }),
                     file("https://f/2", FileOutcome::Attached),
+                    file("https://f/1", FileOutcome::Attached),
                 ],
             },
             Op::Files {
-                key: key(5),
-                files: vec![file("https://f/1", FileOutcome::Attached)],
+                key: key(6),
+                files: vec![file("https://f/3", FileOutcome::TooLarge)],
             },
         ];
         let out = applied(&store, &batch).await.unwrap();
@@ -647,6 +674,7 @@ mod tests {
             [
                 ("https://f/1".to_string(), FileOutcome::Attached),
                 ("https://f/2".to_string(), FileOutcome::Attached),
+                ("https://f/3".to_string(), FileOutcome::TooLarge),
             ]
         );
     }
@@ -698,12 +726,32 @@ mod tests {
             },
             Op::Loaded { key: key(3) },
             Op::Loaded { key: key(3) },
+            Op::Files {
+                key: key(1),
+                files: vec![file("https://f/\0nul", FileOutcome::Attached)],
+            },
+            Op::Files {
+                key: key(1),
+                files: vec![file("https://f/after", FileOutcome::Attached)],
+            },
+            Op::Files {
+                key: key(2),
+                files: vec![file("https://f/1", FileOutcome::Attached)],
+            },
+            Op::Files {
+                key: key(2),
+                files: vec![file("https://f/1", FileOutcome::TooLarge)],
+            },
         ];
         let out = applied(&store, &final_twice).await.unwrap();
         assert!(matches!(out[0], Some(Ok(Answer::Done))));
         assert!(out[1].is_none());
         assert!(matches!(out[2], Some(Ok(Answer::Done))));
         assert!(out[3].is_none());
+        assert!(out[4].is_none(), "a NUL in a text does not go through JSON");
+        assert!(out[5].is_none(), "nor what follows it for the same ticket");
+        assert!(matches!(out[6], Some(Ok(Answer::Done))));
+        assert!(out[7].is_none());
     }
 
     /// A message and a note intent for the same Desk360 message, both open and completed in one

@@ -301,6 +301,41 @@ async fn save_details_round_trips_exactly() {
     assert_eq!(store.load_ticket(t.key).await.unwrap().ticket, shorter);
 }
 
+/// A batch of details is written set-wise (JSON parameters), except when a text holds a NUL
+/// character, which JSON would cut: then ticket by ticket. Both keep every text whole, the last
+/// detail of a ticket given twice wins, and a ticket's other rows (raw, messages, attachments,
+/// the extract failure) follow it.
+#[tokio::test]
+async fn save_details_keeps_every_text_and_the_last_detail_of_a_ticket() {
+    let (_dir, store) = fresh().await;
+    let listed_tickets: Vec<_> = (1..=3).map(|t| listed(t, "u")).collect();
+    bounded(store.record_page(1, 1, &listed_tickets, None))
+        .await
+        .unwrap();
+    let failure = fail(Stage::Extract, FailureClass::Transient, "timeout");
+    bounded(store.record_failure(TicketKey::new(1, 3), &failure))
+        .await
+        .unwrap();
+    let mut first = ticket(1, 1, 4);
+    first.subject = Some("first".into());
+    let mut second = ticket(1, 1, 2);
+    second.subject = Some("second \u{1} \"quoted\" \\ \u{2028}".into());
+    let mut nul = ticket(1, 2, 3);
+    nul.messages[0].body = "before\0after".into();
+    let plain = ticket(1, 3, 3);
+    for batch in [
+        vec![(first.clone(), raw(&first)), (second.clone(), raw(&second))],
+        vec![(nul.clone(), raw(&nul)), (plain.clone(), raw(&plain))],
+    ] {
+        bounded(store.save_details(&batch)).await.unwrap();
+    }
+    for t in [&second, &nul, &plain] {
+        assert_eq!(bounded(store.load_ticket(t.key)).await.unwrap().ticket, *t);
+        assert_eq!(bounded(store.ticket_raw(t.key)).await.unwrap(), Some(raw(t)));
+    }
+    assert!(bounded(store.failures()).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn intent_lifecycle() {
     let (dir, store) = fresh().await;
