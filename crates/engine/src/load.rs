@@ -20,7 +20,7 @@
 //! status update, grouped with other cases that need the same values into the documented bulk
 //! update (≤ 10 cases a request). A case is `loaded` once its update is confirmed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -132,6 +132,8 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
         finals: BTreeMap::new(),
     };
     let mut stopped: Option<String> = None;
+    // Claimed tickets not started yet, in listing order.
+    let mut ready: VecDeque<TicketKey> = VecDeque::new();
     let mut lookups = Arc::new(load_lookups(ctx).await?);
     let mut lookups_loaded_with_extract_done = ctx.extraction_is_over();
     let mut extraction = ctx.extraction_over.subscribe();
@@ -178,15 +180,10 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
             }
         });
         let free = semaphore.available_permits().saturating_sub(due.len());
-        let claimed = if free > 0 && ctx.selected_only.load(Ordering::Relaxed) {
-            ctx.store.claim_for_load_selected(free as u32).await?
-        } else if free > 0 {
-            ctx.store.claim_for_load(free as u32).await?
-        } else {
-            Vec::new()
-        };
-        if claimed.is_empty() && due.is_empty() {
-            if extract_done && tasks.is_empty() {
+        claim_ahead(ctx, &mut ready, free).await?;
+        let start = free.min(ready.len());
+        if start == 0 && due.is_empty() {
+            if extract_done && tasks.is_empty() && ready.is_empty() {
                 if !st.finals.is_empty() {
                     // Nothing else will join the partial groups: send them.
                     flush_finals_where(ctx, &client, &mut tasks, &mut st, |_| true);
@@ -212,7 +209,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
             }
             continue;
         }
-        for key in due.into_iter().chain(claimed) {
+        for key in due.into_iter().chain(ready.drain(..start)) {
             let permit = tokio::select! {
                 _ = ctx.cancel.cancelled() => break,
                 _ = ctx.load_cancel.cancelled() => break,
@@ -240,6 +237,24 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, client: DeskieClient) -> Result<Option<S
         Some(e) => Err(e),
         None => Ok(stopped),
     }
+}
+
+/// Tops `ready` up when it holds fewer tickets than there are `free` slots: a whole
+/// `run.concurrency` at a time rather than one per freed slot, since a claim is a transaction of
+/// its own. The unstarted ones wait in listing order; a stop leaves them `loading`, and the end of
+/// the run (or the next start, after a kill) hands them back.
+async fn claim_ahead(ctx: &Ctx, ready: &mut VecDeque<TicketKey>, free: usize) -> Result<()> {
+    if free <= ready.len() {
+        return Ok(());
+    }
+    let want = u32::try_from(ctx.settings.run.concurrency.max(free)).unwrap_or(u32::MAX);
+    let claimed = if ctx.selected_only.load(Ordering::Relaxed) {
+        ctx.store.claim_for_load_selected(want).await?
+    } else {
+        ctx.store.claim_for_load(want).await?
+    };
+    ready.extend(claimed);
+    Ok(())
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

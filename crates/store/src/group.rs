@@ -25,8 +25,32 @@ use model::TicketKey;
 use sqlx::Row;
 
 use crate::error::Result;
-use crate::loading::{Answer, Op};
 use crate::{IntentId, IntentResult, IntentStep, StoreError};
+
+/// What a queued request writes.
+pub(crate) enum Op {
+    /// [`Store::open_intent`].
+    Open {
+        key: TicketKey,
+        step: String,
+        payload_hash: String,
+    },
+    /// [`Store::complete_intent`].
+    Complete { id: IntentId, result: IntentResult },
+    /// [`Store::mark_loaded`].
+    Loaded { key: TicketKey },
+    /// [`Store::record_files`].
+    Files {
+        key: TicketKey,
+        files: Vec<crate::FileRecord>,
+    },
+}
+
+/// A request's answer, before it is sent to its caller.
+pub(crate) enum Answer {
+    Intent(IntentId),
+    Done,
+}
 
 /// The completions' `UPDATE`s and the loaded marks' `UPDATE`, as one round trip. Each returns
 /// `(kind, intent id, product, ticket)` for what it took.

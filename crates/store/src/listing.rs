@@ -3,6 +3,8 @@
 //! `record_page` is the only place a ticket enters the store, and where a delta run notices that
 //! a ticket changed at the source (its listed `updated_at` differs from the stored one).
 
+use std::collections::{HashMap, HashSet};
+
 use model::TicketKey;
 use sqlx::Row;
 
@@ -113,14 +115,39 @@ impl Store {
 
         let mut to_fetch: Vec<TicketKey> = Vec::new();
         let mut changed = 0usize;
+        let mut seen = HashSet::new();
+        // One after the other, a ticket listed twice on a page sees its first listing; set-wise
+        // it would not, so such a page (and one whose text JSON would cut) goes ticket by ticket.
+        let set_wise = listed
+            .iter()
+            .all(|item| seen.insert(item.ticket_id) && !item.updated_at.contains('\0'));
+        let stored = if set_wise {
+            Some(stored_listings(&mut tx, product_id, listed).await?)
+        } else {
+            None
+        };
+        let mut new_ones = Vec::new();
         for item in listed {
             let key = TicketKey::new(product_id, item.ticket_id);
-            let (fetch, was_changed) =
-                record_listed_ticket(&mut tx, product_id, batch_id, item, &now).await?;
+            let (fetch, was_changed) = match &stored {
+                Some(stored) => match stored.get(&item.ticket_id) {
+                    None => {
+                        new_ones.push((item.ticket_id, item.updated_at.as_str()));
+                        (true, true)
+                    }
+                    Some(existing) => {
+                        relist(&mut tx, product_id, batch_id, item, existing, &now).await?
+                    }
+                },
+                None => record_listed_ticket(&mut tx, product_id, batch_id, item, &now).await?,
+            };
             changed += usize::from(was_changed);
             if fetch && !to_fetch.contains(&key) {
                 to_fetch.push(key);
             }
+        }
+        if !new_ones.is_empty() {
+            insert_pending_set(&mut tx, product_id, batch_id, &new_ones, &now).await?;
         }
 
         write_cursor(&mut tx, product_id, page.saturating_add(1), cursor, &now).await?;
@@ -205,43 +232,119 @@ async fn record_listed_ticket(
     .bind(item.ticket_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let mut changed = false;
-    let fetch = match existing {
+    match existing {
         None => {
             insert_pending(tx, product_id, batch_id, item, now).await?;
-            changed = true;
-            true
+            Ok((true, true))
         }
         Some(row) => {
-            let state: String = row.try_get("state")?;
-            let listed_at: String = row.try_get("listed_updated_at")?;
-            let fetched: Option<String> = row.try_get("fetched_updated_at")?;
-            if listed_at != item.updated_at {
-                changed = true;
-            }
-            if listed_at == item.updated_at {
-                state == "pending"
-                    || (state == "loading" && fetched.as_deref() != Some(item.updated_at.as_str()))
-            } else if state == "loading" {
-                sqlx::query(
-                    "UPDATE tickets SET listed_updated_at = ?, batch_id = ?, listed_at = ?
-                     WHERE product_id = ? AND ticket_id = ?",
-                )
-                .bind(&item.updated_at)
-                .bind(batch_id)
-                .bind(now)
-                .bind(product_id)
-                .bind(item.ticket_id)
-                .execute(&mut *tx)
-                .await?;
-                true
-            } else {
-                requeue_changed(tx, product_id, Some(batch_id), item, now).await?;
-                true
-            }
+            let existing = Stored {
+                state: row.try_get("state")?,
+                listed_at: row.try_get("listed_updated_at")?,
+                fetched: row.try_get("fetched_updated_at")?,
+            };
+            relist(tx, product_id, batch_id, item, &existing, now).await
         }
+    }
+}
+
+/// What the store holds of a listed ticket, for [`relist`].
+struct Stored {
+    state: String,
+    listed_at: String,
+    fetched: Option<String>,
+}
+
+/// The stored tickets of a page, by ticket id: one read for the whole page (a statement is a
+/// round trip to sqlx's SQLite thread; see `group.rs`).
+async fn stored_listings(
+    tx: &mut sqlx::SqliteConnection,
+    product_id: i64,
+    listed: &[ListedTicket],
+) -> Result<HashMap<i64, Stored>> {
+    let ids: Vec<i64> = listed.iter().map(|item| item.ticket_id).collect();
+    let ids = serde_json::to_string(&ids)
+        .map_err(|e| crate::StoreError::Corrupt(format!("a page's ticket ids: {e}")))?;
+    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT t.ticket_id, t.state, t.listed_updated_at, t.fetched_updated_at
+         FROM json_each(?) AS j JOIN tickets t ON t.product_id = ? AND t.ticket_id = j.value",
+    )
+    .bind(ids)
+    .bind(product_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, state, listed_at, fetched)| {
+            (
+                id,
+                Stored {
+                    state,
+                    listed_at,
+                    fetched,
+                },
+            )
+        })
+        .collect())
+}
+
+/// [`record_listed_ticket`] for a ticket the store holds.
+async fn relist(
+    tx: &mut sqlx::SqliteConnection,
+    product_id: i64,
+    batch_id: i64,
+    item: &ListedTicket,
+    existing: &Stored,
+    now: &str,
+) -> Result<(bool, bool)> {
+    let changed = existing.listed_at != item.updated_at;
+    let fetch = if !changed {
+        existing.state == "pending"
+            || (existing.state == "loading"
+                && existing.fetched.as_deref() != Some(item.updated_at.as_str()))
+    } else if existing.state == "loading" {
+        sqlx::query(
+            "UPDATE tickets SET listed_updated_at = ?, batch_id = ?, listed_at = ?
+             WHERE product_id = ? AND ticket_id = ?",
+        )
+        .bind(&item.updated_at)
+        .bind(batch_id)
+        .bind(now)
+        .bind(product_id)
+        .bind(item.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+        true
+    } else {
+        requeue_changed(tx, product_id, Some(batch_id), item, now).await?;
+        true
     };
     Ok((fetch, changed))
+}
+
+/// Stores a page's new tickets as `pending` in `batch_id`, in one statement: what
+/// [`insert_pending`] does for each, in listing order (`json_each` walks the array in order).
+async fn insert_pending_set(
+    tx: &mut sqlx::SqliteConnection,
+    product_id: i64,
+    batch_id: i64,
+    new_ones: &[(i64, &str)],
+    now: &str,
+) -> Result<()> {
+    let rows = serde_json::to_string(new_ones)
+        .map_err(|e| crate::StoreError::Corrupt(format!("a page's new tickets: {e}")))?;
+    sqlx::query(
+        "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
+                              listed_updated_at, listed_at)
+         SELECT ?, j.value ->> 0, ?, 'pending', j.value ->> 1, ? FROM json_each(?) AS j",
+    )
+    .bind(product_id)
+    .bind(batch_id)
+    .bind(now)
+    .bind(rows)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Stores a newly listed ticket as `pending` in `batch_id`.

@@ -12,7 +12,8 @@ use sqlx::{Connection, Row};
 use tokio::sync::oneshot;
 
 use crate::error::Result;
-use crate::rows::{attach_messages, key_from_row, ticket_columns, ticket_from_row};
+use crate::group::{Answer, Op};
+use crate::rows::{attach_rows, key_from_row, ticket_columns, ticket_from_row};
 use crate::{
     CaseRef, Intent, IntentId, IntentResult, IntentStep, LoadState, Store, StoreError, now,
 };
@@ -91,12 +92,13 @@ impl Store {
     /// its case, the messages already written, whether the final step is done, and its open
     /// intents (writes of unknown outcome, to reconcile first).
     ///
-    /// Three queries in the usual case (the ticket with its case, marks, written messages and
-    /// abandoned intents; its messages; their attachments), a fourth only when the ticket has
-    /// open intents.
+    /// One round trip to the read connection's worker in the usual case: three statements in
+    /// one query string (the ticket with its case, marks, written messages and abandoned
+    /// intents; its messages; their attachments), each row tagged with the statement it comes
+    /// from; a second only when the ticket has open intents.
     pub async fn load_ticket(&self, key: TicketKey) -> Result<LoadState> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
+        let rows = sqlx::query(concat!(
+            "SELECT 't' AS part, ",
             ticket_columns!(),
             ", case_id, case_number, user_id, done_at IS NOT NULL AS final_done,
                loaded_at IS NOT NULL AS previously_loaded,
@@ -110,13 +112,29 @@ impl Store {
                   AND i.state = 'abandoned') AS abandoned
              FROM tickets LEFT JOIN case_map USING (product_id, ticket_id)
                   LEFT JOIN final_state USING (product_id, ticket_id)
-             WHERE product_id = ? AND ticket_id = ?"
+             WHERE product_id = ?1 AND ticket_id = ?2;
+             SELECT 'm' AS part, product_id, ticket_id, position, message_id, author_kind,
+                    author_agent_id, kind, body, created_at
+             FROM messages WHERE product_id = ?1 AND ticket_id = ?2 ORDER BY position;
+             SELECT 'a' AS part, product_id, ticket_id, position, idx, url, name, kind, size
+             FROM attachments WHERE product_id = ?1 AND ticket_id = ?2 ORDER BY position, idx"
         ))
         .bind(key.product_id)
         .bind(key.ticket_id)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("ticket {key}")))?;
+        .fetch_all(&self.read)
+        .await?;
+        let (mut ticket_rows, mut message_rows, mut attachment_rows) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            match row.try_get::<String, _>("part")?.as_str() {
+                "t" => ticket_rows.push(row),
+                "m" => message_rows.push(row),
+                _ => attachment_rows.push(row),
+            }
+        }
+        let row = ticket_rows
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {key}")))?;
         let mut tickets = vec![ticket_from_row(&row)?];
         let case = match row.try_get::<Option<i64>, _>("case_id")? {
             Some(case_id) => Some(CaseRef {
@@ -139,7 +157,7 @@ impl Store {
         let previously_loaded: bool = row.try_get("previously_loaded")?;
         let has_open: bool = row.try_get("has_open")?;
 
-        attach_messages(&self.read, &mut tickets, key, key).await?;
+        attach_rows(&mut tickets, &message_rows, &attachment_rows)?;
         let ticket = tickets
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("ticket {key}")))?;
@@ -231,25 +249,17 @@ impl Store {
         answer.await.map_err(|_| lost_request())?
     }
 
-    /// Commits `batch` and answers each request: first the completions, loaded marks and file
-    /// records (one `NORMAL` transaction, answered at once: they need not wait for an fsync),
-    /// then the intents (one `FULL` transaction, answered once it is on disk). Within one case
-    /// requests never overlap (each caller waits for its answer), so putting a batch's
-    /// completions before its intents reorders nothing that depends on each other; and the WAL
-    /// makes the completions durable no later than the intents committed after them.
+    /// Commits `batch` as one transaction and answers each request. A batch that opens an
+    /// intent is fsynced (`synchronous = FULL`), and its completions, loaded marks and file
+    /// records ride in the same commit (one transaction is two round trips to the write
+    /// connection's worker fewer than two, and the fsync is paid for the intents anyway); a
+    /// batch without intents keeps the store's `NORMAL`. Within one case requests never overlap
+    /// (each caller waits for its answer), so requests of one batch never depend on each other
+    /// except as `ops_tx` orders them.
+    ///
+    /// When the batch as a whole fails (a database error), each request is retried alone so
+    /// that one bad request cannot fail the others and each caller gets its own error.
     async fn commit_batch(&self, batch: Vec<Queued>) {
-        let (opens, rest): (Vec<Queued>, Vec<Queued>) = batch
-            .into_iter()
-            .partition(|q| matches!(q.op, Op::Open { .. }));
-        self.commit_part(rest).await;
-        self.commit_part(opens).await;
-        tracing::trace!("group commit done");
-    }
-
-    /// Makes `batch` one transaction and answers each request. When the batch as a whole fails
-    /// (a database error), each request is retried alone so that one bad request cannot fail
-    /// the others and each caller gets its own error.
-    async fn commit_part(&self, batch: Vec<Queued>) {
         if batch.is_empty() {
             return;
         }
@@ -486,37 +496,12 @@ struct Queued {
     reply: Reply,
 }
 
-/// What a queued request writes.
-pub(crate) enum Op {
-    /// [`Store::open_intent`].
-    Open {
-        key: TicketKey,
-        step: String,
-        payload_hash: String,
-    },
-    /// [`Store::complete_intent`].
-    Complete { id: IntentId, result: IntentResult },
-    /// [`Store::mark_loaded`].
-    Loaded { key: TicketKey },
-    /// [`Store::record_files`].
-    Files {
-        key: TicketKey,
-        files: Vec<crate::FileRecord>,
-    },
-}
-
 /// Where a request's answer goes.
 pub(crate) enum Reply {
     /// An opened intent's id.
     Intent(oneshot::Sender<Result<IntentId>>),
     /// Done, or the request's own error.
     Done(oneshot::Sender<Result<()>>),
-}
-
-/// A request's answer, before it is sent to its caller.
-pub(crate) enum Answer {
-    Intent(IntentId),
-    Done,
 }
 
 impl Reply {

@@ -131,17 +131,6 @@ fn attachment_from_row(row: &SqliteRow) -> Result<(TicketKey, i64, Attachment)> 
     ))
 }
 
-/// Fills in the messages and attachments of `tickets`, which must be sorted by key and lie within
-/// `first..=last`; reads two key-range scans, so a page of tickets costs three queries in all.
-pub(crate) async fn attach_messages(
-    pool: &SqlitePool,
-    tickets: &mut [Ticket],
-    first: TicketKey,
-    last: TicketKey,
-) -> Result<()> {
-    attach_messages_of(pool, tickets, first, last, MessageScope::All).await
-}
-
 /// Which tickets of a key range [`attach_messages_of`] reads the messages of.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MessageScope {
@@ -152,8 +141,9 @@ pub(crate) enum MessageScope {
     NotLoaded,
 }
 
-/// [`attach_messages`] limited to the tickets of `scope` (their messages are read by key, the
-/// others' never touched).
+/// Fills in the messages and attachments of the tickets of `scope` among `tickets`, which must be
+/// sorted by key and lie within `first..=last`: two key-range scans, so a page of tickets costs
+/// three queries in all (the other tickets' messages are never touched).
 pub(crate) async fn attach_messages_of(
     pool: &SqlitePool,
     tickets: &mut [Ticket],
@@ -161,14 +151,6 @@ pub(crate) async fn attach_messages_of(
     last: TicketKey,
     scope: MessageScope,
 ) -> Result<()> {
-    let index: HashMap<TicketKey, usize> = tickets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.key, i))
-        .collect();
-    // position -> index in ticket.messages, per ticket
-    let mut positions: HashMap<(TicketKey, i64), (usize, usize)> = HashMap::new();
-
     let messages_sql = match scope {
         MessageScope::All => {
             "SELECT product_id, ticket_id, position, message_id, author_kind, author_agent_id, \
@@ -190,15 +172,7 @@ pub(crate) async fn attach_messages_of(
              ORDER BY m.product_id, m.ticket_id, m.position"
         }
     };
-    let rows = key_range_rows(pool, messages_sql, first, last).await?;
-    for row in &rows {
-        let (key, position, message) = message_from_row(row)?;
-        if let Some(&i) = index.get(&key) {
-            positions.insert((key, position), (i, tickets[i].messages.len()));
-            tickets[i].messages.push(message);
-        }
-    }
-
+    let message_rows = key_range_rows(pool, messages_sql, first, last).await?;
     let attachments_sql = match scope {
         MessageScope::All => {
             "SELECT product_id, ticket_id, position, idx, url, name, kind, size
@@ -216,8 +190,33 @@ pub(crate) async fn attach_messages_of(
              ORDER BY a.product_id, a.ticket_id, a.position, a.idx"
         }
     };
-    let rows = key_range_rows(pool, attachments_sql, first, last).await?;
-    for row in &rows {
+    let attachment_rows = key_range_rows(pool, attachments_sql, first, last).await?;
+    attach_rows(tickets, &message_rows, &attachment_rows)
+}
+
+/// Fills in the messages of `tickets` from message rows (in position order) and their
+/// attachments from attachment rows (in position and index order); rows of other tickets are
+/// passed over.
+pub(crate) fn attach_rows(
+    tickets: &mut [Ticket],
+    message_rows: &[SqliteRow],
+    attachment_rows: &[SqliteRow],
+) -> Result<()> {
+    let index: HashMap<TicketKey, usize> = tickets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key, i))
+        .collect();
+    // position -> index in ticket.messages, per ticket
+    let mut positions: HashMap<(TicketKey, i64), (usize, usize)> = HashMap::new();
+    for row in message_rows {
+        let (key, position, message) = message_from_row(row)?;
+        if let Some(&i) = index.get(&key) {
+            positions.insert((key, position), (i, tickets[i].messages.len()));
+            tickets[i].messages.push(message);
+        }
+    }
+    for row in attachment_rows {
         let (key, position, attachment) = attachment_from_row(row)?;
         if let Some(&(t, m)) = positions.get(&(key, position)) {
             tickets[t].messages[m].attachments.push(attachment);

@@ -107,6 +107,33 @@ async fn reference_data_round_trips() {
     );
 }
 
+/// A page is recorded set-wise (one read, one insert for its new tickets), except one that lists
+/// a ticket twice, which goes ticket by ticket: the second listing sees the first, as it would
+/// one after the other. Both answer the same: new and changed tickets to fetch, once each.
+#[tokio::test]
+async fn a_page_listing_a_ticket_twice_sees_its_first_listing() {
+    let (_dir, store) = fresh().await;
+    let out = bounded(store.record_page(
+        1,
+        1,
+        &[listed(1, "a"), listed(2, "a"), listed(1, "b")],
+        None,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        out.to_fetch,
+        vec![TicketKey::new(1, 1), TicketKey::new(1, 2)]
+    );
+    assert_eq!(out.changed, 3);
+    // the stored listing is the later one: listing it again changes nothing
+    let again = bounded(store.record_page(1, 1, &[listed(1, "b"), listed(2, "a")], None))
+        .await
+        .unwrap();
+    assert_eq!(again.changed, 0);
+    assert_eq!(again.to_fetch.len(), 2, "both are still pending");
+}
+
 #[tokio::test]
 async fn record_page_new_same_and_changed() {
     let (_dir, store) = fresh().await;
@@ -331,7 +358,10 @@ async fn save_details_keeps_every_text_and_the_last_detail_of_a_ticket() {
     }
     for t in [&second, &nul, &plain] {
         assert_eq!(bounded(store.load_ticket(t.key)).await.unwrap().ticket, *t);
-        assert_eq!(bounded(store.ticket_raw(t.key)).await.unwrap(), Some(raw(t)));
+        assert_eq!(
+            bounded(store.ticket_raw(t.key)).await.unwrap(),
+            Some(raw(t))
+        );
     }
     assert!(bounded(store.failures()).await.unwrap().is_empty());
 }
