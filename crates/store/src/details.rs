@@ -140,7 +140,7 @@ fn survives_json(ticket: &Ticket, raw: &str) -> bool {
 /// ticket, subject, name, email, phone, channel, platform, status, priority, agent, type,
 /// reason, created at, updated at, replies, notes, attachments, bytes]]`. The same `SET` as
 /// [`save_one`]'s; returns the tickets it found.
-const SET_TICKETS: &str = "
+pub(crate) const SET_TICKETS: &str = "
 UPDATE tickets SET
     state = CASE WHEN state = 'loading' THEN 'loading' ELSE 'extracted' END,
     reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
@@ -162,12 +162,13 @@ RETURNING tickets.product_id, tickets.ticket_id";
 /// `group.rs` on why): raw `[[product, ticket, raw]]`; keys `[[product, ticket]]`; messages
 /// `[[product, ticket, position, id, author kind, agent, kind, body, created at]]`;
 /// attachments `[[product, ticket, position, idx, url, name, kind, size]]`; keys again.
-const SET_CONTENT: &str = "
+pub(crate) const SET_CONTENT: &str = "
 INSERT INTO ticket_raw (product_id, ticket_id, raw)
 SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2 FROM json_each(?) AS r WHERE true
 ON CONFLICT (product_id, ticket_id) DO UPDATE SET raw = excluded.raw;
-DELETE FROM messages WHERE (product_id, ticket_id) IN
-    (SELECT k.value ->> 0, k.value ->> 1 FROM json_each(?) AS k);
+DELETE FROM messages WHERE rowid IN
+    (SELECT m.rowid FROM json_each(?) AS k CROSS JOIN messages m
+     WHERE m.product_id = k.value ->> 0 AND m.ticket_id = k.value ->> 1);
 INSERT INTO messages (product_id, ticket_id, position, message_id, author_kind,
     author_agent_id, kind, body, created_at)
 SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3, m.value ->> 4,
@@ -177,8 +178,9 @@ INSERT INTO attachments (product_id, ticket_id, position, idx, url, name, kind, 
 SELECT a.value ->> 0, a.value ->> 1, a.value ->> 2, a.value ->> 3, a.value ->> 4,
     a.value ->> 5, a.value ->> 6, a.value ->> 7
 FROM json_each(?) AS a;
-DELETE FROM failures WHERE stage = 'extract' AND (product_id, ticket_id) IN
-    (SELECT k.value ->> 0, k.value ->> 1 FROM json_each(?) AS k)";
+DELETE FROM failures WHERE id IN
+    (SELECT f.id FROM json_each(?) AS k CROSS JOIN failures f
+     WHERE f.product_id = k.value ->> 0 AND f.ticket_id = k.value ->> 1 AND f.stage = 'extract')";
 
 /// Saves the details set-wise: two round trips to the write connection's worker for the whole
 /// batch instead of five or six statements a ticket (each statement is a hand-off to sqlx's

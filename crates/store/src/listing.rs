@@ -255,6 +255,13 @@ struct Stored {
     fetched: Option<String>,
 }
 
+/// What the store holds of a page's tickets. `CROSS JOIN` keeps the page as the outer loop
+/// whatever the planner estimates, so each ticket is looked up by key (SQLite 3.40's planner
+/// put the product's tickets outside instead: a scan a page, growing with the store).
+pub(crate) const STORED_LISTINGS: &str =
+    "SELECT t.ticket_id, t.state, t.listed_updated_at, t.fetched_updated_at
+     FROM json_each(?) AS j CROSS JOIN tickets t ON t.product_id = ? AND t.ticket_id = j.value";
+
 /// The stored tickets of a page, by ticket id: one read for the whole page (a statement is a
 /// round trip to sqlx's SQLite thread; see `group.rs`).
 async fn stored_listings(
@@ -265,14 +272,11 @@ async fn stored_listings(
     let ids: Vec<i64> = listed.iter().map(|item| item.ticket_id).collect();
     let ids = serde_json::to_string(&ids)
         .map_err(|e| crate::StoreError::Corrupt(format!("a page's ticket ids: {e}")))?;
-    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT t.ticket_id, t.state, t.listed_updated_at, t.fetched_updated_at
-         FROM json_each(?) AS j JOIN tickets t ON t.product_id = ? AND t.ticket_id = j.value",
-    )
-    .bind(ids)
-    .bind(product_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(STORED_LISTINGS)
+        .bind(ids)
+        .bind(product_id)
+        .fetch_all(&mut *tx)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(id, state, listed_at, fetched)| {
