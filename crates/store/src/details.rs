@@ -7,6 +7,7 @@ use model::Ticket;
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::error::Result;
+use crate::group::json;
 use crate::rows::{author_columns, kind_column};
 use crate::{Store, StoreError, now};
 
@@ -275,12 +276,6 @@ async fn save_set(
         .execute(&mut *tx)
         .await?;
     Ok(())
-}
-
-/// A JSON parameter for `json_each`.
-fn json<T: serde::Serialize>(rows: &T) -> Result<String> {
-    serde_json::to_string(rows)
-        .map_err(|e| StoreError::Corrupt(format!("the parameters of saved details: {e}")))
 }
 
 /// Saves one detail statement by statement: the path for a detail whose text would not survive

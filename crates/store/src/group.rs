@@ -522,10 +522,11 @@ async fn open_intents(
     Ok(())
 }
 
-/// A JSON parameter for `json_each`.
-fn json<T: serde::Serialize>(rows: &T) -> Result<String> {
+/// A JSON parameter for `json_each`: the rows a set statement walks (here, in `save_details`
+/// and in `record_page`).
+pub(crate) fn json<T: serde::Serialize>(rows: &T) -> Result<String> {
     serde_json::to_string(rows)
-        .map_err(|e| StoreError::Corrupt(format!("a group commit's parameters: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("a set statement's JSON parameter: {e}")))
 }
 
 #[cfg(test)]

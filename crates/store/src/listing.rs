@@ -270,8 +270,7 @@ async fn stored_listings(
     listed: &[ListedTicket],
 ) -> Result<HashMap<i64, Stored>> {
     let ids: Vec<i64> = listed.iter().map(|item| item.ticket_id).collect();
-    let ids = serde_json::to_string(&ids)
-        .map_err(|e| crate::StoreError::Corrupt(format!("a page's ticket ids: {e}")))?;
+    let ids = crate::group::json(&ids)?;
     let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(STORED_LISTINGS)
         .bind(ids)
         .bind(product_id)
@@ -335,8 +334,7 @@ async fn insert_pending_set(
     new_ones: &[(i64, &str)],
     now: &str,
 ) -> Result<()> {
-    let rows = serde_json::to_string(new_ones)
-        .map_err(|e| crate::StoreError::Corrupt(format!("a page's new tickets: {e}")))?;
+    let rows = crate::group::json(&new_ones)?;
     sqlx::query(
         "INSERT INTO tickets (product_id, ticket_id, batch_id, state,
                               listed_updated_at, listed_at)
