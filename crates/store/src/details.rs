@@ -7,7 +7,7 @@ use model::Ticket;
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::error::Result;
-use crate::group::json;
+use crate::group::{json, survives_json_text};
 use crate::rows::{author_columns, kind_column};
 use crate::{Store, StoreError, now};
 
@@ -116,10 +116,10 @@ impl Columns {
     }
 }
 
-/// Whether every text of a detail reads back whole from a JSON parameter: SQLite's `->>` ends
-/// a JSON string at a NUL character, so a detail holding one is saved statement by statement.
+/// Whether every text of a detail reads back whole from a JSON parameter
+/// ([`survives_json_text`]); a detail that does not is saved statement by statement.
 fn survives_json(ticket: &Ticket, raw: &str) -> bool {
-    let whole = |s: &str| !s.contains('\0');
+    let whole = survives_json_text;
     let some_whole = |s: &Option<String>| s.as_deref().is_none_or(whole);
     whole(raw)
         && whole(&ticket.updated_at)

@@ -182,7 +182,7 @@ fn first_of_their_kind(batch: &[&Op]) -> Vec<bool> {
 /// Whether every text of `op` reads back whole from a JSON parameter (see
 /// [`first_of_their_kind`]).
 fn survives_json(op: &Op) -> bool {
-    let whole = |s: &str| !s.contains('\0');
+    let whole = survives_json_text;
     match op {
         Op::Open {
             step, payload_hash, ..
@@ -520,6 +520,13 @@ async fn open_intents(
         out[i] = Some(Ok(Answer::Intent(IntentId(row.try_get("id")?))));
     }
     Ok(())
+}
+
+/// Whether `text` reads back whole from a JSON parameter: SQLite's `->>` ends a JSON string at
+/// a NUL character, so a request, detail or listing holding one takes the statement-by-statement
+/// path instead of the set-wise one.
+pub(crate) fn survives_json_text(text: &str) -> bool {
+    !text.contains('\0')
 }
 
 /// A JSON parameter for `json_each`: the rows a set statement walks (here, in `save_details`

@@ -118,9 +118,9 @@ impl Store {
         let mut seen = HashSet::new();
         // One after the other, a ticket listed twice on a page sees its first listing; set-wise
         // it would not, so such a page (and one whose text JSON would cut) goes ticket by ticket.
-        let set_wise = listed
-            .iter()
-            .all(|item| seen.insert(item.ticket_id) && !item.updated_at.contains('\0'));
+        let set_wise = listed.iter().all(|item| {
+            seen.insert(item.ticket_id) && crate::group::survives_json_text(&item.updated_at)
+        });
         let stored = if set_wise {
             Some(stored_listings(&mut tx, product_id, listed).await?)
         } else {

@@ -126,7 +126,7 @@ impl Store {
         let (mut ticket_rows, mut message_rows, mut attachment_rows) =
             (Vec::new(), Vec::new(), Vec::new());
         for row in rows {
-            match row.try_get::<String, _>("part")?.as_str() {
+            match row.try_get::<&str, _>("part")? {
                 "t" => ticket_rows.push(row),
                 "m" => message_rows.push(row),
                 _ => attachment_rows.push(row),
