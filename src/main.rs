@@ -30,10 +30,7 @@ fn main() -> ExitCode {
         eprintln!("error: {}", exit::chain_line(&e));
         return ExitCode::from(exit::USAGE);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&cli.command).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -49,6 +46,58 @@ fn main() -> ExitCode {
             tracing::debug!(code = e.code, "command failed");
             eprintln!("error: {}", e.line());
             ExitCode::from(e.code)
+        }
+    }
+}
+
+/// The async runtime a command runs on. The migration's own work is a small share of one core
+/// (a few milliseconds a ticket, against rate limits of tens of requests a second), and almost
+/// all of it is waiting: on one thread, a reply from the store's SQLite thread or a socket wakes
+/// that thread only, where a multi-threaded runtime also wakes and parks its other workers,
+/// which cost more CPU than the work itself (about a third fewer context switches a ticket,
+/// BENCHMARKS.md "Local cost"). The commands that host the emulators (`demo`, `sandbox`) serve
+/// requests as fast as they come, so they get a worker per core.
+fn runtime_for(command: &cli::Command) -> tokio::runtime::Builder {
+    match command {
+        cli::Command::Demo { .. } | cli::Command::Sandbox { .. } => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+    use tokio::runtime::RuntimeFlavor;
+
+    use super::*;
+
+    fn flavor(args: &[&str]) -> RuntimeFlavor {
+        let cli = cli::Cli::try_parse_from(args).expect("valid arguments");
+        let runtime = runtime_for(&cli.command)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.handle().runtime_flavor()
+    }
+
+    /// The migration's commands run on one thread; the ones that host the emulators get a
+    /// worker per core.
+    #[test]
+    fn the_migration_runs_on_one_thread_and_the_emulators_on_many() {
+        for args in [
+            &["deskie-import", "run"][..],
+            &["deskie-import", "verify"],
+            &["deskie-import", "status"],
+        ] {
+            assert_eq!(flavor(args), RuntimeFlavor::CurrentThread, "{args:?}");
+        }
+        for args in [
+            &["deskie-import", "demo"][..],
+            &["deskie-import", "sandbox"],
+        ] {
+            assert_eq!(flavor(args), RuntimeFlavor::MultiThread, "{args:?}");
         }
     }
 }

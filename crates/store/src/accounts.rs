@@ -28,7 +28,8 @@ impl Store {
     /// when nothing was, or when the account is known to be the same, e.g. an updated
     /// `/v1/me` of the same Desk360 account).
     pub async fn record_account(&self, identity: &AccountIdentity) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         upsert_account(&mut tx, identity).await?;
         tx.commit().await?;
         Ok(())
@@ -47,7 +48,8 @@ impl Store {
                 "only the Deskie side of a store can be re-targeted".into(),
             ));
         }
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let cases = sqlx::query("DELETE FROM case_map")
             .execute(&mut *tx)
             .await?

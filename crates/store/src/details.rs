@@ -32,7 +32,8 @@ impl Store {
             .map(|(t, raw)| (t, raw.as_ref()))
             .collect();
         last.reverse();
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         if last.iter().all(|(t, raw)| survives_json(t, raw)) {
             save_set(&mut tx, &last, &now).await?;
         } else {
@@ -54,7 +55,8 @@ impl Store {
         warnings: &[String],
     ) -> Result<()> {
         let text = (!warnings.is_empty()).then(|| warnings.join("\n"));
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         crate::rows::on_ticket(
             &mut tx,
             key,

@@ -16,7 +16,8 @@ impl Store {
     /// details with the latest.
     pub async fn record_failure(&self, key: TicketKey, failure: &FailureRecord) -> Result<()> {
         let now = now();
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let query = sqlx::query(
             "UPDATE tickets SET state = 'failed', failure_stage = ?, failure_class = ?, reload = 0
              WHERE product_id = ? AND ticket_id = ?",
@@ -46,7 +47,8 @@ impl Store {
         failure: &FailureRecord,
     ) -> Result<()> {
         let now = now();
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         upsert_failure(&mut tx, product_id, FailureOf::Page(page), failure, &now).await?;
         tx.commit().await?;
         Ok(())
@@ -66,7 +68,8 @@ impl Store {
                 .collect::<Vec<_>>(),
         )
         .map_err(|e| StoreError::InvalidState(format!("cannot encode the ticket list: {e}")))?;
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let done = sqlx::query(
             "UPDATE tickets SET
                 state = CASE WHEN failure_stage = 'load' AND fetched_updated_at IS listed_updated_at

@@ -233,7 +233,8 @@ impl Store {
     /// Opens (or re-opens with new inputs) the inline-image edit of message `source_id`:
     /// recorded right after the message write, before the edit is sent.
     pub async fn open_rehost_edit(&self, key: TicketKey, edit: &RehostEdit) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query(
             "INSERT INTO rehost_edits (product_id, ticket_id, source_id, case_id,
                 deskie_message_id, note, replace, state, reason, opened_at)
@@ -265,7 +266,8 @@ impl Store {
         source_id: i64,
         refused: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query(
             "UPDATE rehost_edits SET state = ?, reason = ?, finished_at = ?
              WHERE product_id = ? AND ticket_id = ? AND source_id = ?",
@@ -368,7 +370,8 @@ impl Store {
 
     /// Records the dry run's link check (the report shows the latest).
     pub async fn record_link_check(&self, check: &LinkCheck) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query(
             "INSERT INTO attachment_link_checks (checked_at, sampled, not_public, expiring, detail)
              VALUES (?, ?, ?, ?, ?)",

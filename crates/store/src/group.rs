@@ -20,6 +20,7 @@
 //! the batch, which the caller then commits request by request.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use model::TicketKey;
 use sqlx::Row;
@@ -139,16 +140,108 @@ RETURNING id, product_id, ticket_id, step";
 /// bound in text order across the statements: with numbered ones (`?1` in each), the driver
 /// counts a statement's unused numbers as anonymous slots and stops binding before the later
 /// ones (found the hard way; `the_usual_requests_are_settled_set_wise` would fail).
+///
+/// `head` is the `BEGIN` of a folded transaction not sent yet (see `writer.rs`): the first set
+/// statement that runs carries it in front and takes it, so the transaction costs no round trip
+/// of its own. It is left for the caller when no set statement ran.
+///
+/// With `fold_commit`, the last set statement also carries the `COMMIT` when nothing is left
+/// that could write before it: then answers `true` (committed). What may be left then is only
+/// intents the set statement did not open (already open, unknown ticket, a second request for
+/// the same step, a NUL in a text); the caller settles them in a durable transaction of their
+/// own, after everything else of the batch, which keeps "a completion queued before an intent
+/// is committed no later than that intent".
 pub(crate) async fn apply(
     tx: &mut sqlx::SqliteConnection,
     batch: &[&Op],
     now: &str,
     out: &mut [Option<Result<Answer>>],
-) -> Result<()> {
+    head: &mut Option<Head>,
+    fold_commit: bool,
+) -> Result<bool> {
     let first = first_of_their_kind(batch);
     let rest = Rest::of(batch, &first);
-    rest.write(tx, batch, now, out).await?;
-    open_intents(tx, batch, &first, now, out).await
+    let opens = batch
+        .iter()
+        .zip(&first)
+        .any(|(op, &first)| first && matches!(op, Op::Open { .. }));
+    let written = rest
+        .write(tx, batch, now, out, head, fold_commit && !opens)
+        .await?;
+    if written.committed {
+        return Ok(true);
+    }
+    let commit = fold_commit && !written.others_left;
+    open_intents(tx, batch, &first, now, out, head, commit).await
+}
+
+/// What [`Rest::write`] did: whether its last statement committed the transaction, and whether
+/// a request other than an intent is left for the one-by-one path.
+struct Written {
+    committed: bool,
+    others_left: bool,
+}
+
+/// The `BEGIN` a folded group-commit transaction starts with: the store's usual one, or the
+/// fsynced one of a group that opens intents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// [`crate::BEGIN_NORMAL`].
+    Normal,
+    /// [`crate::BEGIN_DURABLE`].
+    Durable,
+}
+
+impl Head {
+    /// The `BEGIN` alone, for a transaction whose requests all go one by one.
+    pub(crate) fn begin(self) -> &'static str {
+        match self {
+            Head::Normal => crate::BEGIN_NORMAL,
+            Head::Durable => crate::BEGIN_DURABLE,
+        }
+    }
+}
+
+/// The set statements.
+#[derive(Clone, Copy)]
+enum Set {
+    RestUpdates,
+    RestInserts,
+    Opens,
+}
+
+impl Set {
+    fn plain(self) -> &'static str {
+        match self {
+            Set::RestUpdates => REST_UPDATES,
+            Set::RestInserts => REST_INSERTS,
+            Set::Opens => OPENS,
+        }
+    }
+
+    /// The statement to send: with `head`'s `BEGIN` in front when it is the transaction's first
+    /// (taking it), and with `COMMIT` after it when `commit`. The strings are fixed, so sqlx
+    /// prepares each once.
+    fn sql(self, head: &mut Option<Head>, commit: bool) -> &'static str {
+        // [no head, Normal, Durable][set][without, with COMMIT]
+        static FOLDED: LazyLock<[[[String; 2]; 3]; 3]> = LazyLock::new(|| {
+            [None, Some(Head::Normal), Some(Head::Durable)].map(|head| {
+                [Set::RestUpdates, Set::RestInserts, Set::Opens].map(|set| {
+                    let begin = head.map(|h| format!("{}; ", h.begin())).unwrap_or_default();
+                    [
+                        format!("{begin}{}", set.plain()),
+                        format!("{begin}{}; COMMIT", set.plain()),
+                    ]
+                })
+            })
+        });
+        let h = match head.take() {
+            None => 0,
+            Some(Head::Normal) => 1,
+            Some(Head::Durable) => 2,
+        };
+        FOLDED[h][self as usize][usize::from(commit)].as_str()
+    }
 }
 
 /// Which requests go set-wise: the first of the batch for what they change, when their text
@@ -238,22 +331,32 @@ impl Rest {
     }
 
     /// The two round trips: the `UPDATE`s, then what the taken ones record with the file
-    /// records. Answers the taken requests once both are done.
+    /// records. Answers the taken requests once both are done. With `may_commit` (no intent to
+    /// open after), the second also commits when no other request is left.
     async fn write(
         &self,
         tx: &mut sqlx::SqliteConnection,
         batch: &[&Op],
         now: &str,
         out: &mut [Option<Result<Answer>>],
-    ) -> Result<()> {
+        head: &mut Option<Head>,
+        may_commit: bool,
+    ) -> Result<Written> {
         let taken = if self.has_updates() {
-            self.update(tx, batch, now).await?
+            self.update(tx, batch, now, head).await?
         } else {
             Taken::default()
         };
         let records = Records::of(self, batch, &taken)?;
+        let others_left = batch.iter().enumerate().any(|(i, op)| {
+            !matches!(op, Op::Open { .. })
+                && !taken.intents.contains_key(&i)
+                && !taken.loaded.contains_key(&i)
+                && !self.files.contains(&i)
+        });
+        let committed = may_commit && !others_left && !records.is_empty();
         if !records.is_empty() {
-            sqlx::query(REST_INSERTS)
+            sqlx::query(Set::RestInserts.sql(head, committed))
                 .bind(now)
                 .bind(json(&records.cases)?)
                 .bind(now)
@@ -272,7 +375,10 @@ impl Rest {
         for &i in &self.files {
             out[i] = Some(Ok(Answer::Done));
         }
-        Ok(())
+        Ok(Written {
+            committed,
+            others_left,
+        })
     }
 
     /// Runs [`REST_UPDATES`] and tells which requests it took, with their tickets.
@@ -281,6 +387,7 @@ impl Rest {
         tx: &mut sqlx::SqliteConnection,
         batch: &[&Op],
         now: &str,
+        head: &mut Option<Head>,
     ) -> Result<Taken> {
         let mut cases = Vec::new();
         let mut messages = Vec::new();
@@ -321,7 +428,7 @@ impl Rest {
                 Op::Open { .. } | Op::Files { .. } => {}
             }
         }
-        let rows = sqlx::query(REST_UPDATES)
+        let rows = sqlx::query(Set::RestUpdates.sql(head, false))
             .bind(now)
             .bind(json(&cases)?)
             .bind(now)
@@ -479,14 +586,17 @@ impl<'a> Records<'a> {
 
 /// Opens set-wise the batch's first intent for each (ticket, step) and answers those it
 /// opened; the others (an intent already open, an unknown ticket, a repeated request) are left
-/// for the one-by-one path, which returns the open intent or tells the error.
+/// for the one-by-one path, which returns the open intent or tells the error. With `commit`,
+/// the statement commits the transaction (answers `true` when it ran).
 async fn open_intents(
     tx: &mut sqlx::SqliteConnection,
     batch: &[&Op],
     first: &[bool],
     now: &str,
     out: &mut [Option<Result<Answer>>],
-) -> Result<()> {
+    head: &mut Option<Head>,
+    commit: bool,
+) -> Result<bool> {
     let mut rows = Vec::new();
     let mut by_target = HashMap::new();
     for (i, op) in batch.iter().enumerate() {
@@ -502,9 +612,9 @@ async fn open_intents(
         }
     }
     if rows.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
-    let opened = sqlx::query(OPENS)
+    let opened = sqlx::query(Set::Opens.sql(head, commit))
         .bind(now)
         .bind(json(&rows)?)
         .fetch_all(&mut *tx)
@@ -519,7 +629,7 @@ async fn open_intents(
         };
         out[i] = Some(Ok(Answer::Intent(IntentId(row.try_get("id")?))));
     }
-    Ok(())
+    Ok(commit)
 }
 
 /// Whether `text` reads back whole from a JSON parameter: SQLite's `->>` ends a JSON string at
@@ -539,7 +649,6 @@ pub(crate) fn json<T: serde::Serialize>(rows: &T) -> Result<String> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use sqlx::Connection;
 
     use super::*;
     use crate::{CaseRef, FileMode, FileOutcome, FileRecord, ListedTicket, Store, TicketState};
@@ -584,10 +693,10 @@ mod tests {
     /// Runs [`apply`] on `batch` in one committed transaction; returns what it settled.
     async fn applied(store: &Store, batch: &[Op]) -> Result<Vec<Option<Result<Answer>>>> {
         let ops: Vec<&Op> = batch.iter().collect();
-        let mut conn = store.write.acquire().await.unwrap();
-        let mut tx = conn.begin_with(crate::BEGIN_NORMAL).await.unwrap();
+        let mut conn = store.write.lock().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
         let mut out: Vec<_> = std::iter::repeat_with(|| None).take(ops.len()).collect();
-        apply(&mut tx, &ops, &crate::now(), &mut out).await?;
+        apply(&mut tx, &ops, &crate::now(), &mut out, &mut None, false).await?;
         tx.commit().await.unwrap();
         Ok(out)
     }
@@ -803,7 +912,7 @@ mod tests {
             ("SET_CONTENT", crate::details::SET_CONTENT),
             ("STORED_LISTINGS", crate::listing::STORED_LISTINGS),
         ];
-        let mut conn = store.write.acquire().await.unwrap();
+        let mut conn = store.write.lock().await.unwrap();
         let mut scans = Vec::new();
         for (name, sql) in statements {
             for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
@@ -858,5 +967,115 @@ mod tests {
         assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
         assert!(store.load_ticket(key(1)).await.unwrap().sent.is_empty());
         assert_eq!(store.open_intents().await.unwrap().len(), 2);
+    }
+
+    /// The folded transaction of a group commit fails as a whole and leaves the connection
+    /// outside any transaction: the same pair as above, through the store's own commit (whose
+    /// `BEGIN` rode in the first set statement), then each request alone.
+    #[tokio::test]
+    async fn a_failed_folded_group_is_rolled_back_and_the_connection_reused() {
+        let (_dir, store) = store_with(1).await;
+        let message = store
+            .open_intent(key(1), IntentStep::Message(9), "h")
+            .await
+            .unwrap();
+        let note = store
+            .open_intent(key(1), IntentStep::Note(9), "h")
+            .await
+            .unwrap();
+        let complete = |id, deskie_id| Op::Complete {
+            id,
+            result: IntentResult::Message {
+                source_id: 9,
+                deskie_id,
+            },
+        };
+        let (a, b) = (complete(message, 1), complete(note, 2));
+        let err = store.commit_ops(&[&a, &b]).await.map(|_| ()).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
+        assert!(store.load_ticket(key(1)).await.unwrap().sent.is_empty());
+        assert_eq!(store.open_intents().await.unwrap().len(), 2);
+        // Not stuck in the failed transaction: the first request alone commits.
+        let answers = store.commit_ops(&[&a]).await.unwrap();
+        assert!(matches!(answers.as_slice(), [Ok(Answer::Done)]));
+        assert_eq!(store.load_ticket(key(1)).await.unwrap().sent.len(), 1);
+    }
+
+    /// The folded heads set the durability a plain `BEGIN_*` would: a group that opens an
+    /// intent leaves `FULL` (2) on the write connection, one of completions only `NORMAL` (1).
+    /// Were the head's pragma not run (a driver that skipped the first statements of a string),
+    /// an intent could be lost to a power cut after its write was sent.
+    #[tokio::test]
+    async fn the_folded_heads_set_full_for_intents_and_normal_otherwise() {
+        async fn synchronous(store: &Store) -> i64 {
+            let mut conn = store.write.lock().await.unwrap();
+            sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+        }
+        let (_dir, store) = store_with(1).await;
+        let id = store
+            .open_intent(key(1), IntentStep::Create, "h")
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&store).await, 2);
+        let case = crate::CaseRef {
+            case_id: 5,
+            case_number: "C-5".into(),
+            user_id: 6,
+        };
+        store
+            .complete_intent(id, IntentResult::Case(case))
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&store).await, 1);
+        for head in [Head::Normal, Head::Durable] {
+            for set in [Set::RestUpdates, Set::RestInserts, Set::Opens] {
+                let sql = set.sql(&mut Some(head), false);
+                assert!(sql.starts_with(head.begin()), "{sql}");
+                assert!(sql.ends_with(set.plain()), "{sql}");
+                assert_eq!(set.sql(&mut None, false), set.plain());
+                let sql = set.sql(&mut Some(head), true);
+                assert!(sql.starts_with(head.begin()), "{sql}");
+                assert!(sql.ends_with("; COMMIT"), "{sql}");
+            }
+        }
+    }
+
+    /// When the intents' set statement carries the COMMIT, what it did not open is settled
+    /// after it in a durable transaction of its own: a second request for the same step gets
+    /// the same intent, and an intent whose text cannot go through JSON (a NUL) is opened
+    /// there, whole.
+    #[tokio::test]
+    async fn intents_left_after_a_folded_commit_are_settled_durably_after_it() {
+        let (_dir, store) = store_with(2).await;
+        let open = |t, hash: &str| Op::Open {
+            key: key(t),
+            step: IntentStep::Create.to_string(),
+            payload_hash: hash.to_owned(),
+        };
+        let (a, again, odd) = (open(1, "h"), open(1, "h"), open(2, "x\0y"));
+        let answers = store.commit_ops(&[&a, &again, &odd]).await.unwrap();
+        let ids: Vec<i64> = answers
+            .iter()
+            .map(|answer| match answer {
+                Ok(Answer::Intent(id)) => id.0,
+                other => panic!("not an intent: {:?}", other.as_ref().map(|_| ())),
+            })
+            .collect();
+        assert_eq!(ids[0], ids[1], "one intent for one step");
+        let open = store.open_intents().await.unwrap();
+        assert_eq!(open.len(), 2);
+        let odd = open.iter().find(|i| i.key == key(2)).unwrap();
+        assert_eq!((odd.id.0, odd.payload_hash.as_str()), (ids[2], "x\0y"));
+        // The connection is outside any transaction, and the last commit was durable.
+        let mut conn = store.write.lock().await.unwrap();
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(level, 2);
+        conn.begin().await.unwrap().commit().await.unwrap();
     }
 }

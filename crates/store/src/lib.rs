@@ -3,9 +3,11 @@
 //!
 //! Only the engine calls it. Every method is one short transaction, so the file is consistent
 //! after a `kill -9` at any instant: a page of listed tickets, a batch of details, a write intent
-//! and its id map are each all there or not at all. All writes go through one single-connection
-//! pool (SQLite allows one writer; queueing in the pool is cheaper than `SQLITE_BUSY` retries);
-//! reads use a separate small pool, which WAL lets run alongside the writer.
+//! and its id map are each all there or not at all. All writes go through one connection held
+//! behind a fair mutex (`writer.rs`; SQLite allows one writer, and queueing is cheaper than
+//! `SQLITE_BUSY` retries); reads use a separate small pool, which WAL lets run alongside the
+//! writer, except the loader's per-ticket read, which runs on the write connection (its page
+//! cache is never invalidated by another writer, and it costs no pool round trip).
 //!
 //! # Ticket states
 //! - `record_page`: new → `pending`; `updated_at` changed → `pending` (maps and intents kept).
@@ -67,15 +69,17 @@ mod runs;
 mod stats;
 mod types;
 mod verify;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
+use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
 
 pub use error::{Result, StoreError};
 pub use files::{
@@ -104,11 +108,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections for concurrent reads (reports, `load_ticket` of many cases in flight).
 const READ_CONNECTIONS: u32 = 4;
 
-/// The checkpoint store. Cheap to clone: clones share the same pools.
+/// The checkpoint store. Cheap to clone: clones share the same connections.
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// The only pool that writes: one connection, so writers queue instead of fighting for the lock.
-    write: SqlitePool,
+    /// The only connection that writes, so writers queue instead of fighting for the lock.
+    write: writer::Writer,
     /// Reads only; WAL lets them proceed while the writer commits.
     read: SqlitePool,
     /// The file, for messages and reports.
@@ -134,18 +138,15 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
 
+        // The write connection is not pooled (see `writer.rs`: a pool pings a connection each
+        // time it takes it back).
+        let mut write = options.connect().await?;
+        sqlx::migrate!("../../migrations").run(&mut write).await?;
+        let write = writer::Writer::new(write);
+
         // No ping before handing out a connection (sqlx's default): a local file cannot hang
         // up, and each ping is a round trip to the connection's worker thread (strace on a
         // 2 000-ticket run: 190 → 158 futex calls a ticket without them).
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("../../migrations").run(&write).await?;
-
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .test_before_acquire(false)
@@ -184,7 +185,8 @@ impl Store {
             CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
             CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
         };
-        let (busy, log, done): (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&self.write).await?;
+        let mut conn = self.write.lock().await?;
+        let (busy, log, done): (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&mut *conn).await?;
         let outcome = CheckpointOutcome {
             complete: busy == 0 && log == done,
             wal_frames: log,
@@ -204,22 +206,24 @@ impl Store {
 
     /// The journal mode in force (`wal` when opened by [`Store::open`]).
     pub async fn journal_mode(&self) -> Result<String> {
+        let mut conn = self.write.lock().await?;
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-            .fetch_one(&self.write)
+            .fetch_one(&mut *conn)
             .await?;
         Ok(mode)
     }
 
-    /// Starts a write transaction that takes the write lock at once, so read-then-write logic
-    /// inside it cannot be invalidated by another writer (e.g. another process on the same file).
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with(BEGIN_NORMAL).await?)
+    /// The write connection, for a transaction ([`writer::WriteGuard::begin`]): every write
+    /// waits here for the ones before it.
+    async fn writer(&self) -> Result<writer::WriteGuard> {
+        self.write.lock().await
     }
 
     /// Runs one statement in a write transaction of its own and answers how many rows it
     /// changed: the shape of every "hand these tickets back" call.
     async fn write_one(&self, query: SqliteQuery<'_>) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let done = query.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected())
@@ -228,7 +232,8 @@ impl Store {
     /// Runs one claiming `UPDATE … RETURNING product_id, ticket_id, batch_id` in a write
     /// transaction of its own and answers the claimed tickets in listing (batch) order.
     async fn claim(&self, query: SqliteQuery<'_>) -> Result<Vec<model::TicketKey>> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let rows = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         rows::claimed_keys(&rows)

@@ -40,7 +40,8 @@ impl Store {
     /// Forgets where the listing of `product_id` stood, so the next run lists it again from the
     /// first page: what a delta run does. Stored tickets, maps and intents are untouched.
     pub async fn reset_list_cursor(&self, product_id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query("DELETE FROM list_cursors WHERE product_id = ?")
             .bind(product_id)
             .execute(&mut *tx)
@@ -53,7 +54,8 @@ impl Store {
     /// cursor points at `cursor.next_url` (page 1) and is no longer complete, so a kill before
     /// its first page resumes the same listing.
     pub async fn start_listing(&self, product_id: i64, cursor: &CursorUpdate<'_>) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         write_cursor(&mut tx, product_id, 1, cursor, &now()).await?;
         tx.commit().await?;
         Ok(())
@@ -99,7 +101,8 @@ impl Store {
     ) -> Result<PageOutcome> {
         let now = now();
         let count = i64::try_from(listed.len()).unwrap_or(i64::MAX);
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let batch_id: i64 = sqlx::query_scalar(
             "INSERT INTO batches (product_id, page, ticket_count, listed_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (product_id, page)
@@ -184,7 +187,7 @@ impl Store {
 /// Upserts a product's cursor inside the caller's transaction: where the listing goes next
 /// (`next_page` is the page `cursor.next_url` refers to), complete when there is no next URL.
 async fn write_cursor(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     product_id: i64,
     next_page: i64,
     cursor: &CursorUpdate<'_>,
@@ -208,7 +211,7 @@ async fn write_cursor(
     .bind(cursor.stop_at)
     .bind(cursor.top)
     .bind(cursor.mark)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

@@ -7,13 +7,14 @@
 use std::sync::Arc;
 
 use model::TicketKey;
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Connection, Row};
 use tokio::sync::oneshot;
 
 use crate::error::Result;
-use crate::group::{Answer, Op};
+use crate::group::{Answer, Head, Op};
 use crate::rows::{attach_rows, key_from_row, ticket_columns, ticket_from_row};
+use crate::writer::WriteGuard;
 use crate::{
     CaseRef, Intent, IntentId, IntentResult, IntentStep, LoadState, Store, StoreError, now,
 };
@@ -92,10 +93,16 @@ impl Store {
     /// its case, the messages already written, whether the final step is done, and its open
     /// intents (writes of unknown outcome, to reconcile first).
     ///
-    /// One round trip to the read connection's worker in the usual case: three statements in
+    /// One round trip to the write connection's worker in the usual case: three statements in
     /// one query string (the ticket with its case, marks, written messages and abandoned
     /// intents; its messages; their attachments), each row tagged with the statement it comes
-    /// from; a second only when the ticket has open intents.
+    /// from; a second (on the read pool) only when the ticket has open intents.
+    ///
+    /// On the write connection, not the read pool: the pages it reads were mostly just written
+    /// by that connection, so they are in its cache (a read connection re-reads them from the
+    /// WAL after every commit: 27 → 7 `pread`s a ticket), and no pool hands it out and pings it
+    /// back (half the thread wake-ups a ticket; BENCHMARKS.md, "Local cost"). It waits behind a
+    /// group commit at most, which the loader's claims ahead hide.
     pub async fn load_ticket(&self, key: TicketKey) -> Result<LoadState> {
         let rows = sqlx::query(concat!(
             "SELECT 't' AS part, ",
@@ -121,7 +128,7 @@ impl Store {
         ))
         .bind(key.product_id)
         .bind(key.ticket_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.write.lock().await?)
         .await?;
         let (mut ticket_rows, mut message_rows, mut attachment_rows) =
             (Vec::new(), Vec::new(), Vec::new());
@@ -294,21 +301,20 @@ impl Store {
     /// The outer error fails the whole batch (nothing of it was committed); an inner error is
     /// one request's own (detected by reading, before it wrote anything) and leaves the others
     /// committed.
-    async fn commit_ops(&self, batch: &[&Op]) -> Result<Vec<Result<Answer>>> {
+    pub(crate) async fn commit_ops(&self, batch: &[&Op]) -> Result<Vec<Result<Answer>>> {
         // The intent must be on disk before the write it journals is sent: with the store's
         // usual synchronous=NORMAL a power cut could roll back this commit after Deskie received
         // the write, and the restart would send it again. So this commit is fsynced (FULL, set
         // by the BEGIN itself, see `BEGIN_DURABLE`), once for every intent that was ready.
         // The WAL is a log: a commit that is durable makes every earlier commit durable too, so
         // the completions committed before an intent are on disk when that intent is.
-        let durable = batch.iter().any(|op| matches!(op, Op::Open { .. }));
-        let mut conn = self.write.acquire().await?;
-        let begin = if durable {
-            crate::BEGIN_DURABLE
+        let head = if batch.iter().any(|op| matches!(op, Op::Open { .. })) {
+            Head::Durable
         } else {
-            crate::BEGIN_NORMAL
+            Head::Normal
         };
-        ops_tx(&mut conn, begin, batch).await
+        let mut conn = self.write.lock().await?;
+        ops_tx(&mut conn, head, batch).await
     }
 
     /// Records the result of a journaled write and its id map in ONE transaction: the case
@@ -330,7 +336,8 @@ impl Store {
     /// Closes an intent whose write is known not to have happened (refused by Deskie, or not
     /// found when reconciling), so the step can be journaled afresh. No-op if already closed.
     pub async fn abandon_intent(&self, id: IntentId) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let done = sqlx::query(
             "UPDATE intents SET state = 'abandoned', finished_at = ? WHERE id = ? AND state = 'open'",
         )
@@ -429,7 +436,8 @@ impl Store {
 
     /// Marks a ticket deliberately not migrated (e.g. its channel maps to `skip`), with why.
     pub async fn mark_skipped(&self, key: TicketKey, reason: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let query = sqlx::query(
             "UPDATE tickets SET state = 'skipped', skip_reason = ?, reload = 0,
                 failure_stage = NULL, failure_class = NULL
@@ -535,26 +543,70 @@ fn lost_request() -> StoreError {
 /// one request at a time after it, in batch order. Either way every request gets what it would
 /// have got one after the other: two requests for the same (ticket, step) in one batch get the
 /// same intent, and a completion queued before an intent is committed no later than that intent.
-async fn ops_tx(
+async fn ops_tx(conn: &mut WriteGuard, head: Head, batch: &[&Op]) -> Result<Vec<Result<Answer>>> {
+    // Folded: the BEGIN rides in the first statement's string and, in the usual case, the
+    // COMMIT in the last one's (two round trips to the connection's worker fewer). Otherwise
+    // the COMMIT is a plain statement (sqlx's own waits for an acknowledgement, one more
+    // hand-off). Either way the answers go out only once the commit has returned.
+    let mut tx = conn.folded();
+    match settle(tx.conn(), head, batch).await {
+        Ok((out, true)) => {
+            tx.commit().await?;
+            Ok(out)
+        }
+        Ok((out, false)) => {
+            tx.committed();
+            Ok(out)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back a failed group commit");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The statements of [`ops_tx`]'s transaction, which the first of them begins (`head`) and,
+/// when nothing is left for the one-by-one path, the last commits. Answers whether a
+/// transaction is still open to commit.
+async fn settle(
     conn: &mut sqlx::SqliteConnection,
-    begin: &'static str,
+    head: Head,
     batch: &[&Op],
-) -> Result<Vec<Result<Answer>>> {
-    let mut tx = conn.begin_with(begin).await?;
+) -> Result<(Vec<Result<Answer>>, bool)> {
+    let mut head = Some(head);
     let now = now();
     let mut out: Vec<Option<Result<Answer>>> =
         std::iter::repeat_with(|| None).take(batch.len()).collect();
-    crate::group::apply(&mut tx, batch, &now, &mut out).await?;
+    let committed = crate::group::apply(conn, batch, &now, &mut out, &mut head, true).await?;
+    let left = out.iter().any(Option::is_none);
+    if committed {
+        if !left {
+            return Ok((finish(out), false));
+        }
+        // Only intents the set statement did not open are left (`apply` commits early only
+        // then); what they write, if anything, is made durable after the rest of the batch.
+        sqlx::raw_sql(Head::Durable.begin())
+            .execute(&mut *conn)
+            .await?;
+    } else if let Some(head) = head {
+        // Nothing went set-wise: the transaction begins on its own.
+        sqlx::raw_sql(head.begin()).execute(&mut *conn).await?;
+    }
     for (answer, op) in out.iter_mut().zip(batch) {
         if answer.is_none() {
-            *answer = Some(one_op(&mut tx, op, &now).await?);
+            *answer = Some(one_op(conn, op, &now).await?);
         }
     }
-    tx.commit().await?;
-    Ok(out
-        .into_iter()
+    Ok((finish(out), true))
+}
+
+/// Every request's answer (each was given one; a missing one would be a lost request).
+fn finish(out: Vec<Option<Result<Answer>>>) -> Vec<Result<Answer>> {
+    out.into_iter()
         .map(|answer| answer.unwrap_or_else(|| Err(lost_request())))
-        .collect())
+        .collect()
 }
 
 /// One request on its own, inside the batch's transaction: what the set statements left (see
@@ -915,8 +967,10 @@ mod tests {
 
     /// Reads the write connection's `synchronous` inside a transaction begun with `begin`.
     async fn synchronous_under(store: &Store, begin: &'static str) -> i64 {
-        let mut conn = store.write.acquire().await.expect("write connection");
-        let mut tx = conn.begin_with(begin).await.expect("begin");
+        let mut conn = store.write.lock().await.expect("write connection");
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, begin)
+            .await
+            .expect("begin");
         let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(&mut *tx)
             .await
@@ -938,9 +992,9 @@ mod tests {
         assert_eq!(synchronous_under(&store, crate::BEGIN_DURABLE).await, 2);
         assert_eq!(synchronous_under(&store, crate::BEGIN_NORMAL).await, 1);
         assert_eq!(synchronous_under(&store, crate::BEGIN_DURABLE).await, 2);
-        let tx = store.begin_write().await.expect("begin_write");
+        let mut conn = store.write.lock().await.expect("write connection");
+        let tx = conn.begin().await.expect("begin");
         tx.commit().await.expect("commit");
-        let mut conn = store.write.acquire().await.expect("write connection");
         let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(&mut *conn)
             .await

@@ -68,7 +68,8 @@ pub struct RollbackIntent {
 impl Store {
     /// Records the findings of one preflight (the newest row is the one `run` follows).
     pub async fn record_preflight(&self, probed: bool, findings: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query(
             "INSERT INTO preflight_findings (recorded_at, probed, findings) VALUES (?, ?, ?)",
         )
@@ -104,7 +105,8 @@ impl Store {
     /// Journals a probe case before it is created (fsynced, like every write intent).
     pub async fn open_probe(&self, address: &str, marker: &str) -> Result<ProbeId> {
         // Fsynced (FULL, set by the BEGIN; the next write transaction sets NORMAL back).
-        let mut tx = self.write.begin_with(crate::BEGIN_DURABLE).await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin_durable().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO preflight_probes (address, marker, state, created_at)
              VALUES (?, ?, 'open', ?) RETURNING id",
@@ -125,7 +127,8 @@ impl Store {
         case_id: i64,
         user_id: Option<i64>,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query("UPDATE preflight_probes SET case_id = ?, user_id = ? WHERE id = ?")
             .bind(case_id)
             .bind(user_id)
@@ -138,7 +141,8 @@ impl Store {
 
     /// Marks a probe cleaned up: its case and user are gone from Deskie (or never existed).
     pub async fn probe_cleaned(&self, id: ProbeId) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query("UPDATE preflight_probes SET state = 'cleaned', finished_at = ? WHERE id = ?")
             .bind(now())
             .bind(id.0)
@@ -182,7 +186,8 @@ impl Store {
         listed: &[ListedTicket],
     ) -> Result<Vec<TicketKey>> {
         let stamp = now();
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let batch_id: i64 = sqlx::query_scalar(
             "INSERT INTO batches (product_id, page, ticket_count, listed_at) VALUES (?, ?, 0, ?)
              ON CONFLICT (product_id, page) DO UPDATE SET listed_at = excluded.listed_at
@@ -239,7 +244,8 @@ impl Store {
     /// Replaces the trial selection with `keys` (every key must be a stored ticket).
     pub async fn set_trial_selection(&self, keys: &[TicketKey]) -> Result<()> {
         let stamp = now();
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query("DELETE FROM trial_selection")
             .execute(&mut *tx)
             .await?;
@@ -330,7 +336,8 @@ impl Store {
     /// fsynced transaction. A ticket whose delete is already open keeps that intent.
     pub async fn open_rollback(&self, cases: &[(TicketKey, i64)]) -> Result<Vec<RollbackIntent>> {
         // Fsynced (FULL, set by the BEGIN; the next write transaction sets NORMAL back).
-        let mut tx = self.write.begin_with(crate::BEGIN_DURABLE).await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin_durable().await?;
         let stamp = now();
         let mut out = Vec::new();
         for (key, case_id) in cases {
@@ -376,7 +383,8 @@ impl Store {
     /// migrates it again. An intent that is no longer open is left as it is.
     pub async fn complete_rollback(&self, intents: &[RollbackIntent]) -> Result<()> {
         let stamp = now();
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         for intent in intents {
             let key = intent.key;
             let done = sqlx::query(
@@ -449,7 +457,8 @@ impl Store {
     /// tickets as they are.
     pub async fn abandon_rollback(&self, intents: &[RollbackIntent]) -> Result<()> {
         let stamp = now();
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         for intent in intents {
             sqlx::query(
                 "UPDATE rollback_intents SET state = 'abandoned', finished_at = ?

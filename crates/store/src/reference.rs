@@ -10,7 +10,8 @@ use crate::{Store, StoreError};
 impl Store {
     /// Saves products with the JSON Desk360 sent for each (replacing earlier copies by id).
     pub async fn save_products<R: AsRef<str>>(&self, items: &[(Product, R)]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         for (p, raw) in items {
             sqlx::query(
                 "INSERT INTO products (id, name, raw) VALUES (?, ?, ?)
@@ -28,7 +29,8 @@ impl Store {
 
     /// Saves agents with the JSON Desk360 sent for each (replacing earlier copies by id).
     pub async fn save_agents<R: AsRef<str>>(&self, items: &[(Agent, R)]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         for (a, raw) in items {
             sqlx::query(
                 "INSERT INTO agents (id, name, email, raw) VALUES (?, ?, ?, ?)
@@ -129,7 +131,8 @@ impl Store {
                  SET product_id = excluded.product_id, title = excluded.title, raw = excluded.raw"
             }
         };
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         for (c, raw) in items {
             sqlx::query(sql)
                 .bind(c.id)

@@ -8,7 +8,8 @@ use crate::{RunId, RunKind, RunOutcome, RunRecord, Store, now};
 impl Store {
     /// Records the start of a run; `fingerprint` identifies the effective configuration (no secrets).
     pub async fn begin_run(&self, kind: RunKind, fingerprint: &str) -> Result<RunId> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (kind, started_at, config_fingerprint) VALUES (?, ?, ?) RETURNING id",
         )
@@ -23,7 +24,8 @@ impl Store {
 
     /// Records how a run ended.
     pub async fn finish_run(&self, id: RunId, outcome: RunOutcome) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?")
             .bind(now())
             .bind(outcome.as_str())

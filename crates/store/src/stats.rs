@@ -11,7 +11,8 @@ impl Store {
         if stats.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         for s in stats {
             sqlx::query(
                 "INSERT INTO request_log (side, minute, requests, units, throttled, transient)

@@ -246,7 +246,8 @@ async fn insert_findings(
 impl Store {
     /// Starts a verification of `scope` with its stated cost `plan` (JSON).
     pub async fn begin_verify(&self, scope: &str, plan: &str) -> Result<VerifyRunRecord> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let row = sqlx::query(concat!(
             "INSERT INTO verify_runs (scope, started_at, plan) VALUES (?, ?, ?) RETURNING ",
             run_columns!()
@@ -306,7 +307,8 @@ impl Store {
         next_page: i64,
         list_done: bool,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         for seen in cases {
             // A case seen on two pages (it moved while the walk went on) keeps its latest view.
             upsert_seen(&mut tx, verify_id, seen).await?;
@@ -326,7 +328,8 @@ impl Store {
 
     /// Records a case read by its id (or its 404), counting the read.
     pub async fn record_verify_view(&self, verify_id: i64, seen: &SeenCase) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         upsert_seen(&mut tx, verify_id, seen).await?;
         sqlx::query("UPDATE verify_runs SET case_reads = case_reads + 1 WHERE id = ?")
             .bind(verify_id)
@@ -464,7 +467,8 @@ impl Store {
         verify_id: i64,
         findings: &[VerifyFinding],
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         // A kill between two calls of an earlier attempt must not double the findings.
         sqlx::query(
             "DELETE FROM verify_findings WHERE verify_id = ? AND kind IN
@@ -542,7 +546,8 @@ impl Store {
         findings: &[VerifyFinding],
         reads: u64,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let inserted = sqlx::query(
             "INSERT OR IGNORE INTO verify_done (verify_id, product_id, ticket_id) VALUES (?, ?, ?)",
         )
@@ -566,7 +571,8 @@ impl Store {
 
     /// Marks a verification finished.
     pub async fn finish_verify(&self, verify_id: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         sqlx::query("UPDATE verify_runs SET finished_at = ? WHERE id = ?")
             .bind(now())
             .bind(verify_id)
