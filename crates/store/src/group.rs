@@ -932,6 +932,26 @@ mod tests {
         assert!(scans.is_empty(), "{scans:#?}");
     }
 
+    /// A message and a note intent of ticket 1 for its Desk360 message 9, both open.
+    async fn message_and_note_of_9(store: &Store) -> (IntentId, IntentId) {
+        let mut open = Vec::new();
+        for step in [IntentStep::Message(9), IntentStep::Note(9)] {
+            open.push(store.open_intent(key(1), step, "h").await.unwrap());
+        }
+        (open[0], open[1])
+    }
+
+    /// The completion of `id` (a write for Desk360 message 9) as Deskie message `deskie_id`.
+    fn complete_9(id: IntentId, deskie_id: i64) -> Op {
+        Op::Complete {
+            id,
+            result: IntentResult::Message {
+                source_id: 9,
+                deskie_id,
+            },
+        }
+    }
+
     /// A message and a note intent for the same Desk360 message, both open and completed in one
     /// batch with different Deskie ids: one by one, the second would be refused (the first's map
     /// points elsewhere). Set-wise both would be taken, so the batch fails (and is rolled back:
@@ -939,30 +959,8 @@ mod tests {
     #[tokio::test]
     async fn a_message_and_a_note_for_one_message_fail_the_batch() {
         let (_dir, store) = store_with(1).await;
-        let message = store
-            .open_intent(key(1), IntentStep::Message(9), "h")
-            .await
-            .unwrap();
-        let note = store
-            .open_intent(key(1), IntentStep::Note(9), "h")
-            .await
-            .unwrap();
-        let batch = [
-            Op::Complete {
-                id: message,
-                result: IntentResult::Message {
-                    source_id: 9,
-                    deskie_id: 1,
-                },
-            },
-            Op::Complete {
-                id: note,
-                result: IntentResult::Message {
-                    source_id: 9,
-                    deskie_id: 2,
-                },
-            },
-        ];
+        let (message, note) = message_and_note_of_9(&store).await;
+        let batch = [complete_9(message, 1), complete_9(note, 2)];
         let err = applied(&store, &batch).await.map(|_| ()).unwrap_err();
         assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
         assert!(store.load_ticket(key(1)).await.unwrap().sent.is_empty());
@@ -975,22 +973,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_folded_group_is_rolled_back_and_the_connection_reused() {
         let (_dir, store) = store_with(1).await;
-        let message = store
-            .open_intent(key(1), IntentStep::Message(9), "h")
-            .await
-            .unwrap();
-        let note = store
-            .open_intent(key(1), IntentStep::Note(9), "h")
-            .await
-            .unwrap();
-        let complete = |id, deskie_id| Op::Complete {
-            id,
-            result: IntentResult::Message {
-                source_id: 9,
-                deskie_id,
-            },
-        };
-        let (a, b) = (complete(message, 1), complete(note, 2));
+        let (message, note) = message_and_note_of_9(&store).await;
+        let (a, b) = (complete_9(message, 1), complete_9(note, 2));
         let err = store.commit_ops(&[&a, &b]).await.map(|_| ()).unwrap_err();
         assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
         assert!(store.load_ticket(key(1)).await.unwrap().sent.is_empty());
