@@ -201,7 +201,7 @@ impl Store {
     /// instead of opening a second one (reconcile it before writing).
     ///
     /// Group commit: the intents of cases in flight that ask at the same time are made durable
-    /// by one transaction and one fsync (see [`IntentQueue`]). Each caller still gets its id
+    /// by one transaction and one fsync (see `IntentQueue`). Each caller still gets its id
     /// only after that commit, so "the intent is on disk before its write is sent" holds for
     /// every write. Dropping the future does not abandon the commit it takes part in.
     pub async fn open_intent(

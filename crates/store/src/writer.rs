@@ -10,10 +10,11 @@
 //! Two kinds of transaction run on it:
 //! - sqlx's own ([`WriteGuard::begin`], [`WriteGuard::begin_durable`]), which roll back when
 //!   dropped unfinished, like before;
-//! - the group commit's *folded* transaction ([`WriteGuard::folded`]), whose `BEGIN` rides in the
-//!   string of its first statement, so that a batch of intents costs one round trip fewer. sqlx
-//!   does not know about it, so the guard remembers it is open and the next holder rolls it back
-//!   first if its owner never finished it (a panic, or a runtime shut down mid-commit).
+//! - the group commit's *folded* transaction ([`WriteGuard::folded`]), whose `BEGIN` rides at the
+//!   head of its first statement's string and, in the usual case, its `COMMIT` at the tail of its
+//!   last one, so that a group costs two round trips fewer (`group.rs`, `loading.rs::ops_tx`).
+//!   sqlx does not know about it, so the slot remembers it is open and the next holder rolls it
+//!   back first if its owner never finished it (a panic, or a runtime shut down mid-commit).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub(crate) struct Slot {
 }
 
 impl Writer {
+    /// Holds `conn`, already migrated, as the store's only writer.
     pub(crate) fn new(conn: SqliteConnection) -> Writer {
         Writer(Arc::new(Mutex::new(Slot {
             conn: Some(conn),
