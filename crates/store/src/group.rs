@@ -992,11 +992,7 @@ mod tests {
     #[tokio::test]
     async fn the_folded_heads_set_full_for_intents_and_normal_otherwise() {
         async fn synchronous(store: &Store) -> i64 {
-            let mut conn = store.write.lock().await.unwrap();
-            sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap()
+            store.write.scalar("PRAGMA synchronous").await
         }
         let (_dir, store) = store_with(1).await;
         let id = store
@@ -1053,13 +1049,9 @@ mod tests {
         assert_eq!(open.len(), 2);
         let odd = open.iter().find(|i| i.key == key(2)).unwrap();
         assert_eq!((odd.id.0, odd.payload_hash.as_str()), (ids[2], "x\0y"));
-        // The connection is outside any transaction, and the last commit was durable.
+        // The last commit was durable, and the connection is outside any transaction.
+        assert_eq!(store.write.scalar("PRAGMA synchronous").await, 2);
         let mut conn = store.write.lock().await.unwrap();
-        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        assert_eq!(level, 2);
         conn.begin().await.unwrap().commit().await.unwrap();
     }
 }

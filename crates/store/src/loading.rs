@@ -995,10 +995,11 @@ mod tests {
         let mut conn = store.write.lock().await.expect("write connection");
         let tx = conn.begin().await.expect("begin");
         tx.commit().await.expect("commit");
-        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("pragma");
-        assert_eq!(level, 1, "begin_write leaves the store's NORMAL");
+        drop(conn);
+        assert_eq!(
+            store.write.scalar("PRAGMA synchronous").await,
+            1,
+            "begin_write leaves the store's NORMAL"
+        );
     }
 }

@@ -13,64 +13,62 @@
 //! - the group commit's *folded* transaction ([`WriteGuard::folded`]), whose `BEGIN` rides at the
 //!   head of its first statement's string and, in the usual case, its `COMMIT` at the tail of its
 //!   last one, so that a group costs two round trips fewer (`group.rs`, `loading.rs::ops_tx`).
-//!   sqlx does not know about it, so the slot remembers it is open and the next holder rolls it
+//!   sqlx does not know about it, so the writer remembers it is open and the next holder rolls it
 //!   back first if its owner never finished it (a panic, or a runtime shut down mid-commit).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::error::{Result, StoreError};
 use crate::{ACQUIRE_TIMEOUT, BEGIN_DURABLE, BEGIN_NORMAL};
 
-/// The write connection, shared by every clone of the store.
+/// The write connection, shared by every clone of the store: the connection (gone once the
+/// store is closed) and whether a folded transaction was left open on it (read and written only
+/// by the holder of the connection's mutex).
 #[derive(Clone, Debug)]
-pub(crate) struct Writer(Arc<Mutex<Slot>>);
-
-/// What the mutex guards: the connection (gone once the store is closed) and whether a folded
-/// transaction was left open on it.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    conn: Option<SqliteConnection>,
-    folded_open: bool,
+pub(crate) struct Writer {
+    conn: Arc<Mutex<Option<SqliteConnection>>>,
+    folded_open: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// Holds `conn`, already migrated, as the store's only writer.
     pub(crate) fn new(conn: SqliteConnection) -> Writer {
-        Writer(Arc::new(Mutex::new(Slot {
-            conn: Some(conn),
-            folded_open: false,
-        })))
+        Writer {
+            conn: Arc::new(Mutex::new(Some(conn))),
+            folded_open: Arc::default(),
+        }
     }
 
     /// Waits for the connection (callers queue in arrival order). A folded transaction its last
     /// holder left open is rolled back first, so every holder starts outside a transaction.
     pub(crate) async fn lock(&self) -> Result<WriteGuard> {
-        let mut slot = tokio::time::timeout(ACQUIRE_TIMEOUT, Arc::clone(&self.0).lock_owned())
+        let slot = tokio::time::timeout(ACQUIRE_TIMEOUT, Arc::clone(&self.conn).lock_owned())
             .await
             .map_err(|_| {
                 StoreError::Busy("the store's write connection was not free in time".into())
             })?;
-        if slot.conn.is_none() {
-            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+        let mut conn = OwnedMutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        if self.folded_open.load(Ordering::Relaxed) {
+            tracing::warn!("rolling back a group commit its writer left unfinished");
+            rollback(&mut conn).await?;
+            self.folded_open.store(false, Ordering::Relaxed);
         }
-        if slot.folded_open {
-            if let Some(conn) = slot.conn.as_mut() {
-                tracing::warn!("rolling back a group commit its writer left unfinished");
-                rollback(conn).await?;
-            }
-            slot.folded_open = false;
-        }
-        Ok(WriteGuard(slot))
+        Ok(WriteGuard {
+            conn,
+            folded_open: Arc::clone(&self.folded_open),
+        })
     }
 
     /// Closes the connection (SQLite checkpoints the WAL when its last connection closes).
     /// Later writes fail as on a closed pool.
     pub(crate) async fn close(&self) {
-        let conn = self.0.lock().await.conn.take();
+        let conn = self.conn.lock().await.take();
         if let Some(conn) = conn
             && let Err(e) = conn.close().await
         {
@@ -80,26 +78,21 @@ impl Writer {
 }
 
 /// The write connection, held: other writers wait until it is dropped.
-pub(crate) struct WriteGuard(OwnedMutexGuard<Slot>);
+pub(crate) struct WriteGuard {
+    conn: OwnedMappedMutexGuard<Option<SqliteConnection>, SqliteConnection>,
+    folded_open: Arc<AtomicBool>,
+}
 
 impl Deref for WriteGuard {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
-        // `lock` hands out a guard only while the connection is there, and only `close` (which
-        // waits for the guard) takes it.
-        self.0
-            .conn
-            .as_ref()
-            .expect("the write connection is open while held")
+        &self.conn
     }
 }
 
 impl DerefMut for WriteGuard {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.0
-            .conn
-            .as_mut()
-            .expect("the write connection is open while held")
+        &mut self.conn
     }
 }
 
@@ -121,7 +114,7 @@ impl WriteGuard {
     /// [`Folded::commit`] or [`Folded::rollback`]. Dropped unfinished, the next holder of the
     /// connection rolls it back.
     pub(crate) fn folded(&mut self) -> Folded<'_> {
-        self.0.folded_open = true;
+        self.folded_open.store(true, Ordering::Relaxed);
         Folded { guard: self }
     }
 }
@@ -141,20 +134,20 @@ impl Folded<'_> {
     /// of the transaction is kept.
     pub(crate) async fn commit(self) -> Result<()> {
         sqlx::raw_sql("COMMIT").execute(&mut **self.guard).await?;
-        self.guard.0.folded_open = false;
+        self.guard.folded_open.store(false, Ordering::Relaxed);
         Ok(())
     }
 
     /// Ends a transaction whose last statement carried its own `COMMIT`.
     pub(crate) fn committed(self) {
-        self.guard.0.folded_open = false;
+        self.guard.folded_open.store(false, Ordering::Relaxed);
     }
 
     /// Rolls back; also when the `BEGIN` itself never ran (SQLite's "no transaction is
     /// active" is not an error here).
     pub(crate) async fn rollback(self) -> Result<()> {
         rollback(self.guard).await?;
-        self.guard.0.folded_open = false;
+        self.guard.folded_open.store(false, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -170,17 +163,24 @@ async fn rollback(conn: &mut SqliteConnection) -> Result<()> {
 }
 
 #[cfg(test)]
+impl Writer {
+    /// The integer `sql` answers on the write connection (e.g. `PRAGMA synchronous`, which is
+    /// the connection's own): for the store's unit tests.
+    #[allow(clippy::unwrap_used)]
+    pub(crate) async fn scalar(&self, sql: &'static str) -> i64 {
+        let mut conn = self.lock().await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut *conn).await.unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::Store;
 
     async fn products(store: &Store) -> i64 {
-        let mut conn = store.write.lock().await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM products")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap()
+        store.write.scalar("SELECT count(*) FROM products").await
     }
 
     /// A folded transaction dropped unfinished (a panic, or a runtime shut down mid-commit) is
