@@ -81,7 +81,7 @@ attach=$(measure attachments attach_line)
 if [ "$mode" = scale ]; then
   scale_engine_rows() {
     step "scale: engine alone at 200 000 tickets"
-    scripts/bench-engine-memory.sh 200000
+    MODE=upload scripts/bench-engine-memory.sh 200000
   }
   scale_store_rows() {
     step "scale: 2 000 000-ticket store"
@@ -141,10 +141,11 @@ $(keep pipeline)
 
 \`scripts/bench-engine-memory.sh ${engine_sizes[*]}\`: the emulators run in their own process
 (\`deskie-import sandbox\`, no rate limit, no latency), the migration in another (16 cases in
-flight, attachments in the default \`upload\` mode: every file is downloaded from the Desk360
-emulator and streamed to the Deskie one) under \`/usr/bin/time\`. CPU is user + system of the
-migration process, divided by the tickets. \`MODE=urls scripts/bench-engine-memory.sh N\` sends
-\`attachment_urls\` instead, so no file byte passes through the engine.
+flight) under \`/usr/bin/time\`, once in each attachment mode: the default \`upload\` (every file
+is downloaded from the Desk360 emulator and streamed to the Deskie one) and \`urls\`
+(\`attachment_urls\`: no file byte passes through the engine). CPU is user + system of the
+migration process, divided by the tickets; "file MB a ticket" is what the seeded account's
+attachments weigh (\`status --json\`, \`attachment_bytes\`), which upload mode moves.
 
 $engine
 
