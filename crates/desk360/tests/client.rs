@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use desk360::{Auth, Desk360Client, Desk360Config, Desk360Error, ErrorClass};
+use desk360::{Auth, Desk360Client, Desk360Config, Desk360Error, ErrorClass, TicketPage};
 use secrecy::SecretString;
 use throttle::{Limiter, LimiterConfig, RetryPolicy};
 use url::Url;
@@ -150,6 +150,25 @@ async fn client(server: &Server) -> Desk360Client {
     .unwrap()
 }
 
+/// Serves `script` and connects a token client to it: how most tests here begin.
+async fn connected(
+    script: impl Fn(&Seen, &str, usize) -> Resp + Send + Sync + 'static,
+) -> (Server, Desk360Client) {
+    let server = serve(script).await;
+    let c = client(&server).await;
+    (server, c)
+}
+
+/// The first page of a product's ticket list, which the test expects to be readable.
+async fn first_page(c: &Desk360Client, product: i64) -> TicketPage {
+    c.ticket_page(&c.first_page_url(product)).await.unwrap()
+}
+
+/// The ids of a page's readable tickets, in the server's order.
+fn ticket_ids(page: &TicketPage) -> Vec<i64> {
+    page.tickets.iter().map(|t| t.id).collect()
+}
+
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
         .await
@@ -171,7 +190,7 @@ fn path(target: &str) -> &str {
 #[tokio::test]
 async fn reads_the_page_samples() {
     bounded(async {
-        let server = serve(|req, base, _| match path(&req.target) {
+        let (server, c) = connected(|req, base, _| match path(&req.target) {
             "/v1/products" => ok(fixture("products.json")),
             "/v1/agents" => ok(fixture("agents.json")),
             "/v1/me" => ok(fixture("me.json")),
@@ -188,7 +207,6 @@ async fn reads_the_page_samples() {
             _ => status(404, fixture("error.json")),
         })
         .await;
-        let c = client(&server).await;
         assert_eq!(server.count(), 0, "connecting with a token sends nothing");
 
         let products = c.products().await.unwrap();
@@ -308,7 +326,7 @@ fn other_samples_parse() {
 #[tokio::test]
 async fn surprising_fields_do_not_fail_a_page() {
     bounded(async {
-        let server = serve(|_, _, _| {
+        let (_server, c) = connected(|_, _, _| {
             ok(r#"[
                 {"id": "7", "status": "2", "priority": 1.0, "agent_id": null, "subject": 42,
                  "extra": {"nested": true}, "created_at": null},
@@ -318,12 +336,8 @@ async fn surprising_fields_do_not_fail_a_page() {
             ]"#)
         })
         .await;
-        let c = client(&server).await;
-        let page = c.ticket_page(&c.first_page_url(1)).await.unwrap();
-        assert_eq!(
-            page.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
-            vec![7, 8]
-        );
+        let page = first_page(&c, 1).await;
+        assert_eq!(ticket_ids(&page), vec![7, 8]);
         assert_eq!(page.tickets[0].status, Some(2));
         assert_eq!(page.tickets[0].priority, Some(1));
         assert_eq!(page.tickets[0].subject.as_deref(), Some("42"));
@@ -337,7 +351,7 @@ async fn surprising_fields_do_not_fail_a_page() {
 #[tokio::test]
 async fn follows_the_next_link_exactly_as_given() {
     bounded(async {
-        let server = serve(|req, base, _| {
+        let (server, c) = connected(|req, base, _| {
             if req.target.contains("cursor") {
                 ok("[]")
             } else {
@@ -350,10 +364,8 @@ async fn follows_the_next_link_exactly_as_given() {
                     ),
                 )
             }
-        })
-        .await;
-        let c = client(&server).await;
-        let page = c.ticket_page(&c.first_page_url(3)).await.unwrap();
+        }).await;
+        let page = first_page(&c, 3).await;
         let next = page.next.unwrap();
         assert_eq!(
             next,
@@ -372,11 +384,11 @@ async fn follows_the_next_link_exactly_as_given() {
 #[tokio::test]
 async fn relative_next_link_is_resolved_on_the_same_host() {
     bounded(async {
-        let server =
-            serve(|_, _, _| ok("[]").header("Link", "</v1/products/3/tickets?page=2>; rel=next"))
-                .await;
-        let c = client(&server).await;
-        let page = c.ticket_page(&c.first_page_url(3)).await.unwrap();
+        let (server, c) = connected(|_, _, _| {
+            ok("[]").header("Link", "</v1/products/3/tickets?page=2>; rel=next")
+        })
+        .await;
+        let page = first_page(&c, 3).await;
         assert_eq!(
             page.next.unwrap(),
             format!("{}/v1/products/3/tickets?page=2", server.base)
@@ -388,7 +400,7 @@ async fn relative_next_link_is_resolved_on_the_same_host() {
 #[tokio::test]
 async fn loopback_aliases_count_as_the_same_host() {
     bounded(async {
-        let server = serve(|req, base, _| {
+        let (server, c) = connected(|req, base, _| {
             if req.target.contains("page=2") {
                 ok("[]")
             } else {
@@ -400,8 +412,7 @@ async fn loopback_aliases_count_as_the_same_host() {
             }
         })
         .await;
-        let c = client(&server).await;
-        let page = c.ticket_page(&c.first_page_url(1)).await.unwrap();
+        let page = first_page(&c, 1).await;
         let next = page.next.unwrap();
         assert!(next.starts_with("http://localhost:"), "{next}");
         c.ticket_page(&next).await.unwrap();
@@ -413,14 +424,13 @@ async fn loopback_aliases_count_as_the_same_host() {
 #[tokio::test]
 async fn refuses_a_next_link_to_another_host() {
     bounded(async {
-        let server = serve(|_, _, _| {
+        let (server, c) = connected(|_, _, _| {
             ok("[]").header(
                 "Link",
                 "<https://evil.example/v1/products/1/tickets?page=2>; rel=next",
             )
         })
         .await;
-        let c = client(&server).await;
         let err = c.ticket_page(&c.first_page_url(1)).await.unwrap_err();
         assert!(matches!(err, Desk360Error::UnexpectedUrl { .. }), "{err:?}");
         assert_eq!(err.class(), ErrorClass::Fatal);
@@ -446,7 +456,7 @@ async fn refuses_a_next_link_to_another_host() {
 #[tokio::test]
 async fn get_is_retried_on_503_then_succeeds() {
     bounded(async {
-        let server = serve(|_, _, n| {
+        let (server, c) = connected(|_, _, n| {
             if n == 0 {
                 status(
                     503,
@@ -457,7 +467,6 @@ async fn get_is_retried_on_503_then_succeeds() {
             }
         })
         .await;
-        let c = client(&server).await;
         assert_eq!(c.products().await.unwrap().len(), 3);
         assert_eq!(server.count(), 2);
         assert_eq!(c.limiter().stats().transient_retries, 1);
@@ -468,14 +477,13 @@ async fn get_is_retried_on_503_then_succeeds() {
 #[tokio::test]
 async fn persistent_5xx_ends_as_transient_after_the_retries() {
     bounded(async {
-        let server = serve(|_, _, _| {
+        let (server, c) = connected(|_, _, _| {
             status(
                 500,
                 r#"{"error":{"code":"internal_server_error","message":"down"}}"#,
             )
         })
         .await;
-        let c = client(&server).await;
         let err = c.ticket(1, 2).await.unwrap_err();
         assert!(
             matches!(
@@ -545,8 +553,7 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
 #[tokio::test]
 async fn rate_limited_beyond_the_retries_is_typed() {
     bounded(async {
-        let server = serve(|_, _, _| status(429, "").header("Retry-After", "0.01")).await;
-        let c = client(&server).await;
+        let (server, c) = connected(|_, _, _| status(429, "").header("Retry-After", "0.01")).await;
         let err = c.reasons().await.unwrap_err();
         assert!(matches!(err, Desk360Error::RateLimited { .. }), "{err:?}");
         assert_eq!(err.class(), ErrorClass::RateLimited);
@@ -558,7 +565,7 @@ async fn rate_limited_beyond_the_retries_is_typed() {
 #[tokio::test]
 async fn rate_headers_correct_the_limiter() {
     bounded(async {
-        let server = serve(|_, _, _| {
+        let (_server, c) = connected(|_, _, _| {
             let reset = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap()
@@ -570,7 +577,6 @@ async fn rate_headers_correct_the_limiter() {
                 .header("X-RateLimit-Reset", format!("{reset:.3}"))
         })
         .await;
-        let c = client(&server).await;
         c.me().await.unwrap();
         let stats = c.limiter().stats();
         assert_eq!(stats.limit, 7);
@@ -582,7 +588,7 @@ async fn rate_headers_correct_the_limiter() {
 #[tokio::test]
 async fn error_bodies_become_typed_errors() {
     bounded(async {
-        let server = serve(|req, _, _| match path(&req.target) {
+        let (server, c) = connected(|req, _, _| match path(&req.target) {
             "/v1/products/1/tickets/404" => status(
                 404,
                 r#"{"error":{"code":"model_not_found_exception","message":"No query results.","doc_url":"https://docs.desk360.com/api"}}"#,
@@ -594,9 +600,7 @@ async fn error_bodies_become_typed_errors() {
             ),
             "/v1/products/1/tickets/405" => status(405, "Method Not Allowed"),
             _ => status(302, "").header("Location", "https://evil.example/"),
-        })
-        .await;
-        let c = client(&server).await;
+        }).await;
 
         let err = c.ticket(1, 404).await.unwrap_err();
         match &err {
@@ -636,7 +640,7 @@ async fn error_bodies_become_typed_errors() {
 #[tokio::test]
 async fn a_malformed_ticket_is_that_tickets_failure_and_not_retried() {
     bounded(async {
-        let server = serve(|req, _, _| match path(&req.target) {
+        let (server, c) = connected(|req, _, _| match path(&req.target) {
             "/v1/products/1/tickets/42" => {
                 ok(r#"{"id": 42, "messages": [{"id": 1}, {"agent_id": 3"#)
             }
@@ -644,7 +648,6 @@ async fn a_malformed_ticket_is_that_tickets_failure_and_not_retried() {
             _ => ok(r#"{"id": 44, "messages": [{"agent_id": 3}]}"#),
         })
         .await;
-        let c = client(&server).await;
         let err = c.ticket(1, 42).await.unwrap_err();
         match &err {
             Desk360Error::Malformed {
@@ -674,7 +677,7 @@ async fn a_malformed_ticket_is_that_tickets_failure_and_not_retried() {
 #[tokio::test]
 async fn me_falls_back_to_agents_me() {
     bounded(async {
-        let server = serve(|req, _, _| match path(&req.target) {
+        let (server, c) = connected(|req, _, _| match path(&req.target) {
             "/v1/agents/me" => ok(fixture("me.json")),
             _ => status(
                 404,
@@ -682,7 +685,6 @@ async fn me_falls_back_to_agents_me() {
             ),
         })
         .await;
-        let c = client(&server).await;
         assert_eq!(
             c.me().await.unwrap().email.as_deref(),
             Some("john@mail.com")
@@ -898,11 +900,8 @@ async fn list_entries_with_an_unusable_id_are_kept_as_unreadable() {
         })
         .await;
         let c = client(&server).await;
-        let page = c.ticket_page(&c.first_page_url(1)).await.unwrap();
-        assert_eq!(
-            page.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
-            vec![7, 8]
-        );
+        let page = first_page(&c, 1).await;
+        assert_eq!(ticket_ids(&page), vec![7, 8]);
         assert_eq!(page.invalid.len(), 3, "{:?}", page.invalid);
         assert!(
             page.invalid[0].detail.contains("unusable id"),

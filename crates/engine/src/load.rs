@@ -523,18 +523,13 @@ async fn load_plan(
         }
         let info = write_step(ctx, client, state, plan, &case, step).await?;
         state.sent.insert(step.source_id(), info.message_id);
-        rehost_written(
-            ctx,
-            client,
-            key,
-            plan,
-            case.case_id,
-            step.source_id(),
-            &info,
-            step.content(),
-            step.is_note(),
-        )
-        .await?;
+        let written = Written {
+            source_id: step.source_id(),
+            info: &info,
+            html: step.content(),
+            note: step.is_note(),
+        };
+        rehost_written(ctx, client, key, plan, case.case_id, written).await?;
     }
     // Inline-image edits still owed by written messages (the first message's, and any a kill
     // or a stop left between a write and its edit).
@@ -1144,21 +1139,37 @@ async fn record_too_large(
     Ok(())
 }
 
+/// A message Deskie has just stored (or was found to hold), as [`rehost_written`] takes it: one
+/// value rather than four arguments, so the write loop and the reconciling pass hand over the
+/// same thing.
+struct Written<'a> {
+    /// The Desk360 message id.
+    source_id: i64,
+    /// Deskie's answer, whose stored files the inline images are matched against by name.
+    info: &'a MessageInfo,
+    /// The HTML as written, which the edit rewrites.
+    html: &'a str,
+    /// Whether it is a note (edited through the note path).
+    note: bool,
+}
+
 /// `inline = "rehost"`: right after message `source_id` was written, journals the edit that
 /// points each inline image's `src` at the copy Deskie stored with the message (matched by file
 /// name in the write's answer), then sends it. See [`send_edit`] for what an edit's failure does.
-#[allow(clippy::too_many_arguments)]
 async fn rehost_written(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
     plan: &CasePlan,
     case_id: i64,
-    source_id: i64,
-    info: &MessageInfo,
-    html: &str,
-    note: bool,
+    written: Written<'_>,
 ) -> std::result::Result<(), WriteError> {
+    let Written {
+        source_id,
+        info,
+        html,
+        note,
+    } = written;
     let Some(images) = plan.rehost.get(&source_id) else {
         return Ok(());
     };
@@ -1325,18 +1336,13 @@ async fn settle_rehost(
         });
         match found {
             Some(info) => {
-                rehost_written(
-                    ctx,
-                    client,
-                    key,
-                    plan,
-                    case.case_id,
-                    *source_id,
+                let written = Written {
+                    source_id: *source_id,
                     info,
                     html,
                     note,
-                )
-                .await?;
+                };
+                rehost_written(ctx, client, key, plan, case.case_id, written).await?;
             }
             None => {
                 tracing::warn!(ticket = %key, message = source_id, "the message to re-point inline images in is not in the case; they keep their Desk360 links");

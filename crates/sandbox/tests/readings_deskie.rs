@@ -30,6 +30,16 @@ async fn listed(sb: &Sandbox, query: &str) -> Vec<i64> {
     v
 }
 
+/// A sandbox with room for every request whose custom channel 7 is synchronous (plain content
+/// only): the reading both the channel test and the edit test exercise.
+async fn start_with_sync_channel_7() -> Sandbox {
+    start(|c| {
+        c.deskie_limit = 100_000;
+        c.readings.sync_custom_channels = BTreeSet::from([7]);
+    })
+    .await
+}
+
 fn readings(change: impl FnOnce(&mut Readings)) -> Readings {
     let mut r = Readings::default();
     change(&mut r);
@@ -187,6 +197,17 @@ async fn time_filter_follows_each_reading() {
 // ---------------------------------------------------------------------------------------------
 // 3. agent_reply
 
+/// Closes a case by hand (a status update), as an agent would before the next reply.
+async fn close(sb: &Sandbox, id: i64) {
+    let (s, b) = put(
+        sb,
+        &format!("cases/{id}.json"),
+        json!({"case": {"status": "closed"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}
+
 #[tokio::test]
 async fn agent_reply_sets_waiting_only_under_that_reading() {
     let sb = start(|c| c.deskie_limit = 100_000).await;
@@ -215,13 +236,7 @@ async fn agent_reply_sets_waiting_only_under_that_reading() {
     let (s, _) = post(&sb, &format!("cases/{id}/note.json"), note).await;
     assert_eq!(s, 200);
     assert_eq!(status(&sb), "open", "a note does not count as a reply");
-    let (s, _) = put(
-        &sb,
-        &format!("cases/{id}.json"),
-        json!({"case": {"status": "closed"}}),
-    )
-    .await;
-    assert_eq!(s, 200);
+    close(&sb, id).await;
     let (s, _) = post(&sb, &path, agent).await;
     assert_eq!(s, 200);
     assert_eq!(
@@ -229,13 +244,7 @@ async fn agent_reply_sets_waiting_only_under_that_reading() {
         "waiting",
         "even a closed case waits after a reply"
     );
-    let (s, _) = put(
-        &sb,
-        &format!("cases/{id}.json"),
-        json!({"case": {"status": "closed"}}),
-    )
-    .await;
-    assert_eq!(s, 200);
+    close(&sb, id).await;
     let (s, _) = post(&sb, &path, customer).await;
     assert_eq!(s, 200);
     assert_eq!(status(&sb), "open", "a customer reopens a closed case");
@@ -357,11 +366,7 @@ async fn note_author_follows_each_reading_in_every_form() {
 
 #[tokio::test]
 async fn synchronous_custom_channels_take_plain_content_only() {
-    let sb = start(|c| {
-        c.deskie_limit = 100_000;
-        c.readings.sync_custom_channels = BTreeSet::from([7]);
-    })
-    .await;
+    let sb = start_with_sync_channel_7().await;
     let custom = |channel: i64, user: &str, content: Value| {
         let mut case = json!({"user_custom_id": user, "user_custom_channel": channel.to_string(), "subject": "S", "created_at": WHEN});
         for (k, v) in content.as_object().expect("object") {
@@ -614,22 +619,20 @@ async fn trash_restore_and_permanent_delete_of_cases() {
     assert_eq!(view["case"]["deleted"], true);
 
     // Bulk trash / restore answer the ids; unknown ones left out.
-    let (s, b) = put(
-        &sb,
-        &format!("cases/{},{},424242/trash.json", ids[1], ids[2]),
-        json!({}),
-    )
-    .await;
-    assert_eq!(s, 200);
-    assert_eq!(b, json!({"case_success_id": [ids[1], ids[2]]}));
-    let (s, b) = put(
-        &sb,
-        &format!("cases/{},{}/restore.json", ids[0], ids[1]),
-        json!({}),
-    )
-    .await;
-    assert_eq!(s, 200);
-    assert_eq!(b, json!({"case_success_id": [ids[0], ids[1]]}));
+    for (path, answered) in [
+        (
+            format!("cases/{},{},424242/trash.json", ids[1], ids[2]),
+            [ids[1], ids[2]],
+        ),
+        (
+            format!("cases/{},{}/restore.json", ids[0], ids[1]),
+            [ids[0], ids[1]],
+        ),
+    ] {
+        let (s, b) = put(&sb, &path, json!({})).await;
+        assert_eq!(s, 200, "{path}");
+        assert_eq!(b, json!({"case_success_id": answered}), "{path}");
+    }
     let trashed: Vec<bool> = sb
         .deskie_snapshot()
         .cases
@@ -728,11 +731,7 @@ async fn users_disable_block_restore_and_delete() {
 
 #[tokio::test]
 async fn edit_a_response_and_a_note() {
-    let sb = start(|c| {
-        c.deskie_limit = 100_000;
-        c.readings.sync_custom_channels = BTreeSet::from([7]);
-    })
-    .await;
+    let sb = start_with_sync_channel_7().await;
     let case = create(&sb, email_case("ed@example.com", "<p>first</p>")).await;
     let id = case["case_id"].as_i64().expect("id");
     let (_, reply) = post(
@@ -788,27 +787,27 @@ async fn edit_a_response_and_a_note() {
     )
     .await;
     assert_eq!((s, &b["message"]["note"]), (200, &json!(true)));
-    let (s, _) = put(
-        &sb,
-        &format!("cases/{id}/note/{reply_id}.json"),
-        json!({"note": {"content": "x"}}),
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, b) = put(
-        &sb,
-        &format!("cases/{id}/messages/{reply_id}.json"),
-        json!({"message": {"content": ""}}),
-    )
-    .await;
-    assert_eq!(s, 400, "{b}");
-    let (s, _) = put(
-        &sb,
-        &format!("cases/{id}/messages/999.json"),
-        json!({"message": {"content": "x"}}),
-    )
-    .await;
-    assert_eq!(s, 404);
+    // Refused: a reply edited as a note, an empty content, an unknown message.
+    for (path, body, want) in [
+        (
+            format!("cases/{id}/note/{reply_id}.json"),
+            json!({"note": {"content": "x"}}),
+            404,
+        ),
+        (
+            format!("cases/{id}/messages/{reply_id}.json"),
+            json!({"message": {"content": ""}}),
+            400,
+        ),
+        (
+            format!("cases/{id}/messages/999.json"),
+            json!({"message": {"content": "x"}}),
+            404,
+        ),
+    ] {
+        let (s, b) = put(&sb, &path, body).await;
+        assert_eq!(s, want, "{path}: {b}");
+    }
 
     // A synchronous custom channel keeps refusing HTML on edits.
     let sync = create(
@@ -860,6 +859,16 @@ async fn fetch(url: &str, auth: Option<&Sandbox>) -> (u16, Vec<u8>) {
     (status, bytes)
 }
 
+/// The text fields of a multipart case the upload tests create, with its first message's HTML.
+fn files_case(content_html: &str) -> [(&'static str, &str); 4] {
+    [
+        ("case[user_email]", "files@example.com"),
+        ("case[subject]", "Files"),
+        ("case[content_html]", content_html),
+        ("case[created_at]", WHEN),
+    ]
+}
+
 #[tokio::test]
 async fn uploaded_files_are_recorded_and_served() {
     let sb = start(|c| c.deskie_limit = 100_000).await;
@@ -868,12 +877,7 @@ async fn uploaded_files_are_recorded_and_served() {
     let (s, b) = post_multipart(
         &sb,
         "cases.json",
-        &[
-            ("case[user_email]", "files@example.com"),
-            ("case[subject]", "Files"),
-            ("case[content_html]", "<p>see <img src=\"x\"></p>"),
-            ("case[created_at]", WHEN),
-        ],
+        &files_case("<p>see <img src=\"x\"></p>"),
         &[
             ("case[attachments][0]", "shot.png", &png),
             ("case[attachments][1]", "doc.pdf", &pdf),
@@ -992,12 +996,7 @@ async fn a_generated_file_uploaded_back_is_served_unchanged() {
     let (s, b) = post_multipart(
         &sb,
         "cases.json",
-        &[
-            ("case[user_email]", "files@example.com"),
-            ("case[subject]", "Files"),
-            ("case[content_html]", "<p>see</p>"),
-            ("case[created_at]", WHEN),
-        ],
+        &files_case("<p>see</p>"),
         &[
             ("case[attachments][0]", &name, &original),
             ("case[attachments][1]", &name, &changed),

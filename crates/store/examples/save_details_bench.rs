@@ -10,25 +10,15 @@ use jiff::civil::DateTime;
 use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
 use store::{CaseRef, IntentResult, IntentStep, ListedTicket, Store};
 
+/// The tests' fixtures: the bench's tickets share their customer side (`ticket_from_ada`).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const MESSAGES: i64 = 5;
 const PAGE: i64 = 20;
 
 fn ticket(id: i64, created: DateTime) -> Ticket {
     Ticket {
-        key: TicketKey::new(1, id),
-        subject: Some(format!("Subject of ticket {id}")),
-        customer_name: Some("Ada Lovelace".into()),
-        customer_email: Some(format!("ada{id}@example.com")),
-        customer_phone: None,
-        channel: Some("Email".into()),
-        platform: Some("Web".into()),
-        status: Some(1),
-        priority: Some(2),
-        agent_id: Some(74),
-        type_id: Some(3),
-        reason_id: None,
-        created_at: created.into(),
-        updated_at: "2024-03-02 08:00:00".into(),
         messages: (0..MESSAGES)
             .map(|i| Message {
                 id: id * 10 + i,
@@ -56,6 +46,11 @@ fn ticket(id: i64, created: DateTime) -> Ticket {
                 },
             })
             .collect(),
+        ..common::ticket_from_ada(
+            TicketKey::new(1, id),
+            format!("Subject of ticket {id}"),
+            created.into(),
+        )
     }
 }
 

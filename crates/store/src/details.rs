@@ -290,7 +290,7 @@ async fn save_one(
 ) -> Result<()> {
     let key = ticket.key;
     let c = Columns::of(ticket);
-    let done = sqlx::query(
+    let update = sqlx::query(
         "UPDATE tickets SET
             state = CASE WHEN state = 'loading' THEN 'loading' ELSE 'extracted' END,
             reload = CASE WHEN state = 'loading' THEN 1 ELSE 0 END,
@@ -321,25 +321,22 @@ async fn save_one(
     .bind(c.notes)
     .bind(c.attachments)
     .bind(c.bytes)
-    .bind(now)
-    .bind(key.product_id)
-    .bind(key.ticket_id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
+    .bind(now);
+    if crate::rows::on_ticket(tx, key, update).await? == 0 {
         return Err(StoreError::NotFound(format!(
             "ticket {key} was never listed; record its page first"
         )));
     }
 
-    sqlx::query(
-        "INSERT INTO ticket_raw (product_id, ticket_id, raw) VALUES (?, ?, ?)
-         ON CONFLICT (product_id, ticket_id) DO UPDATE SET raw = excluded.raw",
+    crate::rows::on_ticket(
+        tx,
+        key,
+        sqlx::query(
+            "INSERT INTO ticket_raw (raw, product_id, ticket_id) VALUES (?, ?, ?)
+             ON CONFLICT (product_id, ticket_id) DO UPDATE SET raw = excluded.raw",
+        )
+        .bind(raw),
     )
-    .bind(key.product_id)
-    .bind(key.ticket_id)
-    .bind(raw)
-    .execute(&mut *tx)
     .await?;
 
     // attachments go with their messages (ON DELETE CASCADE)
@@ -350,14 +347,7 @@ async fn save_one(
     )
     .await?;
     insert_messages(tx, ticket).await?;
-    crate::rows::on_ticket(
-        tx,
-        key,
-        sqlx::query(
-            "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'extract'",
-        ),
-    )
-    .await?;
+    crate::rows::forget_failures(tx, key, crate::Stage::Extract).await?;
     Ok(())
 }
 

@@ -432,9 +432,7 @@ impl Store {
                 .bind(&stamp),
             )
             .await?;
-            crate::rows::on_ticket(&mut tx, key, sqlx::query(
-                "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'",
-            )).await?;
+            crate::rows::forget_failures(&mut tx, key, crate::Stage::Load).await?;
             crate::rows::on_ticket(
                 &mut tx,
                 key,

@@ -251,6 +251,22 @@ pub(crate) async fn on_ticket(
     Ok(done.rows_affected())
 }
 
+/// Forgets a ticket's failures in `stage`: once the stage has succeeded (a detail saved) or is
+/// handed back to run again, its old failure must no longer be reported or counted.
+pub(crate) async fn forget_failures(
+    conn: &mut sqlx::SqliteConnection,
+    key: TicketKey,
+    stage: crate::Stage,
+) -> Result<u64> {
+    on_ticket(
+        conn,
+        key,
+        sqlx::query("DELETE FROM failures WHERE stage = ? AND product_id = ? AND ticket_id = ?")
+            .bind(stage.as_str()),
+    )
+    .await
+}
+
 /// [`on_ticket`] for an `UPDATE tickets`: `NotFound` when the store has no such ticket.
 pub(crate) async fn update_ticket(
     conn: &mut sqlx::SqliteConnection,

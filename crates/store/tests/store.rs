@@ -7,10 +7,11 @@ mod common;
 use std::collections::HashSet;
 
 use common::{bounded, fresh, listed, raw, ticket};
-use model::{Attachment, AttachmentKind, Author, Message, MessageKind, TicketKey};
+use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
 use store::{
-    AccountIdentity, BatchState, CaseRef, FailureClass, FailureRecord, IntentResult, IntentStep,
-    RequestStat, RetryFilter, RunKind, RunOutcome, Side, Stage, Store, StoreError, TicketState,
+    AccountIdentity, BatchState, CaseRef, FailureClass, FailureRecord, IntentId, IntentResult,
+    IntentStep, ListedTicket, PageOutcome, RequestStat, RetryFilter, RunKind, RunOutcome, Side,
+    Stage, Store, StoreError, TicketState,
 };
 
 fn fail(stage: Stage, class: FailureClass, message: &str) -> FailureRecord {
@@ -22,6 +23,49 @@ fn fail(stage: Stage, class: FailureClass, message: &str) -> FailureRecord {
         message: message.into(),
         request: Some("POST /api/cases.json {..}".into()),
     }
+}
+
+/// Records one listing page; most tests arrange their tickets this way before the step under test.
+async fn list_page(
+    store: &Store,
+    product_id: i64,
+    page: i64,
+    listing: &[ListedTicket],
+    next_url: Option<&str>,
+) -> PageOutcome {
+    bounded(store.record_page(product_id, page, listing, next_url))
+        .await
+        .unwrap()
+}
+
+/// Saves the details of `tickets` (raw JSON `{}`: these tests never read it back).
+async fn extracted(store: &Store, tickets: &[Ticket]) {
+    let details: Vec<_> = tickets.iter().map(|t| (t.clone(), "{}")).collect();
+    bounded(store.save_details(&details)).await.unwrap();
+}
+
+/// Opens (or finds) the intent for a step, for the tests where opening is arrangement, not
+/// the behaviour under test.
+async fn open(store: &Store, key: TicketKey, step: IntentStep, hash: &str) -> IntentId {
+    bounded(store.open_intent(key, step, hash)).await.unwrap()
+}
+
+/// Completes an intent that must be accepted.
+async fn complete(store: &Store, id: IntentId, result: IntentResult) {
+    bounded(store.complete_intent(id, result)).await.unwrap();
+}
+
+/// The result of a message or note step: Desk360's message `source_id` sent as Deskie's `deskie_id`.
+fn sent(source_id: i64, deskie_id: i64) -> IntentResult {
+    IntentResult::Message {
+        source_id,
+        deskie_id,
+    }
+}
+
+/// A ticket's state, read as the assertions compare it.
+async fn state_of(store: &Store, key: TicketKey) -> Option<TicketState> {
+    bounded(store.ticket_state(key)).await.unwrap()
 }
 
 #[tokio::test]
@@ -164,86 +208,51 @@ async fn record_page_new_same_and_changed() {
 
     // fetch 10 only; relisting the same page: 10 (same updated_at, extracted) is not refetched,
     // 11 (still pending) is
-    store
-        .save_details(&[(ticket(1, 10, 3), "{}")])
-        .await
-        .unwrap();
-    let again = store
-        .record_page(1, 1, &[listed(10, "t1"), listed(11, "t1")], Some("u2"))
-        .await
-        .unwrap();
+    extracted(&store, &[ticket(1, 10, 3)]).await;
+    let again = list_page(
+        &store,
+        1,
+        1,
+        &[listed(10, "t1"), listed(11, "t1")],
+        Some("u2"),
+    )
+    .await;
     assert_eq!(again.batch_id, out.batch_id);
     assert_eq!(again.to_fetch, vec![TicketKey::new(1, 11)]);
     assert_eq!(
-        store.ticket_state(TicketKey::new(1, 10)).await.unwrap(),
+        state_of(&store, TicketKey::new(1, 10)).await,
         Some(TicketState::Extracted)
     );
 
     // load 10 into a case with one message and the final step
     let key = TicketKey::new(1, 10);
     assert_eq!(store.claim_for_load(5).await.unwrap(), vec![key]);
-    let create = store
-        .open_intent(key, IntentStep::Create, "h1")
-        .await
-        .unwrap();
+    let create = open(&store, key, IntentStep::Create, "h1").await;
     let case = CaseRef {
         case_id: 500,
         case_number: "664-245651".into(),
         user_id: 900,
     };
-    store
-        .complete_intent(create, IntentResult::Case(case.clone()))
-        .await
-        .unwrap();
-    let m = store
-        .open_intent(key, IntentStep::Message(1001), "h2")
-        .await
-        .unwrap();
-    store
-        .complete_intent(
-            m,
-            IntentResult::Message {
-                source_id: 1001,
-                deskie_id: 7001,
-            },
-        )
-        .await
-        .unwrap();
-    let open = store
-        .open_intent(key, IntentStep::Note(1002), "h3")
-        .await
-        .unwrap();
-    let fin = store
-        .open_intent(key, IntentStep::Update, "h4")
-        .await
-        .unwrap();
-    store
-        .complete_intent(fin, IntentResult::Final)
-        .await
-        .unwrap();
+    complete(&store, create, IntentResult::Case(case.clone())).await;
+    let m = open(&store, key, IntentStep::Message(1001), "h2").await;
+    complete(&store, m, sent(1001, 7001)).await;
+    let left_open = open(&store, key, IntentStep::Note(1002), "h3").await;
+    let fin = open(&store, key, IntentStep::Update, "h4").await;
+    complete(&store, fin, IntentResult::Final).await;
     store.mark_loaded(key).await.unwrap();
 
     // last page: 10 changed at the source -> pending again, maps and intents kept, final cleared
-    let delta = store
-        .record_page(1, 2, &[listed(10, "t2")], None)
-        .await
-        .unwrap();
+    let delta = list_page(&store, 1, 2, &[listed(10, "t2")], None).await;
     assert_ne!(delta.batch_id, out.batch_id);
     assert_eq!(delta.to_fetch, vec![key]);
-    assert_eq!(
-        store.ticket_state(key).await.unwrap(),
-        Some(TicketState::Pending)
-    );
+    assert_eq!(state_of(&store, key).await, Some(TicketState::Pending));
     let cursor = store.list_cursor(1).await.unwrap().unwrap();
     assert!(cursor.complete);
     assert_eq!(cursor.next_url, None);
 
     let mut changed = ticket(1, 10, 4);
     changed.updated_at = "t2".into();
-    store
-        .save_details(&[(changed.clone(), "{}")])
-        .await
-        .unwrap();
+    extracted(&store, std::slice::from_ref(&changed)).await;
     let state = store.load_ticket(key).await.unwrap();
     assert_eq!(state.ticket, changed);
     assert_eq!(state.case, Some(case));
@@ -253,7 +262,7 @@ async fn record_page_new_same_and_changed() {
         "a changed ticket must re-check its final status"
     );
     assert_eq!(state.open_intents.len(), 1);
-    assert_eq!(state.open_intents[0].id, open);
+    assert_eq!(state.open_intents[0].id, left_open);
     assert_eq!(state.open_intents[0].step, IntentStep::Note(1002));
 
     // reset for a delta run: listing starts over
@@ -294,10 +303,7 @@ async fn save_details_round_trips_exactly() {
         created_at: t.messages[5].created_at,
         attachments: vec![],
     });
-    store
-        .record_page(2, 1, &[listed(42, &t.updated_at)], None)
-        .await
-        .unwrap();
+    list_page(&store, 2, 1, &[listed(42, &t.updated_at)], None).await;
     store.save_details(&[(t.clone(), raw(&t))]).await.unwrap();
 
     assert_eq!(store.ticket_raw(t.key).await.unwrap(), Some(raw(&t)));
@@ -312,10 +318,7 @@ async fn save_details_round_trips_exactly() {
     // saving again replaces messages instead of appending
     let mut shorter = t.clone();
     shorter.messages.truncate(2);
-    store
-        .save_details(&[(shorter.clone(), "{}")])
-        .await
-        .unwrap();
+    extracted(&store, std::slice::from_ref(&shorter)).await;
     assert_eq!(store.load_ticket(t.key).await.unwrap().ticket, shorter);
 
     // details for a ticket never listed are refused, and nothing of the batch is saved
@@ -370,24 +373,12 @@ async fn save_details_keeps_every_text_and_the_last_detail_of_a_ticket() {
 async fn intent_lifecycle() {
     let (dir, store) = fresh().await;
     let key = TicketKey::new(1, 5);
-    store
-        .record_page(1, 1, &[listed(5, "u")], None)
-        .await
-        .unwrap();
-    store
-        .save_details(&[(ticket(1, 5, 3), "{}")])
-        .await
-        .unwrap();
+    list_page(&store, 1, 1, &[listed(5, "u")], None).await;
+    extracted(&store, &[ticket(1, 5, 3)]).await;
 
     // never two open intents for one step
-    let a = store
-        .open_intent(key, IntentStep::Create, "h")
-        .await
-        .unwrap();
-    let b = store
-        .open_intent(key, IntentStep::Create, "h")
-        .await
-        .unwrap();
+    let a = open(&store, key, IntentStep::Create, "h").await;
+    let b = open(&store, key, IntentStep::Create, "h").await;
     assert_eq!(a, b);
     assert_eq!(store.open_intents().await.unwrap().len(), 1);
 
@@ -401,10 +392,7 @@ async fn intent_lifecycle() {
     // abandoned intents don't count: a new one can be opened
     store.abandon_intent(a).await.unwrap();
     assert!(store.open_intents().await.unwrap().is_empty());
-    let c = store
-        .open_intent(key, IntentStep::Create, "h")
-        .await
-        .unwrap();
+    let c = open(&store, key, IntentStep::Create, "h").await;
     assert_ne!(a, c);
     let err = store
         .complete_intent(
@@ -425,19 +413,10 @@ async fn intent_lifecycle() {
         case_number: "1-77".into(),
         user_id: 8,
     };
-    store
-        .complete_intent(c, IntentResult::Case(case.clone()))
-        .await
-        .unwrap();
-    store
-        .complete_intent(c, IntentResult::Case(case.clone()))
-        .await
-        .unwrap();
+    complete(&store, c, IntentResult::Case(case.clone())).await;
+    complete(&store, c, IntentResult::Case(case.clone())).await;
     // a second case for the same ticket is refused
-    let d = store
-        .open_intent(key, IntentStep::Create, "h")
-        .await
-        .unwrap();
+    let d = open(&store, key, IntentStep::Create, "h").await;
     let err = store
         .complete_intent(
             d,
@@ -452,36 +431,12 @@ async fn intent_lifecycle() {
     store.abandon_intent(d).await.unwrap();
 
     // a message intent left open, then a "crash": drop the store without finishing
-    let m = store
-        .open_intent(key, IntentStep::Message(501), "hm")
-        .await
-        .unwrap();
-    let n = store
-        .open_intent(key, IntentStep::Note(502), "hn")
-        .await
-        .unwrap();
-    store
-        .complete_intent(
-            n,
-            IntentResult::Message {
-                source_id: 502,
-                deskie_id: 9002,
-            },
-        )
-        .await
-        .unwrap();
-    let wrong = store
-        .open_intent(key, IntentStep::Message(503), "x")
-        .await
-        .unwrap();
+    let m = open(&store, key, IntentStep::Message(501), "hm").await;
+    let n = open(&store, key, IntentStep::Note(502), "hn").await;
+    complete(&store, n, sent(502, 9002)).await;
+    let wrong = open(&store, key, IntentStep::Message(503), "x").await;
     let err = store
-        .complete_intent(
-            wrong,
-            IntentResult::Message {
-                source_id: 999,
-                deskie_id: 1,
-            },
-        )
+        .complete_intent(wrong, sent(999, 1))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
@@ -500,16 +455,7 @@ async fn intent_lifecycle() {
     assert_eq!(state.open_intents[0].step, IntentStep::Message(501));
     assert_eq!(state.open_intents[0].payload_hash, "hm");
     // reconciled: found in Deskie
-    store
-        .complete_intent(
-            m,
-            IntentResult::Message {
-                source_id: 501,
-                deskie_id: 9001,
-            },
-        )
-        .await
-        .unwrap();
+    complete(&store, m, sent(501, 9001)).await;
     assert!(store.open_intents().await.unwrap().is_empty());
     assert_eq!(store.load_ticket(key).await.unwrap().sent.len(), 2);
 
@@ -528,11 +474,8 @@ async fn intent_lifecycle() {
         StoreError::NotFound(_)
     ));
     // the write connection is still usable (the failed transaction was rolled back)
-    let u = store
-        .open_intent(key, IntentStep::Update, "hu")
-        .await
-        .unwrap();
-    store.complete_intent(u, IntentResult::Final).await.unwrap();
+    let u = open(&store, key, IntentStep::Update, "hu").await;
+    complete(&store, u, IntentResult::Final).await;
     assert!(store.load_ticket(key).await.unwrap().final_done);
 }
 
@@ -669,21 +612,17 @@ async fn failures_retry_and_counts() {
         .await
         .unwrap();
     store.claim_for_load(10).await.unwrap();
-    let c = store
-        .open_intent(k(1), IntentStep::Create, "h")
-        .await
-        .unwrap();
-    store
-        .complete_intent(
-            c,
-            IntentResult::Case(CaseRef {
-                case_id: 1,
-                case_number: "n".into(),
-                user_id: 2,
-            }),
-        )
-        .await
-        .unwrap();
+    let c = open(&store, k(1), IntentStep::Create, "h").await;
+    complete(
+        &store,
+        c,
+        IntentResult::Case(CaseRef {
+            case_id: 1,
+            case_number: "n".into(),
+            user_id: 2,
+        }),
+    )
+    .await;
     store
         .record_failure(
             k(1),
@@ -740,10 +679,7 @@ async fn failures_retry_and_counts() {
 
     // a new run requeues the transient one only
     assert_eq!(store.requeue_transient().await.unwrap(), 1);
-    assert_eq!(
-        store.ticket_state(k(2)).await.unwrap(),
-        Some(TicketState::Extracted)
-    );
+    assert_eq!(state_of(&store, k(2)).await, Some(TicketState::Extracted));
 
     // retry one ticket by key: load failure -> extracted, case kept
     let n = store
@@ -754,10 +690,7 @@ async fn failures_retry_and_counts() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(
-        store.ticket_state(k(1)).await.unwrap(),
-        Some(TicketState::Extracted)
-    );
+    assert_eq!(state_of(&store, k(1)).await, Some(TicketState::Extracted));
     assert_eq!(
         store.load_ticket(k(1)).await.unwrap().case.unwrap().case_id,
         1
@@ -771,14 +704,8 @@ async fn failures_retry_and_counts() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(
-        store.ticket_state(k(4)).await.unwrap(),
-        Some(TicketState::Pending)
-    );
-    assert_eq!(
-        store.ticket_state(k(3)).await.unwrap(),
-        Some(TicketState::Loaded)
-    );
+    assert_eq!(state_of(&store, k(4)).await, Some(TicketState::Pending));
+    assert_eq!(state_of(&store, k(3)).await, Some(TicketState::Loaded));
     assert_eq!(
         store
             .retry_failed(&RetryFilter {
@@ -837,61 +764,28 @@ async fn failures_retry_and_counts() {
 async fn changed_while_loading_is_loaded_again() {
     let (_dir, store) = fresh().await;
     let key = TicketKey::new(1, 1);
-    store
-        .record_page(1, 1, &[listed(1, "v1")], None)
-        .await
-        .unwrap();
-    store
-        .save_details(&[(ticket(1, 1, 2), "{}")])
-        .await
-        .unwrap();
+    list_page(&store, 1, 1, &[listed(1, "v1")], None).await;
+    extracted(&store, &[ticket(1, 1, 2)]).await;
     assert_eq!(store.claim_for_load(1).await.unwrap(), vec![key]);
     // the source changes while the loader holds it: fetched again, but no second claim
-    let out = store
-        .record_page(1, 2, &[listed(1, "v2")], None)
-        .await
-        .unwrap();
+    let out = list_page(&store, 1, 2, &[listed(1, "v2")], None).await;
     assert_eq!(out.to_fetch, vec![key]);
-    assert_eq!(
-        store.ticket_state(key).await.unwrap(),
-        Some(TicketState::Loading)
-    );
-    store
-        .save_details(&[(ticket(1, 1, 3), "{}")])
-        .await
-        .unwrap();
+    assert_eq!(state_of(&store, key).await, Some(TicketState::Loading));
+    extracted(&store, &[ticket(1, 1, 3)]).await;
     assert!(store.claim_for_load(5).await.unwrap().is_empty());
     store.mark_loaded(key).await.unwrap();
-    assert_eq!(
-        store.ticket_state(key).await.unwrap(),
-        Some(TicketState::Extracted)
-    );
+    assert_eq!(state_of(&store, key).await, Some(TicketState::Extracted));
     assert_eq!(store.claim_for_load(5).await.unwrap(), vec![key]);
     store.mark_loaded(key).await.unwrap();
-    assert_eq!(
-        store.ticket_state(key).await.unwrap(),
-        Some(TicketState::Loaded)
-    );
+    assert_eq!(state_of(&store, key).await, Some(TicketState::Loaded));
 
     // changed while loading, then a crash before the detail came: startup sends it to pending
-    store
-        .record_page(1, 3, &[listed(1, "v3")], None)
-        .await
-        .unwrap();
-    store
-        .save_details(&[(ticket(1, 1, 3), "{}")])
-        .await
-        .unwrap();
+    list_page(&store, 1, 3, &[listed(1, "v3")], None).await;
+    extracted(&store, &[ticket(1, 1, 3)]).await;
     store.claim_for_load(1).await.unwrap();
-    store
-        .record_page(1, 4, &[listed(1, "v4")], None)
-        .await
-        .unwrap();
+    list_page(&store, 1, 4, &[listed(1, "v4")], None).await;
     store.release_loading().await.unwrap();
-    assert_eq!(
-        store.ticket_state(key).await.unwrap(),
-        Some(TicketState::Pending)
-    );
+    assert_eq!(state_of(&store, key).await, Some(TicketState::Pending));
     assert_eq!(store.pending_tickets(5).await.unwrap(), vec![key]);
 }
 
@@ -1029,49 +923,25 @@ async fn accounts_are_recorded_and_retarget_forgets_the_old_target_only() {
         .unwrap();
     store.claim_for_load(10).await.unwrap();
     for i in [1, 2] {
-        let c = store
-            .open_intent(k(i), IntentStep::Create, "h")
-            .await
-            .unwrap();
+        let c = open(&store, k(i), IntentStep::Create, "h").await;
         let case = CaseRef {
             case_id: 100 + i,
             case_number: format!("n{i}"),
             user_id: 7,
         };
-        store
-            .complete_intent(c, IntentResult::Case(case))
-            .await
-            .unwrap();
+        complete(&store, c, IntentResult::Case(case)).await;
     }
-    let m = store
-        .open_intent(k(1), IntentStep::Message(101), "h")
-        .await
-        .unwrap();
-    store
-        .complete_intent(
-            m,
-            IntentResult::Message {
-                source_id: 101,
-                deskie_id: 9,
-            },
-        )
-        .await
-        .unwrap();
-    let u = store
-        .open_intent(k(1), IntentStep::Update, "h")
-        .await
-        .unwrap();
-    store.complete_intent(u, IntentResult::Final).await.unwrap();
+    let m = open(&store, k(1), IntentStep::Message(101), "h").await;
+    complete(&store, m, sent(101, 9)).await;
+    let u = open(&store, k(1), IntentStep::Update, "h").await;
+    complete(&store, u, IntentResult::Final).await;
     store.mark_loaded(k(1)).await.unwrap();
     store
         .record_failure(k(2), &fail(Stage::Load, FailureClass::Permanent, "400"))
         .await
         .unwrap();
     store.mark_skipped(k(4), "skip").await.unwrap();
-    store
-        .open_intent(k(6), IntentStep::Create, "h")
-        .await
-        .unwrap();
+    open(&store, k(6), IntentStep::Create, "h").await;
     // 5 goes back to extracted (it was claimed above); 6 stays loading with its open intent
     assert_eq!(store.release_loading().await.unwrap(), 2);
     store.claim_for_load(1).await.unwrap();
@@ -1096,7 +966,7 @@ async fn accounts_are_recorded_and_retarget_forgets_the_old_target_only() {
     assert_eq!(store.account(Side::Desk360).await.unwrap(), Some(source));
     for i in [1, 2, 4, 5, 6] {
         assert_eq!(
-            store.ticket_state(k(i)).await.unwrap(),
+            state_of(&store, k(i)).await,
             Some(TicketState::Extracted),
             "ticket {i}"
         );
@@ -1105,14 +975,8 @@ async fn accounts_are_recorded_and_retarget_forgets_the_old_target_only() {
         assert!(state.open_intents.is_empty() && !state.previously_loaded);
     }
     // extraction is kept: the extract failure and the pending ticket stay as they were
-    assert_eq!(
-        store.ticket_state(k(3)).await.unwrap(),
-        Some(TicketState::Failed)
-    );
-    assert_eq!(
-        store.ticket_state(k(7)).await.unwrap(),
-        Some(TicketState::Pending)
-    );
+    assert_eq!(state_of(&store, k(3)).await, Some(TicketState::Failed));
+    assert_eq!(state_of(&store, k(7)).await, Some(TicketState::Pending));
     assert!(store.open_intents().await.unwrap().is_empty());
     assert_eq!(store.failed_tickets().await.unwrap().len(), 1);
     // and it survives a reopen
@@ -1130,10 +994,7 @@ async fn retry_failed_requeues_extraction_failures_for_the_next_extraction() {
     let k = |i| TicketKey::new(2, i);
     let page: Vec<_> = (1..=3).map(|i| listed(i, "u")).collect();
     store.record_page(2, 1, &page, None).await.unwrap();
-    store
-        .save_details(&[(ticket(2, 1, 2), "{}")])
-        .await
-        .unwrap();
+    extracted(&store, &[ticket(2, 1, 2)]).await;
     // 2: the detail was a 404 (permanent); 3: timed out (transient)
     store
         .record_failure(k(2), &fail(Stage::Extract, FailureClass::Permanent, "404"))
@@ -1164,10 +1025,7 @@ async fn retry_failed_requeues_extraction_failures_for_the_next_extraction() {
     assert!(store.failed_tickets().await.unwrap().is_empty());
     assert!(store.claim_for_load(10).await.unwrap() == vec![k(1)]);
     // Fetched now: extracted, and its old failure is gone for good.
-    store
-        .save_details(&[(ticket(2, 2, 2), "{}"), (ticket(2, 3, 1), "{}")])
-        .await
-        .unwrap();
+    extracted(&store, &[ticket(2, 2, 2), ticket(2, 3, 1)]).await;
     assert_eq!(store.claim_for_load(10).await.unwrap(), vec![k(2), k(3)]);
     assert!(store.failures().await.unwrap().is_empty());
 }
@@ -1265,10 +1123,7 @@ async fn completions_join_the_group_commit_and_are_committed_when_answered() {
         let again = again.clone();
         tasks.spawn(async move {
             let key = TicketKey::new(1, t);
-            let create = store
-                .open_intent(key, IntentStep::Create, "h")
-                .await
-                .unwrap();
+            let create = open(&store, key, IntentStep::Create, "h").await;
             // Two answers for one create race: exactly one case is recorded.
             let (a, b) = tokio::join!(
                 store.complete_intent(create, IntentResult::Case(case(t, 1))),
@@ -1282,31 +1137,10 @@ async fn completions_join_the_group_commit_and_are_committed_when_answered() {
             // Answered means committed: another connection sees it.
             assert_eq!(again.load_ticket(key).await.unwrap().case, Some(won));
             let source_id = t * 100 + 1;
-            let message = store
-                .open_intent(key, IntentStep::Message(source_id), "m")
-                .await
-                .unwrap();
-            store
-                .complete_intent(
-                    message,
-                    IntentResult::Message {
-                        source_id,
-                        deskie_id: 5000 + t,
-                    },
-                )
-                .await
-                .unwrap();
+            let message = open(&store, key, IntentStep::Message(source_id), "m").await;
+            complete(&store, message, sent(source_id, 5000 + t)).await;
             // The same answer again is a no-op; a result that does not fit the step is refused.
-            store
-                .complete_intent(
-                    message,
-                    IntentResult::Message {
-                        source_id,
-                        deskie_id: 5000 + t,
-                    },
-                )
-                .await
-                .unwrap();
+            complete(&store, message, sent(source_id, 5000 + t)).await;
             assert!(matches!(
                 store
                     .complete_intent(message, IntentResult::Final)
@@ -1368,25 +1202,15 @@ async fn load_ticket_lists_abandoned_intents() {
             .abandoned
             .is_empty()
     );
-    let first = bounded(store.open_intent(key, IntentStep::Create, "h"))
-        .await
-        .unwrap();
+    let first = open(&store, key, IntentStep::Create, "h").await;
     bounded(store.abandon_intent(first)).await.unwrap();
-    let second = bounded(store.open_intent(key, IntentStep::Create, "h"))
-        .await
-        .unwrap();
+    let second = open(&store, key, IntentStep::Create, "h").await;
     bounded(store.abandon_intent(second)).await.unwrap();
-    let note = bounded(store.open_intent(key, IntentStep::Note(7), "n"))
-        .await
-        .unwrap();
+    let note = open(&store, key, IntentStep::Note(7), "n").await;
     bounded(store.abandon_intent(note)).await.unwrap();
     // open and done intents, and another ticket's, are not listed
-    bounded(store.open_intent(key, IntentStep::Create, "h"))
-        .await
-        .unwrap();
-    let other = bounded(store.open_intent(TicketKey::new(1, 2), IntentStep::Create, "h"))
-        .await
-        .unwrap();
+    open(&store, key, IntentStep::Create, "h").await;
+    let other = open(&store, TicketKey::new(1, 2), IntentStep::Create, "h").await;
     bounded(store.abandon_intent(other)).await.unwrap();
     let mut abandoned = bounded(store.load_ticket(key)).await.unwrap().abandoned;
     abandoned.sort();
