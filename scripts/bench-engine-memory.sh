@@ -20,7 +20,7 @@ for n in "${@:-5000 20000}"; do
   sandbox_pid=$!
   for _ in $(seq 1 600); do grep -q 'serving until Ctrl-C' "$work/sandbox.out" 2>/dev/null && break; sleep 0.2; done
   sed -n '/^----8<----$/,/^----8<----$/p' "$work/sandbox.out" | sed '1d;$d' \
-    | sed "s#^path = .*#path = \"$work/store-$n.sqlite\"#" > "$work/c.toml"
+    | sed "s#^path = .*#path = \"$work/store-$mode-$n.sqlite\"#" > "$work/c.toml"
   printf '[run]\nconcurrency = 16\nextract_concurrency = 16\n' >> "$work/c.toml"
   # urls: attachment_urls instead of uploads (no file byte passes through the engine).
   printf '[attachments]\nmode = "%s"\n' "$mode" >> "$work/c.toml"
