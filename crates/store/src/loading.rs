@@ -808,14 +808,7 @@ async fn loaded_op(
     if done.rows_affected() == 0 {
         return Ok(Err(StoreError::NotFound(format!("ticket {key}"))));
     }
-    crate::rows::on_ticket(
-        tx,
-        key,
-        sqlx::query(
-            "DELETE FROM failures WHERE product_id = ? AND ticket_id = ? AND stage = 'load'",
-        ),
-    )
-    .await?;
+    crate::rows::forget_failures(tx, key, crate::Stage::Load).await?;
     Ok(Ok(()))
 }
 
