@@ -462,13 +462,47 @@ enum Next {
     Interrupted,
 }
 
-/// Writes what is missing of the plan, up to (not including) the final update.
+/// Writes what is missing of the plan, up to (not including) the final update. Returns once
+/// every completion of its writes is committed, whatever the outcome.
 async fn load_plan(
     ctx: &Ctx,
     client: &DeskieClient,
     key: TicketKey,
     state: &mut LoadState,
     plan: &CasePlan,
+) -> std::result::Result<Next, WriteError> {
+    let mut owed = Owed::default();
+    let next = write_plan(ctx, client, key, state, plan, &mut owed).await;
+    // A completion that cannot be recorded stops the run whatever the plan's outcome was.
+    owed.settle(ctx).await?;
+    next
+}
+
+/// The completion of a ticket's latest write, queued for the next group commit but not yet
+/// known to be committed ([`Store::complete_intent_deferred`]): it rides in the commit of the
+/// ticket's next request (usually the next write's intent) instead of a commit of its own.
+/// Settled before the next write is sent, and before anything that reads what it records.
+#[derive(Default)]
+struct Owed(Option<store::PendingCompletion>);
+
+impl Owed {
+    /// Waits for the owed completion's commit (committing it if nobody has) and its answer.
+    async fn settle(&mut self, ctx: &Ctx) -> std::result::Result<(), WriteError> {
+        if let Some(pending) = self.0.take() {
+            ctx.store.settle(pending).await?;
+        }
+        Ok(())
+    }
+}
+
+/// [`load_plan`]'s writes; leaves the completion of the last one owed.
+async fn write_plan(
+    ctx: &Ctx,
+    client: &DeskieClient,
+    key: TicketKey,
+    state: &mut LoadState,
+    plan: &CasePlan,
+    owed: &mut Owed,
 ) -> std::result::Result<Next, WriteError> {
     // First settle whatever is in flight from an earlier attempt or a killed process.
     if !state.open_intents.is_empty() {
@@ -498,7 +532,7 @@ async fn load_plan(
                 &plan.create.attachment_urls,
             )
             .await?;
-            let c = create_case(ctx, client, state, plan).await?;
+            let c = create_case(ctx, client, state, plan, owed).await?;
             state.case = Some(c.clone());
             c
         }
@@ -521,7 +555,7 @@ async fn load_plan(
             };
             record_linked(ctx, state, false, step.source_id(), &urls).await?;
         }
-        let info = write_step(ctx, client, state, plan, &case, step).await?;
+        let info = write_step(ctx, client, state, plan, &case, step, owed).await?;
         state.sent.insert(step.source_id(), info.message_id);
         let written = Written {
             source_id: step.source_id(),
@@ -529,10 +563,17 @@ async fn load_plan(
             html: step.content(),
             note: step.is_note(),
         };
+        if plan.rehost.contains_key(&written.source_id) {
+            // The edit's journal names the written message: its completion comes first.
+            owed.settle(ctx).await?;
+        }
         rehost_written(ctx, client, key, plan, case.case_id, written).await?;
     }
     // Inline-image edits still owed by written messages (the first message's, and any a kill
     // or a stop left between a write and its edit).
+    if !plan.rehost.is_empty() {
+        owed.settle(ctx).await?;
+    }
     settle_rehost(ctx, client, key, state, plan, &case).await?;
 
     // A reply written in this pass makes the status uncertain again, even when an earlier final
@@ -780,6 +821,7 @@ async fn create_case(
     client: &DeskieClient,
     state: &LoadState,
     plan: &CasePlan,
+    owed: &mut Owed,
 ) -> std::result::Result<CaseRef, WriteError> {
     let key = state.ticket.key;
     may_journal(ctx, state, IntentStep::Create)?;
@@ -796,11 +838,24 @@ async fn create_case(
     };
     // Inline images of the first message are re-pointed by `settle_rehost`, which reads the new
     // case's first message (the create's answer is the case, not its message).
-    let case = journaled(ctx, key, IntentStep::Create, request, send, |case| {
+    let journal = Journal {
+        key,
+        step: IntentStep::Create,
+        request,
+    };
+    let case = journaled(ctx, journal, owed, send, |case| {
         IntentResult::Case(case_ref(case))
     })
     .await?;
     Ok(case_ref(&case))
+}
+
+/// What one journaled write is: the ticket, the step, and the request as sent (its hash is the
+/// intent's, and a refused request is kept with the failure).
+struct Journal {
+    key: TicketKey,
+    step: IntentStep,
+    request: String,
 }
 
 /// Sends one create / reply / note through the journal: the intent is durable before the request
@@ -809,11 +864,14 @@ async fn create_case(
 /// the intent open and parks the ticket until the request can no longer land
 /// (`[run] reconcile_settle`); `reconcile_open` settles it then. The final update is idempotent
 /// and bulk, and has its own path (`send_finals`).
+///
+/// The completion is left `owed`: it is committed with the ticket's next request, and the
+/// previous write's owed completion is settled here, after this write's intent was committed
+/// (in the same transaction or after it) and before this write is sent.
 async fn journaled<T, F, Fut>(
     ctx: &Ctx,
-    key: TicketKey,
-    step: IntentStep,
-    request: String,
+    journal: Journal,
+    owed: &mut Owed,
     send: F,
     result_of: impl FnOnce(&T) -> IntentResult,
 ) -> std::result::Result<T, WriteError>
@@ -821,15 +879,27 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = deskie::Result<T>>,
 {
-    let intent = ctx
+    let Journal { key, step, request } = journal;
+    let opened = ctx
         .store
         .open_intent(key, step, &payload_hash(&request))
-        .await?;
+        .await;
+    if let Err(e) = owed.settle(ctx).await {
+        // The previous completion was refused: this write is not sent.
+        if let Ok(intent) = opened
+            && let Err(abandon) = ctx.store.abandon_intent(intent).await
+        {
+            tracing::warn!(ticket = %key, %step, error = %abandon, "an unsent write's intent stays open; the next run reconciles it");
+        }
+        return Err(e);
+    }
+    let intent = opened?;
     match send().await {
         Ok(answer) => {
-            ctx.store
-                .complete_intent(intent, result_of(&answer))
-                .await?;
+            owed.0 = Some(
+                ctx.store
+                    .complete_intent_deferred(intent, result_of(&answer)),
+            );
             Progress::add(&ctx.progress.writes, 1);
             Ok(answer)
         }
@@ -901,6 +971,7 @@ async fn write_step(
     plan: &CasePlan,
     case: &CaseRef,
     step: &Step,
+    owed: &mut Owed,
 ) -> std::result::Result<MessageInfo, WriteError> {
     let key = state.ticket.key;
     let intent_step = if step.is_note() {
@@ -930,11 +1001,14 @@ async fn write_step(
         }
     };
     let source_id = step.source_id();
-    journaled(ctx, key, intent_step, request_json, send, |info| {
-        IntentResult::Message {
-            source_id,
-            deskie_id: info.message_id,
-        }
+    let journal = Journal {
+        key,
+        step: intent_step,
+        request: request_json,
+    };
+    journaled(ctx, journal, owed, send, |info| IntentResult::Message {
+        source_id,
+        deskie_id: info.message_id,
     })
     .await
 }

@@ -86,6 +86,7 @@ pub use files::{
     FileMode, FileOutcome, FileRecord, FileRow, LinkCheck, RehostEdit, RehostTotals, SampledLink,
 };
 pub use history::{HistoryMark, Throughput};
+pub use loading::PendingCompletion;
 pub use lock::StoreLock;
 pub use preflight::{
     PreflightRecord, ProbeId, ProbeRecord, RollbackId, RollbackIntent, TRIAL_BATCH_PAGE,

@@ -227,9 +227,15 @@ impl Store {
         &self,
         op: Op,
         reply: Reply,
-        mut answer: oneshot::Receiver<Result<T>>,
+        answer: oneshot::Receiver<Result<T>>,
     ) -> Result<T> {
         self.intents.push(Queued { op, reply });
+        self.answered(answer).await
+    }
+
+    /// The answer to a queued request: from the commit of whoever takes it, or from this
+    /// caller's own commit of everything waiting when no committer is running.
+    async fn answered<T>(&self, mut answer: oneshot::Receiver<Result<T>>) -> Result<T> {
         let committer = tokio::select! {
             biased;
             answered = &mut answer => return answered.map_err(|_| lost_request())?,
@@ -328,9 +334,44 @@ impl Store {
     /// transaction of its own; returns once that commit is done, so the caller's next step sees
     /// it and the id map is never behind what the caller goes on to do.
     pub async fn complete_intent(&self, id: IntentId, result: IntentResult) -> Result<()> {
+        let pending = self.complete_intent_deferred(id, result);
+        self.settle(pending).await
+    }
+
+    /// Queues the completion of `id` (as [`Store::complete_intent`] records it) for the next
+    /// group commit, without waiting for that commit: the caller goes on with its next request,
+    /// and that request, or any other caller's, carries the completion into the same or an
+    /// earlier transaction (the queue is committed in arrival order, so nothing the caller asks
+    /// afterwards is committed before it).
+    ///
+    /// Why: a ticket's writes alternate completion and intent. Waiting for each completion gives
+    /// each its own group commit; deferred, the completion of one write rides in the durable
+    /// commit of the next write's intent, which saves a transaction (and two thread hand-offs)
+    /// a write when few tickets are in flight (BENCHMARKS.md, "Local cost").
+    ///
+    /// The answer (a refused completion is an error, as for `complete_intent`) is read with
+    /// [`Store::settle`], which commits the completion itself when nobody else has. A pending
+    /// completion that is never settled is still committed by the next group commit of anyone,
+    /// or lost with the process, which leaves its intent open to be reconciled like a write
+    /// whose answer never came.
+    pub fn complete_intent_deferred(
+        &self,
+        id: IntentId,
+        result: IntentResult,
+    ) -> PendingCompletion {
         let (reply, answer) = oneshot::channel();
-        self.submit(Op::Complete { id, result }, Reply::Done(reply), answer)
-            .await
+        self.intents.push(Queued {
+            op: Op::Complete { id, result },
+            reply: Reply::Done(reply),
+        });
+        PendingCompletion { answer }
+    }
+
+    /// Waits until a deferred completion is committed (committing it when no group commit has
+    /// taken it yet) and returns its answer. After a later request of the same caller was
+    /// answered, this returns at once.
+    pub async fn settle(&self, pending: PendingCompletion) -> Result<()> {
+        self.answered(pending.answer).await
     }
 
     /// Closes an intent whose write is known not to have happened (refused by Deskie, or not
@@ -496,6 +537,14 @@ impl IntentQueue {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
     }
+}
+
+/// A completion queued by [`Store::complete_intent_deferred`], not yet known to be committed:
+/// [`Store::settle`] gives its answer.
+#[must_use = "a deferred completion's answer (it may be refused) is read with `Store::settle`"]
+#[derive(Debug)]
+pub struct PendingCompletion {
+    answer: oneshot::Receiver<Result<()>>,
 }
 
 /// One caller's request, waiting for its batch's commit.

@@ -369,6 +369,64 @@ async fn save_details_keeps_every_text_and_the_last_detail_of_a_ticket() {
     assert!(bounded(store.failures()).await.unwrap().is_empty());
 }
 
+/// A deferred completion is committed by the caller's next request, in the same transaction
+/// or an earlier one: once that request is answered the completion is recorded, and `settle`
+/// answers without a commit of its own. Left alone, `settle` commits it; a refused one is told
+/// by `settle`, as `complete_intent` tells it.
+#[tokio::test]
+async fn a_deferred_completion_rides_with_the_next_request() {
+    let (_dir, store) = fresh().await;
+    let key = TicketKey::new(1, 5);
+    list_page(&store, 1, 1, &[listed(5, "u")], None).await;
+    extracted(&store, &[ticket(1, 5, 3)]).await;
+    let case = CaseRef {
+        case_id: 77,
+        case_number: "1-77".into(),
+        user_id: 8,
+    };
+
+    let create = open(&store, key, IntentStep::Create, "h").await;
+    let pending = store.complete_intent_deferred(create, IntentResult::Case(case.clone()));
+    // Queued only: nothing is committed until a request asks for a commit.
+    assert_eq!(store.open_intents().await.unwrap().len(), 1);
+    assert_eq!(store.load_ticket(key).await.unwrap().case, None);
+    let message = open(&store, key, IntentStep::Message(501), "hm").await;
+    assert_eq!(
+        store.load_ticket(key).await.unwrap().case,
+        Some(case.clone())
+    );
+    // Already answered: a zero timeout would elapse if `settle` had to commit it itself.
+    tokio::time::timeout(std::time::Duration::ZERO, store.settle(pending))
+        .await
+        .expect("answered by the commit of the next request")
+        .unwrap();
+    let still_open: Vec<IntentId> = store
+        .open_intents()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(still_open, vec![message]);
+
+    // Nobody else commits: `settle` does.
+    let pending = store.complete_intent_deferred(message, sent(501, 9001));
+    bounded(store.settle(pending)).await.unwrap();
+    assert!(store.open_intents().await.unwrap().is_empty());
+
+    // A second case for the ticket is refused, and `settle` says so.
+    let again = open(&store, key, IntentStep::Create, "h").await;
+    let pending = store.complete_intent_deferred(
+        again,
+        IntentResult::Case(CaseRef {
+            case_id: 78,
+            ..case
+        }),
+    );
+    let err = bounded(store.settle(pending)).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err}");
+}
+
 #[tokio::test]
 async fn intent_lifecycle() {
     let (dir, store) = fresh().await;
