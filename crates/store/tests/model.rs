@@ -405,14 +405,7 @@ async fn check_everything(store: &Store, m: &Model) {
             "ticket {t}"
         );
     }
-    let mut open: Vec<IntentId> = store
-        .open_intents()
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
-    open.sort();
+    let open = common::open_intent_ids(store).await;
 
     // The running totals (migration 0007's triggers) agree with the tickets: per state with the
     // model, per batch state with the `batch_states` view that derives them from the rows.

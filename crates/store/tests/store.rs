@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{bounded, fresh, listed, raw, ticket};
+use common::{bounded, fresh, listed, open_intent_ids, raw, ticket};
 use model::{Attachment, AttachmentKind, Author, Message, MessageKind, Ticket, TicketKey};
 use store::{
     AccountIdentity, BatchState, CaseRef, FailureClass, FailureRecord, IntentId, IntentResult,
@@ -400,14 +400,7 @@ async fn a_deferred_completion_rides_with_the_next_request() {
         .await
         .expect("answered by the commit of the next request")
         .unwrap();
-    let still_open: Vec<IntentId> = store
-        .open_intents()
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.id)
-        .collect();
-    assert_eq!(still_open, vec![message]);
+    assert_eq!(open_intent_ids(&store).await, vec![message]);
 
     // Nobody else commits: `settle` does.
     let pending = store.complete_intent_deferred(message, sent(501, 9001));

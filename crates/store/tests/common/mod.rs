@@ -114,3 +114,14 @@ pub fn listed(ticket_id: i64, updated_at: &str) -> ListedTicket {
 pub fn raw(t: &Ticket) -> String {
     serde_json::to_string(t).unwrap()
 }
+
+/// The ids of the intents still open, in id order (`Store::open_intents` reads them that way).
+pub async fn open_intent_ids(store: &Store) -> Vec<store::IntentId> {
+    store
+        .open_intents()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect()
+}
