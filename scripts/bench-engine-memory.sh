@@ -6,6 +6,7 @@
 #
 #   scripts/bench-engine-memory.sh 20000 200000
 #   MODE=urls scripts/bench-engine-memory.sh 5000     # one mode only (default: upload, then urls)
+#   CONCURRENCY=32 MODE=urls scripts/bench-engine-memory.sh 5000   # cases in flight (default 16)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p deskie-import --bin deskie-import
@@ -21,7 +22,7 @@ for n in "${@:-5000 20000}"; do
   for _ in $(seq 1 600); do grep -q 'serving until Ctrl-C' "$work/sandbox.out" 2>/dev/null && break; sleep 0.2; done
   sed -n '/^----8<----$/,/^----8<----$/p' "$work/sandbox.out" | sed '1d;$d' \
     | sed "s#^path = .*#path = \"$work/store-$mode-$n.sqlite\"#" > "$work/c.toml"
-  printf '[run]\nconcurrency = 16\nextract_concurrency = 16\n' >> "$work/c.toml"
+  printf '[run]\nconcurrency = %s\nextract_concurrency = 16\n' "${CONCURRENCY:-16}" >> "$work/c.toml"
   # urls: attachment_urls instead of uploads (no file byte passes through the engine).
   printf '[attachments]\nmode = "%s"\n' "$mode" >> "$work/c.toml"
   chmod 600 "$work/c.toml"
